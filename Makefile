@@ -1,0 +1,41 @@
+# Makefile - the front door: `make run`, `make test`, `make bench`. Meson does the building.
+.PHONY: all build build-san run test bench clean format
+
+all: build
+
+build/build.ninja:
+	meson setup build --buildtype=debugoptimized -Dtests=enabled
+
+# The binaries land in build/ itself: build/aeid and build/aei.
+build: build/build.ninja
+	ninja -C build
+	ln -sf src/server/aeid build/aeid
+	ln -sf src/cli/aei build/aei
+
+build-san/build.ninja:
+	meson setup build-san --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -Dtests=enabled
+
+build-san: build-san/build.ninja
+	ninja -C build-san
+	ln -sf src/server/aeid build-san/aeid
+	ln -sf src/cli/aei build-san/aei
+
+run:
+	scripts/bootstrap.sh
+	$(MAKE) build
+	scripts/run.sh
+
+test:
+	scripts/bootstrap.sh
+	scripts/test.sh
+
+bench:
+	scripts/bootstrap.sh
+	$(MAKE) build
+	scripts/bench.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-san

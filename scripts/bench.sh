@@ -1,0 +1,331 @@
+#!/usr/bin/env bash
+# bench.sh - heartbeat-ingest benchmark: nginx's 204 as the ceiling, then aeid on SQLite and
+# PostgreSQL; writes bench/results/heartbeat-ingest-<UTC date>.{json,md} and latest.md.
+#
+# Run by `make bench` after `make build`. Benchmarks record numbers and never fail on slow ones;
+# the script exits non-zero only when something could not run at all.
+#
+# Environment (all optional): BENCH_DURATION (seconds per run, default 10), BENCH_WARMUP (1),
+# BENCH_AGENTS (100), BENCH_BAR_RATE (the modest open-loop rate of scenario a, default 1000),
+# BENCH_STORES ("sqlite postgresql"), BENCH_OUT (bench/results), AEI, AEID, NGINX (binaries).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# build/aei and build/aeid; meson may leave them in build/src/<dir>/ instead.
+first_of() {
+    local f
+    for f in "$@"; do
+        [ -x "$f" ] && { echo "$f"; return 0; }
+    done
+    echo "$1"
+}
+AEI=${AEI:-$(first_of "$ROOT/build/aei" "$ROOT/build/src/cli/aei")}
+AEID=${AEID:-$(first_of "$ROOT/build/aeid" "$ROOT/build/src/server/aeid")}
+NGINX=${NGINX:-/usr/sbin/nginx}
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-1}
+AGENTS=${BENCH_AGENTS:-100}
+BAR_RATE=${BENCH_BAR_RATE:-1000}
+STORES=${BENCH_STORES:-sqlite postgresql}
+OUT=${BENCH_OUT:-$ROOT/bench/results}
+
+die() {
+    echo "bench.sh: $*" >&2
+    exit 1
+}
+
+[ -x "$AEI" ] || die "no $AEI; run 'make build' first"
+[ -x "$AEID" ] || die "no $AEID; run 'make build' first"
+[ -x "$NGINX" ] || die "no nginx at $NGINX; run scripts/bootstrap.sh (package nginx-light)"
+command -v python3 >/dev/null ||
+    die "python3 is needed to collect results; run scripts/bootstrap.sh"
+
+tmp=$(mktemp -d /tmp/aei-bench.XXXXXX)
+# PostgreSQL runs as the postgres user and must reach its data directory inside.
+chmod 755 "$tmp"
+mkdir -p "$tmp/runs"
+nginx_pid=""
+aeid_pid=""
+pg_dir=""
+failed=0
+
+stop_pid() {
+    local pid=$1
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    stop_pid "$aeid_pid"
+    stop_pid "$nginx_pid"
+    if [ -n "$pg_dir" ]; then
+        "$ROOT/scripts/pg.sh" stop "$pg_dir" >/dev/null 2>&1 || true
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# Waits until `pid` accepts TCP connections on `port` (and answers /healthz when `path` is set).
+wait_ready() {
+    local pid=$1 port=$2 path=${3:-}
+    for _ in $(seq 1 150); do
+        kill -0 "$pid" 2>/dev/null || return 1
+        if [ -n "$path" ]; then
+            python3 -c 'import sys, urllib.request as u
+u.urlopen(sys.argv[1], timeout=1).read()' "http://127.0.0.1:$port$path" 2>/dev/null && return 0
+        elif (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# run_bench STORE SCENARIO PORT [aei bench options...]: one recorded run.
+seq_no=0
+run_bench() {
+    local store=$1 scenario=$2 port=$3
+    shift 3
+    seq_no=$((seq_no + 1))
+    local label="$store-$scenario"
+    local file
+    file=$(printf '%s/runs/%02d-%s.json' "$tmp" "$seq_no" "$label")
+    local cmd=("${AEI#"$ROOT"/}" bench --server "127.0.0.1:$port" --agents "$AGENTS"
+        --duration "$DURATION" --warmup "$WARMUP" --label "$label" "$@")
+    echo "== $label: ${cmd[*]}"
+    "$AEI" "${cmd[@]:1}" --quiet --json "$file" || {
+        echo "bench.sh: run $label failed (exit $?)" >&2
+        failed=1
+        return 0
+    }
+    printf '%s\t%s\t%s\t%s\n' "$file" "$store" "$scenario" "${cmd[*]}" >>"$tmp/manifest"
+}
+
+json_field() {
+    python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
+}
+
+# ---- nginx: the ceiling ----
+mkdir -p "$tmp/nginx/tmp"
+nginx_port=$(free_port)
+sed "s/__PORT__/$nginx_port/" "$ROOT/bench/peers/nginx.conf" >"$tmp/nginx/nginx.conf"
+"$NGINX" -p "$tmp/nginx/" -c "$tmp/nginx/nginx.conf" -g 'daemon off;' 2>"$tmp/nginx/stderr" &
+nginx_pid=$!
+wait_ready "$nginx_pid" "$nginx_port" ||
+    die "nginx did not start: $(tail -n 3 "$tmp/nginx/stderr" "$tmp/nginx/error.log" 2>/dev/null)"
+run_bench nginx max "$nginx_port"
+stop_pid "$nginx_pid"
+nginx_pid=""
+nginx_file=$(cut -f1 "$tmp/manifest" 2>/dev/null | head -n 1)
+[ -n "$nginx_file" ] || die "the nginx run produced no result; see the output above"
+nginx_rps=$(json_field "$nginx_file" rps)
+half_rate=$(python3 -c 'import sys; print(max(1, round(float(sys.argv[1]) / 2)))' "$nginx_rps")
+echo "== nginx: $nginx_rps req/s; scenario c targets $half_rate req/s"
+
+# ---- aeid on each store ----
+AEI_TOKEN=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+export AEI_TOKEN
+
+for store in $STORES; do
+    case "$store" in
+    sqlite)
+        db="sqlite:$tmp/bench.db"
+        ;;
+    postgresql)
+        [ -x "$ROOT/scripts/pg.sh" ] || {
+            echo "bench.sh: no scripts/pg.sh; skipping PostgreSQL" >&2
+            failed=1
+            continue
+        }
+        pg_dir="$tmp/pg"
+        db=$("$ROOT/scripts/pg.sh" start "$pg_dir") || {
+            echo "bench.sh: PostgreSQL did not start; skipping it" >&2
+            failed=1
+            continue
+        }
+        ;;
+    *)
+        die "unknown store '$store' in BENCH_STORES; use sqlite and/or postgresql"
+        ;;
+    esac
+    port=$(free_port)
+    "$AEID" --http "127.0.0.1:$port" --db "$db" 2>"$tmp/aeid-$store.log" &
+    aeid_pid=$!
+    if ! wait_ready "$aeid_pid" "$port" /healthz; then
+        echo "bench.sh: aeid did not become ready on $store; its log ends with:" >&2
+        tail -n 5 "$tmp/aeid-$store.log" >&2 || true
+        stop_pid "$aeid_pid"
+        aeid_pid=""
+        failed=1
+        continue
+    fi
+    run_bench "$store" "bar-${BAR_RATE}rps" "$port" --rate "$BAR_RATE"
+    run_bench "$store" max "$port"
+    run_bench "$store" half-nginx "$port" --rate "$half_rate"
+    if ! kill -0 "$aeid_pid" 2>/dev/null; then
+        echo "bench.sh: aeid exited during the $store runs; its log ends with:" >&2
+        tail -n 5 "$tmp/aeid-$store.log" >&2 || true
+        failed=1
+    fi
+    stop_pid "$aeid_pid"
+    aeid_pid=""
+    if [ "$store" = postgresql ]; then
+        "$ROOT/scripts/pg.sh" stop "$pg_dir" >/dev/null 2>&1 || true
+        pg_dir=""
+    fi
+done
+
+# ---- results ----
+mkdir -p "$OUT"
+day=$(date -u +%Y-%m-%d)
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)
+if [ "$commit" != none ] && [ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ]; then
+    commit="$commit-dirty"
+fi
+overrides=$(env | grep -E '^BENCH_[A-Z_]+=' | sort | tr '\n' ' ' || true)
+
+python3 - "$tmp/manifest" "$OUT" "$day" "$commit" "${overrides% }" "$nginx_rps" "$half_rate" <<'EOF'
+import json, os, platform, subprocess, sys
+
+manifest, out, day, commit, overrides, nginx_rps, half_rate = sys.argv[1:8]
+nginx_rps = float(nginx_rps)
+
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+def version(cmd):
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=5)
+        return (r.stdout + r.stderr).strip().splitlines()[0]
+    except Exception:
+        return "unknown"
+
+runs = []
+for line in open(manifest):
+    path, store, scenario, cmd = line.rstrip("\n").split("\t")
+    r = json.load(open(path))
+    runs.append({"label": r["label"], "store": store, "scenario": scenario, "command": cmd,
+                 "mode": r["mode"], "agents": r["agents"], "rate": r["rate"],
+                 "duration_s": r["duration_s"], "warmup_s": r["warmup_s"],
+                 "requests": r["requests"], "ok": r["ok"], "rps": r["rps"],
+                 "p50_ms": r["latency_ms"]["p50"], "p90_ms": r["latency_ms"]["p90"],
+                 "p99_ms": r["latency_ms"]["p99"], "p999_ms": r["latency_ms"]["p999"],
+                 "max_ms": r["latency_ms"]["max"], "errors": r["errors"],
+                 "unsent": r["unsent"]})
+
+command = "make bench" + (f"  ({overrides})" if overrides else "")
+doc = {
+    "benchmark": "heartbeat-ingest",
+    "date": day,
+    "command": command,
+    "machine": {
+        "nproc": os.cpu_count(),
+        "cpu": cpu_model(),
+        "kernel": platform.release(),
+        "git_commit": commit,
+        "nginx": version(["/usr/sbin/nginx", "-v"]),
+        "postgresql": version(["/usr/lib/postgresql/15/bin/postgres", "--version"]),
+    },
+    "nginx_rps": nginx_rps,
+    "half_nginx_rate": int(half_rate),
+    "runs": runs,
+}
+
+summary = {}
+for store in ("sqlite", "postgresql"):
+    by = {r["scenario"]: r for r in runs if r["store"] == store}
+    if not by:
+        continue
+    s = {}
+    mx = by.get("max")
+    if mx:
+        s["max_rps"] = mx["rps"]
+        s["max_p99_ms"] = mx["p99_ms"]
+        s["ratio_to_nginx"] = round(mx["rps"] / nginx_rps, 3) if nginx_rps else None
+    half = by.get("half-nginx")
+    if half:
+        s["half_nginx_rps"] = half["rps"]
+        s["half_nginx_p99_ms"] = half["p99_ms"]
+        s["goal_met"] = (half["p99_ms"] < 10.0 and half["unsent"] * 100 <= half["requests"]
+                         and half["errors"]["total"] == 0)
+    bar = [r for k, r in by.items() if k.startswith("bar-")]
+    if bar:
+        s["bar_rate"] = bar[0]["rate"]
+        s["bar_p99_ms"] = bar[0]["p99_ms"]
+    summary[store] = s
+doc["summary"] = summary
+
+base = os.path.join(out, f"heartbeat-ingest-{day}")
+with open(base + ".json", "w") as f:
+    json.dump(doc, f, indent=2)
+    f.write("\n")
+
+m = doc["machine"]
+lines = [
+    f"# Heartbeat ingest benchmark, {day}",
+    "",
+    f"Produced by `{command}` (scripts/bench.sh) at commit `{commit}` on {m['nproc']} x "
+    f"{m['cpu']}, kernel {m['kernel']}; {m['nginx']}; {m['postgresql']}. "
+    "Client, server and database share the machine over loopback; see bench/README.md.",
+    "",
+    "| store | scenario | mode | agents | target req/s | req/s | p50 ms | p90 ms | p99 ms "
+    "| max ms | errors | unsent |",
+    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+]
+for r in runs:
+    rate = f"{r['rate']:.0f}" if r["mode"] == "open" else "closed loop"
+    lines.append(
+        f"| {r['store']} | {r['scenario']} | {r['mode']} | {r['agents']} | {rate} "
+        f"| {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} "
+        f"| {r['max_ms']:.2f} | {r['errors']['total']} | {r['unsent']} |")
+lines.append("")
+for store, s in summary.items():
+    parts = []
+    if "max_rps" in s:
+        parts.append(f"max {s['max_rps']:.0f} req/s = **{s['ratio_to_nginx']:.2f} x nginx** "
+                     f"({nginx_rps:.0f} req/s), p99 {s['max_p99_ms']:.2f} ms")
+    if "bar_p99_ms" in s:
+        parts.append(f"p99 {s['bar_p99_ms']:.2f} ms at {s['bar_rate']:.0f} req/s")
+    if "half_nginx_p99_ms" in s:
+        verdict = "met" if s["goal_met"] else "not met"
+        parts.append(f"p99 {s['half_nginx_p99_ms']:.2f} ms at {int(half_rate)} req/s "
+                     f"(50% of nginx): goal p99 < 10 ms {verdict}")
+    lines.append(f"- **{store}**: " + "; ".join(parts) + ".")
+lines += ["", "Commands (AEI_TOKEN in the environment):", ""]
+lines += [f"    {r['command']}" for r in runs]
+lines.append("")
+with open(base + ".md", "w") as f:
+    f.write("\n".join(lines))
+
+latest = [
+    "# Latest benchmark",
+    "",
+    f"Newest run: [heartbeat-ingest-{day}.md](heartbeat-ingest-{day}.md) "
+    f"(data: [heartbeat-ingest-{day}.json](heartbeat-ingest-{day}.json)).",
+    "",
+] + [l for l in lines if l.startswith("- **")] + [""]
+with open(os.path.join(out, "latest.md"), "w") as f:
+    f.write("\n".join(latest))
+print("\n".join(lines))
+print(f"bench.sh: wrote {base}.json, {base}.md and {os.path.join(out, 'latest.md')}")
+EOF
+
+[ "$failed" -eq 0 ] || die "some runs could not be made; see the messages above"

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# test.sh - build with AddressSanitizer and UndefinedBehaviorSanitizer, then run every suite:
+# the Criterion unit tests (store tests on SQLite and on PostgreSQL) and the black-box node:test
+# suites against the real aeid on both stores. Ends with one line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+
+passed=0
+failed=0
+tmp=$(mktemp -d /tmp/aei-test.XXXXXX)
+chmod 755 "$tmp" # PostgreSQL runs as the postgres user and must reach $tmp/pg
+cleanup() {
+    scripts/pg.sh stop "$tmp/pg" >/dev/null 2>&1 || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+echo "== build (sanitizers)"
+if ! make --no-print-directory build-san; then
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+echo "== PostgreSQL for the tests"
+if ! pg_url=$(scripts/pg.sh start "$tmp/pg"); then
+    echo "test.sh: could not start PostgreSQL; see the lines above" >&2
+    echo "$passed passed, $((failed + 1)) failed"
+    exit 1
+fi
+psql "$pg_url" -qc "CREATE DATABASE aei_unit" >/dev/null
+unit_pg_url=${pg_url%/postgres}/aei_unit
+
+echo "== unit tests (Criterion)"
+for t in build-san/tests/unit/test_*; do
+    [ -f "$t" ] && [ -x "$t" ] || continue
+    out=$(AEI_TEST_PG_URL=$unit_pg_url "$t" --jobs 1 2>&1)
+    rc=$?
+    line=$(grep -E 'Synthesis: Tested' <<<"$out" | tail -n 1)
+    p=$(sed -nE 's/.*Passing: ([0-9]+).*/\1/p' <<<"$line")
+    f=$(sed -nE 's/.*Failing: ([0-9]+).*Crashing: ([0-9]+).*/\1+\2/p' <<<"$line")
+    p=${p:-0}
+    f=$((${f:-0}))
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        f=1 # it died before or after its tests, e.g. a sanitizer report
+    fi
+    if [ "$f" -ne 0 ]; then
+        echo "$out" | grep -vE '^[0-9T:.-]+Z (info|debug) ' | tail -n 40
+    fi
+    echo "  $(basename "$t"): $p passed, $f failed"
+    passed=$((passed + p))
+    failed=$((failed + f))
+done
+
+echo "== black-box tests (node:test, SQLite and PostgreSQL)"
+if (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error >"$tmp/npm.log" 2>&1); then
+    pgb_url=$(scripts/pg.sh pgbouncer "$tmp/pg" 2>/dev/null || true)
+    AEID=$root/build-san/aeid AEI_TEST_PG_URL=$pg_url AEI_TEST_PGBOUNCER_URL=$pgb_url \
+        node --test --test-reporter=tap tests/e2e/ >"$tmp/e2e.tap" 2>&1
+    grep -E '^not ok|^# (tests|pass|fail)' "$tmp/e2e.tap" | head -n 60
+    if grep -q '^not ok' "$tmp/e2e.tap"; then
+        echo "-- failures in detail:"
+        awk '/^ *not ok/{show=1} show{print} /^ *\.\.\.$/{show=0}' "$tmp/e2e.tap" | head -n 200
+    fi
+    p=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$tmp/e2e.tap" | tail -n 1)
+    f=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$tmp/e2e.tap" | tail -n 1)
+    if [ -z "$p" ]; then
+        echo "test.sh: the node test runner printed no summary:" >&2
+        tail -n 30 "$tmp/e2e.tap" >&2
+        f=$((${f:-0} + 1))
+    fi
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0}))
+else
+    echo "test.sh: npm ci failed in tests/e2e:" >&2
+    tail -n 20 "$tmp/npm.log" >&2
+    failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,19 @@
+/* cli.h - commands of the `aei` command-line tool */
+#ifndef AEI_CLI_CLI_H
+#define AEI_CLI_CLI_H
+
+#include <stdio.h>
+
+/* Exit statuses shared by all commands. */
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAIL 1  /* the command ran but could not do its job */
+#define CLI_EXIT_USAGE 2 /* bad command line */
+
+/*
+ * Each command takes its own argv (argv[0] is the command name) and returns an exit status.
+ * Its help function prints the full usage text to `out`.
+ */
+int bench_main(int argc, char **argv);
+void bench_help(FILE *out);
+
+#endif

@@ -1,0 +1,131 @@
+/* json.c - jansson wrappers whose errors name the line, column or field at fault */
+#include "common/json.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void set(struct problem *pb, const char *code, const char *field)
+{
+    memset(pb, 0, sizeof(*pb));
+    pb->code = code;
+    snprintf(pb->field, sizeof(pb->field), "%s", field);
+}
+
+json_t *json_parse_body(const char *data, size_t len, struct problem *pb)
+{
+    size_t i = 0;
+    while (i < len && strchr(" \t\r\n", data[i]))
+        i++;
+    if (i == len) {
+        set(pb, "empty_body", "");
+        snprintf(pb->message, sizeof(pb->message), "the request body is empty: send a JSON object");
+        return NULL;
+    }
+    json_error_t err;
+    json_t *v = json_loadb(data, len, JSON_REJECT_DUPLICATES, &err);
+    if (!v) {
+        set(pb, "malformed_json", "");
+        pb->line = err.line;
+        pb->column = err.column;
+        snprintf(pb->message, sizeof(pb->message), "malformed JSON at line %d, column %d: %s",
+                 err.line, err.column, err.text);
+        return NULL;
+    }
+    if (json_depth(v) > JSON_MAX_DEPTH) {
+        json_decref(v);
+        set(pb, "malformed_json", "");
+        snprintf(pb->message, sizeof(pb->message),
+                 "JSON nested deeper than %d levels: flatten the document", JSON_MAX_DEPTH);
+        return NULL;
+    }
+    return v;
+}
+
+void json_describe(const json_t *v, char *out, size_t n)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        snprintf(out, n, "an object");
+        break;
+    case JSON_ARRAY:
+        snprintf(out, n, "an array");
+        break;
+    case JSON_STRING: {
+        const char *s = json_string_value(v);
+        size_t len = json_string_length(v);
+        /* Cut long strings short, and never in the middle of a UTF-8 sequence. */
+        size_t cut = len > 40 ? 40 : len;
+        while (cut < len && cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+            cut--;
+        snprintf(out, n, "\"%.*s%s\"", (int)cut, s, cut < len ? "..." : "");
+        break;
+    }
+    case JSON_INTEGER:
+        snprintf(out, n, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        snprintf(out, n, "%.17g", json_real_value(v));
+        break;
+    case JSON_TRUE:
+        snprintf(out, n, "true");
+        break;
+    case JSON_FALSE:
+        snprintf(out, n, "false");
+        break;
+    case JSON_NULL:
+        snprintf(out, n, "null");
+        break;
+    }
+}
+
+void problem_field(struct problem *pb, const char *field, const char *expected, const json_t *got)
+{
+    char desc[64] = "nothing";
+    if (got)
+        json_describe(got, desc, sizeof(desc));
+    set(pb, "invalid_field", field);
+    snprintf(pb->message, sizeof(pb->message), "field %s: expected %s, got %s", field, expected,
+             desc);
+}
+
+int json_depth(const json_t *v)
+{
+    int max = 0;
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *child;
+        json_object_foreach((json_t *)v, key, child)
+        {
+            int d = json_depth(child);
+            if (d > max)
+                max = d;
+        }
+        return max + 1;
+    }
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *child;
+        json_array_foreach(v, i, child)
+        {
+            int d = json_depth(child);
+            if (d > max)
+                max = d;
+        }
+        return max + 1;
+    }
+    return 0;
+}
+
+bool aei_is_valid_id(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '-'))
+            return false;
+        if (n >= 128)
+            return false;
+    }
+    return n >= 1;
+}

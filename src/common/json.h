@@ -1,0 +1,37 @@
+/* json.h - jansson wrappers whose errors name the line, column or field at fault */
+#ifndef AEI_COMMON_JSON_H
+#define AEI_COMMON_JSON_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Deepest nesting of arrays and objects accepted in a request body. */
+#define JSON_MAX_DEPTH 32
+
+/* What was wrong with a piece of input, ready to become an error answer. */
+struct problem {
+    const char *code;  /* stable error code, e.g. "invalid_field" */
+    char message[320]; /* what was wrong and what to do */
+    char field[160];   /* the field path at fault, or "" */
+    int line, column;  /* position in the body for malformed JSON, or 0 */
+};
+
+/* Parses a request body, refusing duplicate keys, NUL characters and nesting deeper than
+ * JSON_MAX_DEPTH. Returns a new reference, or NULL with *pb filled in (code "empty_body" or
+ * "malformed_json"). */
+json_t *json_parse_body(const char *data, size_t len, struct problem *pb);
+
+/* Fills *pb as an "invalid_field" problem: "field F: expected E, got G". */
+void problem_field(struct problem *pb, const char *field, const char *expected, const json_t *got);
+
+/* Writes a short rendering of a JSON value for error messages ("\"high\"", "150", "an object"). */
+void json_describe(const json_t *v, char *out, size_t n);
+
+/* Returns the nesting depth of v (a scalar is 0). */
+int json_depth(const json_t *v);
+
+/* Returns true if s is a valid agent id: 1-128 characters of [A-Za-z0-9._:-]. */
+bool aei_is_valid_id(const char *s);
+
+#endif

@@ -1,0 +1,293 @@
+/* heartbeat.c - the heartbeat schema: validation, and the JSON forms of heartbeats and agents */
+#include "server/heartbeat.h"
+#include "aei/error.h"
+#include "common/time.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const hb_status_names[HB_STATUS_COUNT] = {"idle", "processing", "waiting", "error",
+                                                      "complete"};
+const char *const hb_metric_names[HB_METRIC_COUNT] = {"cpu_pct", "mem_pct", "tokens_per_min",
+                                                      "cost_usd", "confidence"};
+/* Upper bounds of the metrics; -1 means unbounded. All are at least 0. */
+static const double metric_max[HB_METRIC_COUNT] = {100, 100, -1, -1, 100};
+
+#define ID_EXPECTED "a string of 1-128 characters from A-Z a-z 0-9 . _ : -"
+
+int hb_status_parse(const char *s)
+{
+    for (int i = 0; i < HB_STATUS_COUNT; i++)
+        if (strcmp(s, hb_status_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Counts UTF-8 code points (jansson has already checked the encoding). */
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+static char *dup_or_die(const char *s)
+{
+    char *p = strdup(s);
+    if (!p)
+        abort();
+    return p;
+}
+
+static int parse_metrics(const json_t *v, struct heartbeat *hb, struct problem *pb)
+{
+    if (json_is_null(v))
+        return 0;
+    if (!json_is_object(v)) {
+        problem_field(pb, "metrics", "an object", v);
+        return AEI_EINVAL;
+    }
+    const char *key;
+    json_t *m;
+    json_object_foreach((json_t *)v, key, m)
+    {
+        char field[96];
+        snprintf(field, sizeof(field), "metrics.%.80s", key);
+        int i = 0;
+        while (i < HB_METRIC_COUNT && strcmp(key, hb_metric_names[i]) != 0)
+            i++;
+        if (i == HB_METRIC_COUNT) {
+            problem_field(pb, field,
+                          "no such member (metrics has cpu_pct, mem_pct, tokens_per_min, cost_usd, "
+                          "confidence)",
+                          m);
+            return AEI_EINVAL;
+        }
+        if (json_is_null(m))
+            continue;
+        double x = json_number_value(m);
+        if (!json_is_number(m) || x < 0 || (metric_max[i] >= 0 && x > metric_max[i])) {
+            problem_field(pb, field,
+                          metric_max[i] >= 0 ? "a number from 0 to 100" : "a number of at least 0",
+                          m);
+            return AEI_EINVAL;
+        }
+        hb->metric[i] = x;
+        hb->has_metric[i] = true;
+    }
+    return 0;
+}
+
+static int parse_children(const json_t *v, struct heartbeat *hb, struct problem *pb)
+{
+    if (json_is_null(v))
+        return 0;
+    if (!json_is_array(v) || json_array_size(v) > HB_CHILDREN_MAX) {
+        problem_field(pb, "child_agent_ids", "an array of at most 1000 agent ids", v);
+        return AEI_EINVAL;
+    }
+    size_t i;
+    json_t *c;
+    json_array_foreach(v, i, c)
+    {
+        if (!json_is_string(c) || !aei_is_valid_id(json_string_value(c))) {
+            char field[48];
+            snprintf(field, sizeof(field), "child_agent_ids[%zu]", i);
+            problem_field(pb, field, ID_EXPECTED, c);
+            return AEI_EINVAL;
+        }
+    }
+    free(hb->children_json);
+    hb->children_json = json_dumps(v, JSON_COMPACT);
+    return 0;
+}
+
+static int parse_labels(const json_t *v, struct heartbeat *hb, struct problem *pb)
+{
+    if (json_is_null(v))
+        return 0;
+    if (!json_is_object(v) || json_object_size(v) > HB_LABELS_MAX) {
+        problem_field(pb, "labels", "an object of at most 64 string labels", v);
+        return AEI_EINVAL;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)v, key, val)
+    {
+        char field[96];
+        snprintf(field, sizeof(field), "labels.%.80s", key);
+        size_t klen = utf8_chars(key);
+        if (klen == 0 || klen > HB_LABEL_KEY_MAX) {
+            problem_field(pb, field, "a label name of 1-64 characters", NULL);
+            return AEI_EINVAL;
+        }
+        if (!json_is_string(val) || utf8_chars(json_string_value(val)) > HB_LABEL_VALUE_MAX) {
+            problem_field(pb, field, "a string of at most 256 characters", val);
+            return AEI_EINVAL;
+        }
+    }
+    free(hb->labels_json);
+    hb->labels_json = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+    return 0;
+}
+
+/* Checks one top-level member and stores it in hb. */
+static int parse_member(const char *key, const json_t *v, struct heartbeat *hb, struct problem *pb)
+{
+    if (strcmp(key, "agent_id") == 0) {
+        if (!json_is_string(v) || !aei_is_valid_id(json_string_value(v))) {
+            problem_field(pb, key, ID_EXPECTED, v);
+            return AEI_EINVAL;
+        }
+        snprintf(hb->agent_id, sizeof(hb->agent_id), "%s", json_string_value(v));
+    } else if (strcmp(key, "status") == 0) {
+        int st = json_is_string(v) ? hb_status_parse(json_string_value(v)) : -1;
+        if (st < 0) {
+            problem_field(pb, key, "one of idle, processing, waiting, error, complete", v);
+            return AEI_EINVAL;
+        }
+        hb->status = (enum hb_status)st;
+    } else if (strcmp(key, "metrics") == 0) {
+        return parse_metrics(v, hb, pb);
+    } else if (strcmp(key, "parent_agent_id") == 0) {
+        if (json_is_null(v))
+            return 0;
+        if (!json_is_string(v) || !aei_is_valid_id(json_string_value(v))) {
+            problem_field(pb, key, ID_EXPECTED " or null", v);
+            return AEI_EINVAL;
+        }
+        hb->parent_agent_id = dup_or_die(json_string_value(v));
+    } else if (strcmp(key, "child_agent_ids") == 0) {
+        return parse_children(v, hb, pb);
+    } else if (strcmp(key, "timestamp") == 0) {
+        if (json_is_null(v))
+            return 0;
+        if (!json_is_string(v) || !aei_time_parse(json_string_value(v), &hb->agent_ts)) {
+            problem_field(pb, key, "an RFC 3339 date-time such as \"2026-11-24T15:00:00.123Z\"", v);
+            return AEI_EINVAL;
+        }
+        hb->has_agent_ts = true;
+    } else if (strcmp(key, "name") == 0) {
+        if (json_is_null(v))
+            return 0;
+        if (!json_is_string(v) || utf8_chars(json_string_value(v)) > HB_NAME_MAX) {
+            problem_field(pb, key, "a string of at most 256 characters or null", v);
+            return AEI_EINVAL;
+        }
+        hb->name = dup_or_die(json_string_value(v));
+    } else if (strcmp(key, "labels") == 0) {
+        return parse_labels(v, hb, pb);
+    } else if (strcmp(key, "schema_version") == 0) {
+        if (!json_is_string(v) || strcmp(json_string_value(v), "0") != 0) {
+            problem_field(pb, key, "\"0\" (the only schema version this server speaks)", v);
+            return AEI_EINVAL;
+        }
+    } else {
+        problem_field(pb, key,
+                      "no such member (a heartbeat has agent_id, status, metrics, "
+                      "parent_agent_id, child_agent_ids, timestamp, name, labels, schema_version)",
+                      v);
+        return AEI_EINVAL;
+    }
+    return 0;
+}
+
+int hb_from_json(const json_t *body, struct heartbeat *hb, struct problem *pb)
+{
+    memset(hb, 0, sizeof(*hb));
+    hb->status = HB_STATUS_COUNT;
+    if (!json_is_object(body)) {
+        problem_field(pb, "(body)", "a JSON object", body);
+        return AEI_EINVAL;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)body, key, v)
+    {
+        if (parse_member(key, v, hb, pb) != 0)
+            goto err_clear;
+    }
+    if (hb->agent_id[0] == '\0') {
+        problem_field(pb, "agent_id", ID_EXPECTED, NULL);
+        goto err_clear;
+    }
+    if (hb->status == HB_STATUS_COUNT) {
+        problem_field(pb, "status", "one of idle, processing, waiting, error, complete", NULL);
+        goto err_clear;
+    }
+    if (hb->parent_agent_id && strcmp(hb->parent_agent_id, hb->agent_id) == 0) {
+        problem_field(pb, "parent_agent_id", "an agent other than agent_id itself",
+                      json_object_get(body, "parent_agent_id"));
+        goto err_clear;
+    }
+    if (!hb->children_json)
+        hb->children_json = dup_or_die("[]");
+    if (!hb->labels_json)
+        hb->labels_json = dup_or_die("{}");
+    return 0;
+
+err_clear:
+    hb_clear(hb);
+    return AEI_EINVAL;
+}
+
+static json_t *time_or_null(bool has, int64_t us)
+{
+    if (!has)
+        return json_null();
+    char ts[AEI_TIME_LEN];
+    aei_time_format(us, ts);
+    return json_string(ts);
+}
+
+static json_t *parsed_or(const char *text, json_t *fallback)
+{
+    json_t *v = text ? json_loads(text, 0, NULL) : NULL;
+    if (!v)
+        return fallback;
+    json_decref(fallback);
+    return v;
+}
+
+/* The members both JSON forms share. */
+static json_t *common_json(const struct heartbeat *hb)
+{
+    json_t *metrics = json_object();
+    for (int i = 0; i < HB_METRIC_COUNT; i++)
+        json_object_set_new(metrics, hb_metric_names[i],
+                            hb->has_metric[i] ? json_real(hb->metric[i]) : json_null());
+    return json_pack("{s:s, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "agent_id", hb->agent_id,
+                     "name", hb->name ? json_string(hb->name) : json_null(), "status",
+                     hb_status_names[hb->status], "metrics", metrics, "parent_agent_id",
+                     hb->parent_agent_id ? json_string(hb->parent_agent_id) : json_null(),
+                     "child_agent_ids", parsed_or(hb->children_json, json_array()), "labels",
+                     parsed_or(hb->labels_json, json_object()), "agent_ts",
+                     time_or_null(hb->has_agent_ts, hb->agent_ts), "server_ts",
+                     time_or_null(true, hb->server_ts));
+}
+
+json_t *hb_to_json(const struct heartbeat *hb)
+{
+    return common_json(hb);
+}
+
+json_t *hb_agent_to_json(const struct heartbeat *hb)
+{
+    json_t *o = common_json(hb);
+    json_object_set(o, "last_heartbeat", json_object_get(o, "server_ts"));
+    json_object_del(o, "server_ts");
+    json_object_set_new(o, "first_seen", time_or_null(true, hb->first_seen));
+    json_object_set_new(o, "schema_version", json_string("0"));
+    return o;
+}
+
+void hb_clear(struct heartbeat *hb)
+{
+    free(hb->parent_agent_id);
+    free(hb->children_json);
+    free(hb->name);
+    free(hb->labels_json);
+    memset(hb, 0, sizeof(*hb));
+}

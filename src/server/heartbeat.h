@@ -1,0 +1,56 @@
+/* heartbeat.h - the heartbeat schema: validation, and the JSON forms of heartbeats and agents */
+#ifndef AEI_SERVER_HEARTBEAT_H
+#define AEI_SERVER_HEARTBEAT_H
+
+#include "common/json.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define AEI_ID_MAX 128
+#define HB_NAME_MAX 256
+#define HB_CHILDREN_MAX 1000
+#define HB_LABELS_MAX 64
+#define HB_LABEL_KEY_MAX 64
+#define HB_LABEL_VALUE_MAX 256
+
+enum hb_status { HB_IDLE, HB_PROCESSING, HB_WAITING, HB_ERROR, HB_COMPLETE, HB_STATUS_COUNT };
+enum hb_metric { HB_CPU, HB_MEM, HB_TPM, HB_COST, HB_CONFIDENCE, HB_METRIC_COUNT };
+
+/* One heartbeat as received, or an agent's latest state as stored. Strings are owned. */
+struct heartbeat {
+    int64_t id; /* store row id (history pages), 0 before storing */
+    char agent_id[AEI_ID_MAX + 1];
+    enum hb_status status;
+    double metric[HB_METRIC_COUNT];
+    bool has_metric[HB_METRIC_COUNT];
+    char *parent_agent_id; /* NULL when none */
+    char *children_json;   /* compact JSON array of agent ids */
+    char *name;            /* NULL when none */
+    char *labels_json;     /* compact JSON object of string to string */
+    int64_t server_ts;     /* server clock, microseconds */
+    int64_t agent_ts;      /* the agent's clock, microseconds, if has_agent_ts */
+    bool has_agent_ts;
+    int64_t first_seen; /* agents only: server time of the first heartbeat */
+};
+
+extern const char *const hb_status_names[HB_STATUS_COUNT];
+extern const char *const hb_metric_names[HB_METRIC_COUNT];
+
+/* Returns the status named `s`, or -1. */
+int hb_status_parse(const char *s);
+
+/* Validates a heartbeat body and fills *hb (server_ts is left 0 for the caller to stamp).
+ * Returns 0, or AEI_EINVAL with *pb naming the field at fault. On success the caller releases
+ * hb with hb_clear(). */
+int hb_from_json(const json_t *body, struct heartbeat *hb, struct problem *pb);
+
+/* Returns the JSON of a stored heartbeat (history form). Caller releases with json_decref(). */
+json_t *hb_to_json(const struct heartbeat *hb);
+/* Returns the JSON of an agent's latest state. Caller releases with json_decref(). */
+json_t *hb_agent_to_json(const struct heartbeat *hb);
+
+/* Frees the strings hb owns and zeroes it; safe on a zeroed struct. */
+void hb_clear(struct heartbeat *hb);
+
+#endif

@@ -1,0 +1,810 @@
+/* http.c - the HTTP API on libwebsockets: routing, auth, validation, answers */
+#include "aei/error.h"
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/time.h"
+#include "server/auth.h"
+#include "server/metrics.h"
+#include "server/registry.h"
+#include "server/server.h"
+#include "server/worker.h"
+
+#include <libwebsockets.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Past the body limit, this much more is read and dropped so that the client sees its 413;
+ * a larger body gets the 413 at once and the connection is closed. */
+#define DISCARD_MAX (1024 * 1024)
+/* The most bytes written to a socket in one WRITEABLE callback. */
+#define WRITE_CHUNK 65536
+/* How long a stopping server waits for answers still in flight. */
+#define DRAIN_US (10 * 1000000)
+#define HISTORY_LIMIT_DEFAULT 100
+#define HISTORY_LIMIT_MAX 1000
+
+enum route { R_NONE, R_HEALTHZ, R_METRICS, R_HEARTBEATS, R_AGENTS, R_AGENT, R_AGENT_HEARTBEATS };
+
+/* Route templates, as they appear in metrics; indexed by enum route. */
+static const char *const route_names[] = {
+    "other",
+    "/healthz",
+    "/metrics",
+    "/api/v0/heartbeats",
+    "/api/v0/agents",
+    "/api/v0/agents/{agent_id}",
+    "/api/v0/agents/{agent_id}/heartbeats",
+};
+/* The one method each route answers. */
+static const char *const route_methods[] = {"", "GET", "GET", "POST", "GET", "GET", "GET"};
+
+struct server {
+    struct lws_context *ctx;
+    struct workers *workers;
+    struct registry *registry;
+    struct auth auth;
+    size_t max_body;
+    int64_t last_ts;             /* the last server time stamped; stamps strictly increase */
+    size_t in_flight;            /* requests waiting for a worker */
+    size_t answering;            /* requests whose answer is not fully written */
+    int64_t stop_deadline;       /* monotonic time by which a stopping server gives up waiting */
+    lws_sorted_usec_list_t tick; /* wakes the loop while stopping */
+};
+
+/* One HTTP request, from its headers to its answer. It outlives its connection while a worker
+ * holds its job: `wsi` is then NULL and the completion frees it. */
+struct request {
+    struct server *srv;
+    struct lws *wsi;
+    const char *method;
+    enum route route;
+    char agent_id[AEI_ID_MAX + 1];
+    struct buf body;
+    size_t body_seen;
+    int pending_status; /* an answer decided before the body was read, sent once it is */
+    struct buf pending; /* that answer's body */
+    const char *pending_headers;
+    struct job *job; /* non-NULL while a worker holds it */
+    struct buf out;  /* LWS_PRE spare bytes, then headers and body */
+    size_t out_off;
+    bool answering;
+    bool close_after;
+};
+
+/* Per-connection state that lws allocates for us. */
+struct pss {
+    struct request *req;
+};
+
+static struct server *the_server;
+static volatile sig_atomic_t stop_requested;
+
+void server_stop(void)
+{
+    stop_requested = 1;
+    if (the_server && the_server->ctx)
+        lws_cancel_service(the_server->ctx);
+}
+
+static void request_free(struct request *req)
+{
+    if (!req)
+        return;
+    if (req->answering)
+        req->srv->answering--;
+    buf_free(&req->body);
+    buf_free(&req->pending);
+    buf_free(&req->out);
+    free(req);
+}
+
+/* Builds the whole answer and asks for a WRITEABLE callback to send it. `headers` holds extra
+ * "Name: value\r\n" lines or is NULL. */
+static void answer(struct request *req, int status, const char *ctype, const char *body, size_t len,
+                   const char *headers)
+{
+    struct lws *wsi = req->wsi;
+    unsigned char hdr[1024], *p = hdr, *end = hdr + sizeof(hdr);
+    char clen[24];
+    snprintf(clen, sizeof(clen), "%zu", len);
+    if (lws_add_http_header_status(wsi, (unsigned int)status, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, (const unsigned char *)ctype,
+                                     (int)strlen(ctype), &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
+                                     (const unsigned char *)clen, (int)strlen(clen), &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                     (const unsigned char *)"no-store", 8, &p, end)) {
+        log_error("http: answer headers do not fit");
+        req->close_after = true;
+    }
+    if (req->close_after &&
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5,
+                                     &p, end))
+        log_error("http: answer headers do not fit");
+    buf_reset(&req->out);
+    buf_reserve(&req->out, LWS_PRE + (size_t)(p - hdr) + 256 + len);
+    req->out.len = LWS_PRE;
+    buf_append(&req->out, hdr, (size_t)(p - hdr));
+    if (headers)
+        buf_puts(&req->out, headers);
+    buf_puts(&req->out, "\r\n");
+    buf_append(&req->out, body, len);
+    req->out_off = LWS_PRE;
+    req->answering = true;
+    req->srv->answering++;
+    metrics_count_http(req->method, route_names[req->route], status);
+    lws_callback_on_writable(wsi);
+}
+
+static void answer_json(struct request *req, int status, json_t *doc, const char *headers)
+{
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (!text)
+        abort();
+    answer(req, status, "application/json", text, strlen(text), headers);
+    free(text);
+}
+
+/* Writes the error document {"error": {...}} into out. */
+static void error_body(struct buf *out, const char *code, const char *message,
+                       const struct problem *pb)
+{
+    json_t *err = json_pack("{s:s, s:s}", "code", code, "message", message);
+    if (pb && pb->field[0])
+        json_object_set_new(err, "field", json_string(pb->field));
+    if (pb && pb->line > 0) {
+        json_object_set_new(err, "line", json_integer(pb->line));
+        json_object_set_new(err, "column", json_integer(pb->column));
+    }
+    json_t *doc = json_pack("{s:o}", "error", err);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    buf_reset(out);
+    buf_puts(out, text);
+    free(text);
+}
+
+static void answer_error(struct request *req, int status, const char *code, const char *message,
+                         const char *headers)
+{
+    struct buf b = {0};
+    error_body(&b, code, message, NULL);
+    answer(req, status, "application/json", b.data, b.len, headers);
+    buf_free(&b);
+}
+
+static void answer_problem(struct request *req, const struct problem *pb)
+{
+    struct buf b = {0};
+    error_body(&b, pb->code, pb->message, pb);
+    answer(req, 400, "application/json", b.data, b.len, NULL);
+    buf_free(&b);
+}
+
+/* Decides an error answer now but sends it only after the body has been read, so that the
+ * connection stays usable. */
+static void defer_error(struct request *req, int status, const char *code, const char *message,
+                        const char *headers)
+{
+    req->pending_status = status;
+    req->pending_headers = headers;
+    error_body(&req->pending, code, message, NULL);
+}
+
+static void answer_store_error(struct request *req, int rc)
+{
+    if (rc == AEI_EUNAVAILABLE)
+        answer_error(req, 503, "store_unavailable",
+                     "the store is unavailable right now; retry after the Retry-After delay",
+                     "Retry-After: 1\r\n");
+    else
+        answer_error(req, 500, "internal", "the store failed; see the server log", NULL);
+}
+
+static const char *request_method(struct lws *wsi)
+{
+    static const struct {
+        enum lws_token_indexes token;
+        const char *name;
+    } methods[] = {
+        {WSI_TOKEN_GET_URI, "GET"},       {WSI_TOKEN_POST_URI, "POST"},
+        {WSI_TOKEN_PUT_URI, "PUT"},       {WSI_TOKEN_PATCH_URI, "PATCH"},
+        {WSI_TOKEN_DELETE_URI, "DELETE"}, {WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
+        {WSI_TOKEN_HEAD_URI, "HEAD"},
+    };
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+        if (lws_hdr_total_length(wsi, methods[i].token) > 0)
+            return methods[i].name;
+    return "OTHER";
+}
+
+/* Maps a path to a route; "/api/..." without a version is v0. */
+static enum route match_route(const char *path, char *agent_id)
+{
+    if (strcmp(path, "/healthz") == 0)
+        return R_HEALTHZ;
+    if (strcmp(path, "/metrics") == 0)
+        return R_METRICS;
+    if (strncmp(path, "/api/v0/", 8) == 0)
+        path += 7;
+    else if (strncmp(path, "/api/", 5) == 0)
+        path += 4;
+    else
+        return R_NONE;
+    if (strcmp(path, "/heartbeats") == 0)
+        return R_HEARTBEATS;
+    if (strcmp(path, "/agents") == 0)
+        return R_AGENTS;
+    if (strncmp(path, "/agents/", 8) != 0)
+        return R_NONE;
+    path += 8;
+    size_t n = strcspn(path, "/");
+    if (n == 0 || n > AEI_ID_MAX)
+        return R_NONE;
+    memcpy(agent_id, path, n);
+    agent_id[n] = '\0';
+    if (!aei_is_valid_id(agent_id))
+        return R_NONE;
+    if (path[n] == '\0')
+        return R_AGENT;
+    if (strcmp(path + n, "/heartbeats") == 0)
+        return R_AGENT_HEARTBEATS;
+    return R_NONE;
+}
+
+static void submit(struct request *req, struct job *job)
+{
+    job->owner = req;
+    req->job = job;
+    req->srv->in_flight++;
+    workers_submit(req->srv->workers, job);
+}
+
+static struct job *job_new(enum job_kind kind)
+{
+    struct job *job = calloc(1, sizeof(*job));
+    if (!job)
+        abort();
+    job->kind = kind;
+    return job;
+}
+
+/* Server time for a new heartbeat: the wall clock, nudged so that stamps strictly increase. */
+static int64_t stamp(struct server *srv)
+{
+    int64_t now = aei_now_us();
+    srv->last_ts = now > srv->last_ts ? now : srv->last_ts + 1;
+    return srv->last_ts;
+}
+
+static void post_heartbeat(struct request *req)
+{
+    struct problem pb;
+    json_t *doc = json_parse_body(req->body.data ? req->body.data : "", req->body.len, &pb);
+    if (!doc) {
+        answer_problem(req, &pb);
+        return;
+    }
+    struct job *job = job_new(JOB_PUT_HEARTBEAT);
+    int rc = hb_from_json(doc, &job->hb, &pb);
+    json_decref(doc);
+    if (rc) {
+        job_free(job);
+        answer_problem(req, &pb);
+        return;
+    }
+    job->hb.server_ts = stamp(req->srv);
+    job->received_mono = aei_mono_us();
+    metrics_count_heartbeat();
+    submit(req, job);
+}
+
+/* Reads one query parameter "name=value" fragment by fragment. Returns false if absent. */
+static bool query_param(struct lws *wsi, const char *name, char *out, size_t n)
+{
+    char frag[512];
+    size_t nlen = strlen(name);
+    for (int i = 0; lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i) >= 0;
+         i++) {
+        if (strncmp(frag, name, nlen) == 0 && frag[nlen] == '=') {
+            snprintf(out, n, "%s", frag + nlen + 1);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Checks that every query parameter is one of `known` (NULL-terminated). */
+static const char *unknown_param(struct lws *wsi, const char *const *known, char *frag, size_t n)
+{
+    for (int i = 0; lws_hdr_copy_fragment(wsi, frag, (int)n, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0;
+         i++) {
+        frag[strcspn(frag, "=")] = '\0';
+        bool ok = false;
+        for (const char *const *k = known; *k; k++)
+            ok = ok || strcmp(frag, *k) == 0;
+        if (!ok)
+            return frag;
+    }
+    return NULL;
+}
+
+static bool parse_int64(const char *s, int64_t *out)
+{
+    if (!*s || (*s < '0' || *s > '9'))
+        return false;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (*end || v == LLONG_MAX)
+        return false;
+    *out = v;
+    return true;
+}
+
+static void bad_param(struct request *req, const char *name, const char *expected, const char *got)
+{
+    struct problem pb = {.code = "invalid_parameter"};
+    snprintf(pb.field, sizeof(pb.field), "%s", name);
+    snprintf(pb.message, sizeof(pb.message), "query parameter %s: expected %s, got \"%.60s\"", name,
+             expected, got);
+    struct buf b = {0};
+    error_body(&b, pb.code, pb.message, &pb);
+    answer(req, 400, "application/json", b.data, b.len, NULL);
+    buf_free(&b);
+}
+
+static void get_heartbeats(struct request *req)
+{
+    static const char *const known[] = {"from", "to", "limit", "cursor", NULL};
+    struct lws *wsi = req->wsi;
+    char v[512];
+    const char *unknown = unknown_param(wsi, known, v, sizeof(v));
+    if (unknown) {
+        bad_param(req, unknown, "one of from, to, limit, cursor", unknown);
+        return;
+    }
+    struct job *job = job_new(JOB_LIST_HEARTBEATS);
+    struct hb_query *q = &job->query;
+    q->from = INT64_MIN;
+    q->to = INT64_MAX;
+    q->after_ts = INT64_MIN;
+    q->after_id = INT64_MIN;
+    q->limit = HISTORY_LIMIT_DEFAULT;
+    int64_t n;
+    if (query_param(wsi, "from", v, sizeof(v)) && !aei_time_parse(v, &q->from)) {
+        bad_param(req, "from", "an RFC 3339 date-time (encode + as %2B)", v);
+        goto err_free;
+    }
+    if (query_param(wsi, "to", v, sizeof(v)) && !aei_time_parse(v, &q->to)) {
+        bad_param(req, "to", "an RFC 3339 date-time (encode + as %2B)", v);
+        goto err_free;
+    }
+    if (query_param(wsi, "limit", v, sizeof(v))) {
+        if (!parse_int64(v, &n) || n < 1 || n > HISTORY_LIMIT_MAX) {
+            bad_param(req, "limit", "a whole number from 1 to 1000", v);
+            goto err_free;
+        }
+        q->limit = (int)n;
+    }
+    if (query_param(wsi, "cursor", v, sizeof(v))) {
+        /* A cursor is "<server_ts>-<id>" of the last row of the previous page. */
+        char *dash = strchr(v, '-');
+        if (!dash || (*dash = '\0', !parse_int64(v, &q->after_ts)) ||
+            !parse_int64(dash + 1, &q->after_id)) {
+            if (dash)
+                *dash = '-';
+            bad_param(req, "cursor", "the value of \"next\" from the previous page", v);
+            goto err_free;
+        }
+    }
+    q->limit++; /* one more row tells whether there is a next page */
+    snprintf(job->agent_id, sizeof(job->agent_id), "%s", req->agent_id);
+    submit(req, job);
+    return;
+
+err_free:
+    job_free(job);
+}
+
+static void get_metrics(struct request *req)
+{
+    struct buf b = {0};
+    metrics_render(&b, registry_counts(req->srv->registry));
+    answer(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len, NULL);
+    buf_free(&b);
+}
+
+/* Acts on a request whose headers and body have arrived. */
+static void dispatch(struct request *req)
+{
+    if (req->pending_status) {
+        answer(req, req->pending_status, "application/json", req->pending.data, req->pending.len,
+               req->pending_headers);
+        return;
+    }
+    switch (req->route) {
+    case R_HEALTHZ:
+        answer(req, 200, "application/json", "{\"status\":\"ok\"}", 15, NULL);
+        break;
+    case R_METRICS:
+        get_metrics(req);
+        break;
+    case R_HEARTBEATS:
+        post_heartbeat(req);
+        break;
+    case R_AGENTS:
+        submit(req, job_new(JOB_LIST_AGENTS));
+        break;
+    case R_AGENT: {
+        struct job *job = job_new(JOB_GET_AGENT);
+        snprintf(job->agent_id, sizeof(job->agent_id), "%s", req->agent_id);
+        submit(req, job);
+        break;
+    }
+    case R_AGENT_HEARTBEATS:
+        get_heartbeats(req);
+        break;
+    case R_NONE:
+        break;
+    }
+}
+
+static bool is_json_type(struct lws *wsi)
+{
+    char ct[128];
+    if (lws_hdr_copy(wsi, ct, sizeof(ct), WSI_TOKEN_HTTP_CONTENT_TYPE) <= 0)
+        return false;
+    size_t n = strcspn(ct, ";");
+    while (n && ct[n - 1] == ' ')
+        n--;
+    return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
+}
+
+/* Starts a request when its headers have arrived: auth, route, method, content checks. Errors
+ * are deferred until the body has been read, or sent now when there is none. */
+static int on_headers(struct server *srv, struct lws *wsi, struct pss *pss, const char *uri)
+{
+    struct request *req = calloc(1, sizeof(*req));
+    if (!req)
+        abort();
+    req->srv = srv;
+    req->wsi = wsi;
+    req->method = request_method(wsi);
+    pss->req = req;
+    req->route = match_route(uri, req->agent_id);
+    if (stop_requested)
+        req->close_after = true;
+
+    char clen[24] = "";
+    int64_t body_len = 0;
+    bool chunked = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+    if (lws_hdr_copy(wsi, clen, sizeof(clen), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+        parse_int64(clen, &body_len);
+    bool has_body = body_len > 0 || chunked;
+
+    char authz[1024];
+    int alen = lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION);
+    enum auth_result auth =
+        req->route == R_HEALTHZ ? AUTH_OK : auth_check(&srv->auth, alen > 0 ? authz : NULL);
+    if (auth == AUTH_MISSING) {
+        defer_error(req, 401, "unauthorized",
+                    "this route needs an Authorization: Bearer <token> header",
+                    "WWW-Authenticate: Bearer realm=\"aei\"\r\n");
+    } else if (auth == AUTH_INVALID) {
+        defer_error(req, 401, "invalid_token",
+                    "the bearer token is not valid: check AEI_TOKEN or ask for a new token",
+                    "WWW-Authenticate: Bearer realm=\"aei\", error=\"invalid_token\"\r\n");
+    } else if (req->route == R_NONE) {
+        char msg[320];
+        snprintf(msg, sizeof(msg), "no such route: %s %.200s (see docs/api/openapi.yaml)",
+                 req->method, uri);
+        defer_error(req, 404, "not_found", msg, NULL);
+    } else if (strcmp(req->method, route_methods[req->route]) != 0) {
+        static char allow[R_AGENT_HEARTBEATS + 1][32];
+        char msg[320];
+        snprintf(allow[req->route], sizeof(allow[0]), "Allow: %s\r\n", route_methods[req->route]);
+        snprintf(msg, sizeof(msg), "%s does not answer %s; use %s", route_names[req->route],
+                 req->method, route_methods[req->route]);
+        defer_error(req, 405, "method_not_allowed", msg, allow[req->route]);
+    } else if (req->route == R_HEARTBEATS && !is_json_type(wsi)) {
+        defer_error(req, 415, "unsupported_media_type",
+                    "send the body with Content-Type: application/json", NULL);
+    } else if (req->route == R_HEARTBEATS && body_len > (int64_t)srv->max_body) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the body is %lld bytes; the limit is %zu bytes",
+                 (long long)body_len, srv->max_body);
+        defer_error(req, 413, "payload_too_large", msg, NULL);
+    }
+    if (chunked && !req->pending_status) {
+        /* lws 4.1 does not decode chunked request bodies: refuse them clearly and close. */
+        defer_error(req, 411, "length_required",
+                    "send the body with a Content-Length header; chunked request bodies are not "
+                    "supported",
+                    NULL);
+        req->close_after = true;
+        has_body = false;
+    }
+    if (has_body && body_len > (int64_t)(srv->max_body + DISCARD_MAX)) {
+        /* Too much to read and drop: answer now and close. */
+        req->close_after = true;
+        has_body = false;
+    }
+    if (!has_body)
+        dispatch(req);
+    return 0;
+}
+
+static void on_body(struct request *req, const void *in, size_t len)
+{
+    size_t limit = req->srv->max_body;
+    req->body_seen += len;
+    if (req->pending_status) {
+        if (req->body_seen > limit + DISCARD_MAX && !req->answering) {
+            req->close_after = true;
+            dispatch(req);
+        }
+        return;
+    }
+    if (req->body_seen > limit) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the body is over the limit of %zu bytes", limit);
+        defer_error(req, 413, "payload_too_large", msg, NULL);
+        buf_free(&req->body);
+        return;
+    }
+    buf_append(&req->body, in, len);
+}
+
+/* Sends the next piece of the answer; then readies the connection for the next request. */
+static int on_writeable(struct request *req)
+{
+    if (!req || !req->answering)
+        return 0;
+    struct lws *wsi = req->wsi;
+    size_t left = req->out.len - req->out_off;
+    size_t n = left > WRITE_CHUNK ? WRITE_CHUNK : left;
+    bool last = n == left;
+    if (lws_write(wsi, (unsigned char *)req->out.data + req->out_off, n,
+                  last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+        return -1;
+    req->out_off += n;
+    if (!last) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    bool close = req->close_after;
+    struct pss *pss = lws_wsi_user(wsi);
+    pss->req = NULL;
+    request_free(req);
+    if (close)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static json_t *rows_json(const struct job *job, json_t *(*fn)(const struct heartbeat *), size_t max)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < job->nrows && i < max; i++)
+        json_array_append_new(list, fn(&job->rows[i]));
+    return list;
+}
+
+static void finish_job(struct server *srv, struct job *job)
+{
+    struct request *req = job->owner;
+    req->job = NULL;
+    srv->in_flight--;
+    if (!req->wsi) {
+        request_free(req); /* the client went away */
+        return;
+    }
+    if (job->rc == AEI_ENOTFOUND) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "no agent \"%s\": it has not sent a heartbeat", job->agent_id);
+        answer_error(req, 404, "not_found", msg, NULL);
+        return;
+    }
+    if (job->rc) {
+        answer_store_error(req, job->rc);
+        return;
+    }
+    switch (job->kind) {
+    case JOB_PUT_HEARTBEAT: {
+        registry_update(srv->registry, job->hb.agent_id, job->hb.status);
+        char ts[AEI_TIME_LEN], body[256];
+        aei_time_format(job->hb.server_ts, ts);
+        int n = snprintf(body, sizeof(body),
+                         "{\"agent_id\":\"%s\",\"server_ts\":\"%s\",\"commands\":[]}",
+                         job->hb.agent_id, ts);
+        answer(req, 200, "application/json", body, (size_t)n, NULL);
+        break;
+    }
+    case JOB_LIST_AGENTS:
+        answer_json(req, 200,
+                    json_pack("{s:o}", "agents", rows_json(job, hb_agent_to_json, SIZE_MAX)), NULL);
+        break;
+    case JOB_GET_AGENT:
+        answer_json(req, 200, hb_agent_to_json(&job->rows[0]), NULL);
+        break;
+    case JOB_LIST_HEARTBEATS: {
+        size_t limit = (size_t)job->query.limit - 1;
+        json_t *next = json_null();
+        if (job->nrows > limit) {
+            char cursor[48];
+            const struct heartbeat *last = &job->rows[limit - 1];
+            snprintf(cursor, sizeof(cursor), "%lld-%lld", (long long)last->server_ts,
+                     (long long)last->id);
+            next = json_string(cursor);
+        }
+        answer_json(
+            req, 200,
+            json_pack("{s:o, s:o}", "heartbeats", rows_json(job, hb_to_json, limit), "next", next),
+            NULL);
+        break;
+    }
+    }
+}
+
+/* Takes the jobs the workers finished and answers their requests. */
+static void drain_completions(struct server *srv)
+{
+    struct job *job = workers_take_done(srv->workers);
+    while (job) {
+        struct job *next = job->next;
+        finish_job(srv, job);
+        job_free(job);
+        job = next;
+    }
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct server *srv = the_server;
+    struct pss *pss = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return on_headers(srv, wsi, pss, in ? (const char *)in : "/");
+    case LWS_CALLBACK_HTTP_BODY:
+        if (pss->req)
+            on_body(pss->req, in, len);
+        return 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (pss->req && !pss->req->answering && !pss->req->job)
+            dispatch(pss->req);
+        return 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return on_writeable(pss ? pss->req : NULL);
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (pss && pss->req) {
+            if (pss->req->job)
+                pss->req->wsi = NULL; /* freed when its job comes back */
+            else
+                request_free(pss->req);
+            pss->req = NULL;
+        }
+        return 0;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (srv && srv->workers)
+            drain_completions(srv);
+        return 0;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+    {"http", callback, sizeof(struct pss), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* Loads every agent's status so that metrics are right from the start. */
+static int load_registry(struct server *srv, const char *db_url, char *err, size_t errlen)
+{
+    struct store *store;
+    int rc = store_open(db_url, &store, err, errlen);
+    if (rc)
+        return rc;
+    struct heartbeat *rows;
+    size_t n;
+    rc = store_list_agents(store, &rows, &n);
+    if (rc) {
+        snprintf(err, errlen, "reading agents from the store: %s", aei_strerror(rc));
+    } else {
+        for (size_t i = 0; i < n; i++)
+            registry_update(srv->registry, rows[i].agent_id, rows[i].status);
+        store_free_rows(rows, n);
+    }
+    store_close(store);
+    return rc;
+}
+
+static void lws_log_line(int level, const char *line)
+{
+    /* lws's own errors and warnings; never the request lines, which may carry tokens. */
+    log_msg(level == LLL_ERR ? LOG_ERROR : LOG_WARN, "lws: %.*s", (int)strcspn(line, "\n"), line);
+}
+
+/* While stopping, wakes the loop every 50 ms so that it sees its deadline. */
+static void tick(lws_sorted_usec_list_t *sul)
+{
+    struct server *srv = lws_container_of(sul, struct server, tick);
+    lws_sul_schedule(srv->ctx, 0, &srv->tick, tick, 50 * LWS_US_PER_MS);
+}
+
+static void notify_loop(void *arg)
+{
+    lws_cancel_service(arg);
+}
+
+int server_run(const struct config *cfg, char *err, size_t errlen)
+{
+    struct server srv = {.max_body = cfg->max_body};
+    int rc;
+    auth_init(&srv.auth, cfg->token);
+    srv.registry = registry_new();
+    the_server = &srv;
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_line);
+
+    rc = load_registry(&srv, cfg->db_url, err, errlen);
+    if (rc)
+        goto err_registry;
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = cfg->http_port;
+    info.iface = cfg->http_host;
+    info.protocols = protocols;
+    info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
+                   LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(cfg->http_host, ':') == NULL);
+    info.max_http_header_data = 4096;
+    info.timeout_secs = 10;      /* slow clients are dropped */
+    info.keepalive_timeout = 30; /* idle keep-alive connections */
+    info.server_string = "aeid";
+    srv.ctx = lws_create_context(&info);
+    if (!srv.ctx) {
+        snprintf(err, errlen, "cannot listen on %s:%d (in use, or not an address of this host)",
+                 cfg->http_host, cfg->http_port);
+        rc = AEI_EUNAVAILABLE;
+        goto err_registry;
+    }
+    srv.workers = workers_start(cfg->db_url, notify_loop, srv.ctx, err, errlen);
+    if (!srv.workers) {
+        rc = AEI_EUNAVAILABLE;
+        goto err_context;
+    }
+    fprintf(stderr, "aeid %s: listening on http://%s:%d, store %s\n", AEI_VERSION, cfg->http_host,
+            cfg->http_port, strncmp(cfg->db_url, "sqlite:", 7) == 0 ? cfg->db_url : "postgres");
+
+    /* After a stop request, go on until every accepted request has its answer written. */
+    while (!stop_requested ||
+           (srv.in_flight + srv.answering > 0 && aei_mono_us() < srv.stop_deadline)) {
+        if (stop_requested && !srv.stop_deadline) {
+            log_info("stopping: finishing %zu requests", srv.in_flight + srv.answering);
+            srv.stop_deadline = aei_mono_us() + DRAIN_US;
+            tick(&srv.tick);
+        }
+        if (lws_service(srv.ctx, 0) < 0)
+            break;
+    }
+    lws_sul_cancel(&srv.tick);
+    rc = 0;
+
+err_context:
+    lws_context_destroy(srv.ctx); /* orphans requests still waiting for a worker */
+    srv.ctx = NULL;
+    for (struct job *job = workers_stop(srv.workers), *next; job; job = next) {
+        next = job->next;
+        request_free(job->owner);
+        job_free(job);
+    }
+err_registry:
+    registry_free(srv.registry);
+    the_server = NULL;
+    return rc;
+}

@@ -1,0 +1,167 @@
+/* main.c - aeid: options, environment and signals around the server */
+#include "aei/error.h"
+#include "server/server.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXIT_USAGE 2
+
+static const char usage[] =
+    "Usage: aeid [options]\n"
+    "\n"
+    "AEI's server: takes agents' heartbeats over HTTP, stores them, and serves the API.\n"
+    "\n"
+    "Options (each may also come from the environment variable shown):\n"
+    "  --http HOST:PORT   HTTP address of the API             [AEI_HTTP, default 127.0.0.1:3000]\n"
+    "  --ws HOST:PORT     WebSocket hub address               [AEI_WS, default 127.0.0.1:8080]\n"
+    "  --db URL           store: sqlite:PATH, postgres://...  [AEI_DATABASE_URL, default "
+    "sqlite:aei.db]\n"
+    "  --max-body BYTES   largest request body accepted       [AEI_MAX_BODY, default 65536]\n"
+    "  -h, --help         print this help and exit\n"
+    "  -V, --version      print the version and exit\n"
+    "\n"
+    "The bootstrap admin token is read from AEI_TOKEN (never from the command line):\n"
+    "  export AEI_TOKEN=\"$(head -c 24 /dev/urandom | base64)\"\n"
+    "Every API call but GET /healthz then needs the header 'Authorization: Bearer $AEI_TOKEN'.\n"
+    "\n"
+    "SIGTERM or SIGINT stops aeid after it has committed and answered what it accepted.\n";
+
+/* Parses "HOST:PORT" (IPv6 as "[::1]:3000"). */
+static bool parse_address(const char *s, char *host, size_t hostlen, int *port)
+{
+    const char *colon;
+    size_t n;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return false;
+        n = (size_t)(close - s - 1);
+        memcpy(host, s + 1, n < hostlen ? n : 0);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return false;
+        n = (size_t)(colon - s);
+        memcpy(host, s, n < hostlen ? n : 0);
+    }
+    if (n == 0 || n >= hostlen)
+        return false;
+    host[n] = '\0';
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end || p < 1 || p > 65535)
+        return false;
+    *port = (int)p;
+    return true;
+}
+
+static int bad_option(const char *name, const char *value, const char *expected)
+{
+    fprintf(stderr, "aeid: %s: expected %s, got \"%s\" (see aeid --help)\n", name, expected, value);
+    return EXIT_USAGE;
+}
+
+static const char *env_or(const char *name, const char *fallback)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : fallback;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    server_stop();
+}
+
+int main(int argc, char **argv)
+{
+    const char *http = env_or("AEI_HTTP", "127.0.0.1:3000");
+    const char *ws = env_or("AEI_WS", "127.0.0.1:8080");
+    const char *db = env_or("AEI_DATABASE_URL", "sqlite:aei.db");
+    const char *max_body = env_or("AEI_MAX_BODY", "65536");
+    static const struct option longopts[] = {
+        {"http", required_argument, NULL, 'H'},
+        {"ws", required_argument, NULL, 'W'},
+        {"db", required_argument, NULL, 'D'},
+        {"max-body", required_argument, NULL, 'B'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'H':
+            http = optarg;
+            break;
+        case 'W':
+            ws = optarg;
+            break;
+        case 'D':
+            db = optarg;
+            break;
+        case 'B':
+            max_body = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        case 'V':
+            printf("aeid %s\n", AEI_VERSION);
+            return 0;
+        case ':':
+            fprintf(stderr, "aeid: %s needs a value (see aeid --help)\n", argv[optind - 1]);
+            return EXIT_USAGE;
+        default:
+            fprintf(stderr, "aeid: unknown option %s (see aeid --help)\n", argv[optind - 1]);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "aeid: unexpected argument \"%s\" (see aeid --help)\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+
+    struct config cfg = {.db_url = db};
+    if (!parse_address(http, cfg.http_host, sizeof(cfg.http_host), &cfg.http_port))
+        return bad_option("--http", http, "HOST:PORT such as 127.0.0.1:3000");
+    if (!parse_address(ws, cfg.ws_host, sizeof(cfg.ws_host), &cfg.ws_port))
+        return bad_option("--ws", ws, "HOST:PORT such as 127.0.0.1:8080");
+    char *end;
+    long long mb = strtoll(max_body, &end, 10);
+    if (*end || mb < 256 || mb > 64LL * 1024 * 1024)
+        return bad_option("--max-body", max_body, "a number of bytes from 256 to 67108864");
+    cfg.max_body = (size_t)mb;
+    cfg.token = getenv("AEI_TOKEN");
+    if (!cfg.token || !*cfg.token) {
+        fputs("aeid: no token configured: set AEI_TOKEN to a secret, for example "
+              "export AEI_TOKEN=\"$(head -c 24 /dev/urandom | base64)\"\n",
+              stderr);
+        return EXIT_FAILURE;
+    }
+    if (strlen(cfg.token) < 16)
+        fputs("aeid: warning: AEI_TOKEN is shorter than 16 characters; use a longer secret\n",
+              stderr);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[512] = "";
+    int rc = server_run(&cfg, err, sizeof(err));
+    if (rc) {
+        fprintf(stderr, "aeid: %s\n", err[0] ? err : aei_strerror(rc));
+        return EXIT_FAILURE;
+    }
+    return 0;
+}

@@ -1,0 +1,125 @@
+/* metrics.c - counters and histograms, rendered in the Prometheus text format */
+#include "server/metrics.h"
+#include "server/heartbeat.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NBUCKETS 14
+
+/* A histogram whose observations may come from any thread. */
+struct histogram {
+    const double *bounds; /* NBUCKETS upper bounds; +Inf is implied */
+    atomic_uint_fast64_t counts[NBUCKETS + 1];
+    atomic_uint_fast64_t sum_micro; /* sum of observations times 1e6 */
+};
+
+static const double latency_bounds[NBUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
+static const double batch_bounds[NBUCKETS] = {1,   2,   4,   8,    16,   32,   64,
+                                              128, 256, 512, 1024, 2048, 4096, 8192};
+
+static struct histogram commit_latency = {.bounds = latency_bounds};
+static struct histogram batch_size = {.bounds = batch_bounds};
+static atomic_uint_fast64_t batch_failures;
+static uint64_t heartbeats_received;
+
+struct http_count {
+    const char *method, *route;
+    int code;
+    uint64_t n;
+};
+static struct http_count *http_counts;
+static size_t http_len, http_cap;
+
+static void observe(struct histogram *h, double v)
+{
+    int i = 0;
+    while (i < NBUCKETS && v > h->bounds[i])
+        i++;
+    atomic_fetch_add_explicit(&h->counts[i], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum_micro, (uint_fast64_t)(v * 1e6), memory_order_relaxed);
+}
+
+void metrics_observe_commit(double seconds)
+{
+    observe(&commit_latency, seconds);
+}
+
+void metrics_observe_batch(size_t size, bool ok)
+{
+    observe(&batch_size, (double)size);
+    if (!ok)
+        atomic_fetch_add_explicit(&batch_failures, 1, memory_order_relaxed);
+}
+
+void metrics_count_heartbeat(void)
+{
+    heartbeats_received++;
+}
+
+void metrics_count_http(const char *method, const char *route, int code)
+{
+    for (size_t i = 0; i < http_len; i++) {
+        struct http_count *c = &http_counts[i];
+        if (c->code == code && strcmp(c->route, route) == 0 && strcmp(c->method, method) == 0) {
+            c->n++;
+            return;
+        }
+    }
+    if (http_len == http_cap) {
+        http_cap = http_cap ? http_cap * 2 : 32;
+        http_counts = realloc(http_counts, http_cap * sizeof(*http_counts));
+        if (!http_counts)
+            abort();
+    }
+    http_counts[http_len++] = (struct http_count){method, route, code, 1};
+}
+
+static void render_histogram(struct buf *out, const char *name, const char *help,
+                             struct histogram *h)
+{
+    buf_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    uint64_t cumulative = 0;
+    for (int i = 0; i <= NBUCKETS; i++) {
+        cumulative += atomic_load_explicit(&h->counts[i], memory_order_relaxed);
+        if (i < NBUCKETS)
+            buf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name, h->bounds[i],
+                       (unsigned long long)cumulative);
+        else
+            buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cumulative);
+    }
+    buf_printf(out, "%s_sum %.6f\n%s_count %llu\n", name,
+               (double)atomic_load_explicit(&h->sum_micro, memory_order_relaxed) / 1e6, name,
+               (unsigned long long)cumulative);
+}
+
+void metrics_render(struct buf *out, const size_t *agents_by_status)
+{
+    buf_printf(out,
+               "# HELP aei_heartbeats_received_total Valid heartbeats received.\n"
+               "# TYPE aei_heartbeats_received_total counter\n"
+               "aei_heartbeats_received_total %llu\n",
+               (unsigned long long)heartbeats_received);
+    render_histogram(out, "aei_heartbeat_commit_latency_seconds",
+                     "Time from receiving a heartbeat to committing it.", &commit_latency);
+    render_histogram(out, "aei_store_batch_size", "Heartbeats committed per transaction.",
+                     &batch_size);
+    buf_printf(out,
+               "# HELP aei_store_batch_failures_total Heartbeat transactions that failed.\n"
+               "# TYPE aei_store_batch_failures_total counter\n"
+               "aei_store_batch_failures_total %llu\n",
+               (unsigned long long)atomic_load(&batch_failures));
+    buf_puts(out, "# HELP aei_agents Known agents by their last reported status.\n"
+                  "# TYPE aei_agents gauge\n");
+    for (int i = 0; i < HB_STATUS_COUNT; i++)
+        buf_printf(out, "aei_agents{status=\"%s\"} %zu\n", hb_status_names[i], agents_by_status[i]);
+    buf_puts(out, "# HELP aei_http_requests_total HTTP requests answered, by route and code.\n"
+                  "# TYPE aei_http_requests_total counter\n");
+    for (size_t i = 0; i < http_len; i++)
+        buf_printf(out, "aei_http_requests_total{method=\"%s\",route=\"%s\",code=\"%d\"} %llu\n",
+                   http_counts[i].method, http_counts[i].route, http_counts[i].code,
+                   (unsigned long long)http_counts[i].n);
+}

@@ -1,0 +1,98 @@
+/* store.c - opening a store by URL, and the backend-independent wrappers */
+#include "server/store.h"
+#include "aei/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int store_open(const char *url, struct store **out, char *err, size_t errlen)
+{
+    if (strncmp(url, "sqlite:", 7) == 0) {
+        const char *path = url + 7;
+        if (strncmp(path, "//", 2) == 0)
+            path += 2;
+        if (*path == '\0') {
+            snprintf(err, errlen, "database URL \"%s\" names no file: use sqlite:PATH", url);
+            return AEI_EINVAL;
+        }
+        return store_sqlite_open(path, out, err, errlen);
+    }
+    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
+        return store_pg_open(url, out, err, errlen);
+    snprintf(err, errlen,
+             "database URL must start with sqlite:, postgres:// or postgresql:// (got \"%.40s\")",
+             url);
+    return AEI_EINVAL;
+}
+
+int store_put_heartbeats(struct store *s, struct heartbeat *const *hbs, size_t n)
+{
+    return n ? s->ops->put_heartbeats(s, hbs, n) : 0;
+}
+
+int store_list_agents(struct store *s, struct heartbeat **out, size_t *n)
+{
+    return s->ops->list_agents(s, out, n);
+}
+
+int store_get_agent(struct store *s, const char *agent_id, struct heartbeat *out)
+{
+    return s->ops->get_agent(s, agent_id, out);
+}
+
+int store_list_heartbeats(struct store *s, const struct hb_query *q, struct heartbeat **out,
+                          size_t *n)
+{
+    return s->ops->list_heartbeats(s, q, out, n);
+}
+
+void store_free_rows(struct heartbeat *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        hb_clear(&rows[i]);
+    free(rows);
+}
+
+void store_close(struct store *s)
+{
+    if (s)
+        s->ops->close(s);
+}
+
+struct order {
+    const char *agent_id;
+    size_t index;
+};
+
+static int by_agent_then_index(const void *a, const void *b)
+{
+    const struct order *x = a, *y = b;
+    int c = strcmp(x->agent_id, y->agent_id);
+    if (c)
+        return c;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+void store_mark_latest(struct heartbeat *const *hbs, size_t n, bool *latest, int64_t *first_ts)
+{
+    struct order *o = malloc(n * sizeof(*o));
+    if (!o)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        o[i] = (struct order){hbs[i]->agent_id, i};
+        latest[i] = false;
+        first_ts[i] = 0;
+    }
+    qsort(o, n, sizeof(*o), by_agent_then_index);
+    int64_t first = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || strcmp(o[i].agent_id, o[i - 1].agent_id) != 0)
+            first = hbs[o[i].index]->server_ts;
+        if (i + 1 == n || strcmp(o[i].agent_id, o[i + 1].agent_id) != 0) {
+            latest[o[i].index] = true;
+            first_ts[o[i].index] = first;
+        }
+    }
+    free(o);
+}

@@ -1,0 +1,82 @@
+/* store.h - the storage interface, with SQLite and PostgreSQL backends */
+#ifndef AEI_SERVER_STORE_H
+#define AEI_SERVER_STORE_H
+
+#include "server/heartbeat.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One connection to the store. A store is used by one thread at a time; each worker thread
+ * opens its own. */
+struct store;
+
+/* A page request over one agent's heartbeat history, ascending by (server_ts, id). */
+struct hb_query {
+    const char *agent_id;
+    int64_t from, to;           /* server time, from inclusive, to exclusive */
+    int64_t after_ts, after_id; /* keyset cursor: rows strictly after (after_ts, after_id) */
+    int limit;
+};
+
+/* The operations each backend provides; see the wrappers below for their contracts. */
+struct store_ops {
+    const char *name;
+    int (*put_heartbeats)(struct store *s, struct heartbeat *const *hbs, size_t n);
+    int (*list_agents)(struct store *s, struct heartbeat **out, size_t *n);
+    int (*get_agent)(struct store *s, const char *agent_id, struct heartbeat *out);
+    int (*list_heartbeats)(struct store *s, const struct hb_query *q, struct heartbeat **out,
+                           size_t *n);
+    void (*close)(struct store *s);
+};
+
+/* Every backend's connection starts with this header. */
+struct store {
+    const struct store_ops *ops;
+};
+
+/* Opens a connection for `url` ("sqlite:PATH", "postgres://…" or "postgresql://…") and applies
+ * the migrations this binary knows and the store lacks (in one transaction). Returns 0 and *out, or
+ * a negative AEI_E* code with a one-line reason in err. Caller closes with store_close(). */
+int store_open(const char *url, struct store **out, char *err, size_t errlen);
+/* Backend constructors used by store_open(). */
+int store_sqlite_open(const char *path, struct store **out, char *err, size_t errlen);
+int store_pg_open(const char *url, struct store **out, char *err, size_t errlen);
+
+/* Stores the heartbeats and the agents' latest states in one transaction: all or none. */
+int store_put_heartbeats(struct store *s, struct heartbeat *const *hbs, size_t n);
+/* Returns every agent's latest state ordered by agent_id. Caller frees with store_free_rows(). */
+int store_list_agents(struct store *s, struct heartbeat **out, size_t *n);
+/* Reads one agent's latest state into *out (caller hb_clear()s it), or AEI_ENOTFOUND. */
+int store_get_agent(struct store *s, const char *agent_id, struct heartbeat *out);
+/* Returns up to q->limit heartbeats of one agent. Caller frees with store_free_rows(). */
+int store_list_heartbeats(struct store *s, const struct hb_query *q, struct heartbeat **out,
+                          size_t *n);
+/* Frees rows returned by a list call. */
+void store_free_rows(struct heartbeat *rows, size_t n);
+/* Closes the connection; store_close(NULL) is a no-op. */
+void store_close(struct store *s);
+
+/* Sets latest[i] to true for the last heartbeat of each agent in hbs[0..n), the one whose state
+ * the agents table keeps, and first_ts[i] to the time of that agent's first heartbeat in the
+ * batch (its first_seen if it is new). Backends use it so that a batch updates each agent once. */
+void store_mark_latest(struct heartbeat *const *hbs, size_t n, bool *latest, int64_t *first_ts);
+
+/* The columns every read returns, in this order, so that one row reader serves all queries:
+ * agent_id, name, status, the five metrics, parent_agent_id, child_agent_ids, labels, agent_ts,
+ * server time, first_seen, id. */
+#define STORE_ROW_COLUMNS 16
+
+/* A migration: a version number, a name, and the SQL that applies it. */
+struct migration {
+    int version;
+    const char *name;
+    const char *sql;
+};
+
+/* The migrations of each backend, ordered by version, ended by a zero entry (migrations.c is
+ * generated from src/server/migrations/<backend>/NNNN_name.sql). */
+extern const struct migration store_sqlite_migrations[];
+extern const struct migration store_pg_migrations[];
+
+#endif

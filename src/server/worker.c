@@ -1,0 +1,231 @@
+/* worker.c - storage threads: a group-committing writer and a reader, off the service loop */
+#include "server/worker.h"
+#include "common/log.h"
+#include "common/time.h"
+#include "server/metrics.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* The most heartbeats committed in one transaction. */
+#define BATCH_MAX 1024
+
+struct queue {
+    pthread_mutex_t lock;
+    pthread_cond_t ready;
+    struct job *head, *tail;
+    bool stopping;
+};
+
+struct worker {
+    struct workers *owner;
+    struct store *store;
+    struct queue in;
+    pthread_t thread;
+    bool started;
+};
+
+struct workers {
+    struct worker writer, reader;
+    pthread_mutex_t done_lock;
+    struct job *done_head, *done_tail;
+    void (*notify)(void *);
+    void *notify_arg;
+};
+
+static void queue_push(struct queue *q, struct job *job)
+{
+    job->next = NULL;
+    pthread_mutex_lock(&q->lock);
+    if (q->tail)
+        q->tail->next = job;
+    else
+        q->head = job;
+    q->tail = job;
+    pthread_cond_signal(&q->ready);
+    pthread_mutex_unlock(&q->lock);
+}
+
+/* Waits for work and takes up to max jobs; returns NULL once stopping and empty. */
+static struct job *queue_take(struct queue *q, size_t max)
+{
+    pthread_mutex_lock(&q->lock);
+    while (!q->head && !q->stopping)
+        pthread_cond_wait(&q->ready, &q->lock);
+    struct job *first = q->head, *last = q->head;
+    for (size_t n = 1; last && n < max && last->next; n++)
+        last = last->next;
+    if (last) {
+        q->head = last->next;
+        if (!q->head)
+            q->tail = NULL;
+        last->next = NULL;
+    }
+    pthread_mutex_unlock(&q->lock);
+    return first;
+}
+
+/* Hands a list of finished jobs back to the loop thread. */
+static void complete(struct workers *w, struct job *first)
+{
+    struct job *last = first;
+    while (last->next)
+        last = last->next;
+    pthread_mutex_lock(&w->done_lock);
+    if (w->done_tail)
+        w->done_tail->next = first;
+    else
+        w->done_head = first;
+    w->done_tail = last;
+    pthread_mutex_unlock(&w->done_lock);
+    w->notify(w->notify_arg);
+}
+
+/* Group commit: whatever queued while the last transaction ran goes into the next one. */
+static void *writer_main(void *arg)
+{
+    struct worker *self = arg;
+    struct heartbeat *hbs[BATCH_MAX];
+    struct job *batch;
+    while ((batch = queue_take(&self->in, BATCH_MAX))) {
+        size_t n = 0;
+        for (struct job *j = batch; j; j = j->next)
+            hbs[n++] = &j->hb;
+        int rc = store_put_heartbeats(self->store, hbs, n);
+        int64_t now = aei_mono_us();
+        for (struct job *j = batch; j; j = j->next) {
+            j->rc = rc;
+            if (rc == 0)
+                metrics_observe_commit((double)(now - j->received_mono) / 1e6);
+        }
+        metrics_observe_batch(n, rc == 0);
+        complete(self->owner, batch);
+    }
+    return NULL;
+}
+
+static void run_read(struct store *store, struct job *j)
+{
+    switch (j->kind) {
+    case JOB_LIST_AGENTS:
+        j->rc = store_list_agents(store, &j->rows, &j->nrows);
+        break;
+    case JOB_GET_AGENT:
+        j->rows = calloc(1, sizeof(*j->rows));
+        if (!j->rows)
+            abort();
+        j->rc = store_get_agent(store, j->agent_id, j->rows);
+        j->nrows = j->rc == 0;
+        break;
+    case JOB_LIST_HEARTBEATS:
+        j->query.agent_id = j->agent_id;
+        /* The agent must exist for its history to be asked for. */
+        j->rows = calloc(1, sizeof(*j->rows));
+        if (!j->rows)
+            abort();
+        j->rc = store_get_agent(store, j->agent_id, j->rows);
+        store_free_rows(j->rows, j->rc == 0);
+        j->rows = NULL;
+        if (j->rc == 0)
+            j->rc = store_list_heartbeats(store, &j->query, &j->rows, &j->nrows);
+        break;
+    case JOB_PUT_HEARTBEAT:
+        j->rc = store_put_heartbeats(store, (struct heartbeat *[]){&j->hb}, 1);
+        break;
+    }
+}
+
+static void *reader_main(void *arg)
+{
+    struct worker *self = arg;
+    struct job *j;
+    while ((j = queue_take(&self->in, 1))) {
+        run_read(self->store, j);
+        complete(self->owner, j);
+    }
+    return NULL;
+}
+
+static int worker_start(struct worker *wk, struct workers *w, const char *url, void *(*fn)(void *),
+                        char *err, size_t errlen)
+{
+    wk->owner = w;
+    pthread_mutex_init(&wk->in.lock, NULL);
+    pthread_cond_init(&wk->in.ready, NULL);
+    if (store_open(url, &wk->store, err, errlen) != 0)
+        return -1;
+    if (pthread_create(&wk->thread, NULL, fn, wk) != 0) {
+        snprintf(err, errlen, "cannot start a storage thread");
+        return -1;
+    }
+    wk->started = true;
+    return 0;
+}
+
+static void worker_stop(struct worker *wk)
+{
+    if (wk->started) {
+        pthread_mutex_lock(&wk->in.lock);
+        wk->in.stopping = true;
+        pthread_cond_broadcast(&wk->in.ready);
+        pthread_mutex_unlock(&wk->in.lock);
+        pthread_join(wk->thread, NULL);
+    }
+    store_close(wk->store);
+    pthread_mutex_destroy(&wk->in.lock);
+    pthread_cond_destroy(&wk->in.ready);
+}
+
+struct workers *workers_start(const char *db_url, void (*notify)(void *), void *arg, char *err,
+                              size_t errlen)
+{
+    struct workers *w = calloc(1, sizeof(*w));
+    if (!w)
+        abort();
+    w->notify = notify;
+    w->notify_arg = arg;
+    pthread_mutex_init(&w->done_lock, NULL);
+    if (worker_start(&w->writer, w, db_url, writer_main, err, errlen) != 0 ||
+        worker_start(&w->reader, w, db_url, reader_main, err, errlen) != 0) {
+        workers_stop(w); /* no job was submitted, so none comes back */
+        return NULL;
+    }
+    return w;
+}
+
+void workers_submit(struct workers *w, struct job *job)
+{
+    queue_push(job->kind == JOB_PUT_HEARTBEAT ? &w->writer.in : &w->reader.in, job);
+}
+
+struct job *workers_take_done(struct workers *w)
+{
+    pthread_mutex_lock(&w->done_lock);
+    struct job *list = w->done_head;
+    w->done_head = w->done_tail = NULL;
+    pthread_mutex_unlock(&w->done_lock);
+    return list;
+}
+
+struct job *workers_stop(struct workers *w)
+{
+    if (!w)
+        return NULL;
+    worker_stop(&w->writer);
+    worker_stop(&w->reader);
+    struct job *left = workers_take_done(w);
+    pthread_mutex_destroy(&w->done_lock);
+    free(w);
+    return left;
+}
+
+void job_free(struct job *job)
+{
+    if (!job)
+        return;
+    hb_clear(&job->hb);
+    store_free_rows(job->rows, job->nrows);
+    free(job);
+}

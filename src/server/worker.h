@@ -1,0 +1,42 @@
+/* worker.h - storage threads: a group-committing writer and a reader, off the service loop */
+#ifndef AEI_SERVER_WORKER_H
+#define AEI_SERVER_WORKER_H
+
+#include "server/store.h"
+
+enum job_kind { JOB_PUT_HEARTBEAT, JOB_LIST_AGENTS, JOB_GET_AGENT, JOB_LIST_HEARTBEATS };
+
+/* A unit of storage work. The loop thread fills the inputs and submits it; a worker runs it and
+ * hands it back through the completion queue with the outputs set. */
+struct job {
+    struct job *next;
+    enum job_kind kind;
+    void *owner;                   /* the request waiting for this job; workers never touch it */
+    struct heartbeat hb;           /* JOB_PUT_HEARTBEAT: the heartbeat to store */
+    int64_t received_mono;         /* JOB_PUT_HEARTBEAT: when it arrived, for the latency metric */
+    struct hb_query query;         /* JOB_LIST_HEARTBEATS (query.agent_id points into agent_id) */
+    char agent_id[AEI_ID_MAX + 1]; /* JOB_GET_AGENT, JOB_LIST_HEARTBEATS */
+    int rc;                        /* 0 or a negative AEI_E* code */
+    struct heartbeat *rows;        /* results of list and get jobs */
+    size_t nrows;
+};
+
+struct workers;
+
+/* Opens one store connection per thread and starts the writer and reader. `notify(arg)` is
+ * called from a worker thread whenever jobs complete (it must be thread-safe, such as
+ * lws_cancel_service()). Returns NULL with a reason in err. */
+struct workers *workers_start(const char *db_url, void (*notify)(void *), void *arg, char *err,
+                              size_t errlen);
+/* Queues a job; never blocks on storage. Takes ownership of job until it comes back. */
+void workers_submit(struct workers *w, struct job *job);
+/* Returns the completed jobs (a list through ->next, in completion order) and empties the
+ * completion queue. Caller owns them and frees each with job_free(). */
+struct job *workers_take_done(struct workers *w);
+/* Finishes every queued job, stops the threads, closes the stores and frees w. Returns the
+ * completed jobs not yet taken, as workers_take_done() would. NULL is a no-op. */
+struct job *workers_stop(struct workers *w);
+/* Frees a job and what it holds; NULL is a no-op. */
+void job_free(struct job *job);
+
+#endif

@@ -1,0 +1,201 @@
+// openapi.test.mjs - lint docs/api/openapi.yaml and check it against the issue-2 contract.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..', '..');
+const apiDir = join(root, 'docs', 'api');
+const spec = join(apiDir, 'openapi.yaml');
+const config = join(apiDir, 'redocly.yaml');
+const redocly = join(here, 'node_modules', '.bin', 'redocly');
+
+// Keep the CLI offline and quiet: no usage data, no update checks.
+const env = {
+    ...process.env,
+    REDOCLY_TELEMETRY: 'off',
+    REDOCLY_SUPPRESS_NOTIFICATIONS: 'true',
+    REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true',
+};
+
+function runRedocly(args) {
+    assert.ok(existsSync(redocly),
+        `${redocly} is missing; run "npm ci" in tests/e2e to install the dev dependencies`);
+    const r = spawnSync(redocly, args, {
+        cwd: apiDir, env, encoding: 'utf8', timeout: 120000, maxBuffer: 16 << 20,
+    });
+    if (r.error) {
+        throw r.error;
+    }
+    return r;
+}
+
+// The spec as JSON, produced by the same CLI, so that no YAML parser is needed here.
+let bundled;
+function bundle() {
+    if (bundled) {
+        return bundled;
+    }
+    const r = runRedocly(['bundle', '--config', config, '--ext', 'json', spec]);
+    assert.equal(r.status, 0, `redocly bundle failed:\n${r.stderr}`);
+    bundled = JSON.parse(r.stdout);
+    return bundled;
+}
+
+function deref(doc, obj) {
+    let cur = obj;
+    while (cur && typeof cur.$ref === 'string') {
+        assert.ok(cur.$ref.startsWith('#/'), `external $ref ${cur.$ref}`);
+        cur = cur.$ref.slice(2).split('/')
+            .map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'))
+            .reduce((o, k) => o?.[k], doc);
+        assert.ok(cur, `dangling $ref ${obj.$ref}`);
+    }
+    return cur;
+}
+
+test('redocly lint reports no errors and no warnings', () => {
+    const r = runRedocly(['lint', '--config', config, '--lint-config', 'error',
+        '--format', 'json', spec]);
+    let report;
+    try {
+        report = JSON.parse(r.stdout);
+    } catch {
+        assert.fail(`redocly lint exited ${r.status} without a JSON report:\n`
+            + `${r.stdout}\n${r.stderr}`);
+    }
+    const lines = report.problems.map((p) =>
+        `${p.severity} ${p.ruleId} at ${p.location?.[0]?.pointer ?? '?'}: ${p.message}`);
+    assert.equal(report.totals.errors, 0, lines.join('\n'));
+    assert.equal(report.totals.warnings, 0, lines.join('\n'));
+    assert.equal(r.status, 0, r.stderr);
+});
+
+test('every contract route is described, with the right security', () => {
+    const doc = bundle();
+    assert.match(doc.openapi, /^3\.1\./);
+    assert.equal(doc.info.version, '0.1.0');
+    assert.deepEqual(doc.security, [{ bearerAuth: [] }]);
+    const scheme = doc.components.securitySchemes.bearerAuth;
+    assert.equal(scheme.type, 'http');
+    assert.equal(scheme.scheme, 'bearer');
+
+    const routes = [
+        ['get', '/healthz'],
+        ['get', '/metrics'],
+        ['post', '/api/v0/heartbeats'],
+        ['get', '/api/v0/agents'],
+        ['get', '/api/v0/agents/{agent_id}'],
+        ['get', '/api/v0/agents/{agent_id}/heartbeats'],
+    ];
+    const described = Object.entries(doc.paths).flatMap(([path, item]) =>
+        Object.keys(item).filter((k) => k !== 'parameters').map((m) => `${m} ${path}`));
+    assert.deepEqual(described.sort(), routes.map(([m, p]) => `${m} ${p}`).sort());
+
+    for (const [method, path] of routes) {
+        const op = doc.paths[path][method];
+        const codes = Object.keys(op.responses);
+        assert.ok(codes.includes('200'), `${method} ${path}: no 200`);
+        assert.ok(codes.includes('405'), `${method} ${path}: no 405`);
+        if (path === '/healthz') {
+            assert.deepEqual(op.security, [], 'GET /healthz must not need a token');
+        } else {
+            assert.equal(op.security, undefined, `${method} ${path} overrides security`);
+            assert.ok(codes.includes('401'), `${method} ${path}: no 401`);
+        }
+    }
+    for (const path of ['/api/v0/agents/{agent_id}', '/api/v0/agents/{agent_id}/heartbeats']) {
+        assert.ok(doc.paths[path].get.responses['404'], `GET ${path}: no 404`);
+    }
+    const post = doc.paths['/api/v0/heartbeats'].post.responses;
+    for (const code of ['400', '413', '415', '503']) {
+        assert.ok(post[code], `POST /api/v0/heartbeats: no ${code}`);
+    }
+});
+
+test('error responses carry the contract codes and headers', () => {
+    const doc = bundle();
+    const error = doc.components.schemas.Error.properties.error;
+    assert.deepEqual([...error.required].sort(), ['code', 'message']);
+    assert.deepEqual([...error.properties.code.enum].sort(), [
+        'empty_body', 'internal', 'invalid_field', 'invalid_parameter', 'invalid_token',
+        'malformed_json', 'method_not_allowed', 'not_found', 'payload_too_large',
+        'store_unavailable', 'unauthorized', 'unsupported_media_type',
+    ]);
+    for (const k of ['field', 'line', 'column']) {
+        assert.ok(error.properties[k], `Error lacks optional ${k}`);
+    }
+
+    const r = doc.components.responses;
+    assert.ok(r.Unauthorized.headers['WWW-Authenticate']);
+    assert.ok(r.MethodNotAllowed.headers.Allow);
+    assert.ok(r.StoreUnavailable.headers['Retry-After']);
+});
+
+test('heartbeat schema matches the contract limits', () => {
+    const doc = bundle();
+    const s = doc.components.schemas;
+    const hb = s.Heartbeat;
+    assert.equal(hb.additionalProperties, false);
+    assert.deepEqual([...hb.required].sort(), ['agent_id', 'status']);
+    assert.deepEqual(Object.keys(hb.properties).sort(), [
+        'agent_id', 'child_agent_ids', 'labels', 'metrics', 'name', 'parent_agent_id',
+        'schema_version', 'status', 'timestamp',
+    ]);
+
+    const id = deref(doc, hb.properties.agent_id);
+    assert.equal(id.minLength, 1);
+    assert.equal(id.maxLength, 128);
+    const re = new RegExp(id.pattern);
+    for (const ok of ['researcher-1', 'a', 'team.x:worker_2', 'x'.repeat(128)]) {
+        assert.ok(re.test(ok), ok);
+    }
+    for (const bad of ['', 'has space', 'slash/no', 'é']) {
+        assert.ok(!re.test(bad), bad);
+    }
+
+    assert.deepEqual(deref(doc, hb.properties.status).enum,
+        ['idle', 'processing', 'waiting', 'error', 'complete']);
+
+    const m = deref(doc, hb.properties.metrics);
+    assert.equal(m.additionalProperties, false);
+    assert.equal(m.required, undefined, 'every metric is optional');
+    const ranges = {
+        cpu_pct: [0, 100], mem_pct: [0, 100], tokens_per_min: [0, undefined],
+        cost_usd: [0, undefined], confidence: [0, 100],
+    };
+    assert.deepEqual(Object.keys(m.properties).sort(), Object.keys(ranges).sort());
+    for (const [k, [min, max]] of Object.entries(ranges)) {
+        assert.deepEqual(m.properties[k].type, ['number', 'null'], k);
+        assert.equal(m.properties[k].minimum, min, k);
+        assert.equal(m.properties[k].maximum, max, k);
+    }
+
+    assert.equal(hb.properties.child_agent_ids.maxItems, 1000);
+    assert.equal(hb.properties.name.maxLength, 256);
+    assert.equal(hb.properties.timestamp.format, 'date-time');
+    assert.deepEqual(hb.properties.schema_version.enum, ['0']);
+    const labels = deref(doc, hb.properties.labels);
+    assert.equal(labels.maxProperties, 64);
+    assert.equal(labels.propertyNames.maxLength, 64);
+    assert.equal(labels.additionalProperties.type, 'string');
+    assert.equal(labels.additionalProperties.maxLength, 256);
+});
+
+test('history paging parameters match the contract', () => {
+    const doc = bundle();
+    const op = doc.paths['/api/v0/agents/{agent_id}/heartbeats'].get;
+    const params = Object.fromEntries(op.parameters.map((p) => deref(doc, p))
+        .map((p) => [p.name, p]));
+    assert.deepEqual(Object.keys(params).sort(), ['cursor', 'from', 'limit', 'to']);
+    assert.equal(params.from.schema.format, 'date-time');
+    assert.equal(params.to.schema.format, 'date-time');
+    assert.equal(params.limit.schema.minimum, 1);
+    assert.equal(params.limit.schema.maximum, 1000);
+    assert.equal(params.limit.schema.default, 100);
+    assert.deepEqual(doc.components.schemas.HeartbeatPage.properties.next.type,
+        ['string', 'null']);
+});

@@ -1,0 +1,108 @@
+/* test_json.c - request-body parsing and its error reports */
+#include "common/json.h"
+
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *parse(const char *text, struct problem *pb)
+{
+    return json_parse_body(text, strlen(text), pb);
+}
+
+Test(json, reports_line_and_column_of_malformed_json)
+{
+    struct problem pb;
+    cr_assert_null(parse("{\n  \"a\": 1,\n  \"b\": }", &pb));
+    cr_assert_str_eq(pb.code, "malformed_json");
+    cr_assert_eq(pb.line, 3);
+    cr_assert_eq(pb.column, 8);
+    cr_assert(strstr(pb.message, "line 3, column 8"), "%s", pb.message);
+}
+
+Test(json, empty_and_blank_bodies_are_their_own_error)
+{
+    struct problem pb;
+    cr_assert_null(parse("", &pb));
+    cr_assert_str_eq(pb.code, "empty_body");
+    cr_assert_null(parse(" \r\n\t", &pb));
+    cr_assert_str_eq(pb.code, "empty_body");
+}
+
+Test(json, rejects_duplicates_truncation_bad_utf8_and_huge_numbers)
+{
+    const char *bad[] = {
+        "{\"a\":1,\"a\":2}",
+        "{\"a\":",
+        "{\"a\":\"\xff\xfe\"}",
+        "{\"a\":1e400}",
+        "{\"a\":123456789012345678901234567890}",
+        "{\"a\":\"\\u0000\"}",
+        "[1,2,,3]",
+        "{\"a\":1}}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct problem pb;
+        cr_assert_null(parse(bad[i], &pb), "accepted %s", bad[i]);
+        cr_assert_str_eq(pb.code, "malformed_json");
+        cr_assert_gt(strlen(pb.message), 20);
+    }
+}
+
+Test(json, limits_nesting_without_crashing)
+{
+    size_t n = 100000;
+    char *deep = malloc(n + 1);
+    memset(deep, '[', n);
+    deep[n] = '\0';
+    struct problem pb;
+    cr_assert_null(parse(deep, &pb));
+    cr_assert_str_eq(pb.code, "malformed_json");
+    free(deep);
+
+    char nested[2 * (JSON_MAX_DEPTH + 1) + 1];
+    memset(nested, '[', JSON_MAX_DEPTH + 1);
+    memset(nested + JSON_MAX_DEPTH + 1, ']', JSON_MAX_DEPTH + 1);
+    nested[sizeof(nested) - 1] = '\0';
+    cr_assert_null(parse(nested, &pb));
+    cr_assert(strstr(pb.message, "nested deeper"), "%s", pb.message);
+    nested[JSON_MAX_DEPTH] = ' ';
+    nested[JSON_MAX_DEPTH + 1] = ' ';
+    json_t *ok = parse(nested, &pb);
+    cr_assert_not_null(ok, "%d levels must pass", JSON_MAX_DEPTH);
+    json_decref(ok);
+}
+
+Test(json, describes_values_for_messages)
+{
+    char out[64];
+    json_t *s = json_string("high");
+    json_describe(s, out, sizeof(out));
+    cr_assert_str_eq(out, "\"high\"");
+    json_decref(s);
+    s = json_string("a very long string that goes on and on and on and on forever");
+    json_describe(s, out, sizeof(out));
+    cr_assert(strstr(out, "...\""), "%s", out);
+    json_decref(s);
+    json_t *o = json_object();
+    json_describe(o, out, sizeof(out));
+    cr_assert_str_eq(out, "an object");
+    json_decref(o);
+}
+
+Test(json, validates_agent_ids)
+{
+    char max[130];
+    memset(max, 'a', 128);
+    max[128] = '\0';
+    cr_assert(aei_is_valid_id("researcher-1"));
+    cr_assert(aei_is_valid_id("team.a:agent_2-x"));
+    cr_assert(aei_is_valid_id(max));
+    max[128] = 'a';
+    max[129] = '\0';
+    cr_assert_not(aei_is_valid_id(max));
+    cr_assert_not(aei_is_valid_id(""));
+    cr_assert_not(aei_is_valid_id("a b"));
+    cr_assert_not(aei_is_valid_id("a/b"));
+    cr_assert_not(aei_is_valid_id("caf\xc3\xa9"));
+}

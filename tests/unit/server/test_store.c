@@ -1,0 +1,197 @@
+/* test_store.c - one set of store behaviours, run on SQLite and (with AEI_TEST_PG_URL) PostgreSQL
+ */
+#include "aei/error.h"
+#include "common/time.h"
+#include "server/store.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The stores under test: a fresh SQLite file, and PostgreSQL when the test script started one. */
+static int store_urls(char urls[2][512])
+{
+    static int seq;
+    snprintf(urls[0], 512, "sqlite:/tmp/aei-unit-%d-%d.db", (int)getpid(), seq++);
+    const char *pg = getenv("AEI_TEST_PG_URL");
+    if (!pg || !*pg)
+        return 1;
+    snprintf(urls[1], 512, "%s", pg);
+    return 2;
+}
+
+static struct store *open_store(const char *url)
+{
+    struct store *s = NULL;
+    char err[256] = "";
+    int rc = store_open(url, &s, err, sizeof(err));
+    cr_assert_eq(rc, 0, "store_open(%s): %s", url, err);
+    return s;
+}
+
+static void remove_sqlite(const char *url)
+{
+    if (strncmp(url, "sqlite:", 7) != 0)
+        return;
+    char path[600];
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s%s", url + 7, suffix[i]);
+        unlink(path);
+    }
+}
+
+static struct heartbeat make(const char *id, enum hb_status st, int64_t ts, double cpu)
+{
+    struct heartbeat hb = {.status = st, .server_ts = ts};
+    snprintf(hb.agent_id, sizeof(hb.agent_id), "%s", id);
+    hb.metric[HB_CPU] = cpu;
+    hb.has_metric[HB_CPU] = true;
+    hb.children_json = strdup("[\"kid-1\"]");
+    hb.labels_json = strdup("{\"role\":\"test\"}");
+    return hb;
+}
+
+/* A prefix unique to this run, so that PostgreSQL runs do not see each other's agents. */
+static void unique(char *out, size_t n, const char *name)
+{
+    snprintf(out, n, "%s-%d-%lld", name, (int)getpid(), (long long)(aei_now_us() % 1000000000));
+}
+
+Test(store, batch_keeps_latest_state_per_agent)
+{
+    char urls[2][512];
+    int n = store_urls(urls);
+    for (int u = 0; u < n; u++) {
+        struct store *s = open_store(urls[u]);
+        char a[64], b[64];
+        unique(a, sizeof(a), "a");
+        unique(b, sizeof(b), "b");
+        struct heartbeat hbs[3] = {make(a, HB_IDLE, 1000, 1), make(b, HB_WAITING, 1001, 2),
+                                   make(a, HB_ERROR, 1002, 3)};
+        hbs[2].name = strdup("Agent A");
+        struct heartbeat *ptrs[3] = {&hbs[0], &hbs[1], &hbs[2]};
+        cr_assert_eq(store_put_heartbeats(s, ptrs, 3), 0, "%s", urls[u]);
+
+        struct heartbeat got;
+        cr_assert_eq(store_get_agent(s, a, &got), 0);
+        cr_assert_eq(got.status, HB_ERROR, "%s: the last heartbeat of the batch wins", urls[u]);
+        cr_assert_eq(got.metric[HB_CPU], 3);
+        cr_assert_eq(got.first_seen, 1000, "%s: first_seen is the first heartbeat", urls[u]);
+        cr_assert_eq(got.server_ts, 1002);
+        cr_assert_str_eq(got.name, "Agent A");
+        cr_assert_not(got.has_metric[HB_MEM]);
+        hb_clear(&got);
+
+        /* A later heartbeat without a name keeps the name. */
+        struct heartbeat later = make(a, HB_IDLE, 2000, 4);
+        struct heartbeat *one[1] = {&later};
+        cr_assert_eq(store_put_heartbeats(s, one, 1), 0);
+        cr_assert_eq(store_get_agent(s, a, &got), 0);
+        cr_assert_str_eq(got.name, "Agent A");
+        cr_assert_eq(got.first_seen, 1000);
+        hb_clear(&got);
+        hb_clear(&later);
+
+        cr_assert_eq(store_get_agent(s, "no-such-agent-xyz", &got), AEI_ENOTFOUND);
+        struct heartbeat *rows;
+        size_t nrows;
+        cr_assert_eq(store_list_agents(s, &rows, &nrows), 0);
+        int seen = 0;
+        for (size_t i = 0; i < nrows; i++) {
+            seen += strcmp(rows[i].agent_id, a) == 0 || strcmp(rows[i].agent_id, b) == 0;
+            if (i)
+                cr_assert_lt(strcmp(rows[i - 1].agent_id, rows[i].agent_id), 0, "ordered by id");
+        }
+        cr_assert_eq(seen, 2);
+        store_free_rows(rows, nrows);
+        for (int i = 0; i < 3; i++)
+            hb_clear(&hbs[i]);
+        store_close(s);
+        remove_sqlite(urls[u]);
+    }
+}
+
+Test(store, history_pages_by_keyset_without_gaps)
+{
+    char urls[2][512];
+    int n = store_urls(urls);
+    for (int u = 0; u < n; u++) {
+        struct store *s = open_store(urls[u]);
+        char a[64];
+        unique(a, sizeof(a), "hist");
+        enum { N = 25 };
+        struct heartbeat hbs[N];
+        struct heartbeat *ptrs[N];
+        for (int i = 0; i < N; i++) {
+            /* Pairs of equal times: the id breaks the tie. */
+            hbs[i] = make(a, HB_PROCESSING, 5000 + i / 2, i);
+            ptrs[i] = &hbs[i];
+        }
+        cr_assert_eq(store_put_heartbeats(s, ptrs, N), 0);
+        struct hb_query q = {.agent_id = a,
+                             .from = INT64_MIN,
+                             .to = INT64_MAX,
+                             .after_ts = INT64_MIN,
+                             .after_id = INT64_MIN,
+                             .limit = 10};
+        int seen = 0;
+        for (int page = 0; page < 5; page++) {
+            struct heartbeat *rows;
+            size_t nrows;
+            cr_assert_eq(store_list_heartbeats(s, &q, &rows, &nrows), 0);
+            for (size_t i = 0; i < nrows; i++)
+                cr_assert_eq(rows[i].metric[HB_CPU], seen++, "%s: order", urls[u]);
+            if (nrows)
+                q.after_ts = rows[nrows - 1].server_ts, q.after_id = rows[nrows - 1].id;
+            store_free_rows(rows, nrows);
+            if (nrows < 10)
+                break;
+        }
+        cr_assert_eq(seen, N);
+
+        struct hb_query window = {.agent_id = a,
+                                  .from = 5002,
+                                  .to = 5004,
+                                  .after_ts = INT64_MIN,
+                                  .after_id = INT64_MIN,
+                                  .limit = 100};
+        struct heartbeat *rows;
+        size_t nrows;
+        cr_assert_eq(store_list_heartbeats(s, &window, &rows, &nrows), 0);
+        cr_assert_eq(nrows, 4, "from is inclusive, to exclusive");
+        store_free_rows(rows, nrows);
+        for (int i = 0; i < N; i++)
+            hb_clear(&hbs[i]);
+        store_close(s);
+        remove_sqlite(urls[u]);
+    }
+}
+
+Test(store, reopening_applies_no_migration_twice)
+{
+    char urls[2][512];
+    int n = store_urls(urls);
+    for (int u = 0; u < n; u++) {
+        store_close(open_store(urls[u]));
+        store_close(open_store(urls[u]));
+        remove_sqlite(urls[u]);
+    }
+}
+
+Test(store, bad_urls_say_what_is_wrong)
+{
+    struct store *s = NULL;
+    char err[256];
+    cr_assert_eq(store_open("mysql://x", &s, err, sizeof(err)), AEI_EINVAL);
+    cr_assert(strstr(err, "sqlite:"), "%s", err);
+    cr_assert_eq(store_open("sqlite:", &s, err, sizeof(err)), AEI_EINVAL);
+    cr_assert_neq(store_open("sqlite:/nonexistent-dir/x.db", &s, err, sizeof(err)), 0);
+    cr_assert(strstr(err, "/nonexistent-dir/x.db"), "%s", err);
+    cr_assert_eq(store_open("postgresql://nobody@127.0.0.1:1/x", &s, err, sizeof(err)),
+                 AEI_EUNAVAILABLE);
+    cr_assert(strstr(err, "cannot connect to PostgreSQL"), "%s", err);
+    cr_assert_null(s);
+}
