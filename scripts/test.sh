@@ -60,6 +60,7 @@ if (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error >"$tmp/npm.log"
     pgb_url=$(scripts/pg.sh pgbouncer "$tmp/pg" 2>/dev/null || true)
     AEID=$root/build-san/aeid AEI_TEST_PG_URL=$pg_url AEI_TEST_PGBOUNCER_URL=$pgb_url \
         node --test --test-reporter=tap tests/e2e/ >"$tmp/e2e.tap" 2>&1
+    node_rc=$?
     grep -E '^not ok|^# (tests|pass|fail)' "$tmp/e2e.tap" | head -n 60
     if grep -q '^not ok' "$tmp/e2e.tap"; then
         echo "-- failures in detail:"
@@ -71,6 +72,10 @@ if (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error >"$tmp/npm.log"
         echo "test.sh: the node test runner printed no summary:" >&2
         tail -n 30 "$tmp/e2e.tap" >&2
         f=$((${f:-0} + 1))
+    fi
+    if [ "$node_rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then
+        echo "test.sh: node --test exited $node_rc with no failing test counted (a hook failed?)" >&2
+        f=1
     fi
     passed=$((passed + ${p:-0}))
     failed=$((failed + ${f:-0}))

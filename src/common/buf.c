@@ -24,6 +24,8 @@ void buf_reserve(struct buf *b, size_t n)
 void buf_append(struct buf *b, const void *data, size_t n)
 {
     buf_reserve(b, n);
+    if (n == 0)
+        return; /* data may be NULL then */
     memcpy(b->data + b->len, data, n);
     b->len += n;
     b->data[b->len] = '\0';

@@ -2,6 +2,7 @@
 #include "common/json.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void set(struct problem *pb, const char *code, const char *field)
@@ -86,6 +87,57 @@ void problem_field(struct problem *pb, const char *field, const char *expected, 
     set(pb, "invalid_field", field);
     snprintf(pb->message, sizeof(pb->message), "field %s: expected %s, got %s", field, expected,
              desc);
+}
+
+/* Returns the length of the valid UTF-8 sequence at s (1-4), or 0 if there is none. */
+static size_t utf8_seq(const unsigned char *s)
+{
+    unsigned char c = s[0];
+    size_t n;
+    unsigned int cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        n = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        n = 4, cp = c & 0x07;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    /* Overlong forms, UTF-16 surrogates and code points past U+10FFFF are not UTF-8. */
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+json_t *json_string_lossy(const char *s)
+{
+    size_t len = strlen(s), o = 0;
+    char *clean = malloc(len + 1);
+    if (!clean)
+        return NULL;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq((const unsigned char *)s + i);
+        if (n == 0) {
+            clean[o++] = '?';
+            i++;
+        } else {
+            memcpy(clean + o, s + i, n);
+            o += n;
+            i += n;
+        }
+    }
+    clean[o] = '\0';
+    json_t *v = json_string(clean);
+    free(clean);
+    return v;
 }
 
 int json_depth(const json_t *v)

@@ -28,6 +28,10 @@ void problem_field(struct problem *pb, const char *field, const char *expected, 
 /* Writes a short rendering of a JSON value for error messages ("\"high\"", "150", "an object"). */
 void json_describe(const json_t *v, char *out, size_t n);
 
+/* Returns a new JSON string of s in which every byte that is not part of valid UTF-8 is
+ * replaced by '?': for messages that quote what a client sent. Caller owns the reference. */
+json_t *json_string_lossy(const char *s);
+
 /* Returns the nesting depth of v (a scalar is 0). */
 int json_depth(const json_t *v);
 

@@ -141,7 +141,7 @@ static void answer(struct request *req, int status, const char *ctype, const cha
 
 static void answer_json(struct request *req, int status, json_t *doc, const char *headers)
 {
-    char *text = json_dumps(doc, JSON_COMPACT);
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_decref(doc);
     if (!text)
         abort();
@@ -153,9 +153,10 @@ static void answer_json(struct request *req, int status, json_t *doc, const char
 static void error_body(struct buf *out, const char *code, const char *message,
                        const struct problem *pb)
 {
-    json_t *err = json_pack("{s:s, s:s}", "code", code, "message", message);
+    /* Messages and fields may quote what the client sent, which need not be UTF-8. */
+    json_t *err = json_pack("{s:s, s:o}", "code", code, "message", json_string_lossy(message));
     if (pb && pb->field[0])
-        json_object_set_new(err, "field", json_string(pb->field));
+        json_object_set_new(err, "field", json_string_lossy(pb->field));
     if (pb && pb->line > 0) {
         json_object_set_new(err, "line", json_integer(pb->line));
         json_object_set_new(err, "column", json_integer(pb->column));

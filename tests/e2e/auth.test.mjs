@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
     REPO, STORES, assertError, freePort, makeHeartbeat, randomToken, runAeid, startAeid, tempDir, uniqueId,
+    itShutsDownCleanly, failOnSanitizerReport,
 } from './lib/harness.mjs';
 
 const VERSION = readFileSync(path.join(REPO, 'meson.build'), 'utf8').match(/version\s*:\s*'([^']+)'/)[1];
@@ -19,6 +20,7 @@ for (const store of STORES) {
         after(async () => {
             await srv?.close();
         });
+        failOnSanitizerReport(() => srv);
 
         it('GET /healthz needs no token', async () => {
             const r = await srv.api('/healthz', { token: null });
@@ -117,6 +119,8 @@ for (const store of STORES) {
             }
             assert.ok(!srv.stderr.includes(srv.token.slice(9, 30)), 'part of the token appears in stderr');
         });
+
+        itShutsDownCleanly(() => srv);
     });
 }
 

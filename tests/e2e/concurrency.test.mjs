@@ -1,7 +1,7 @@
 // concurrency.test.mjs - many agents posting at once.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { STORES, makeHeartbeat, startAeid, uniqueId } from './lib/harness.mjs';
+import { STORES, makeHeartbeat, startAeid, uniqueId, itShutsDownCleanly, failOnSanitizerReport } from './lib/harness.mjs';
 
 const AGENTS = 100;
 const ROUNDS = 5;
@@ -39,6 +39,7 @@ for (const store of STORES) {
         after(async () => {
             await srv?.close();
         });
+        failOnSanitizerReport(() => srv);
 
         it(`${AGENTS} agents post concurrently, ${ROUNDS} rounds: all 200, all listed, latest state`, async () => {
             const prefix = uniqueId('fleet');
@@ -95,5 +96,7 @@ for (const store of STORES) {
             assert.equal(r.filter((x) => x.status !== 200).length, 0, 'all reads 200');
             for (const x of r) assert.ok(Array.isArray(x.json.agents));
         });
+
+        itShutsDownCleanly(() => srv);
     });
 }

@@ -1,7 +1,7 @@
 // durability.test.mjs - a 200 means committed: kill -9 and SIGTERM lose nothing acknowledged.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { STORES, makeHeartbeat, sleep, startAeid, uniqueId } from './lib/harness.mjs';
+import { STORES, deadline, makeHeartbeat, sleep, startAeid, uniqueId, itShutsDownCleanly, failOnSanitizerReport } from './lib/harness.mjs';
 
 /* Every heartbeat in `acked` ({id, server_ts, n}) must be in its agent's history. */
 async function assertStored(srv, acked) {
@@ -30,6 +30,7 @@ for (const store of STORES) {
         after(async () => {
             await srv?.close();
         });
+        failOnSanitizerReport(() => srv);
 
         it('kill -9 right after a 200: the heartbeat is there after restart', async () => {
             const id = uniqueId('survivor');
@@ -117,7 +118,7 @@ for (const store of STORES) {
                 if (i % 30 === 29) await sleep(2);
             }
             await Promise.all(all);
-            const exit = await Promise.race([proc.exited, sleep(15000).then(() => null)]);
+            const exit = await Promise.race([proc.exited, deadline(15000).then(() => null)]);
             if (exit === null) {
                 proc.kill('SIGKILL');
                 await proc.exited;
@@ -151,5 +152,7 @@ for (const store of STORES) {
             assert.equal(a.first_seen, beats[0].server_ts);
             assert.equal(a.last_heartbeat, next.server_ts);
         });
+
+        itShutsDownCleanly(() => srv);
     });
 }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import {
     STORES, assertError, makeHeartbeat, openSocket, rawRequest, sleep, startAeid, uniqueId,
+    itShutsDownCleanly, failOnSanitizerReport,
 } from './lib/harness.mjs';
 
 const HB = '/api/v0/heartbeats';
@@ -37,6 +38,7 @@ for (const store of STORES) {
         after(async () => {
             await srv?.close();
         });
+        failOnSanitizerReport(() => srv);
         // A crash fails the test that caused it and close(); start again so the rest still run.
         beforeEach(async () => {
             await srv?.ensureRunning();
@@ -554,6 +556,8 @@ for (const store of STORES) {
                 await assertAlive(srv);
             });
         });
+
+        itShutsDownCleanly(() => srv);
     });
 
     describe(`errors with --max-body 1024 (${store})`, () => {
@@ -564,6 +568,7 @@ for (const store of STORES) {
         after(async () => {
             await srv?.close();
         });
+        failOnSanitizerReport(() => srv);
 
         it('a body over the lowered limit -> 413, at the limit not', async () => {
             assertError(await srv.api(HB, { rawBody: bodyOfSize(1025) }), 413, 'payload_too_large');
@@ -581,5 +586,7 @@ for (const store of STORES) {
                 await other.close();
             }
         });
+
+        itShutsDownCleanly(() => srv);
     });
 }

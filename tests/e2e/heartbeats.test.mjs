@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
     STORES, assertError, assertNowish, makeHeartbeat, parseMicros, startAeid, uniqueId,
+    itShutsDownCleanly, failOnSanitizerReport,
 } from './lib/harness.mjs';
 
 const AGENT_KEYS = [
@@ -51,6 +52,7 @@ for (const store of STORES) {
         after(async () => {
             await srv?.close();
         });
+        failOnSanitizerReport(() => srv);
 
         it('round trip: POST then GET the agent, the list and the history', async () => {
             const id = uniqueId('researcher');
@@ -376,5 +378,7 @@ for (const store of STORES) {
             assertError(await srv.api(`/api/v0/agents/${id}/heartbeats`), 404, 'not_found');
             assertError(await srv.api(`/api/v0/agents/${id}/heartbeats?limit=5`), 404, 'not_found');
         });
+
+        itShutsDownCleanly(() => srv);
     });
 }

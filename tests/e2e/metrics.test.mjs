@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { STORES, assertError, makeHeartbeat, startAeid, uniqueId } from './lib/harness.mjs';
+import { STORES, assertError, makeHeartbeat, startAeid, uniqueId, itShutsDownCleanly, failOnSanitizerReport } from './lib/harness.mjs';
 
 const PROMTOOL = process.env.PROMTOOL ?? '/usr/bin/promtool';
 const STATUSES = ['idle', 'processing', 'waiting', 'error', 'complete'];
@@ -73,6 +73,7 @@ for (const store of STORES) {
         after(async () => {
             await srv?.close();
         });
+        failOnSanitizerReport(() => srv);
 
         const scrape = async () => {
             const r = await srv.api('/metrics');
@@ -173,5 +174,7 @@ for (const store of STORES) {
             const res = await promtool(r.text);
             assert.equal(res.code, 0, `promtool check metrics:\n${res.out}\n--- metrics ---\n${r.text}`);
         });
+
+        itShutsDownCleanly(() => srv);
     });
 }

@@ -122,7 +122,7 @@ test('error responses carry the contract codes and headers', () => {
     assert.deepEqual([...error.required].sort(), ['code', 'message']);
     assert.deepEqual([...error.properties.code.enum].sort(), [
         'empty_body', 'internal', 'invalid_field', 'invalid_parameter', 'invalid_token',
-        'malformed_json', 'method_not_allowed', 'not_found', 'payload_too_large',
+        'length_required', 'malformed_json', 'method_not_allowed', 'not_found', 'payload_too_large',
         'store_unavailable', 'unauthorized', 'unsupported_media_type',
     ]);
     for (const k of ['field', 'line', 'column']) {

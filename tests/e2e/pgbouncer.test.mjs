@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
     Aeid, STORES, createPgDatabase, dropPgDatabase, makeHeartbeat, pgBouncer, uniqueId,
+    itShutsDownCleanly, failOnSanitizerReport,
 } from './lib/harness.mjs';
 
 describe('pgbouncer (transaction mode)', { skip: !STORES.includes('postgres') && 'postgres not in AEI_TEST_STORES' }, () => {
@@ -21,6 +22,7 @@ describe('pgbouncer (transaction mode)', { skip: !STORES.includes('postgres') &&
             if (db) await dropPgDatabase(db.adminUrl, db.db);
         }
     });
+    failOnSanitizerReport(() => srv);
 
     it('heartbeat round trip', async () => {
         const id = uniqueId('bounced');
@@ -71,4 +73,6 @@ describe('pgbouncer (transaction mode)', { skip: !STORES.includes('postgres') &&
         assert.equal(a.status, 200, a.text);
         assert.equal(a.json.last_heartbeat, r.server_ts);
     });
+
+    itShutsDownCleanly(() => srv);
 });

@@ -17,6 +17,7 @@ import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { afterEach, beforeEach, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -49,6 +50,11 @@ export function randomToken() {
 
 export function sleep(ms) {
     return new Promise((r) => setTimeout(r, ms));
+}
+
+/* A sleep that does not keep the process alive: for time limits raced against other promises. */
+export function deadline(ms) {
+    return new Promise((r) => setTimeout(r, ms).unref());
 }
 
 /* Ask the kernel for a free loopback port. Another process may take it before aeid binds it;
@@ -170,7 +176,14 @@ export async function psql(url, sql) {
 export async function createPgDatabase({ adminUrl, via } = {}) {
     adminUrl = adminUrl ?? (await pgAdminUrl());
     const db = 'aei_e2e_' + randomBytes(6).toString('hex');
-    await psql(adminUrl, `CREATE DATABASE "${db}"`);
+    // A linguistic collation, as on a typical production cluster: an ORDER BY that depends on the
+    // database collation then shows up as a difference from SQLite's byte order.
+    try {
+        await psql(adminUrl, `CREATE DATABASE "${db}" TEMPLATE template0 LOCALE_PROVIDER icu ` +
+            `ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'`);
+    } catch {
+        await psql(adminUrl, `CREATE DATABASE "${db}"`);
+    }
     return { db, adminUrl, url: withDatabase(via ?? adminUrl, db) };
 }
 
@@ -370,7 +383,7 @@ export class Aeid {
         const proc = this.proc;
         this.expectExit = true;
         proc.kill(sig);
-        const timeout = sleep(timeoutMs).then(() => 'timeout');
+        const timeout = deadline(timeoutMs).then(() => 'timeout');
         const r = await Promise.race([proc.exited, timeout]);
         if (r === 'timeout') {
             proc.kill('SIGKILL');
@@ -408,14 +421,15 @@ export class Aeid {
     /* After a crash (an exit nobody asked for), start again on the same store so that later
      * tests still run; close() still fails on the crash. */
     async ensureRunning() {
-        if (this.proc) {
+        const proc = this.proc;
+        if (proc) {
             try {
                 const r = await fetch(`${this.baseUrl}/healthz`, { signal: AbortSignal.timeout(2000) });
                 await r.arrayBuffer();
                 return;
             } catch {
                 // Dead or dying: give the exit a moment to be seen.
-                await Promise.race([this.proc.exited, sleep(2000)]);
+                await Promise.race([proc.exited, deadline(2000)]);
             }
         }
         if (!this.proc) await this.start();
@@ -433,6 +447,8 @@ export class Aeid {
 
     /* Stop (asserting a clean exit when it is running) and drop the store. */
     async close() {
+        if (this.closed) return;
+        this.closed = true;
         try {
             const problems = [];
             if (this.crashes.length > 0) problems.push(`aeid crashed during the tests:${this.crashDescription()}`);
@@ -504,6 +520,32 @@ export class Aeid {
         assert.equal(r.status, 200, `POST /api/v0/heartbeats ${JSON.stringify(hb)} -> ${r.status} ${r.text}`);
         return r.json;
     }
+}
+
+/* Declare the last test of a suite: SIGTERM -> exit 0, no crash, no sanitizer report. A test (not
+ * only an after hook) so that runners that count failed tests see it. `get` returns the server. */
+export function itShutsDownCleanly(get) {
+    it('shuts down cleanly: exit 0 after SIGTERM, no crash, no sanitizer report', async () => {
+        const srv = get();
+        assert.ok(srv, 'the server never started');
+        await srv.close();
+    });
+}
+
+/* Fail the very test during which aeid printed a sanitizer report (call inside a describe). */
+export function failOnSanitizerReport(get) {
+    let mark = 0;
+    beforeEach(() => {
+        mark = get()?.stderr.length ?? 0;
+    });
+    afterEach(async () => {
+        const srv = get();
+        if (!srv) return;
+        await sleep(20); // stderr may trail the HTTP response a little
+        const fresh = srv.stderr.slice(mark);
+        const m = fresh.match(SANITIZER_RE);
+        assert.ok(!m, `aeid printed a sanitizer report during this test:\n${fresh}`);
+    });
 }
 
 /* Start aeid on a store; the caller closes it with srv.close(). */

@@ -106,3 +106,22 @@ Test(json, validates_agent_ids)
     cr_assert_not(aei_is_valid_id("a/b"));
     cr_assert_not(aei_is_valid_id("caf\xc3\xa9"));
 }
+
+Test(json, lossy_strings_replace_what_is_not_utf8)
+{
+    const char *cases[][2] = {
+        {"plain", "plain"},
+        {"caf\xc3\xa9", "caf\xc3\xa9"},
+        {"\xff\xfe", "??"},
+        {"a\xc0\xaf", "a??"},       /* overlong '/' */
+        {"\xed\xa0\x80x", "???x"},  /* a UTF-16 surrogate */
+        {"cut \xe2\x82", "cut ??"}, /* a sequence cut short */
+        {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *v = json_string_lossy(cases[i][0]);
+        cr_assert_not_null(v, "case %zu", i);
+        cr_assert_str_eq(json_string_value(v), cases[i][1], "case %zu", i);
+        json_decref(v);
+    }
+}

@@ -1,7 +1,8 @@
 -- 0001_heartbeats.sql - agents with their latest state, and every heartbeat for playback.
 -- Times are integer microseconds since the Unix epoch, UTC, from the server clock.
+-- Agent ids compare byte by byte (COLLATE "C"), as on SQLite, whatever the database's locale.
 CREATE TABLE agents (
-    agent_id        TEXT PRIMARY KEY,
+    agent_id        TEXT COLLATE "C" PRIMARY KEY,
     name            TEXT,
     status          TEXT NOT NULL
                     CHECK (status IN ('idle', 'processing', 'waiting', 'error', 'complete')),
@@ -20,7 +21,7 @@ CREATE TABLE agents (
 
 CREATE TABLE heartbeats (
     id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    agent_id        TEXT NOT NULL,
+    agent_id        TEXT COLLATE "C" NOT NULL,
     server_ts       BIGINT NOT NULL,
     agent_ts        BIGINT,
     status          TEXT NOT NULL,
