@@ -26,9 +26,23 @@ int store_open(const char *url, struct store **out, char *err, size_t errlen)
     return AEI_EINVAL;
 }
 
+/* Marks the last heartbeat of each agent in hbs[0..n) and, for it, the time of the agent's first
+ * heartbeat in the batch, so that a batch updates each agent once. */
+static void mark_latest(struct heartbeat *const *hbs, size_t n, bool *latest, int64_t *first_ts);
+
 int store_put_heartbeats(struct store *s, struct heartbeat *const *hbs, size_t n)
 {
-    return n ? s->ops->put_heartbeats(s, hbs, n) : 0;
+    if (n == 0)
+        return 0;
+    bool *latest = malloc(n * sizeof(*latest));
+    int64_t *first_ts = malloc(n * sizeof(*first_ts));
+    if (!latest || !first_ts)
+        abort();
+    mark_latest(hbs, n, latest, first_ts);
+    int rc = s->ops->put_heartbeats(s, hbs, n, latest, first_ts);
+    free(latest);
+    free(first_ts);
+    return rc;
 }
 
 int store_list_agents(struct store *s, struct heartbeat **out, size_t *n)
@@ -38,7 +52,20 @@ int store_list_agents(struct store *s, struct heartbeat **out, size_t *n)
 
 int store_get_agent(struct store *s, const char *agent_id, struct heartbeat *out)
 {
-    return s->ops->get_agent(s, agent_id, out);
+    struct heartbeat *rows;
+    size_t n;
+    int rc = s->ops->get_agent(s, agent_id, &rows, &n);
+    if (rc)
+        return rc;
+    if (n == 0) {
+        free(rows);
+        return AEI_ENOTFOUND;
+    }
+    *out = rows[0];
+    for (size_t i = 1; i < n; i++)
+        hb_clear(&rows[i]);
+    free(rows);
+    return 0;
 }
 
 int store_list_heartbeats(struct store *s, const struct hb_query *q, struct heartbeat **out,
@@ -74,7 +101,7 @@ static int by_agent_then_index(const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
-void store_mark_latest(struct heartbeat *const *hbs, size_t n, bool *latest, int64_t *first_ts)
+static void mark_latest(struct heartbeat *const *hbs, size_t n, bool *latest, int64_t *first_ts)
 {
     struct order *o = malloc(n * sizeof(*o));
     if (!o)

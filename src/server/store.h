@@ -22,9 +22,13 @@ struct hb_query {
 /* The operations each backend provides; see the wrappers below for their contracts. */
 struct store_ops {
     const char *name;
-    int (*put_heartbeats)(struct store *s, struct heartbeat *const *hbs, size_t n);
+    /* latest[i] marks the last heartbeat of each agent in the batch, the one whose state the
+     * agents table keeps; first_ts[i] is then the time of that agent's first heartbeat in the
+     * batch (its first_seen if it is new). */
+    int (*put_heartbeats)(struct store *s, struct heartbeat *const *hbs, size_t n,
+                          const bool *latest, const int64_t *first_ts);
     int (*list_agents)(struct store *s, struct heartbeat **out, size_t *n);
-    int (*get_agent)(struct store *s, const char *agent_id, struct heartbeat *out);
+    int (*get_agent)(struct store *s, const char *agent_id, struct heartbeat **out, size_t *n);
     int (*list_heartbeats)(struct store *s, const struct hb_query *q, struct heartbeat **out,
                            size_t *n);
     void (*close)(struct store *s);
@@ -57,15 +61,23 @@ void store_free_rows(struct heartbeat *rows, size_t n);
 /* Closes the connection; store_close(NULL) is a no-op. */
 void store_close(struct store *s);
 
-/* Sets latest[i] to true for the last heartbeat of each agent in hbs[0..n), the one whose state
- * the agents table keeps, and first_ts[i] to the time of that agent's first heartbeat in the
- * batch (its first_seen if it is new). Backends use it so that a batch updates each agent once. */
-void store_mark_latest(struct heartbeat *const *hbs, size_t n, bool *latest, int64_t *first_ts);
-
-/* The columns every read returns, in this order, so that one row reader serves all queries:
- * agent_id, name, status, the five metrics, parent_agent_id, child_agent_ids, labels, agent_ts,
- * server time, first_seen, id. */
-#define STORE_ROW_COLUMNS 16
+/* SQL that both backends share. The columns every read returns, in this order, so that one row
+ * reader serves all queries: agent_id, name, status, the five metrics, parent_agent_id,
+ * child_agent_ids, labels, agent_ts, server time, first_seen, id. */
+#define STORE_AGENT_COLUMNS                                                                        \
+    "agent_id, name, status, cpu_pct, mem_pct, tokens_per_min, cost_usd, confidence, "             \
+    "parent_agent_id, child_agent_ids, labels, agent_ts"
+#define STORE_SELECT_AGENTS                                                                        \
+    "SELECT " STORE_AGENT_COLUMNS ", last_heartbeat, first_seen, 0 FROM agents "
+#define STORE_SELECT_HEARTBEATS "SELECT " STORE_AGENT_COLUMNS ", server_ts, 0, id FROM heartbeats "
+/* A new heartbeat replaces the agent's state; the name is kept when a heartbeat has none. */
+#define STORE_UPSERT_AGENT                                                                         \
+    "ON CONFLICT (agent_id) DO UPDATE SET name = coalesce(excluded.name, agents.name), "           \
+    "status = excluded.status, cpu_pct = excluded.cpu_pct, mem_pct = excluded.mem_pct, "           \
+    "tokens_per_min = excluded.tokens_per_min, cost_usd = excluded.cost_usd, "                     \
+    "confidence = excluded.confidence, parent_agent_id = excluded.parent_agent_id, "               \
+    "child_agent_ids = excluded.child_agent_ids, labels = excluded.labels, "                       \
+    "agent_ts = excluded.agent_ts, last_heartbeat = excluded.last_heartbeat"
 
 /* A migration: a version number, a name, and the SQL that applies it. */
 struct migration {

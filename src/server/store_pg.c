@@ -15,10 +15,6 @@ struct store_pg {
     struct buf batch; /* reused for the JSON of each heartbeat batch */
 };
 
-#define AGENT_COLUMNS                                                                              \
-    "agent_id, name, status, cpu_pct, mem_pct, tokens_per_min, cost_usd, confidence, "             \
-    "parent_agent_id, child_agent_ids, labels, agent_ts"
-
 /* One statement, hence one transaction and one round trip, for a whole batch: the batch arrives
  * as one JSON array; every row goes to heartbeats, the rows marked latest update agents. */
 static const char SQL_PUT_BATCH[] =
@@ -27,22 +23,13 @@ static const char SQL_PUT_BATCH[] =
     "tokens_per_min float8, cost_usd float8, confidence float8, parent_agent_id text, "
     "child_agent_ids jsonb, labels jsonb, agent_ts bigint, server_ts bigint, latest bool, "
     "first_ts bigint, ord int)),"
-    " ins AS (INSERT INTO heartbeats (" AGENT_COLUMNS ", server_ts) "
-    "SELECT " AGENT_COLUMNS ", server_ts FROM b ORDER BY ord) "
-    "INSERT INTO agents (" AGENT_COLUMNS ", last_heartbeat, first_seen) "
-    "SELECT " AGENT_COLUMNS ", server_ts, first_ts FROM b WHERE latest "
-    "ON CONFLICT (agent_id) DO UPDATE SET name = coalesce(excluded.name, agents.name), "
-    "status = excluded.status, cpu_pct = excluded.cpu_pct, mem_pct = excluded.mem_pct, "
-    "tokens_per_min = excluded.tokens_per_min, cost_usd = excluded.cost_usd, "
-    "confidence = excluded.confidence, parent_agent_id = excluded.parent_agent_id, "
-    "child_agent_ids = excluded.child_agent_ids, labels = excluded.labels, "
-    "agent_ts = excluded.agent_ts, last_heartbeat = excluded.last_heartbeat";
-static const char SQL_LIST_AGENTS[] =
-    "SELECT " AGENT_COLUMNS ", last_heartbeat, first_seen, 0 FROM agents ORDER BY agent_id";
-static const char SQL_GET_AGENT[] =
-    "SELECT " AGENT_COLUMNS ", last_heartbeat, first_seen, 0 FROM agents WHERE agent_id = $1";
-static const char SQL_LIST_HBS[] =
-    "SELECT " AGENT_COLUMNS ", server_ts, 0, id FROM heartbeats "
+    " ins AS (INSERT INTO heartbeats (" STORE_AGENT_COLUMNS ", server_ts) "
+    "SELECT " STORE_AGENT_COLUMNS ", server_ts FROM b ORDER BY ord) "
+    "INSERT INTO agents (" STORE_AGENT_COLUMNS ", last_heartbeat, first_seen) "
+    "SELECT " STORE_AGENT_COLUMNS ", server_ts, first_ts FROM b WHERE latest " STORE_UPSERT_AGENT;
+static const char SQL_LIST_AGENTS[] = STORE_SELECT_AGENTS "ORDER BY agent_id";
+static const char SQL_GET_AGENT[] = STORE_SELECT_AGENTS "WHERE agent_id = $1";
+static const char SQL_LIST_HBS[] = STORE_SELECT_HEARTBEATS
     "WHERE agent_id = $1 AND server_ts >= $2 AND server_ts < $3 AND (server_ts, id) > ($4, $5) "
     "ORDER BY server_ts, id LIMIT $6";
 
@@ -172,14 +159,10 @@ static void append_json(struct buf *b, size_t ord, const struct heartbeat *hb, b
                latest ? "true" : "false", (long long)first_ts);
 }
 
-static int pg_put_heartbeats(struct store *base, struct heartbeat *const *hbs, size_t n)
+static int pg_put_heartbeats(struct store *base, struct heartbeat *const *hbs, size_t n,
+                             const bool *latest, const int64_t *first_ts)
 {
     struct store_pg *s = (struct store_pg *)base;
-    bool *latest = malloc(n * sizeof(*latest));
-    int64_t *first_ts = malloc(n * sizeof(*first_ts));
-    if (!latest || !first_ts)
-        abort();
-    store_mark_latest(hbs, n, latest, first_ts);
     buf_reset(&s->batch);
     buf_puts(&s->batch, "[");
     for (size_t i = 0; i < n; i++) {
@@ -188,8 +171,6 @@ static int pg_put_heartbeats(struct store *base, struct heartbeat *const *hbs, s
         append_json(&s->batch, i, hbs[i], latest[i], first_ts[i]);
     }
     buf_puts(&s->batch, "]");
-    free(latest);
-    free(first_ts);
     const char *params[] = {s->batch.data};
     return command(s, SQL_PUT_BATCH, 1, params, "storing heartbeats");
 }
@@ -249,21 +230,10 @@ static int pg_list_agents(struct store *base, struct heartbeat **out, size_t *n)
     return query_rows((struct store_pg *)base, SQL_LIST_AGENTS, 0, NULL, out, n);
 }
 
-static int pg_get_agent(struct store *base, const char *agent_id, struct heartbeat *out)
+static int pg_get_agent(struct store *base, const char *agent_id, struct heartbeat **out, size_t *n)
 {
-    struct heartbeat *rows;
-    size_t n;
     const char *params[] = {agent_id};
-    int rc = query_rows((struct store_pg *)base, SQL_GET_AGENT, 1, params, &rows, &n);
-    if (rc)
-        return rc;
-    if (n == 0) {
-        free(rows);
-        return AEI_ENOTFOUND;
-    }
-    *out = rows[0];
-    free(rows);
-    return 0;
+    return query_rows((struct store_pg *)base, SQL_GET_AGENT, 1, params, out, n);
 }
 
 static int pg_list_heartbeats(struct store *base, const struct hb_query *q, struct heartbeat **out,

@@ -15,28 +15,15 @@ struct store_sqlite {
     sqlite3_stmt *insert_hb, *upsert_agent, *list_agents, *get_agent, *list_hbs;
 };
 
-#define AGENT_COLUMNS                                                                              \
-    "agent_id, name, status, cpu_pct, mem_pct, tokens_per_min, cost_usd, confidence, "             \
-    "parent_agent_id, child_agent_ids, labels, agent_ts"
-
 static const char SQL_INSERT_HB[] =
-    "INSERT INTO heartbeats (" AGENT_COLUMNS ", server_ts) "
+    "INSERT INTO heartbeats (" STORE_AGENT_COLUMNS ", server_ts) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 static const char SQL_UPSERT_AGENT[] =
-    "INSERT INTO agents (" AGENT_COLUMNS ", last_heartbeat, first_seen) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
-    "ON CONFLICT (agent_id) DO UPDATE SET name = coalesce(excluded.name, agents.name), "
-    "status = excluded.status, cpu_pct = excluded.cpu_pct, mem_pct = excluded.mem_pct, "
-    "tokens_per_min = excluded.tokens_per_min, cost_usd = excluded.cost_usd, "
-    "confidence = excluded.confidence, parent_agent_id = excluded.parent_agent_id, "
-    "child_agent_ids = excluded.child_agent_ids, labels = excluded.labels, "
-    "agent_ts = excluded.agent_ts, last_heartbeat = excluded.last_heartbeat";
-static const char SQL_LIST_AGENTS[] =
-    "SELECT " AGENT_COLUMNS ", last_heartbeat, first_seen, 0 FROM agents ORDER BY agent_id";
-static const char SQL_GET_AGENT[] =
-    "SELECT " AGENT_COLUMNS ", last_heartbeat, first_seen, 0 FROM agents WHERE agent_id = ?1";
-static const char SQL_LIST_HBS[] =
-    "SELECT " AGENT_COLUMNS ", server_ts, 0, id FROM heartbeats "
+    "INSERT INTO agents (" STORE_AGENT_COLUMNS ", last_heartbeat, first_seen) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) " STORE_UPSERT_AGENT;
+static const char SQL_LIST_AGENTS[] = STORE_SELECT_AGENTS "ORDER BY agent_id";
+static const char SQL_GET_AGENT[] = STORE_SELECT_AGENTS "WHERE agent_id = ?1";
+static const char SQL_LIST_HBS[] = STORE_SELECT_HEARTBEATS
     "WHERE agent_id = ?1 AND server_ts >= ?2 AND server_ts < ?3 AND (server_ts, id) > (?4, ?5) "
     "ORDER BY server_ts, id LIMIT ?6";
 
@@ -125,7 +112,7 @@ static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
         sqlite3_bind_null(st, i);
 }
 
-/* Binds ?1..?13 in the order of AGENT_COLUMNS followed by the server time. */
+/* Binds ?1..?13 in the order of STORE_AGENT_COLUMNS followed by the server time. */
 static void bind_heartbeat(sqlite3_stmt *st, const struct heartbeat *hb)
 {
     sqlite3_reset(st);
@@ -148,14 +135,10 @@ static void bind_heartbeat(sqlite3_stmt *st, const struct heartbeat *hb)
     sqlite3_bind_int64(st, 13, hb->server_ts);
 }
 
-static int sqlite_put_heartbeats(struct store *base, struct heartbeat *const *hbs, size_t n)
+static int sqlite_put_heartbeats(struct store *base, struct heartbeat *const *hbs, size_t n,
+                                 const bool *latest, const int64_t *first_ts)
 {
     struct store_sqlite *s = (struct store_sqlite *)base;
-    bool *latest = malloc(n * sizeof(*latest));
-    int64_t *first_ts = malloc(n * sizeof(*first_ts));
-    if (!latest || !first_ts)
-        abort();
-    store_mark_latest(hbs, n, latest, first_ts);
     int rc = exec(s, "BEGIN IMMEDIATE");
     if (rc)
         goto out;
@@ -186,8 +169,6 @@ err_rollback:
 out:
     sqlite3_reset(s->insert_hb);
     sqlite3_reset(s->upsert_agent);
-    free(latest);
-    free(first_ts);
     return rc;
 }
 
@@ -256,22 +237,12 @@ static int sqlite_list_agents(struct store *base, struct heartbeat **out, size_t
     return collect(s, s->list_agents, out, n);
 }
 
-static int sqlite_get_agent(struct store *base, const char *agent_id, struct heartbeat *out)
+static int sqlite_get_agent(struct store *base, const char *agent_id, struct heartbeat **out,
+                            size_t *n)
 {
     struct store_sqlite *s = (struct store_sqlite *)base;
-    struct heartbeat *rows;
-    size_t n;
     sqlite3_bind_text(s->get_agent, 1, agent_id, -1, SQLITE_TRANSIENT);
-    int rc = collect(s, s->get_agent, &rows, &n);
-    if (rc)
-        return rc;
-    if (n == 0) {
-        free(rows);
-        return AEI_ENOTFOUND;
-    }
-    *out = rows[0];
-    free(rows);
-    return 0;
+    return collect(s, s->get_agent, out, n);
 }
 
 static int sqlite_list_heartbeats(struct store *base, const struct hb_query *q,

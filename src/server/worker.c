@@ -108,6 +108,7 @@ static void *writer_main(void *arg)
 
 static void run_read(struct store *store, struct job *j)
 {
+    struct heartbeat agent;
     switch (j->kind) {
     case JOB_LIST_AGENTS:
         j->rc = store_list_agents(store, &j->rows, &j->nrows);
@@ -120,16 +121,13 @@ static void run_read(struct store *store, struct job *j)
         j->nrows = j->rc == 0;
         break;
     case JOB_LIST_HEARTBEATS:
-        j->query.agent_id = j->agent_id;
         /* The agent must exist for its history to be asked for. */
-        j->rows = calloc(1, sizeof(*j->rows));
-        if (!j->rows)
-            abort();
-        j->rc = store_get_agent(store, j->agent_id, j->rows);
-        store_free_rows(j->rows, j->rc == 0);
-        j->rows = NULL;
-        if (j->rc == 0)
+        j->query.agent_id = j->agent_id;
+        j->rc = store_get_agent(store, j->agent_id, &agent);
+        if (j->rc == 0) {
+            hb_clear(&agent);
             j->rc = store_list_heartbeats(store, &j->query, &j->rows, &j->nrows);
+        }
         break;
     case JOB_PUT_HEARTBEAT:
         j->rc = store_put_heartbeats(store, (struct heartbeat *[]){&j->hb}, 1);
