@@ -12,6 +12,8 @@ usage: scripts/pg.sh start DIR       start a throwaway PostgreSQL 15 cluster in 
                                      needed); prints the admin URL and writes it to DIR/url
        scripts/pg.sh pgbouncer DIR   start pgbouncer (transaction pooling) in front of the cluster
                                      in DIR; prints its URL and writes it to DIR/pgbouncer.url
+       scripts/pg.sh halt DIR        stop the cluster but keep DIR: `start DIR` brings it back on
+                                     the same port (for store-outage tests)
        scripts/pg.sh stop DIR        stop pgbouncer and the cluster (fast mode) and remove DIR
        scripts/pg.sh status DIR      print the URLs of what is running in DIR, exit 1 if nothing
 
@@ -76,7 +78,12 @@ cmd_start() {
     fi
     local port tries=0
     while :; do
-        port=$(free_port)
+        # A cluster started again keeps its port, so that clients' URLs stay valid.
+        if [ "$tries" -eq 0 ] && [ -f "$DIR/port" ]; then
+            port=$(cat "$DIR/port")
+        else
+            port=$(free_port)
+        fi
         if as_owner "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/postgres.log" -w -t 30 \
             -o "-p $port -k $DIR/sock -c listen_addresses=127.0.0.1 -c max_connections=200" \
             start >/dev/null 2>&1; then
@@ -141,6 +148,15 @@ EOF
     done
 }
 
+# Stops the server but keeps DIR, so that `start DIR` brings the same cluster back on its port.
+cmd_halt() {
+    [ -f "$DIR/$MARKER" ] || die "no cluster in $DIR"
+    if pg_running; then
+        as_owner "$PGBIN/pg_ctl" -D "$DIR/data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
+            die "PostgreSQL in $DIR did not stop; see $DIR/postgres.log"
+    fi
+}
+
 cmd_stop() {
     [ -e "$DIR" ] || return 0
     [ -f "$DIR/$MARKER" ] || die "$DIR was not made by pg.sh start; not removing it"
@@ -172,13 +188,13 @@ case "${1:-}" in
     usage
     exit 0
     ;;
-start | stop | pgbouncer | status) ;;
+start | stop | halt | pgbouncer | status) ;;
 "")
     usage >&2
     exit 2
     ;;
 *)
-    echo "pg.sh: unknown command '$1'; use start, pgbouncer, stop or status (see --help)" >&2
+    echo "pg.sh: unknown command '$1'; use start, pgbouncer, halt, stop or status (see --help)" >&2
     exit 2
     ;;
 esac
@@ -192,5 +208,6 @@ case "$1" in
 start) cmd_start ;;
 pgbouncer) cmd_pgbouncer ;;
 stop) cmd_stop ;;
+halt) cmd_halt ;;
 status) cmd_status ;;
 esac
