@@ -2,127 +2,114 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import {
-    REPO, STORES, assertError, freePort, makeHeartbeat, randomToken, runAeid, startAeid, tempDir, uniqueId,
-    itShutsDownCleanly, failOnSanitizerReport,
+    REPO, assertError, describeEachStore, freePort, makeHeartbeat, randomToken, runAeid, tempDir, uniqueId,
 } from './lib/harness.mjs';
 
 const VERSION = readFileSync(path.join(REPO, 'meson.build'), 'utf8').match(/version\s*:\s*'([^']+)'/)[1];
 
-for (const store of STORES) {
-    describe(`auth (${store})`, () => {
-        let srv;
-        const wrongTokens = [];
-        before(async () => {
-            srv = await startAeid({ store });
-        });
-        after(async () => {
-            await srv?.close();
-        });
-        failOnSanitizerReport(() => srv);
+describeEachStore('auth', (srv) => {
+    const wrongTokens = [];
 
-        it('GET /healthz needs no token', async () => {
-            const r = await srv.api('/healthz', { token: null });
-            assert.equal(r.status, 200, r.text);
-            assert.deepEqual(r.json, { status: 'ok' });
-        });
-
-        it('no Authorization header -> 401 unauthorized with WWW-Authenticate Bearer realm', async () => {
-            for (const p of ['/api/v0/agents', '/api/agents', '/metrics']) {
-                const r = await srv.api(p, { token: null });
-                assertError(r, 401, 'unauthorized');
-                assert.equal(r.headers.get('www-authenticate'), 'Bearer realm="aei"', `GET ${p}`);
-            }
-        });
-
-        it('POST without a token -> 401 before the body is looked at', async () => {
-            const r = await srv.api('/api/v0/heartbeats', { token: null, rawBody: '{not json' });
-            assertError(r, 401, 'unauthorized');
-            const r2 = await srv.api('/api/v0/heartbeats', {
-                token: null,
-                body: makeHeartbeat(uniqueId('anon')),
-            });
-            assertError(r2, 401, 'unauthorized');
-        });
-
-        it('an Authorization header that is not Bearer -> 401 unauthorized', async () => {
-            for (const value of [
-                `Basic ${Buffer.from('admin:' + srv.token).toString('base64')}`,
-                `Token ${srv.token}`,
-                srv.token,
-                'Bearer',
-                'Bearer ',
-            ]) {
-                const r = await srv.api('/api/v0/agents', { token: null, headers: { authorization: value } });
-                assert.equal(r.status, 401, `Authorization: ${value.slice(0, 20)}... -> ${r.status} ${r.text}`);
-                assert.ok(
-                    ['unauthorized', 'invalid_token'].includes(r.json?.error?.code),
-                    `code for Authorization ${value.slice(0, 20)}: ${r.text}`,
-                );
-                assert.match(r.headers.get('www-authenticate') ?? '', /^Bearer realm="aei"/);
-            }
-            const basic = await srv.api('/api/v0/agents', {
-                token: null,
-                headers: { authorization: 'Basic YWRtaW46YWRtaW4=' },
-            });
-            assertError(basic, 401, 'unauthorized');
-            assert.equal(basic.headers.get('www-authenticate'), 'Bearer realm="aei"');
-        });
-
-        it('wrong token -> 401 invalid_token with error="invalid_token"', async () => {
-            const bad = randomToken();
-            wrongTokens.push(bad);
-            for (const p of ['/api/v0/agents', '/metrics']) {
-                const r = await srv.api(p, { token: bad });
-                assertError(r, 401, 'invalid_token');
-                assert.equal(
-                    r.headers.get('www-authenticate'),
-                    'Bearer realm="aei", error="invalid_token"',
-                    `GET ${p}`,
-                );
-            }
-            const r = await srv.api('/api/v0/heartbeats', { token: bad, body: makeHeartbeat(uniqueId()) });
-            assertError(r, 401, 'invalid_token');
-        });
-
-        it('a prefix or an extension of the right token is rejected', async () => {
-            const variants = [
-                srv.token.slice(0, -1),
-                srv.token.slice(0, 8),
-                srv.token + 'x',
-                srv.token + srv.token,
-                srv.token.toUpperCase(),
-            ];
-            wrongTokens.push(...variants);
-            for (const t of variants) {
-                const r = await srv.api('/api/v0/agents', { token: t });
-                assertError(r, 401, 'invalid_token');
-            }
-        });
-
-        it('right token -> 200', async () => {
-            const id = uniqueId();
-            const hb = await srv.heartbeat(makeHeartbeat(id));
-            assert.equal(hb.agent_id, id);
-            for (const p of ['/api/v0/agents', '/api/agents', `/api/v0/agents/${id}`, '/metrics']) {
-                const r = await srv.api(p);
-                assert.equal(r.status, 200, `GET ${p} -> ${r.status} ${r.text}`);
-            }
-        });
-
-        it('tokens never appear in stderr', async () => {
-            // Stop first so that everything aeid logs (including shutdown) is in.
-            await srv.stop();
-            for (const t of [srv.token, ...wrongTokens]) {
-                assert.ok(!srv.stderr.includes(t), `a token appears in aeid stderr:\n${srv.stderr}`);
-            }
-            assert.ok(!srv.stderr.includes(srv.token.slice(9, 30)), 'part of the token appears in stderr');
-        });
-
-        itShutsDownCleanly(() => srv);
+    it('GET /healthz needs no token', async () => {
+        const r = await srv.api('/healthz', { token: null });
+        assert.equal(r.status, 200, r.text);
+        assert.deepEqual(r.json, { status: 'ok' });
     });
-}
+
+    it('no Authorization header -> 401 unauthorized with WWW-Authenticate Bearer realm', async () => {
+        for (const p of ['/api/v0/agents', '/api/agents', '/metrics']) {
+            const r = await srv.api(p, { token: null });
+            assertError(r, 401, 'unauthorized');
+            assert.equal(r.headers.get('www-authenticate'), 'Bearer realm="aei"', `GET ${p}`);
+        }
+    });
+
+    it('POST without a token -> 401 before the body is looked at', async () => {
+        const r = await srv.api('/api/v0/heartbeats', { token: null, rawBody: '{not json' });
+        assertError(r, 401, 'unauthorized');
+        const r2 = await srv.api('/api/v0/heartbeats', {
+            token: null,
+            body: makeHeartbeat(uniqueId('anon')),
+        });
+        assertError(r2, 401, 'unauthorized');
+    });
+
+    it('an Authorization header that is not Bearer -> 401 unauthorized', async () => {
+        for (const value of [
+            `Basic ${Buffer.from('admin:' + srv.token).toString('base64')}`,
+            `Token ${srv.token}`,
+            srv.token,
+            'Bearer',
+            'Bearer ',
+        ]) {
+            const r = await srv.api('/api/v0/agents', { token: null, headers: { authorization: value } });
+            assert.equal(r.status, 401, `Authorization: ${value.slice(0, 20)}... -> ${r.status} ${r.text}`);
+            assert.ok(
+                ['unauthorized', 'invalid_token'].includes(r.json?.error?.code),
+                `code for Authorization ${value.slice(0, 20)}: ${r.text}`,
+            );
+            assert.match(r.headers.get('www-authenticate') ?? '', /^Bearer realm="aei"/);
+        }
+        const basic = await srv.api('/api/v0/agents', {
+            token: null,
+            headers: { authorization: 'Basic YWRtaW46YWRtaW4=' },
+        });
+        assertError(basic, 401, 'unauthorized');
+        assert.equal(basic.headers.get('www-authenticate'), 'Bearer realm="aei"');
+    });
+
+    it('wrong token -> 401 invalid_token with error="invalid_token"', async () => {
+        const bad = randomToken();
+        wrongTokens.push(bad);
+        for (const p of ['/api/v0/agents', '/metrics']) {
+            const r = await srv.api(p, { token: bad });
+            assertError(r, 401, 'invalid_token');
+            assert.equal(
+                r.headers.get('www-authenticate'),
+                'Bearer realm="aei", error="invalid_token"',
+                `GET ${p}`,
+            );
+        }
+        const r = await srv.api('/api/v0/heartbeats', { token: bad, body: makeHeartbeat(uniqueId()) });
+        assertError(r, 401, 'invalid_token');
+    });
+
+    it('a prefix or an extension of the right token is rejected', async () => {
+        const variants = [
+            srv.token.slice(0, -1),
+            srv.token.slice(0, 8),
+            srv.token + 'x',
+            srv.token + srv.token,
+            srv.token.toUpperCase(),
+        ];
+        wrongTokens.push(...variants);
+        for (const t of variants) {
+            const r = await srv.api('/api/v0/agents', { token: t });
+            assertError(r, 401, 'invalid_token');
+        }
+    });
+
+    it('right token -> 200', async () => {
+        const id = uniqueId();
+        const hb = await srv.heartbeat(makeHeartbeat(id));
+        assert.equal(hb.agent_id, id);
+        for (const p of ['/api/v0/agents', '/api/agents', `/api/v0/agents/${id}`, '/metrics']) {
+            const r = await srv.api(p);
+            assert.equal(r.status, 200, `GET ${p} -> ${r.status} ${r.text}`);
+        }
+    });
+
+    it('tokens never appear in stderr', async () => {
+        // Stop first so that everything aeid logs (including shutdown) is in.
+        await srv.stop();
+        for (const t of [srv.token, ...wrongTokens]) {
+            assert.ok(!srv.stderr.includes(t), `a token appears in aeid stderr:\n${srv.stderr}`);
+        }
+        assert.ok(!srv.stderr.includes(srv.token.slice(9, 30)), 'part of the token appears in stderr');
+    });
+});
 
 describe('aeid command line', () => {
     const dbArg = () => ['--db', 'sqlite:' + path.join(tempDir(), 'aei.db')];

@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, it } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -346,7 +346,8 @@ export class Aeid {
                 this.crashes.pop();
                 this.proc = null;
                 const err = new Error(
-                    `aeid exited during start (code ${exited.code}, signal ${exited.signal}); ` +
+                    `aeid exited during start (code ${exited.code}, signal ${exited.signal}` +
+                        `${exited.error ? `, ${exited.error.message}` : ''}); ` +
                         `args: ${argv.join(' ')}; stderr:\n${this.runStderr}`,
                 );
                 err.earlyExit = true;
@@ -546,6 +547,32 @@ export function failOnSanitizerReport(get) {
         const m = fresh.match(SANITIZER_RE);
         assert.ok(!m, `aeid printed a sanitizer report during this test:\n${fresh}`);
     });
+}
+
+/**
+ * Declare the suite `${title} (${store})` once per store in STORES, each with its own aeid.
+ * `body(srv, store)` declares the tests; `srv` is an Aeid made up front and started in a before
+ * hook, so use it only inside hooks and tests. Every test fails on a sanitizer report printed
+ * during it, and the suite ends with itShutsDownCleanly(); an after hook closes aeid regardless.
+ * @param {string} title
+ * @param {(srv: Aeid, store: string) => void} body
+ * @param {object} [startOptions]  more options for the Aeid constructor (args, env, ...)
+ */
+export function describeEachStore(title, body, startOptions = {}) {
+    for (const store of STORES) {
+        describe(`${title} (${store})`, () => {
+            const srv = new Aeid({ ...startOptions, store });
+            before(async () => {
+                await srv.start();
+            });
+            after(async () => {
+                await srv.close();
+            });
+            failOnSanitizerReport(() => srv);
+            body(srv, store);
+            itShutsDownCleanly(() => srv);
+        });
+    }
 }
 
 /* Start aeid on a store; the caller closes it with srv.close(). */
