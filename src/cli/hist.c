@@ -71,7 +71,7 @@ uint64_t hist_percentile(const struct hist_snap *s, double p)
 {
     if (s->total == 0)
         return 0;
-    if (p < 0)
+    if (!(p >= 0)) /* also NaN */
         p = 0;
     if (p > 100)
         p = 100;

@@ -111,7 +111,9 @@ static int parse_chunked(const char *p, size_t n, size_t *used)
                 }
             }
         }
-        if (size > SIZE_MAX / 2 || n - off < size + 2)
+        if (size > RESP_MAX_CHUNK)
+            return AEI_EINVAL;
+        if (n - off < size + 2)
             return 0;
         if (p[off + size] != '\r' || p[off + size + 1] != '\n')
             return AEI_EINVAL;
@@ -162,6 +164,9 @@ int resp_parse(const char *buf, size_t len, struct http_resp *out)
         if (!colon || colon == line)
             return AEI_EINVAL;
         size_t nlen = (size_t)(colon - line);
+        /* No white space may stand between a field name and its colon (RFC 9112, 5.1). */
+        if (line[nlen - 1] == ' ' || line[nlen - 1] == '\t')
+            return AEI_EINVAL;
         const char *v = colon + 1;
         size_t vlen = n - nlen - 1;
         while (vlen && (*v == ' ' || *v == '\t')) {

@@ -7,6 +7,8 @@
 
 /* Responses whose head is longer than this are rejected as malformed. */
 #define RESP_MAX_HEAD 65536
+/* The largest chunk of a chunked body accepted; a larger size is taken as garbage. */
+#define RESP_MAX_CHUNK (64u * 1024 * 1024)
 
 struct http_resp {
     int status;       /* 100-599 */

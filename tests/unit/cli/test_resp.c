@@ -397,3 +397,15 @@ Test(resp, mutated_responses_never_crash)
         }
     }
 }
+
+Test(resp, rejects_space_before_colon_and_absurd_chunk_sizes)
+{
+    const char *bad[] = {
+        "HTTP/1.1 200 OK\r\nContent-Length : 5\r\n\r\nhello",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffff\r\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct http_resp r;
+        cr_assert_eq(resp_parse(bad[i], strlen(bad[i]), &r), AEI_EINVAL, "case %zu", i);
+    }
+}
