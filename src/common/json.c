@@ -15,7 +15,7 @@ static void set(struct problem *pb, const char *code, const char *field)
 json_t *json_parse_body(const char *data, size_t len, struct problem *pb)
 {
     size_t i = 0;
-    while (i < len && strchr(" \t\r\n", data[i]))
+    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n'))
         i++;
     if (i == len) {
         set(pb, "empty_body", "");

@@ -138,6 +138,10 @@ bool aei_time_parse(const char *s, int64_t *us)
     if (*p != '\0')
         return false;
     int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset * 60;
+    /* An offset may carry a date past 0000-01-01 or 9999-12-31 in UTC, which has no RFC 3339
+     * form; such times are refused rather than written back malformed. */
+    if (secs < days_from_civil(0, 1, 1) * 86400 || secs >= days_from_civil(10000, 1, 1) * 86400)
+        return false;
     *us = secs * 1000000 + frac;
     return true;
 }

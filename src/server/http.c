@@ -23,6 +23,10 @@
 #define WRITE_CHUNK 65536
 /* How long a stopping server waits for answers still in flight. */
 #define DRAIN_US (10 * 1000000)
+/* lws 4.1 calls BODY_COMPLETION again and again, without end, for a request that was pipelined
+ * behind another on the same connection (docs/decisions/0003); past this many calls for one
+ * request the connection is closed. Ordinary requests see one or two. */
+#define BODY_COMPLETION_SPIN_MAX 64
 #define HISTORY_LIMIT_DEFAULT 100
 #define HISTORY_LIMIT_MAX 1000
 
@@ -47,6 +51,7 @@ struct server {
     struct registry *registry;
     struct auth auth;
     size_t max_body;
+    int64_t request_timeout_us;  /* from a request's headers to the end of its body */
     int64_t last_ts;             /* the last server time stamped; stamps strictly increase */
     size_t in_flight;            /* requests waiting for a worker */
     size_t answering;            /* requests whose answer is not fully written */
@@ -72,6 +77,8 @@ struct request {
     size_t out_off;
     bool answering;
     bool close_after;
+    int completions;                 /* BODY_COMPLETION calls seen */
+    lws_sorted_usec_list_t deadline; /* closes a client that sends its body too slowly */
 };
 
 /* Per-connection state that lws allocates for us. */
@@ -95,6 +102,7 @@ static void request_free(struct request *req)
         return;
     if (req->answering)
         req->srv->answering--;
+    lws_sul_cancel(&req->deadline);
     buf_free(&req->body);
     buf_free(&req->pending);
     buf_free(&req->out);
@@ -304,6 +312,19 @@ static void post_heartbeat(struct request *req)
     submit(req, job);
 }
 
+/* Returns true if the query has a parameter of `limit` bytes or more, or very many of them. */
+static bool has_long_param(struct lws *wsi, size_t limit)
+{
+    for (int i = 0; i < 64; i++) {
+        int n = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n <= 0)
+            return false;
+        if ((size_t)n >= limit)
+            return true;
+    }
+    return true;
+}
+
 /* Reads one query parameter "name=value" fragment by fragment. Returns false if absent. */
 static bool query_param(struct lws *wsi, const char *name, char *out, size_t n)
 {
@@ -363,6 +384,10 @@ static void get_heartbeats(struct request *req)
     static const char *const known[] = {"from", "to", "limit", "cursor", NULL};
     struct lws *wsi = req->wsi;
     char v[512];
+    if (has_long_param(wsi, sizeof(v))) {
+        bad_param(req, "(query)", "at most 64 parameters of under 512 bytes each", "...");
+        return;
+    }
     const char *unknown = unknown_param(wsi, known, v, sizeof(v));
     if (unknown) {
         bad_param(req, unknown, "one of from, to, limit, cursor", unknown);
@@ -465,6 +490,15 @@ static bool is_json_type(struct lws *wsi)
     return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
 }
 
+/* A request whose body has not fully arrived by its deadline is dropped with its connection:
+ * lws's own timeout restarts with every byte, so a client trickling a body would hold on. */
+static void request_deadline(lws_sorted_usec_list_t *sul)
+{
+    struct request *req = lws_container_of(sul, struct request, deadline);
+    if (req->wsi && !req->answering && !req->job)
+        lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
+}
+
 /* Starts a request when its headers have arrived: auth, route, method, content checks. Errors
  * are deferred until the body has been read, or sent now when there is none. */
 static int on_headers(struct server *srv, struct lws *wsi, struct pss *pss, const char *uri)
@@ -483,14 +517,23 @@ static int on_headers(struct server *srv, struct lws *wsi, struct pss *pss, cons
     char clen[24] = "";
     int64_t body_len = 0;
     bool chunked = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
-    if (lws_hdr_copy(wsi, clen, sizeof(clen), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) >= (int)sizeof(clen))
+        body_len = INT64_MAX; /* more digits than any body we take: too large */
+    else if (lws_hdr_copy(wsi, clen, sizeof(clen), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
         parse_int64(clen, &body_len);
     bool has_body = body_len > 0 || chunked;
 
     char authz[1024];
-    int alen = lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION);
-    enum auth_result auth =
-        req->route == R_HEALTHZ ? AUTH_OK : auth_check(&srv->auth, alen > 0 ? authz : NULL);
+    enum auth_result auth = AUTH_OK;
+    if (req->route != R_HEALTHZ) {
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) >= (int)sizeof(authz))
+            auth = AUTH_INVALID; /* longer than any token we issue */
+        else if (lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION) > 0)
+            auth = auth_check(&srv->auth, authz);
+        else
+            auth = auth_check(&srv->auth, NULL);
+    }
+
     if (auth == AUTH_MISSING) {
         defer_error(req, 401, "unauthorized",
                     "this route needs an Authorization: Bearer <token> header",
@@ -534,8 +577,12 @@ static int on_headers(struct server *srv, struct lws *wsi, struct pss *pss, cons
         req->close_after = true;
         has_body = false;
     }
-    if (!has_body)
+    if (!has_body) {
         dispatch(req);
+        return 0;
+    }
+    lws_sul_schedule(lws_get_context(wsi), 0, &req->deadline, request_deadline,
+                     srv->request_timeout_us);
     return 0;
 }
 
@@ -675,7 +722,19 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             on_body(pss->req, in, len);
         return 0;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (pss->req && !pss->req->answering && !pss->req->job)
+        if (!pss->req)
+            return 0;
+        if (++pss->req->completions > BODY_COMPLETION_SPIN_MAX) {
+            /* Send what answer is ready now, as no WRITEABLE callback will come. */
+            struct request *req = pss->req;
+            if (req->answering && req->out.len > req->out_off)
+                lws_write(wsi, (unsigned char *)req->out.data + req->out_off,
+                          req->out.len - req->out_off, LWS_WRITE_HTTP_FINAL);
+            log_warn("http: closing a connection that pipelined a request with a body");
+            return -1;
+        }
+        lws_sul_cancel(&pss->req->deadline);
+        if (!pss->req->answering && !pss->req->job)
             dispatch(pss->req);
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
@@ -727,7 +786,22 @@ static int load_registry(struct server *srv, const char *db_url, char *err, size
 
 static void lws_log_line(int level, const char *line)
 {
-    /* lws's own errors and warnings; never the request lines, which may carry tokens. */
+    /* lws's own errors and warnings; never the request lines, which may carry tokens. At most
+     * LWS_LOG_PER_SECOND lines a second: out of file descriptors, lws warns on every accept. */
+    enum { LWS_LOG_PER_SECOND = 10 };
+    static int64_t second;
+    static unsigned printed, dropped;
+    int64_t now = aei_mono_us() / 1000000;
+    if (now != second) {
+        if (dropped)
+            log_warn("lws: %u more lines in the last second were not logged", dropped);
+        second = now;
+        printed = dropped = 0;
+    }
+    if (printed++ >= LWS_LOG_PER_SECOND) {
+        dropped++;
+        return;
+    }
     log_msg(level == LLL_ERR ? LOG_ERROR : LOG_WARN, "lws: %.*s", (int)strcspn(line, "\n"), line);
 }
 
@@ -745,7 +819,8 @@ static void notify_loop(void *arg)
 
 int server_run(const struct config *cfg, char *err, size_t errlen)
 {
-    struct server srv = {.max_body = cfg->max_body};
+    struct server srv = {.max_body = cfg->max_body,
+                         .request_timeout_us = cfg->request_timeout * 1000000LL};
     int rc;
     auth_init(&srv.auth, cfg->token);
     srv.registry = registry_new();
@@ -783,12 +858,15 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
             cfg->http_port, strncmp(cfg->db_url, "sqlite:", 7) == 0 ? cfg->db_url : "postgres");
 
     /* After a stop request, go on until every accepted request has its answer written. */
-    while (!stop_requested ||
-           (srv.in_flight + srv.answering > 0 && aei_mono_us() < srv.stop_deadline)) {
-        if (stop_requested && !srv.stop_deadline) {
-            log_info("stopping: finishing %zu requests", srv.in_flight + srv.answering);
-            srv.stop_deadline = aei_mono_us() + DRAIN_US;
-            tick(&srv.tick);
+    for (;;) {
+        if (stop_requested) {
+            if (!srv.stop_deadline) {
+                log_info("stopping: finishing %zu requests", srv.in_flight + srv.answering);
+                srv.stop_deadline = aei_mono_us() + DRAIN_US;
+                tick(&srv.tick);
+            }
+            if (srv.in_flight + srv.answering == 0 || aei_mono_us() >= srv.stop_deadline)
+                break;
         }
         if (lws_service(srv.ctx, 0) < 0)
             break;
@@ -796,14 +874,20 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
     lws_sul_cancel(&srv.tick);
     rc = 0;
 
-err_context:
-    lws_context_destroy(srv.ctx); /* orphans requests still waiting for a worker */
-    srv.ctx = NULL;
+    /* Workers stop before the context goes, as they wake it; jobs they finish now are not
+     * answered, and their requests are freed with their connections or here. */
     for (struct job *job = workers_stop(srv.workers), *next; job; job = next) {
+        struct request *req = job->owner;
         next = job->next;
-        request_free(job->owner);
+        req->job = NULL;
+        if (!req->wsi)
+            request_free(req);
         job_free(job);
     }
+    srv.workers = NULL;
+err_context:
+    lws_context_destroy(srv.ctx);
+    srv.ctx = NULL;
 err_registry:
     registry_free(srv.registry);
     the_server = NULL;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #define EXIT_USAGE 2
 
@@ -23,6 +24,8 @@ static const char usage[] =
     "  --db URL           store: sqlite:PATH, postgres://...  [AEI_DATABASE_URL, default "
     "sqlite:aei.db]\n"
     "  --max-body BYTES   largest request body accepted       [AEI_MAX_BODY, default 65536]\n"
+    "  --request-timeout SECONDS  time a client has to send a request's body\n"
+    "                     [AEI_REQUEST_TIMEOUT, default 30]\n"
     "  -h, --help         print this help and exit\n"
     "  -V, --version      print the version and exit\n"
     "\n"
@@ -86,11 +89,13 @@ int main(int argc, char **argv)
     const char *ws = env_or("AEI_WS", "127.0.0.1:8080");
     const char *db = env_or("AEI_DATABASE_URL", "sqlite:aei.db");
     const char *max_body = env_or("AEI_MAX_BODY", "65536");
+    const char *request_timeout = env_or("AEI_REQUEST_TIMEOUT", "30");
     static const struct option longopts[] = {
         {"http", required_argument, NULL, 'H'},
         {"ws", required_argument, NULL, 'W'},
         {"db", required_argument, NULL, 'D'},
         {"max-body", required_argument, NULL, 'B'},
+        {"request-timeout", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -110,6 +115,9 @@ int main(int argc, char **argv)
             break;
         case 'B':
             max_body = optarg;
+            break;
+        case 'T':
+            request_timeout = optarg;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -140,6 +148,11 @@ int main(int argc, char **argv)
     if (*end || mb < 256 || mb > 64LL * 1024 * 1024)
         return bad_option("--max-body", max_body, "a number of bytes from 256 to 67108864");
     cfg.max_body = (size_t)mb;
+    long long rt = strtoll(request_timeout, &end, 10);
+    if (*end || *request_timeout == '\0' || rt < 1 || rt > 3600)
+        return bad_option("--request-timeout", request_timeout,
+                          "a number of seconds from 1 to 3600");
+    cfg.request_timeout = (int)rt;
     cfg.token = getenv("AEI_TOKEN");
     if (!cfg.token || !*cfg.token) {
         fputs("aeid: no token configured: set AEI_TOKEN to a secret, for example "
@@ -155,6 +168,14 @@ int main(int argc, char **argv)
      * without this, glibc hands that memory back to the kernel (madvise) after every batch and
      * faults it in again on the next. */
     mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+
+    /* Every agent and dashboard holds a connection: allow up to 65536 descriptors where the hard
+     * limit lets us (lws sizes its tables by this limit, so not more). */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < 65536) {
+        nofile.rlim_cur = nofile.rlim_max < 65536 ? nofile.rlim_max : 65536;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));

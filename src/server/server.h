@@ -13,6 +13,7 @@ struct config {
     const char *db_url;
     const char *token; /* the bootstrap admin token; never logged */
     size_t max_body;
+    int request_timeout; /* seconds from a request's headers to the end of its body */
 };
 
 /* Opens the store, listens and serves until server_stop(). Returns 0 after a clean stop, or a

@@ -2,16 +2,24 @@
 #include "aei/error.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/time.h"
 #include "server/store.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* How long a statement may go unanswered before its connection is given up as lost. */
+#define STATEMENT_TIMEOUT_MS 10000
+
 struct store_pg {
     struct store base;
     PGconn *conn;
+    bool broken;      /* a statement timed out: reconnect before the next */
     struct buf batch; /* reused for the JSON of each heartbeat batch */
 };
 
@@ -41,16 +49,39 @@ static const char *first_line(const char *msg, char *out, size_t n)
     return out;
 }
 
-/* Returns the result of a statement, reconnecting once if the connection was lost. */
+/* Returns the result of a statement, or NULL if the connection is lost or the server does not
+ * answer within STATEMENT_TIMEOUT_MS; reconnects first if the last statement lost it. */
 static PGresult *run(struct store_pg *s, const char *sql, int nparams, const char *const *params)
 {
-    if (PQstatus(s->conn) != CONNECTION_OK) {
+    if (s->broken || PQstatus(s->conn) != CONNECTION_OK) {
         PQreset(s->conn);
         if (PQstatus(s->conn) != CONNECTION_OK)
             return NULL;
+        s->broken = false;
         log_info("store: reconnected to PostgreSQL");
     }
-    return PQexecParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (!PQsendQueryParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0))
+        return NULL;
+    int64_t deadline = aei_mono_us() + STATEMENT_TIMEOUT_MS * 1000LL;
+    while (PQisBusy(s->conn)) {
+        struct pollfd pfd = {.fd = PQsocket(s->conn), .events = POLLIN};
+        int64_t left_ms = (deadline - aei_mono_us()) / 1000;
+        int ready = left_ms > 0 ? poll(&pfd, 1, (int)left_ms) : 0;
+        if (ready == 0) {
+            /* Dropping the connection ends the statement's transaction on the server. */
+            log_error("postgres: no answer within %d ms; reconnecting", STATEMENT_TIMEOUT_MS);
+            s->broken = true;
+            return NULL;
+        }
+        if (ready < 0 && errno != EINTR)
+            return NULL;
+        if (ready > 0 && !PQconsumeInput(s->conn))
+            return NULL;
+    }
+    PGresult *res = PQgetResult(s->conn), *extra;
+    while ((extra = PQgetResult(s->conn)))
+        PQclear(extra);
+    return res;
 }
 
 /* Maps a failed result to an AEI_E* code and logs why. Frees res. */
@@ -58,12 +89,14 @@ static int fail(struct store_pg *s, PGresult *res, const char *what)
 {
     char line[256];
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    log_error(
-        "postgres: %s: %s", what,
-        first_line(res ? PQresultErrorMessage(res) : PQerrorMessage(s->conn), line, sizeof(line)));
+    log_error("postgres: %s: %s", what,
+              first_line(res         ? PQresultErrorMessage(res)
+                         : s->broken ? "the server did not answer in time"
+                                     : PQerrorMessage(s->conn),
+                         line, sizeof(line)));
     PQclear(res);
     /* Lost connections, shutdowns, exhausted resources and serialisation conflicts pass. */
-    if (PQstatus(s->conn) != CONNECTION_OK || !state || strncmp(state, "08", 2) == 0 ||
+    if (s->broken || PQstatus(s->conn) != CONNECTION_OK || !state || strncmp(state, "08", 2) == 0 ||
         strncmp(state, "57P", 3) == 0 || strncmp(state, "53", 2) == 0 ||
         strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
         return AEI_EUNAVAILABLE;
@@ -279,9 +312,18 @@ int store_pg_open(const char *url, struct store **out, char *err, size_t errlen)
     if (!s)
         abort();
     s->base.ops = &pg_ops;
-    /* connect_timeout comes first so that one given in the URL wins. */
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *values[] = {"5", "aeid", url, NULL};
+    /* These come first so that the same settings given in the URL win. TCP keepalives and a
+     * user timeout notice a peer that vanished without closing the connection. */
+    const char *keys[] = {"connect_timeout",
+                          "application_name",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          "dbname",
+                          NULL};
+    const char *values[] = {"5", "aeid", "1", "10", "5", "3", "10000", url, NULL};
     s->conn = PQconnectdbParams(keys, values, 1);
     PQsetNoticeProcessor(s->conn, ignore_notice, NULL);
     char line[256];

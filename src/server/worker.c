@@ -1,5 +1,6 @@
 /* worker.c - storage threads: a group-committing writer and a reader, off the service loop */
 #include "server/worker.h"
+#include "aei/error.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "server/metrics.h"
@@ -94,12 +95,17 @@ static void *writer_main(void *arg)
         for (struct job *j = batch; j; j = j->next)
             hbs[n++] = &j->hb;
         int rc = store_put_heartbeats(self->store, hbs, n);
-        int64_t now = aei_mono_us();
-        for (struct job *j = batch; j; j = j->next) {
+        for (struct job *j = batch; j; j = j->next)
             j->rc = rc;
-            if (rc == 0)
+        /* A batch refused for what is in it (not for the store being away) is tried again one
+         * heartbeat at a time, so that one bad row fails only its own request. */
+        if (rc == AEI_EIO && n > 1)
+            for (struct job *j = batch; j; j = j->next)
+                j->rc = store_put_heartbeats(self->store, (struct heartbeat *[]){&j->hb}, 1);
+        int64_t now = aei_mono_us();
+        for (struct job *j = batch; j; j = j->next)
+            if (j->rc == 0)
                 metrics_observe_commit((double)(now - j->received_mono) / 1e6);
-        }
         metrics_observe_batch(n, rc == 0);
         complete(self->owner, batch);
     }

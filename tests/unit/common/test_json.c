@@ -125,3 +125,10 @@ Test(json, lossy_strings_replace_what_is_not_utf8)
         json_decref(v);
     }
 }
+
+Test(json, a_body_of_nul_bytes_is_malformed_not_empty)
+{
+    struct problem pb;
+    cr_assert_null(json_parse_body("\0\0\0", 3, &pb));
+    cr_assert_str_eq(pb.code, "malformed_json");
+}

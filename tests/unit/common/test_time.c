@@ -58,3 +58,16 @@ Test(time, rejects_what_is_not_rfc3339)
         cr_assert_eq(v, 7, "wrote the output on failure for \"%s\"", bad[i]);
     }
 }
+
+Test(time, refuses_offsets_that_leave_years_0000_to_9999)
+{
+    int64_t v = 7;
+    cr_assert_not(aei_time_parse("0000-01-01T00:00:00+00:01", &v));
+    cr_assert_not(aei_time_parse("9999-12-31T23:59:59-01:00", &v));
+    cr_assert_eq(v, 7);
+    cr_assert(aei_time_parse("0000-01-01T00:00:00Z", &v));
+    cr_assert(aei_time_parse("9999-12-31T23:59:59.999999Z", &v));
+    char out[AEI_TIME_LEN];
+    aei_time_format(v, out);
+    cr_assert_str_eq(out, "9999-12-31T23:59:59.999999Z");
+}
