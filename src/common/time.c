@@ -58,6 +58,22 @@ void aei_time_format(int64_t us, char *out)
     int64_t y;
     int m, d;
     civil_from_days(days, &y, &m, &d);
+    if (y >= 0 && y <= 9999) {
+        /* The usual case, without snprintf: "YYYY-MM-DDTHH:MM:SS.uuuuuuZ". */
+        int f[7] = {(int)y,          m,        d, (int)(rem / 3600), (int)(rem / 60 % 60),
+                    (int)(rem % 60), (int)frac};
+        static const int width[7] = {4, 2, 2, 2, 2, 2, 6};
+        static const char sep[7] = {'-', '-', 'T', ':', ':', '.', 'Z'};
+        char *p = out;
+        for (int i = 0; i < 7; i++) {
+            for (int k = width[i] - 1, v = f[i]; k >= 0; k--, v /= 10)
+                p[k] = (char)('0' + v % 10);
+            p += width[i];
+            *p++ = sep[i];
+        }
+        *p = '\0';
+        return;
+    }
     /* Years past 9999 never come from a parse; they are only clipped, not overflowed. */
     char tmp[64];
     snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", (int)y, m, d,

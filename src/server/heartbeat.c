@@ -41,6 +41,12 @@ static char *dup_or_die(const char *s)
     return p;
 }
 
+/* Writes the path "object.key" of a member for an error report. */
+static void member_field(char *out, size_t n, const char *object, const char *key)
+{
+    snprintf(out, n, "%s.%.80s", object, key);
+}
+
 static int parse_metrics(const json_t *v, struct heartbeat *hb, struct problem *pb)
 {
     if (json_is_null(v))
@@ -53,12 +59,13 @@ static int parse_metrics(const json_t *v, struct heartbeat *hb, struct problem *
     json_t *m;
     json_object_foreach((json_t *)v, key, m)
     {
+        /* Field names are only built when there is an error to report. */
         char field[96];
-        snprintf(field, sizeof(field), "metrics.%.80s", key);
         int i = 0;
         while (i < HB_METRIC_COUNT && strcmp(key, hb_metric_names[i]) != 0)
             i++;
         if (i == HB_METRIC_COUNT) {
+            member_field(field, sizeof(field), "metrics", key);
             problem_field(pb, field,
                           "no such member (metrics has cpu_pct, mem_pct, tokens_per_min, cost_usd, "
                           "confidence)",
@@ -69,6 +76,7 @@ static int parse_metrics(const json_t *v, struct heartbeat *hb, struct problem *
             continue;
         double x = json_number_value(m);
         if (!json_is_number(m) || x < 0 || (metric_max[i] >= 0 && x > metric_max[i])) {
+            member_field(field, sizeof(field), "metrics", key);
             problem_field(pb, field,
                           metric_max[i] >= 0 ? "a number from 0 to 100" : "a number of at least 0",
                           m);
@@ -117,13 +125,14 @@ static int parse_labels(const json_t *v, struct heartbeat *hb, struct problem *p
     json_object_foreach((json_t *)v, key, val)
     {
         char field[96];
-        snprintf(field, sizeof(field), "labels.%.80s", key);
         size_t klen = utf8_chars(key);
         if (klen == 0 || klen > HB_LABEL_KEY_MAX) {
+            member_field(field, sizeof(field), "labels", key);
             problem_field(pb, field, "a label name of 1-64 characters", NULL);
             return AEI_EINVAL;
         }
         if (!json_is_string(val) || utf8_chars(json_string_value(val)) > HB_LABEL_VALUE_MAX) {
+            member_field(field, sizeof(field), "labels", key);
             problem_field(pb, field, "a string of at most 256 characters", val);
             return AEI_EINVAL;
         }
@@ -141,7 +150,10 @@ static int parse_member(const char *key, const json_t *v, struct heartbeat *hb, 
             problem_field(pb, key, ID_EXPECTED, v);
             return AEI_EINVAL;
         }
-        snprintf(hb->agent_id, sizeof(hb->agent_id), "%s", json_string_value(v));
+        /* aei_is_valid_id() has bounded it to AEI_ID_MAX bytes before any NUL. */
+        size_t n = strlen(json_string_value(v));
+        memcpy(hb->agent_id, json_string_value(v), n);
+        hb->agent_id[n] = '\0';
     } else if (strcmp(key, "status") == 0) {
         int st = json_is_string(v) ? hb_status_parse(json_string_value(v)) : -1;
         if (st < 0) {
