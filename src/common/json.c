@@ -168,7 +168,7 @@ int json_depth(const json_t *v)
     return 0;
 }
 
-bool aei_is_valid_id(const char *s)
+bool id_is_valid(const char *s)
 {
     size_t n = 0;
     for (; s[n]; n++) {

@@ -36,6 +36,6 @@ json_t *json_string_lossy(const char *s);
 int json_depth(const json_t *v);
 
 /* Returns true if s is a valid agent id: 1-128 characters of [A-Za-z0-9._:-]. */
-bool aei_is_valid_id(const char *s);
+bool id_is_valid(const char *s);
 
 #endif

@@ -100,7 +100,7 @@ static int parse_children(const json_t *v, struct heartbeat *hb, struct problem 
     json_t *c;
     json_array_foreach(v, i, c)
     {
-        if (!json_is_string(c) || !aei_is_valid_id(json_string_value(c))) {
+        if (!json_is_string(c) || !id_is_valid(json_string_value(c))) {
             char field[48];
             snprintf(field, sizeof(field), "child_agent_ids[%zu]", i);
             problem_field(pb, field, ID_EXPECTED, c);
@@ -146,11 +146,11 @@ static int parse_labels(const json_t *v, struct heartbeat *hb, struct problem *p
 static int parse_member(const char *key, const json_t *v, struct heartbeat *hb, struct problem *pb)
 {
     if (strcmp(key, "agent_id") == 0) {
-        if (!json_is_string(v) || !aei_is_valid_id(json_string_value(v))) {
+        if (!json_is_string(v) || !id_is_valid(json_string_value(v))) {
             problem_field(pb, key, ID_EXPECTED, v);
             return AEI_EINVAL;
         }
-        /* aei_is_valid_id() has bounded it to AEI_ID_MAX bytes before any NUL. */
+        /* id_is_valid() has bounded it to AEI_ID_MAX bytes before any NUL. */
         size_t n = strlen(json_string_value(v));
         memcpy(hb->agent_id, json_string_value(v), n);
         hb->agent_id[n] = '\0';
@@ -166,7 +166,7 @@ static int parse_member(const char *key, const json_t *v, struct heartbeat *hb, 
     } else if (strcmp(key, "parent_agent_id") == 0) {
         if (json_is_null(v))
             return 0;
-        if (!json_is_string(v) || !aei_is_valid_id(json_string_value(v))) {
+        if (!json_is_string(v) || !id_is_valid(json_string_value(v))) {
             problem_field(pb, key, ID_EXPECTED " or null", v);
             return AEI_EINVAL;
         }

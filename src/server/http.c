@@ -256,7 +256,7 @@ static enum route match_route(const char *path, char *agent_id)
         return R_NONE;
     memcpy(agent_id, path, n);
     agent_id[n] = '\0';
-    if (!aei_is_valid_id(agent_id))
+    if (!id_is_valid(agent_id))
         return R_NONE;
     if (path[n] == '\0')
         return R_AGENT;

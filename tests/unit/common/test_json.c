@@ -95,16 +95,16 @@ Test(json, validates_agent_ids)
     char max[130];
     memset(max, 'a', 128);
     max[128] = '\0';
-    cr_assert(aei_is_valid_id("researcher-1"));
-    cr_assert(aei_is_valid_id("team.a:agent_2-x"));
-    cr_assert(aei_is_valid_id(max));
+    cr_assert(id_is_valid("researcher-1"));
+    cr_assert(id_is_valid("team.a:agent_2-x"));
+    cr_assert(id_is_valid(max));
     max[128] = 'a';
     max[129] = '\0';
-    cr_assert_not(aei_is_valid_id(max));
-    cr_assert_not(aei_is_valid_id(""));
-    cr_assert_not(aei_is_valid_id("a b"));
-    cr_assert_not(aei_is_valid_id("a/b"));
-    cr_assert_not(aei_is_valid_id("caf\xc3\xa9"));
+    cr_assert_not(id_is_valid(max));
+    cr_assert_not(id_is_valid(""));
+    cr_assert_not(id_is_valid("a b"));
+    cr_assert_not(id_is_valid("a/b"));
+    cr_assert_not(id_is_valid("caf\xc3\xa9"));
 }
 
 Test(json, lossy_strings_replace_what_is_not_utf8)
