@@ -139,7 +139,8 @@ static void answer(struct request *req, int status, const char *ctype, const cha
     if (headers)
         buf_puts(&req->out, headers);
     buf_puts(&req->out, "\r\n");
-    buf_append(&req->out, body, len);
+    if (strcmp(req->method, "HEAD") != 0) /* HEAD: the GET answer's headers alone */
+        buf_append(&req->out, body, len);
     req->out_off = LWS_PRE;
     req->answering = true;
     req->srv->answering++;
@@ -547,10 +548,14 @@ static int on_headers(struct server *srv, struct lws *wsi, struct pss *pss, cons
         snprintf(msg, sizeof(msg), "no such route: %s %.200s (see docs/api/openapi.yaml)",
                  req->method, uri);
         defer_error(req, 404, "not_found", msg, NULL);
-    } else if (strcmp(req->method, route_methods[req->route]) != 0) {
+    } else if (strcmp(req->method, route_methods[req->route]) != 0 &&
+               !(strcmp(req->method, "HEAD") == 0 &&
+                 strcmp(route_methods[req->route], "GET") == 0)) {
         static char allow[R_AGENT_HEARTBEATS + 1][32];
         char msg[320];
-        snprintf(allow[req->route], sizeof(allow[0]), "Allow: %s\r\n", route_methods[req->route]);
+        bool get = strcmp(route_methods[req->route], "GET") == 0;
+        snprintf(allow[req->route], sizeof(allow[0]), "Allow: %s\r\n",
+                 get ? "GET, HEAD" : route_methods[req->route]);
         snprintf(msg, sizeof(msg), "%s does not answer %s; use %s", route_names[req->route],
                  req->method, route_methods[req->route]);
         defer_error(req, 405, "method_not_allowed", msg, allow[req->route]);

@@ -441,6 +441,18 @@ describeEachStore('errors', (srv) => {
         }
     });
 
+    it('HEAD on a GET route answers the GET headers without a body (RFC 9110)', async () => {
+        for (const p of ['/healthz', '/api/v0/agents', `/api/v0/agents/${agent}`]) {
+            const get = await srv.api(p);
+            const head = await srv.api(p, { method: 'HEAD' });
+            assert.equal(head.status, get.status, `HEAD ${p}`);
+            assert.equal(head.text, '', `HEAD ${p} has no body`);
+            assert.equal(head.headers.get('content-type'), get.headers.get('content-type'));
+        }
+        const r = await srv.api('/api/v0/agents', { method: 'DELETE' });
+        assert.deepEqual((r.headers.get('allow') ?? '').split(',').map((s) => s.trim()), ['GET', 'HEAD']);
+    });
+
     describe('bad query parameters -> 400 invalid_parameter', () => {
         for (const [q, field] of [
             ['limit=0', 'limit'],
