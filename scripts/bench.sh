@@ -22,6 +22,7 @@ first_of() {
 }
 AEI=${AEI:-$(first_of "$ROOT/build/aei" "$ROOT/build/src/cli/aei")}
 AEID=${AEID:-$(first_of "$ROOT/build/aeid" "$ROOT/build/src/server/aeid")}
+STORE_BENCH=${STORE_BENCH:-$ROOT/build/store-bench}
 NGINX=${NGINX:-/usr/sbin/nginx}
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-1}
@@ -188,6 +189,22 @@ for store in $STORES; do
     fi
     stop_pid "$aeid_pid"
     aeid_pid=""
+    # The store alone, committing batches the way the writer thread does: the ceiling that
+    # HTTP ingest works under.
+    if [ -x "$STORE_BENCH" ]; then
+        case "$store" in
+        sqlite) sb_db="sqlite:$tmp/store-bench.db" ;;
+        postgresql)
+            psql "$db" -qc "CREATE DATABASE store_bench" >/dev/null 2>&1 || true
+            sb_db="${db%/postgres}/store_bench"
+            ;;
+        esac
+        for batch in 25 100; do
+            echo "== $store store-bench, batches of $batch"
+            "$STORE_BENCH" "$sb_db" "$batch" "$AGENTS" 5 2>/dev/null | tee -a "$tmp/store-bench.txt" ||
+                echo "bench.sh: store-bench failed on $store" >&2
+        done
+    fi
     if [ "$store" = postgresql ]; then
         "$ROOT/scripts/pg.sh" stop "$pg_dir" >/dev/null 2>&1 || true
         pg_dir=""
@@ -203,10 +220,12 @@ if [ "$commit" != none ] && [ -n "$(git -C "$ROOT" status --porcelain 2>/dev/nul
 fi
 overrides=$(env | grep -E '^BENCH_[A-Z_]+=' | sort | tr '\n' ' ' || true)
 
-python3 - "$tmp/manifest" "$OUT" "$day" "$commit" "${overrides% }" "$nginx_rps" "$half_rate" <<'EOF'
+touch "$tmp/store-bench.txt"
+python3 - "$tmp/manifest" "$OUT" "$day" "$commit" "${overrides% }" "$nginx_rps" "$half_rate" \
+    "$tmp/store-bench.txt" <<'EOF'
 import json, os, platform, subprocess, sys
 
-manifest, out, day, commit, overrides, nginx_rps, half_rate = sys.argv[1:8]
+manifest, out, day, commit, overrides, nginx_rps, half_rate, store_bench = sys.argv[1:9]
 nginx_rps = float(nginx_rps)
 
 def cpu_model():
@@ -285,6 +304,8 @@ for store in ("sqlite", "postgresql"):
         s["bar_p99_ms"] = bar[0]["p99_ms"]
     summary[store] = s
 doc["summary"] = summary
+store_lines = [l.strip() for l in open(store_bench) if l.strip()]
+doc["store_bench"] = store_lines
 
 base = os.path.join(out, f"heartbeat-ingest-{day}")
 with open(base + ".json", "w") as f:
@@ -328,6 +349,10 @@ for store, s in summary.items():
 nginx_each = ", ".join("%.0f" % r["rps"] for r in runs if r["store"] == "nginx")
 lines.append(f"- **nginx**: {nginx_rps:.0f} req/s, the median of closed-loop runs at "
              f"{nginx_each} req/s.")
+if store_lines:
+    lines += ["", "The store alone (`build/store-bench URL BATCH AGENTS 5`, no HTTP): the most "
+              "heartbeats/s a writer thread commits in batches of that size.", ""]
+    lines += [f"- {l}" for l in store_lines]
 lines += ["", "Commands (AEI_TOKEN in the environment):", ""]
 lines += [f"    {r['command']}" for r in runs]
 lines.append("")
