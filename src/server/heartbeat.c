@@ -295,6 +295,57 @@ json_t *hb_agent_to_json(const struct heartbeat *hb)
     return o;
 }
 
+/* Dumps and releases doc; reals keep 15 significant digits (0.73, not 0.72999999999999998). */
+static char *render(json_t *doc)
+{
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    json_decref(doc);
+    if (!text)
+        abort();
+    return text;
+}
+
+/* Renders {"<name>": [up to limit rows], "next": cursor or null}. */
+static char *render_page(const char *name, const struct heartbeat *rows, size_t n, int limit,
+                         json_t *(*row_json)(const struct heartbeat *),
+                         json_t *(*cursor)(const struct heartbeat *))
+{
+    size_t shown = limit >= 0 && n > (size_t)limit ? (size_t)limit : n;
+    json_t *list = json_array();
+    for (size_t i = 0; i < shown; i++)
+        json_array_append_new(list, row_json(&rows[i]));
+    json_t *next = shown < n && shown > 0 ? cursor(&rows[shown - 1]) : json_null();
+    return render(json_pack("{s:o, s:o}", name, list, "next", next));
+}
+
+static json_t *agent_cursor(const struct heartbeat *last)
+{
+    return json_string(last->agent_id);
+}
+
+/* A history cursor is "<server_ts>-<id>" of the last row of the page. */
+static json_t *history_cursor(const struct heartbeat *last)
+{
+    char cursor[48];
+    snprintf(cursor, sizeof(cursor), "%lld-%lld", (long long)last->server_ts, (long long)last->id);
+    return json_string(cursor);
+}
+
+char *hb_render_agents(const struct heartbeat *rows, size_t n, int limit)
+{
+    return render_page("agents", rows, n, limit, hb_agent_to_json, agent_cursor);
+}
+
+char *hb_render_agent(const struct heartbeat *row)
+{
+    return render(hb_agent_to_json(row));
+}
+
+char *hb_render_history(const struct heartbeat *rows, size_t n, int limit)
+{
+    return render_page("heartbeats", rows, n, limit, hb_to_json, history_cursor);
+}
+
 void hb_clear(struct heartbeat *hb)
 {
     free(hb->parent_agent_id);

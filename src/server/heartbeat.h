@@ -50,6 +50,13 @@ json_t *hb_to_json(const struct heartbeat *hb);
 /* Returns the JSON of an agent's latest state. Caller releases with json_decref(). */
 json_t *hb_agent_to_json(const struct heartbeat *hb);
 
+/* Answer bodies, built by the reader thread so that the loop only sends them. Each returns a
+ * string the caller frees with free(). `n` rows were read for a page of `limit` (n > limit
+ * means there is a next page; limit < 0 means no paging). */
+char *hb_render_agents(const struct heartbeat *rows, size_t n, int limit);
+char *hb_render_agent(const struct heartbeat *row);
+char *hb_render_history(const struct heartbeat *rows, size_t n, int limit);
+
 /* Frees the strings hb owns and zeroes it; safe on a zeroed struct. */
 void hb_clear(struct heartbeat *hb);
 

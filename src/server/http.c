@@ -29,6 +29,7 @@
 #define BODY_COMPLETION_SPIN_MAX 64
 #define HISTORY_LIMIT_DEFAULT 100
 #define HISTORY_LIMIT_MAX 1000
+#define AGENTS_LIMIT_MAX 1000
 
 enum route { R_NONE, R_HEALTHZ, R_METRICS, R_HEARTBEATS, R_AGENTS, R_AGENT, R_AGENT_HEARTBEATS };
 
@@ -146,16 +147,6 @@ static void answer(struct request *req, int status, const char *ctype, const cha
     req->srv->answering++;
     metrics_count_http(req->method, route_names[req->route], status);
     lws_callback_on_writable(wsi);
-}
-
-static void answer_json(struct request *req, int status, json_t *doc, const char *headers)
-{
-    char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    json_decref(doc);
-    if (!text)
-        abort();
-    answer(req, status, "application/json", text, strlen(text), headers);
-    free(text);
 }
 
 /* Writes the error document {"error": {...}} into out. */
@@ -428,8 +419,46 @@ static void get_heartbeats(struct request *req)
             goto err_free;
         }
     }
-    q->limit++; /* one more row tells whether there is a next page */
     snprintf(job->agent_id, sizeof(job->agent_id), "%s", req->agent_id);
+    submit(req, job);
+    return;
+
+err_free:
+    job_free(job);
+}
+
+/* GET /api/v0/agents[?limit=N&cursor=AGENT_ID]: every agent, or one page of them. */
+static void get_agents(struct request *req)
+{
+    static const char *const known[] = {"limit", "cursor", NULL};
+    struct lws *wsi = req->wsi;
+    char v[512];
+    if (has_long_param(wsi, sizeof(v))) {
+        bad_param(req, "(query)", "at most 64 parameters of under 512 bytes each", "...");
+        return;
+    }
+    const char *unknown = unknown_param(wsi, known, v, sizeof(v));
+    if (unknown) {
+        bad_param(req, unknown, "one of limit, cursor", unknown);
+        return;
+    }
+    struct job *job = job_new(JOB_LIST_AGENTS);
+    job->limit = -1;
+    int64_t n;
+    if (query_param(wsi, "limit", v, sizeof(v))) {
+        if (!parse_int64(v, &n) || n < 1 || n > AGENTS_LIMIT_MAX) {
+            bad_param(req, "limit", "a whole number from 1 to 1000", v);
+            goto err_free;
+        }
+        job->limit = (int)n;
+    }
+    if (query_param(wsi, "cursor", v, sizeof(v))) {
+        if (!id_is_valid(v)) {
+            bad_param(req, "cursor", "the value of \"next\" from the previous page", v);
+            goto err_free;
+        }
+        memcpy(job->agent_id, v, strlen(v) + 1); /* id_is_valid() bounds it */
+    }
     submit(req, job);
     return;
 
@@ -464,7 +493,7 @@ static void dispatch(struct request *req)
         post_heartbeat(req);
         break;
     case R_AGENTS:
-        submit(req, job_new(JOB_LIST_AGENTS));
+        get_agents(req);
         break;
     case R_AGENT: {
         struct job *job = job_new(JOB_GET_AGENT);
@@ -638,14 +667,6 @@ static int on_writeable(struct request *req)
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
-static json_t *rows_json(const struct job *job, json_t *(*fn)(const struct heartbeat *), size_t max)
-{
-    json_t *list = json_array();
-    for (size_t i = 0; i < job->nrows && i < max; i++)
-        json_array_append_new(list, fn(&job->rows[i]));
-    return list;
-}
-
 static void finish_job(struct server *srv, struct job *job)
 {
     struct request *req = job->owner;
@@ -677,28 +698,10 @@ static void finish_job(struct server *srv, struct job *job)
         break;
     }
     case JOB_LIST_AGENTS:
-        answer_json(req, 200,
-                    json_pack("{s:o}", "agents", rows_json(job, hb_agent_to_json, SIZE_MAX)), NULL);
-        break;
     case JOB_GET_AGENT:
-        answer_json(req, 200, hb_agent_to_json(&job->rows[0]), NULL);
+    case JOB_LIST_HEARTBEATS:
+        answer(req, 200, "application/json", job->body, strlen(job->body), NULL);
         break;
-    case JOB_LIST_HEARTBEATS: {
-        size_t limit = (size_t)job->query.limit - 1;
-        json_t *next = json_null();
-        if (job->nrows > limit) {
-            char cursor[48];
-            const struct heartbeat *last = &job->rows[limit - 1];
-            snprintf(cursor, sizeof(cursor), "%lld-%lld", (long long)last->server_ts,
-                     (long long)last->id);
-            next = json_string(cursor);
-        }
-        answer_json(
-            req, 200,
-            json_pack("{s:o, s:o}", "heartbeats", rows_json(job, hb_to_json, limit), "next", next),
-            NULL);
-        break;
-    }
     }
 }
 
@@ -777,7 +780,7 @@ static int load_registry(struct server *srv, const char *db_url, char *err, size
         return rc;
     struct heartbeat *rows;
     size_t n;
-    rc = store_list_agents(store, &rows, &n);
+    rc = store_list_agents(store, "", -1, &rows, &n);
     if (rc) {
         snprintf(err, errlen, "reading agents from the store: %s", aei_strerror(rc));
     } else {

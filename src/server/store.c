@@ -45,9 +45,10 @@ int store_put_heartbeats(struct store *s, struct heartbeat *const *hbs, size_t n
     return rc;
 }
 
-int store_list_agents(struct store *s, struct heartbeat **out, size_t *n)
+int store_list_agents(struct store *s, const char *after, int limit, struct heartbeat **out,
+                      size_t *n)
 {
-    return s->ops->list_agents(s, out, n);
+    return s->ops->list_agents(s, after, limit, out, n);
 }
 
 int store_get_agent(struct store *s, const char *agent_id, struct heartbeat *out)

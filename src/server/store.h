@@ -27,7 +27,8 @@ struct store_ops {
      * batch (its first_seen if it is new). */
     int (*put_heartbeats)(struct store *s, struct heartbeat *const *hbs, size_t n,
                           const bool *latest, const int64_t *first_ts);
-    int (*list_agents)(struct store *s, struct heartbeat **out, size_t *n);
+    int (*list_agents)(struct store *s, const char *after, int limit, struct heartbeat **out,
+                       size_t *n);
     int (*get_agent)(struct store *s, const char *agent_id, struct heartbeat **out, size_t *n);
     int (*list_heartbeats)(struct store *s, const struct hb_query *q, struct heartbeat **out,
                            size_t *n);
@@ -49,8 +50,10 @@ int store_pg_open(const char *url, struct store **out, char *err, size_t errlen)
 
 /* Stores the heartbeats and the agents' latest states in one transaction: all or none. */
 int store_put_heartbeats(struct store *s, struct heartbeat *const *hbs, size_t n);
-/* Returns every agent's latest state ordered by agent_id. Caller frees with store_free_rows(). */
-int store_list_agents(struct store *s, struct heartbeat **out, size_t *n);
+/* Returns agents' latest states ordered by agent_id: those after `after` ("" for the first), at
+ * most `limit` of them (-1 for all). Caller frees with store_free_rows(). */
+int store_list_agents(struct store *s, const char *after, int limit, struct heartbeat **out,
+                      size_t *n);
 /* Reads one agent's latest state into *out (caller hb_clear()s it), or AEI_ENOTFOUND. */
 int store_get_agent(struct store *s, const char *agent_id, struct heartbeat *out);
 /* Returns up to q->limit heartbeats of one agent. Caller frees with store_free_rows(). */

@@ -35,7 +35,8 @@ static const char SQL_PUT_BATCH[] =
     "SELECT " STORE_AGENT_COLUMNS ", server_ts FROM b ORDER BY ord) "
     "INSERT INTO agents (" STORE_AGENT_COLUMNS ", last_heartbeat, first_seen) "
     "SELECT " STORE_AGENT_COLUMNS ", server_ts, first_ts FROM b WHERE latest " STORE_UPSERT_AGENT;
-static const char SQL_LIST_AGENTS[] = STORE_SELECT_AGENTS "ORDER BY agent_id";
+static const char SQL_LIST_AGENTS[] =
+    STORE_SELECT_AGENTS "WHERE agent_id > $1 ORDER BY agent_id LIMIT $2";
 static const char SQL_GET_AGENT[] = STORE_SELECT_AGENTS "WHERE agent_id = $1";
 static const char SQL_LIST_HBS[] = STORE_SELECT_HEARTBEATS
     "WHERE agent_id = $1 AND server_ts >= $2 AND server_ts < $3 AND (server_ts, id) > ($4, $5) "
@@ -258,9 +259,13 @@ static int query_rows(struct store_pg *s, const char *sql, int nparams, const ch
     return 0;
 }
 
-static int pg_list_agents(struct store *base, struct heartbeat **out, size_t *n)
+static int pg_list_agents(struct store *base, const char *after, int limit, struct heartbeat **out,
+                          size_t *n)
 {
-    return query_rows((struct store_pg *)base, SQL_LIST_AGENTS, 0, NULL, out, n);
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *params[] = {after, limit < 0 ? NULL : lim}; /* LIMIT NULL: no limit */
+    return query_rows((struct store_pg *)base, SQL_LIST_AGENTS, 2, params, out, n);
 }
 
 static int pg_get_agent(struct store *base, const char *agent_id, struct heartbeat **out, size_t *n)

@@ -21,7 +21,8 @@ static const char SQL_INSERT_HB[] =
 static const char SQL_UPSERT_AGENT[] =
     "INSERT INTO agents (" STORE_AGENT_COLUMNS ", last_heartbeat, first_seen) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) " STORE_UPSERT_AGENT;
-static const char SQL_LIST_AGENTS[] = STORE_SELECT_AGENTS "ORDER BY agent_id";
+static const char SQL_LIST_AGENTS[] =
+    STORE_SELECT_AGENTS "WHERE agent_id > ?1 ORDER BY agent_id LIMIT ?2";
 static const char SQL_GET_AGENT[] = STORE_SELECT_AGENTS "WHERE agent_id = ?1";
 static const char SQL_LIST_HBS[] = STORE_SELECT_HEARTBEATS
     "WHERE agent_id = ?1 AND server_ts >= ?2 AND server_ts < ?3 AND (server_ts, id) > (?4, ?5) "
@@ -231,9 +232,12 @@ static int collect(struct store_sqlite *s, sqlite3_stmt *st, struct heartbeat **
     return 0;
 }
 
-static int sqlite_list_agents(struct store *base, struct heartbeat **out, size_t *n)
+static int sqlite_list_agents(struct store *base, const char *after, int limit,
+                              struct heartbeat **out, size_t *n)
 {
     struct store_sqlite *s = (struct store_sqlite *)base;
+    sqlite3_bind_text(s->list_agents, 1, after, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(s->list_agents, 2, limit); /* -1: no limit */
     return collect(s, s->list_agents, out, n);
 }
 

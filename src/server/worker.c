@@ -112,19 +112,26 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* Runs a query and builds its JSON answer here, so that the loop thread only sends it. */
 static void run_read(struct store *store, struct job *j)
 {
-    struct heartbeat agent;
+    struct heartbeat agent, *rows;
+    size_t n;
     switch (j->kind) {
     case JOB_LIST_AGENTS:
-        j->rc = store_list_agents(store, &j->rows, &j->nrows);
+        /* One row more than the page tells whether there is a next page. */
+        j->rc = store_list_agents(store, j->agent_id, j->limit < 0 ? -1 : j->limit + 1, &rows, &n);
+        if (j->rc == 0) {
+            j->body = hb_render_agents(rows, n, j->limit);
+            store_free_rows(rows, n);
+        }
         break;
     case JOB_GET_AGENT:
-        j->rows = calloc(1, sizeof(*j->rows));
-        if (!j->rows)
-            abort();
-        j->rc = store_get_agent(store, j->agent_id, j->rows);
-        j->nrows = j->rc == 0;
+        j->rc = store_get_agent(store, j->agent_id, &agent);
+        if (j->rc == 0) {
+            j->body = hb_render_agent(&agent);
+            hb_clear(&agent);
+        }
         break;
     case JOB_LIST_HEARTBEATS:
         /* The agent must exist for its history to be asked for. */
@@ -132,7 +139,13 @@ static void run_read(struct store *store, struct job *j)
         j->rc = store_get_agent(store, j->agent_id, &agent);
         if (j->rc == 0) {
             hb_clear(&agent);
-            j->rc = store_list_heartbeats(store, &j->query, &j->rows, &j->nrows);
+            j->query.limit++;
+            j->rc = store_list_heartbeats(store, &j->query, &rows, &n);
+            j->query.limit--;
+        }
+        if (j->rc == 0) {
+            j->body = hb_render_history(rows, n, j->query.limit);
+            store_free_rows(rows, n);
         }
         break;
     case JOB_PUT_HEARTBEAT:
@@ -230,6 +243,6 @@ void job_free(struct job *job)
     if (!job)
         return;
     hb_clear(&job->hb);
-    store_free_rows(job->rows, job->nrows);
+    free(job->body);
     free(job);
 }

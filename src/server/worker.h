@@ -17,8 +17,8 @@ struct job {
     struct hb_query query;         /* JOB_LIST_HEARTBEATS (query.agent_id points into agent_id) */
     char agent_id[AEI_ID_MAX + 1]; /* JOB_GET_AGENT, JOB_LIST_HEARTBEATS */
     int rc;                        /* 0 or a negative AEI_E* code */
-    struct heartbeat *rows;        /* results of list and get jobs */
-    size_t nrows;
+    int limit;                     /* JOB_LIST_AGENTS: page size or -1 for all; agent_id: after */
+    char *body;                    /* read jobs: the JSON answer, built by the reader */
 };
 
 struct workers;

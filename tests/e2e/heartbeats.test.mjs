@@ -361,6 +361,30 @@ describeEachStore('heartbeats', (srv) => {
         assert.deepEqual(seen.map((x) => x.metrics.tokens_per_min), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
     });
 
+    it('the agent list pages by agent id with limit and cursor; without limit it is whole', async () => {
+        const prefix = uniqueId('fleet');
+        const ids = [0, 1, 2, 3, 4].map((i) => `${prefix}-${i}`);
+        for (const id of ids) await srv.heartbeat(makeHeartbeat(id));
+        const whole = (await srv.api('/api/v0/agents')).json;
+        assert.equal(whole.next, null, 'no limit: one answer, next is null');
+        const all = whole.agents.map((a) => a.agent_id);
+        for (const id of ids) assert.ok(all.includes(id), `${id} listed`);
+        const paged = [];
+        let cursor = null;
+        for (let pages = 0; pages < 1000; pages++) {
+            const q = `/api/v0/agents?limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+            const r = (await srv.api(q)).json;
+            assert.ok(r.agents.length <= 2);
+            paged.push(...r.agents.map((a) => a.agent_id));
+            if (r.next === null) break;
+            cursor = r.next;
+        }
+        assert.deepEqual(paged, all, 'the pages put together are the whole list, in order');
+        assertError(await srv.api('/api/v0/agents?limit=0'), 400, 'invalid_parameter', { field: 'limit' });
+        assertError(await srv.api('/api/v0/agents?cursor=a%20b'), 400, 'invalid_parameter', { field: 'cursor' });
+        assertError(await srv.api('/api/v0/agents?page=2'), 400, 'invalid_parameter', { field: 'page' });
+    });
+
     it('404 not_found for an unknown agent and its history', async () => {
         const id = uniqueId('ghost');
         assertError(await srv.api(`/api/v0/agents/${id}`), 404, 'not_found');

@@ -98,7 +98,7 @@ Test(store, batch_keeps_latest_state_per_agent)
         cr_assert_eq(store_get_agent(s, "no-such-agent-xyz", &got), AEI_ENOTFOUND);
         struct heartbeat *rows;
         size_t nrows;
-        cr_assert_eq(store_list_agents(s, &rows, &nrows), 0);
+        cr_assert_eq(store_list_agents(s, "", -1, &rows, &nrows), 0);
         int seen = 0;
         for (size_t i = 0; i < nrows; i++) {
             seen += strcmp(rows[i].agent_id, a) == 0 || strcmp(rows[i].agent_id, b) == 0;
@@ -194,4 +194,39 @@ Test(store, bad_urls_say_what_is_wrong)
                  AEI_EUNAVAILABLE);
     cr_assert(strstr(err, "cannot connect to PostgreSQL"), "%s", err);
     cr_assert_null(s);
+}
+
+Test(store, agents_page_by_id_after_a_cursor)
+{
+    char urls[2][512];
+    int n = store_urls(urls);
+    for (int u = 0; u < n; u++) {
+        struct store *s = open_store(urls[u]);
+        char prefix[64], ids[5][96];
+        unique(prefix, sizeof(prefix), "page");
+        struct heartbeat hbs[5];
+        struct heartbeat *ptrs[5];
+        for (int i = 0; i < 5; i++) {
+            snprintf(ids[i], sizeof(ids[i]), "%s-%d", prefix, i);
+            hbs[i] = make(ids[i], HB_IDLE, 9000 + i, i);
+            ptrs[i] = &hbs[i];
+        }
+        cr_assert_eq(store_put_heartbeats(s, ptrs, 5), 0);
+        struct heartbeat *rows;
+        size_t nrows;
+        /* Two after the first of ours: the second and the third, in id order. */
+        cr_assert_eq(store_list_agents(s, ids[0], 2, &rows, &nrows), 0);
+        cr_assert_eq(nrows, 2, "%s", urls[u]);
+        cr_assert_str_eq(rows[0].agent_id, ids[1]);
+        cr_assert_str_eq(rows[1].agent_id, ids[2]);
+        store_free_rows(rows, nrows);
+        cr_assert_eq(store_list_agents(s, ids[4], -1, &rows, &nrows), 0);
+        for (size_t i = 0; i < nrows; i++)
+            cr_assert_gt(strcmp(rows[i].agent_id, ids[4]), 0, "only agents after the cursor");
+        store_free_rows(rows, nrows);
+        for (int i = 0; i < 5; i++)
+            hb_clear(&hbs[i]);
+        store_close(s);
+        remove_sqlite(urls[u]);
+    }
 }
