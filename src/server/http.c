@@ -30,6 +30,8 @@
 #define HISTORY_LIMIT_DEFAULT 100
 #define HISTORY_LIMIT_MAX 1000
 #define AGENTS_LIMIT_MAX 1000
+/* The longest query parameter, name=value, accepted. */
+#define QUERY_VALUE_MAX 512
 
 enum route { R_NONE, R_HEALTHZ, R_METRICS, R_HEARTBEATS, R_AGENTS, R_AGENT, R_AGENT_HEARTBEATS };
 
@@ -371,20 +373,30 @@ static void bad_param(struct request *req, const char *name, const char *expecte
     buf_free(&b);
 }
 
+/* Answers 400 and returns false unless every query parameter is one of `known` (NULL-ended,
+ * listed for people in `names`) and fits a buffer of QUERY_VALUE_MAX bytes. */
+static bool params_ok(struct request *req, const char *const *known, const char *names)
+{
+    char v[QUERY_VALUE_MAX];
+    if (has_long_param(req->wsi, sizeof(v))) {
+        bad_param(req, "(query)", "at most 64 parameters of under 512 bytes each", "...");
+        return false;
+    }
+    const char *unknown = unknown_param(req->wsi, known, v, sizeof(v));
+    if (unknown) {
+        bad_param(req, unknown, names, unknown);
+        return false;
+    }
+    return true;
+}
+
 static void get_heartbeats(struct request *req)
 {
     static const char *const known[] = {"from", "to", "limit", "cursor", NULL};
     struct lws *wsi = req->wsi;
-    char v[512];
-    if (has_long_param(wsi, sizeof(v))) {
-        bad_param(req, "(query)", "at most 64 parameters of under 512 bytes each", "...");
+    char v[QUERY_VALUE_MAX];
+    if (!params_ok(req, known, "one of from, to, limit, cursor"))
         return;
-    }
-    const char *unknown = unknown_param(wsi, known, v, sizeof(v));
-    if (unknown) {
-        bad_param(req, unknown, "one of from, to, limit, cursor", unknown);
-        return;
-    }
     struct job *job = job_new(JOB_LIST_HEARTBEATS);
     struct hb_query *q = &job->query;
     q->from = INT64_MIN;
@@ -432,16 +444,9 @@ static void get_agents(struct request *req)
 {
     static const char *const known[] = {"limit", "cursor", NULL};
     struct lws *wsi = req->wsi;
-    char v[512];
-    if (has_long_param(wsi, sizeof(v))) {
-        bad_param(req, "(query)", "at most 64 parameters of under 512 bytes each", "...");
+    char v[QUERY_VALUE_MAX];
+    if (!params_ok(req, known, "one of limit, cursor"))
         return;
-    }
-    const char *unknown = unknown_param(wsi, known, v, sizeof(v));
-    if (unknown) {
-        bad_param(req, unknown, "one of limit, cursor", unknown);
-        return;
-    }
     struct job *job = job_new(JOB_LIST_AGENTS);
     job->limit = -1;
     int64_t n;
