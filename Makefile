@@ -1,5 +1,5 @@
 # Makefile - the front door: `make run`, `make test`, `make bench`. Meson does the building.
-.PHONY: all build build-san run test bench clean format
+.PHONY: all build build-san build-fuzz run test bench clean format
 
 all: build
 
@@ -20,6 +20,12 @@ build-san: build-san/build.ninja
 	ln -sf src/server/aeid build-san/aeid
 	ln -sf src/cli/aei build-san/aei
 
+build-fuzz/build.ninja:
+	CC=clang meson setup build-fuzz --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false -Dtests=disabled -Dfuzz=enabled
+
+build-fuzz: build-fuzz/build.ninja
+	ninja -C build-fuzz
+
 run:
 	scripts/bootstrap.sh
 	$(MAKE) build
@@ -38,4 +44,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh - build with AddressSanitizer and UndefinedBehaviorSanitizer, then run every suite:
-# the Criterion unit tests (store tests on SQLite and on PostgreSQL) and the black-box node:test
-# suites against the real aeid on both stores. Ends with one line "N passed, N failed".
+# the Criterion unit tests (store tests on SQLite and on PostgreSQL), libFuzzer on the parsers
+# for FUZZ_SECONDS each, and the black-box node:test suites against the real aeid on both
+# stores. Ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -54,6 +55,27 @@ for t in build-san/tests/unit/test_*; do
     passed=$((passed + p))
     failed=$((failed + f))
 done
+
+echo "== fuzzing the parsers (libFuzzer, ${FUZZ_SECONDS:-20} s a target)"
+if make --no-print-directory build-fuzz >"$tmp/fuzz-build.log" 2>&1; then
+    for target in heartbeat time; do
+        mkdir -p "$tmp/corpus-$target"
+        cp tests/fuzz/corpus/"$target"/* "$tmp/corpus-$target"/
+        if build-fuzz/fuzz_"$target" -max_total_time="${FUZZ_SECONDS:-20}" -max_len=4096 \
+            -artifact_prefix="$tmp/" "$tmp/corpus-$target" >"$tmp/fuzz-$target.log" 2>&1; then
+            echo "  fuzz_$target: $(grep -Eo 'Done [0-9]+ runs' "$tmp/fuzz-$target.log"), no failure"
+            passed=$((passed + 1))
+        else
+            echo "  fuzz_$target: FAILED; the input that failed and the report:"
+            grep -E 'ERROR|SUMMARY|Base64|Test unit' "$tmp/fuzz-$target.log" | head -n 20
+            failed=$((failed + 1))
+        fi
+    done
+else
+    echo "test.sh: building the fuzz targets failed:" >&2
+    tail -n 20 "$tmp/fuzz-build.log" >&2
+    failed=$((failed + 1))
+fi
 
 echo "== black-box tests (node:test, SQLite and PostgreSQL)"
 if (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error >"$tmp/npm.log" 2>&1); then

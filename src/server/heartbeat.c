@@ -197,7 +197,7 @@ static int parse_member(const char *key, const json_t *v, struct heartbeat *hb, 
             return AEI_EINVAL;
         }
     } else {
-        problem_field(pb, key,
+        problem_field(pb, *key ? key : "\"\"", /* a member with an empty name */
                       "no such member (a heartbeat has agent_id, status, metrics, "
                       "parent_agent_id, child_agent_ids, timestamp, name, labels, schema_version)",
                       v);

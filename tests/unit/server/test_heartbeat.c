@@ -130,3 +130,8 @@ Test(heartbeat, enforces_size_limits)
     cr_assert_str_eq(pb.field, "child_agent_ids");
     json_decref(doc);
 }
+
+Test(heartbeat, a_member_with_an_empty_name_is_named_too)
+{
+    expect_field("{\"agent_id\":\"a\",\"status\":\"idle\",\"\":1}", "\"\"", "no such member");
+}
