@@ -45,7 +45,7 @@ static const char *const route_names[] = {
     "/api/v0/agents/{agent_id}",
     "/api/v0/agents/{agent_id}/heartbeats",
 };
-/* The one method each route answers. */
+/* The method each route answers (GET routes answer HEAD too). */
 static const char *const route_methods[] = {"", "GET", "GET", "POST", "GET", "GET", "GET"};
 
 struct server {
