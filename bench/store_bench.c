@@ -67,7 +67,8 @@ int main(int argc, char **argv)
     double secs = (double)(aei_mono_us() - start) / 1e6;
     printf("%s: %lld heartbeats in %lld commits of %d over %d agents in %.2f s: "
            "%.0f heartbeats/s, %.3f ms per commit\n",
-           argv[1], n, commits, batch, agents, secs, (double)n / secs, secs * 1e3 / (double)commits);
+           argv[1], n, commits, batch, agents, secs, (double)n / secs,
+           secs * 1e3 / (double)commits);
     store_close(store);
     free(hbs);
     free(ptrs);
