@@ -390,6 +390,23 @@ static bool params_ok(struct request *req, const char *const *known, const char 
     return true;
 }
 
+/* Reads the optional "limit" parameter into *out (left alone when absent). Answers 400 and
+ * returns false when it is not a whole number from 1 to max. */
+static bool limit_param(struct request *req, int max, int *out)
+{
+    char v[QUERY_VALUE_MAX], expected[48];
+    int64_t n;
+    if (!query_param(req->wsi, "limit", v, sizeof(v)))
+        return true;
+    if (!parse_int64(v, &n) || n < 1 || n > max) {
+        snprintf(expected, sizeof(expected), "a whole number from 1 to %d", max);
+        bad_param(req, "limit", expected, v);
+        return false;
+    }
+    *out = (int)n;
+    return true;
+}
+
 static void get_heartbeats(struct request *req)
 {
     static const char *const known[] = {"from", "to", "limit", "cursor", NULL};
@@ -404,7 +421,6 @@ static void get_heartbeats(struct request *req)
     q->after_ts = INT64_MIN;
     q->after_id = INT64_MIN;
     q->limit = HISTORY_LIMIT_DEFAULT;
-    int64_t n;
     if (query_param(wsi, "from", v, sizeof(v)) && !aei_time_parse(v, &q->from)) {
         bad_param(req, "from", "an RFC 3339 date-time (encode + as %2B)", v);
         goto err_free;
@@ -413,13 +429,8 @@ static void get_heartbeats(struct request *req)
         bad_param(req, "to", "an RFC 3339 date-time (encode + as %2B)", v);
         goto err_free;
     }
-    if (query_param(wsi, "limit", v, sizeof(v))) {
-        if (!parse_int64(v, &n) || n < 1 || n > HISTORY_LIMIT_MAX) {
-            bad_param(req, "limit", "a whole number from 1 to 1000", v);
-            goto err_free;
-        }
-        q->limit = (int)n;
-    }
+    if (!limit_param(req, HISTORY_LIMIT_MAX, &q->limit))
+        goto err_free;
     if (query_param(wsi, "cursor", v, sizeof(v))) {
         /* A cursor is "<server_ts>-<id>" of the last row of the previous page. */
         char *dash = strchr(v, '-');
@@ -449,14 +460,8 @@ static void get_agents(struct request *req)
         return;
     struct job *job = job_new(JOB_LIST_AGENTS);
     job->limit = -1;
-    int64_t n;
-    if (query_param(wsi, "limit", v, sizeof(v))) {
-        if (!parse_int64(v, &n) || n < 1 || n > AGENTS_LIMIT_MAX) {
-            bad_param(req, "limit", "a whole number from 1 to 1000", v);
-            goto err_free;
-        }
-        job->limit = (int)n;
-    }
+    if (!limit_param(req, AGENTS_LIMIT_MAX, &job->limit))
+        goto err_free;
     if (query_param(wsi, "cursor", v, sizeof(v))) {
         if (!id_is_valid(v)) {
             bad_param(req, "cursor", "the value of \"next\" from the previous page", v);
