@@ -11,10 +11,31 @@ const char *const hb_status_names[HB_STATUS_COUNT] = {"idle", "processing", "wai
                                                       "complete"};
 const char *const hb_metric_names[HB_METRIC_COUNT] = {"cpu_pct", "mem_pct", "tokens_per_min",
                                                       "cost_usd", "confidence"};
+const char *const hb_liveness_names[HB_LIVENESS_COUNT] = {"online", "stale", "dead"};
 /* Upper bounds of the metrics; -1 means unbounded. All are at least 0. */
 static const double metric_max[HB_METRIC_COUNT] = {100, 100, -1, -1, 100};
 
 #define ID_EXPECTED "a string of 1-128 characters from A-Z a-z 0-9 . _ : -"
+
+/* Written once at start, before any other thread runs. */
+static int64_t stale_after_us = 30 * 1000000LL, dead_after_us = 120 * 1000000LL;
+
+void hb_set_liveness_after(int64_t stale_us, int64_t dead_us)
+{
+    stale_after_us = stale_us;
+    dead_after_us = dead_us;
+}
+
+int64_t hb_stale_after(void)
+{
+    return stale_after_us;
+}
+
+enum hb_liveness hb_liveness_at(int64_t last_us, int64_t now_us)
+{
+    int64_t quiet = now_us - last_us;
+    return quiet >= dead_after_us ? HB_DEAD : quiet >= stale_after_us ? HB_STALE : HB_ONLINE;
+}
 
 int hb_status_parse(const char *s)
 {
@@ -292,6 +313,8 @@ json_t *hb_agent_to_json(const struct heartbeat *hb)
     json_object_del(o, "server_ts");
     json_object_set_new(o, "first_seen", time_or_null(true, hb->first_seen));
     json_object_set_new(o, "schema_version", json_string("0"));
+    json_object_set_new(
+        o, "liveness", json_string(hb_liveness_names[hb_liveness_at(hb->server_ts, aei_now_us())]));
     return o;
 }
 

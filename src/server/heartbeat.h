@@ -16,6 +16,8 @@
 
 enum hb_status { HB_IDLE, HB_PROCESSING, HB_WAITING, HB_ERROR, HB_COMPLETE, HB_STATUS_COUNT };
 enum hb_metric { HB_CPU, HB_MEM, HB_TPM, HB_COST, HB_CONFIDENCE, HB_METRIC_COUNT };
+/* Whether an agent still sends heartbeats: a field of its own beside the reported status. */
+enum hb_liveness { HB_ONLINE, HB_STALE, HB_DEAD, HB_LIVENESS_COUNT };
 
 /* One heartbeat as received, or an agent's latest state as stored. Strings are owned. */
 struct heartbeat {
@@ -36,6 +38,14 @@ struct heartbeat {
 
 extern const char *const hb_status_names[HB_STATUS_COUNT];
 extern const char *const hb_metric_names[HB_METRIC_COUNT];
+extern const char *const hb_liveness_names[HB_LIVENESS_COUNT];
+
+/* Sets after how long without a heartbeat an agent is stale, and dead (microseconds; defaults
+ * 30 s and 120 s). Call once at start, before other threads use this module. */
+void hb_set_liveness_after(int64_t stale_us, int64_t dead_us);
+int64_t hb_stale_after(void);
+/* Returns the liveness at now_us of an agent last heard from at last_us. */
+enum hb_liveness hb_liveness_at(int64_t last_us, int64_t now_us);
 
 /* Returns the status named `s`, or -1. */
 int hb_status_parse(const char *s);
@@ -47,7 +57,8 @@ int hb_from_json(const json_t *body, struct heartbeat *hb, struct problem *pb);
 
 /* Returns the JSON of a stored heartbeat (history form). Caller releases with json_decref(). */
 json_t *hb_to_json(const struct heartbeat *hb);
-/* Returns the JSON of an agent's latest state. Caller releases with json_decref(). */
+/* Returns the JSON of an agent's latest state, with its liveness now. Caller releases with
+ * json_decref(). */
 json_t *hb_agent_to_json(const struct heartbeat *hb);
 
 /* Answer bodies, built by the reader thread so that the loop only sends them. Each returns a

@@ -4,10 +4,11 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "server/auth.h"
+#include "server/hub.h"
 #include "server/metrics.h"
-#include "server/registry.h"
 #include "server/server.h"
 #include "server/worker.h"
+#include "server/ws.h"
 
 #include <libwebsockets.h>
 #include <limits.h>
@@ -32,6 +33,8 @@
 #define AGENTS_LIMIT_MAX 1000
 /* The longest query parameter, name=value, accepted. */
 #define QUERY_VALUE_MAX 512
+/* How often the loop checks agents' health, sends totals and looks for slow subscribers. */
+#define TICK_US 100000
 
 enum route { R_NONE, R_HEALTHZ, R_METRICS, R_HEARTBEATS, R_AGENTS, R_AGENT, R_AGENT_HEARTBEATS };
 
@@ -50,16 +53,19 @@ static const char *const route_methods[] = {"", "GET", "GET", "POST", "GET", "GE
 
 struct server {
     struct lws_context *ctx;
+    struct lws_vhost *http_vhost, *ws_vhost;
     struct workers *workers;
-    struct registry *registry;
+    struct hub *hub;
+    struct ws *ws;
     struct auth auth;
+    const char *ws_origins; /* allowed browser origins: NULL (same origin), "*" or a list */
     size_t max_body;
     int64_t request_timeout_us;  /* from a request's headers to the end of its body */
     int64_t last_ts;             /* the last server time stamped; stamps strictly increase */
     size_t in_flight;            /* requests waiting for a worker */
     size_t answering;            /* requests whose answer is not fully written */
     int64_t stop_deadline;       /* monotonic time by which a stopping server gives up waiting */
-    lws_sorted_usec_list_t tick; /* wakes the loop while stopping */
+    lws_sorted_usec_list_t tick; /* health, totals and slow subscribers; wakes a stopping loop */
 };
 
 /* One HTTP request, from its headers to its answer. It outlives its connection while a worker
@@ -86,7 +92,8 @@ struct request {
 
 /* Per-connection state that lws allocates for us. */
 struct pss {
-    struct request *req;
+    struct request *req;      /* an HTTP connection's current request */
+    struct ws_client *client; /* an upgraded connection's subscriber */
 };
 
 static struct server *the_server;
@@ -112,12 +119,12 @@ static void request_free(struct request *req)
     free(req);
 }
 
-/* Builds the whole answer and asks for a WRITEABLE callback to send it. `headers` holds extra
- * "Name: value\r\n" lines or is NULL. */
-static void answer(struct request *req, int status, const char *ctype, const char *body, size_t len,
-                   const char *headers)
+/* Writes a whole HTTP answer into out after LWS_PRE spare bytes. `headers` holds extra
+ * "Name: value\r\n" lines or is NULL; the body is left out for HEAD. Sets *close when the
+ * connection must close after it. */
+static void render_answer(struct lws *wsi, struct buf *out, int status, const char *ctype,
+                          const char *body, size_t len, const char *headers, bool head, bool *close)
 {
-    struct lws *wsi = req->wsi;
     unsigned char hdr[1024], *p = hdr, *end = hdr + sizeof(hdr);
     char clen[24];
     snprintf(clen, sizeof(clen), "%zu", len);
@@ -129,26 +136,33 @@ static void answer(struct request *req, int status, const char *ctype, const cha
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                      (const unsigned char *)"no-store", 8, &p, end)) {
         log_error("http: answer headers do not fit");
-        req->close_after = true;
+        *close = true;
     }
-    if (req->close_after &&
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5,
-                                     &p, end))
+    if (*close && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+                                               (const unsigned char *)"close", 5, &p, end))
         log_error("http: answer headers do not fit");
-    buf_reset(&req->out);
-    buf_reserve(&req->out, LWS_PRE + (size_t)(p - hdr) + 256 + len);
-    req->out.len = LWS_PRE;
-    buf_append(&req->out, hdr, (size_t)(p - hdr));
+    buf_reset(out);
+    buf_reserve(out, LWS_PRE + (size_t)(p - hdr) + 256 + len);
+    out->len = LWS_PRE;
+    buf_append(out, hdr, (size_t)(p - hdr));
     if (headers)
-        buf_puts(&req->out, headers);
-    buf_puts(&req->out, "\r\n");
-    if (strcmp(req->method, "HEAD") != 0) /* HEAD: the GET answer's headers alone */
-        buf_append(&req->out, body, len);
+        buf_puts(out, headers);
+    buf_puts(out, "\r\n");
+    if (!head) /* HEAD: the GET answer's headers alone */
+        buf_append(out, body, len);
+}
+
+/* Builds the whole answer and asks for a WRITEABLE callback to send it. */
+static void answer(struct request *req, int status, const char *ctype, const char *body, size_t len,
+                   const char *headers)
+{
+    render_answer(req->wsi, &req->out, status, ctype, body, len, headers,
+                  strcmp(req->method, "HEAD") == 0, &req->close_after);
     req->out_off = LWS_PRE;
     req->answering = true;
     req->srv->answering++;
     metrics_count_http(req->method, route_names[req->route], status);
-    lws_callback_on_writable(wsi);
+    lws_callback_on_writable(req->wsi);
 }
 
 /* Writes the error document {"error": {...}} into out. */
@@ -479,7 +493,10 @@ err_free:
 static void get_metrics(struct request *req)
 {
     struct buf b = {0};
-    metrics_render(&b, registry_counts(req->srv->registry));
+    struct server *srv = req->srv;
+    struct metrics_gauges g = {hub_status_counts(srv->hub), hub_liveness_counts(srv->hub),
+                               ws_connections(srv->ws)};
+    metrics_render(&b, &g);
     answer(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len, NULL);
     buf_free(&b);
 }
@@ -530,6 +547,108 @@ static bool is_json_type(struct lws *wsi)
     return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
 }
 
+/* The 401 answers, indexed by enum auth_result. */
+static const struct {
+    const char *code, *message, *header;
+} auth_errors[] = {
+    [AUTH_MISSING] = {"unauthorized", "this route needs an Authorization: Bearer <token> header",
+                      "WWW-Authenticate: Bearer realm=\"aei\"\r\n"},
+    [AUTH_INVALID] = {"invalid_token",
+                      "the bearer token is not valid: check AEI_TOKEN or ask for a new token",
+                      "WWW-Authenticate: Bearer realm=\"aei\", error=\"invalid_token\"\r\n"},
+};
+
+/* Checks the Authorization header, or when query_token (WebSocket, which browsers cannot give
+ * headers) also a "token" query parameter. */
+static enum auth_result authorize(struct server *srv, struct lws *wsi, bool query_token)
+{
+    char authz[1024];
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) >= (int)sizeof(authz))
+        return AUTH_INVALID; /* longer than any token we issue */
+    if (lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION) > 0)
+        return auth_check(&srv->auth, authz);
+    char token[QUERY_VALUE_MAX];
+    if (query_token && query_param(wsi, "token", token, sizeof(token))) {
+        snprintf(authz, sizeof(authz), "Bearer %s", token);
+        return auth_check(&srv->auth, authz);
+    }
+    return auth_check(&srv->auth, NULL);
+}
+
+/* Whether a browser's Origin may open a WebSocket: the same origin as the Host it asked for,
+ * unless --ws-origins lists it or is "*". Clients that send no Origin are not browsers. */
+static bool origin_allowed(struct server *srv, struct lws *wsi)
+{
+    char origin[256], host[256];
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0)
+        return true;
+    if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0)
+        return false; /* longer than any origin we would allow */
+    if (srv->ws_origins) {
+        if (strcmp(srv->ws_origins, "*") == 0)
+            return true;
+        size_t n = strlen(origin);
+        for (const char *p = srv->ws_origins; *p;) {
+            size_t len = strcspn(p, ",");
+            if (len == n && strncasecmp(p, origin, n) == 0)
+                return true;
+            p += len + (p[len] == ',');
+        }
+    }
+    const char *sep = strstr(origin, "://");
+    return sep && lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) > 0 &&
+           strcasecmp(sep + 3, host) == 0;
+}
+
+/* Refuses a WebSocket upgrade with an HTTP error answer written now. Returns what the
+ * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE callback must return to say so. */
+static int refuse_upgrade(struct lws *wsi, int status, const char *code, const char *message,
+                          const char *headers)
+{
+    struct buf body = {0}, out = {0};
+    bool close = true;
+    error_body(&body, code, message, NULL);
+    render_answer(wsi, &out, status, "application/json", body.data, body.len, headers, false,
+                  &close);
+    metrics_count_http("GET", "/ws", status);
+    int rc = lws_write(wsi, (unsigned char *)out.data + LWS_PRE, out.len - LWS_PRE,
+                       LWS_WRITE_HTTP_FINAL) < 0
+                 ? -1
+                 : 1;
+    buf_free(&body);
+    buf_free(&out);
+    return rc;
+}
+
+/* Decides on a WebSocket upgrade before it happens: the path ("/" on the --ws address, "/ws"
+ * on the HTTP one), the token and the browser origin. Tokens in the URL are never logged. */
+static int confirm_upgrade(struct server *srv, struct lws *wsi)
+{
+    char path[256] = "";
+    lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
+    const char *want = lws_get_vhost(wsi) == srv->ws_vhost ? "/" : "/ws";
+    if (strcmp(path, want) != 0) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "no WebSocket at %.100s: connect to %s on this address", path,
+                 want);
+        return refuse_upgrade(wsi, 404, "not_found", msg, NULL);
+    }
+    enum auth_result auth = authorize(srv, wsi, true);
+    if (auth != AUTH_OK) {
+        const char *message = auth == AUTH_MISSING
+                                  ? "a WebSocket needs ?token=<token> or an Authorization: "
+                                    "Bearer <token> header"
+                                  : auth_errors[auth].message;
+        return refuse_upgrade(wsi, 401, auth_errors[auth].code, message, auth_errors[auth].header);
+    }
+    if (!origin_allowed(srv, wsi))
+        return refuse_upgrade(wsi, 403, "origin_not_allowed",
+                              "this page's origin may not open the live feed: start aeid with "
+                              "--ws-origins listing it",
+                              NULL);
+    return 0;
+}
+
 /* A request whose body has not fully arrived by its deadline is dropped with its connection:
  * lws's own timeout restarts with every byte, so a client trickling a body would hold on. */
 static void request_deadline(lws_sorted_usec_list_t *sul)
@@ -563,25 +682,10 @@ static int on_headers(struct server *srv, struct lws *wsi, struct pss *pss, cons
         parse_int64(clen, &body_len);
     bool has_body = body_len > 0 || chunked;
 
-    char authz[1024];
-    enum auth_result auth = AUTH_OK;
-    if (req->route != R_HEALTHZ) {
-        if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) >= (int)sizeof(authz))
-            auth = AUTH_INVALID; /* longer than any token we issue */
-        else if (lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION) > 0)
-            auth = auth_check(&srv->auth, authz);
-        else
-            auth = auth_check(&srv->auth, NULL);
-    }
-
-    if (auth == AUTH_MISSING) {
-        defer_error(req, 401, "unauthorized",
-                    "this route needs an Authorization: Bearer <token> header",
-                    "WWW-Authenticate: Bearer realm=\"aei\"\r\n");
-    } else if (auth == AUTH_INVALID) {
-        defer_error(req, 401, "invalid_token",
-                    "the bearer token is not valid: check AEI_TOKEN or ask for a new token",
-                    "WWW-Authenticate: Bearer realm=\"aei\", error=\"invalid_token\"\r\n");
+    enum auth_result auth = req->route == R_HEALTHZ ? AUTH_OK : authorize(srv, wsi, false);
+    if (auth != AUTH_OK) {
+        defer_error(req, 401, auth_errors[auth].code, auth_errors[auth].message,
+                    auth_errors[auth].header);
     } else if (req->route == R_NONE) {
         char msg[320];
         snprintf(msg, sizeof(msg), "no such route: %s %.200s (see docs/api/openapi.yaml)",
@@ -698,7 +802,7 @@ static void finish_job(struct server *srv, struct job *job)
     }
     switch (job->kind) {
     case JOB_PUT_HEARTBEAT: {
-        registry_update(srv->registry, job->hb.agent_id, job->hb.status);
+        hub_heartbeat(srv->hub, &job->hb, job->received_mono);
         char ts[AEI_TIME_LEN], body[256];
         aei_time_format(job->hb.server_ts, ts);
         int n = snprintf(body, sizeof(body),
@@ -770,6 +874,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (srv && srv->workers)
             drain_completions(srv);
         return 0;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return confirm_upgrade(srv, wsi);
+    case LWS_CALLBACK_ESTABLISHED:
+    case LWS_CALLBACK_RECEIVE:
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+    case LWS_CALLBACK_CLOSED:
+        return ws_callback(srv->ws, wsi, reason, &pss->client, in, len);
     default:
         break;
     }
@@ -781,8 +892,9 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-/* Loads every agent's status so that metrics are right from the start. */
-static int load_registry(struct server *srv, const char *db_url, char *err, size_t errlen)
+/* Loads every agent's latest state into the hub, so that snapshots and metrics are right from
+ * the start. */
+static int load_agents(struct server *srv, const char *db_url, char *err, size_t errlen)
 {
     struct store *store;
     int rc = store_open(db_url, &store, err, errlen);
@@ -794,8 +906,9 @@ static int load_registry(struct server *srv, const char *db_url, char *err, size
     if (rc) {
         snprintf(err, errlen, "reading agents from the store: %s", aei_strerror(rc));
     } else {
+        int64_t now = aei_now_us();
         for (size_t i = 0; i < n; i++)
-            registry_update(srv->registry, rows[i].agent_id, rows[i].status);
+            hub_load(srv->hub, &rows[i], now);
         store_free_rows(rows, n);
     }
     store_close(store);
@@ -823,11 +936,43 @@ static void lws_log_line(int level, const char *line)
     log_msg(level == LLL_ERR ? LOG_ERROR : LOG_WARN, "lws: %.*s", (int)strcspn(line, "\n"), line);
 }
 
-/* While stopping, wakes the loop every 50 ms so that it sees its deadline. */
+/* Checks agents' health, sends totals and closes slow subscribers; it also wakes a stopping
+ * loop so that it sees its deadline. */
 static void tick(lws_sorted_usec_list_t *sul)
 {
     struct server *srv = lws_container_of(sul, struct server, tick);
-    lws_sul_schedule(srv->ctx, 0, &srv->tick, tick, 50 * LWS_US_PER_MS);
+    hub_check_health(srv->hub, aei_now_us());
+    ws_tick(srv->ws, aei_mono_us());
+    lws_sul_schedule(srv->ctx, 0, &srv->tick, tick, TICK_US);
+}
+
+static void on_update(void *arg, const struct hub_update *u)
+{
+    struct server *srv = arg;
+    ws_publish(srv->ws, u);
+}
+
+/* Listens on one address; the HTTP API and the WebSocket hub share the protocol callback. */
+static struct lws_vhost *listen_on(struct server *srv, const char *name, const char *host, int port,
+                                   char *err, size_t errlen)
+{
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.vhost_name = name;
+    info.port = port;
+    info.iface = host;
+    info.protocols = protocols;
+    info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
+                   LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(host, ':') == NULL);
+    info.keepalive_timeout = 30; /* idle keep-alive connections */
+    info.timeout_secs = 10;      /* slow clients are dropped */
+    struct lws_vhost *vh = lws_create_vhost(srv->ctx, &info);
+    if (!vh)
+        snprintf(err, errlen,
+                 "cannot listen on %s:%d for %s (in use, or not an address of this "
+                 "host)",
+                 host, port, name);
+    return vh;
 }
 
 static void notify_loop(void *arg)
@@ -838,42 +983,51 @@ static void notify_loop(void *arg)
 int server_run(const struct config *cfg, char *err, size_t errlen)
 {
     struct server srv = {.max_body = cfg->max_body,
-                         .request_timeout_us = cfg->request_timeout * 1000000LL};
+                         .request_timeout_us = cfg->request_timeout * 1000000LL,
+                         .ws_origins = cfg->ws_origins};
     int rc;
     auth_init(&srv.auth, cfg->token);
-    srv.registry = registry_new();
+    hb_set_liveness_after(cfg->stale_after_us, cfg->dead_after_us);
+    struct hub_settings hs = {.price_per_1k_tokens = cfg->price_per_1k_tokens};
+    srv.hub = hub_new(&hs, on_update, &srv);
+    struct ws_settings wss = {.client_buffer = cfg->ws_client_buffer,
+                              .slow_consumer_us = cfg->slow_consumer_us};
+    srv.ws = ws_new(srv.hub, &wss);
     the_server = &srv;
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_line);
 
-    rc = load_registry(&srv, cfg->db_url, err, errlen);
+    rc = load_agents(&srv, cfg->db_url, err, errlen);
     if (rc)
-        goto err_registry;
+        goto err_hub;
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
-    info.port = cfg->http_port;
-    info.iface = cfg->http_host;
-    info.protocols = protocols;
-    info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
-                   LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(cfg->http_host, ':') == NULL);
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
     info.max_http_header_data = 4096;
-    info.timeout_secs = 10;      /* slow clients are dropped */
-    info.keepalive_timeout = 30; /* idle keep-alive connections */
+    info.timeout_secs = 10; /* slow clients are dropped */
     info.server_string = "aeid";
     srv.ctx = lws_create_context(&info);
     if (!srv.ctx) {
-        snprintf(err, errlen, "cannot listen on %s:%d (in use, or not an address of this host)",
-                 cfg->http_host, cfg->http_port);
+        snprintf(err, errlen, "cannot start the network service (libwebsockets)");
         rc = AEI_EUNAVAILABLE;
-        goto err_registry;
+        goto err_hub;
+    }
+    srv.http_vhost = listen_on(&srv, "http", cfg->http_host, cfg->http_port, err, errlen);
+    srv.ws_vhost =
+        srv.http_vhost ? listen_on(&srv, "ws", cfg->ws_host, cfg->ws_port, err, errlen) : NULL;
+    if (!srv.ws_vhost) {
+        rc = AEI_EUNAVAILABLE;
+        goto err_context;
     }
     srv.workers = workers_start(cfg->db_url, notify_loop, srv.ctx, err, errlen);
     if (!srv.workers) {
         rc = AEI_EUNAVAILABLE;
         goto err_context;
     }
-    fprintf(stderr, "aeid %s: listening on http://%s:%d, store %s\n", AEI_VERSION, cfg->http_host,
-            cfg->http_port, strncmp(cfg->db_url, "sqlite:", 7) == 0 ? cfg->db_url : "postgres");
+    fprintf(stderr, "aeid %s: listening on http://%s:%d and ws://%s:%d/, store %s\n", AEI_VERSION,
+            cfg->http_host, cfg->http_port, cfg->ws_host, cfg->ws_port,
+            strncmp(cfg->db_url, "sqlite:", 7) == 0 ? cfg->db_url : "postgres");
+    tick(&srv.tick);
 
     /* After a stop request, go on until every accepted request has its answer written. */
     for (;;) {
@@ -881,7 +1035,7 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
             if (!srv.stop_deadline) {
                 log_info("stopping: finishing %zu requests", srv.in_flight + srv.answering);
                 srv.stop_deadline = aei_mono_us() + DRAIN_US;
-                tick(&srv.tick);
+                ws_close_all(srv.ws);
             }
             if (srv.in_flight + srv.answering == 0 || aei_mono_us() >= srv.stop_deadline)
                 break;
@@ -906,8 +1060,9 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
 err_context:
     lws_context_destroy(srv.ctx);
     srv.ctx = NULL;
-err_registry:
-    registry_free(srv.registry);
+err_hub:
+    ws_free(srv.ws);
+    hub_free(srv.hub);
     the_server = NULL;
     return rc;
 }

@@ -16,7 +16,8 @@
 static const char usage[] =
     "Usage: aeid [options]\n"
     "\n"
-    "AEI's server: takes agents' heartbeats over HTTP, stores them, and serves the API.\n"
+    "AEI's server: takes agents' heartbeats over HTTP, stores them, serves the API and pushes\n"
+    "every change to WebSocket subscribers live.\n"
     "\n"
     "Options (each may also come from the environment variable shown):\n"
     "  --http HOST:PORT   HTTP address of the API             [AEI_HTTP, default 127.0.0.1:3000]\n"
@@ -26,6 +27,21 @@ static const char usage[] =
     "  --max-body BYTES   largest request body accepted       [AEI_MAX_BODY, default 65536]\n"
     "  --request-timeout SECONDS  time a client has to send a request's body\n"
     "                     [AEI_REQUEST_TIMEOUT, default 30]\n"
+    "\n"
+    "Live hub (WebSocket on the --ws address at / and on the HTTP address at /ws):\n"
+    "  --ws-origins LIST  browser origins allowed besides the page's own, comma-separated\n"
+    "                     (http://host:port), or * for any    [AEI_WS_ORIGINS]\n"
+    "  --ws-client-buffer BYTES  how far a subscriber may fall behind before it gets a\n"
+    "                     snapshot instead of the backlog     [AEI_WS_CLIENT_BUFFER, default "
+    "1048576]\n"
+    "  --slow-consumer-timeout SECONDS  a subscriber behind for this long is closed (4008)\n"
+    "                     [AEI_SLOW_CONSUMER_TIMEOUT, default 10]\n"
+    "  --stale-after SECONDS  no heartbeat this long: agent is stale [AEI_STALE_AFTER, default "
+    "30]\n"
+    "  --dead-after SECONDS   no heartbeat this long: agent is dead  [AEI_DEAD_AFTER, default "
+    "120]\n"
+    "  --price-per-1k-tokens USD  prices the tokens of agents that report no cost\n"
+    "                     [AEI_PRICE_PER_1K_TOKENS, default 0.002]\n"
     "  -h, --help         print this help and exit\n"
     "  -V, --version      print the version and exit\n"
     "\n"
@@ -71,6 +87,17 @@ static int bad_option(const char *name, const char *value, const char *expected)
     return EXIT_USAGE;
 }
 
+/* Parses a number from min to max; SECONDS and USD options take decimals. */
+static bool parse_number(const char *s, double min, double max, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (*s == '\0' || *end || !(v >= min && v <= max))
+        return false;
+    *out = v;
+    return true;
+}
+
 static const char *env_or(const char *name, const char *fallback)
 {
     const char *v = getenv(name);
@@ -90,12 +117,24 @@ int main(int argc, char **argv)
     const char *db = env_or("AEI_DATABASE_URL", "sqlite:aei.db");
     const char *max_body = env_or("AEI_MAX_BODY", "65536");
     const char *request_timeout = env_or("AEI_REQUEST_TIMEOUT", "30");
+    const char *ws_origins = env_or("AEI_WS_ORIGINS", NULL);
+    const char *client_buffer = env_or("AEI_WS_CLIENT_BUFFER", "1048576");
+    const char *slow_timeout = env_or("AEI_SLOW_CONSUMER_TIMEOUT", "10");
+    const char *stale_after = env_or("AEI_STALE_AFTER", "30");
+    const char *dead_after = env_or("AEI_DEAD_AFTER", "120");
+    const char *price = env_or("AEI_PRICE_PER_1K_TOKENS", "0.002");
     static const struct option longopts[] = {
         {"http", required_argument, NULL, 'H'},
         {"ws", required_argument, NULL, 'W'},
         {"db", required_argument, NULL, 'D'},
         {"max-body", required_argument, NULL, 'B'},
         {"request-timeout", required_argument, NULL, 'T'},
+        {"ws-origins", required_argument, NULL, 'O'},
+        {"ws-client-buffer", required_argument, NULL, 'C'},
+        {"slow-consumer-timeout", required_argument, NULL, 'S'},
+        {"stale-after", required_argument, NULL, 's'},
+        {"dead-after", required_argument, NULL, 'd'},
+        {"price-per-1k-tokens", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -118,6 +157,24 @@ int main(int argc, char **argv)
             break;
         case 'T':
             request_timeout = optarg;
+            break;
+        case 'O':
+            ws_origins = optarg;
+            break;
+        case 'C':
+            client_buffer = optarg;
+            break;
+        case 'S':
+            slow_timeout = optarg;
+            break;
+        case 's':
+            stale_after = optarg;
+            break;
+        case 'd':
+            dead_after = optarg;
+            break;
+        case 'P':
+            price = optarg;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -153,6 +210,28 @@ int main(int argc, char **argv)
         return bad_option("--request-timeout", request_timeout,
                           "a number of seconds from 1 to 3600");
     cfg.request_timeout = (int)rt;
+    double v, stale, dead;
+    if (ws_origins && !*ws_origins)
+        return bad_option("--ws-origins", ws_origins,
+                          "origins such as http://localhost:5173, or *");
+    cfg.ws_origins = ws_origins;
+    if (!parse_number(client_buffer, 4096, 1 << 30, &v) || v != (double)(long long)v)
+        return bad_option("--ws-client-buffer", client_buffer,
+                          "a whole number of bytes from 4096 to 1073741824");
+    cfg.ws_client_buffer = (size_t)v;
+    if (!parse_number(slow_timeout, 0.1, 3600, &v))
+        return bad_option("--slow-consumer-timeout", slow_timeout,
+                          "a number of seconds from 0.1 to 3600");
+    cfg.slow_consumer_us = (int64_t)(v * 1e6);
+    if (!parse_number(stale_after, 0.1, 86400, &stale))
+        return bad_option("--stale-after", stale_after, "a number of seconds from 0.1 to 86400");
+    if (!parse_number(dead_after, 0.1, 864000, &dead) || dead <= stale)
+        return bad_option("--dead-after", dead_after,
+                          "a number of seconds greater than --stale-after");
+    cfg.stale_after_us = (int64_t)(stale * 1e6);
+    cfg.dead_after_us = (int64_t)(dead * 1e6);
+    if (!parse_number(price, 0, 1000, &cfg.price_per_1k_tokens))
+        return bad_option("--price-per-1k-tokens", price, "a price in USD from 0 to 1000");
     cfg.token = getenv("AEI_TOKEN");
     if (!cfg.token || !*cfg.token) {
         fputs("aeid: no token configured: set AEI_TOKEN to a secret, for example "

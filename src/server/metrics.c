@@ -22,9 +22,12 @@ static const double batch_bounds[NBUCKETS] = {1,   2,   4,   8,    16,   32,   6
                                               128, 256, 512, 1024, 2048, 4096, 8192};
 
 static struct histogram commit_latency = {.bounds = latency_bounds};
+static struct histogram push_latency = {.bounds = latency_bounds};
 static struct histogram batch_size = {.bounds = batch_bounds};
 static atomic_uint_fast64_t batch_failures;
 static uint64_t heartbeats_received;
+static uint64_t agent_deaths, ws_messages, ws_frames, ws_bytes, ws_slow_closes;
+static uint64_t ws_snapshots_subscribe, ws_snapshots_behind, ws_resumed, ws_resume_failed;
 
 struct http_count {
     const char *method, *route;
@@ -58,6 +61,52 @@ void metrics_observe_batch(size_t size, bool ok)
 void metrics_count_heartbeat(void)
 {
     heartbeats_received++;
+}
+
+void metrics_count_agent_death(void)
+{
+    agent_deaths++;
+}
+
+void metrics_count_ws_sent(size_t messages, size_t bytes)
+{
+    ws_frames++;
+    ws_messages += messages;
+    ws_bytes += bytes;
+}
+
+void metrics_count_ws_slow_close(void)
+{
+    ws_slow_closes++;
+}
+
+void metrics_count_ws_snapshot(const char *reason)
+{
+    if (strcmp(reason, "behind") == 0)
+        ws_snapshots_behind++;
+    else
+        ws_snapshots_subscribe++;
+}
+
+void metrics_count_ws_resume(bool recovered)
+{
+    if (recovered)
+        ws_resumed++;
+    else
+        ws_resume_failed++;
+}
+
+void metrics_observe_push(double seconds)
+{
+    observe(&push_latency, seconds);
+}
+
+/* Appends a counter or gauge with no labels. */
+static void render_one(struct buf *out, const char *name, const char *type, const char *help,
+                       uint64_t value)
+{
+    buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+               (unsigned long long)value);
 }
 
 void metrics_count_http(const char *method, const char *route, int code)
@@ -96,26 +145,55 @@ static void render_histogram(struct buf *out, const char *name, const char *help
                (unsigned long long)cumulative);
 }
 
-void metrics_render(struct buf *out, const size_t *agents_by_status)
+void metrics_render(struct buf *out, const struct metrics_gauges *g)
 {
-    buf_printf(out,
-               "# HELP aei_heartbeats_received_total Valid heartbeats received.\n"
-               "# TYPE aei_heartbeats_received_total counter\n"
-               "aei_heartbeats_received_total %llu\n",
-               (unsigned long long)heartbeats_received);
+    render_one(out, "aei_heartbeats_received_total", "counter", "Valid heartbeats received.",
+               heartbeats_received);
     render_histogram(out, "aei_heartbeat_commit_latency_seconds",
                      "Time from receiving a heartbeat to committing it.", &commit_latency);
     render_histogram(out, "aei_store_batch_size", "Heartbeats committed per transaction.",
                      &batch_size);
-    buf_printf(out,
-               "# HELP aei_store_batch_failures_total Heartbeat transactions that failed.\n"
-               "# TYPE aei_store_batch_failures_total counter\n"
-               "aei_store_batch_failures_total %llu\n",
-               (unsigned long long)atomic_load(&batch_failures));
+    render_one(out, "aei_store_batch_failures_total", "counter",
+               "Heartbeat transactions that failed.", atomic_load(&batch_failures));
     buf_puts(out, "# HELP aei_agents Known agents by their last reported status.\n"
                   "# TYPE aei_agents gauge\n");
     for (int i = 0; i < HB_STATUS_COUNT; i++)
-        buf_printf(out, "aei_agents{status=\"%s\"} %zu\n", hb_status_names[i], agents_by_status[i]);
+        buf_printf(out, "aei_agents{status=\"%s\"} %zu\n", hb_status_names[i],
+                   g->agents_by_status[i]);
+    buf_puts(out, "# HELP aei_agents_by_liveness Known agents by whether they still send "
+                  "heartbeats.\n"
+                  "# TYPE aei_agents_by_liveness gauge\n");
+    for (int i = 0; i < HB_LIVENESS_COUNT; i++)
+        buf_printf(out, "aei_agents_by_liveness{liveness=\"%s\"} %zu\n", hb_liveness_names[i],
+                   g->agents_by_liveness[i]);
+    render_one(out, "aei_agent_deaths_total", "counter",
+               "Times an agent was marked dead for want of heartbeats.", agent_deaths);
+    render_one(out, "aei_ws_connections", "gauge", "Open WebSocket connections.",
+               g->ws_connections);
+    render_one(out, "aei_ws_messages_sent_total", "counter",
+               "Messages sent to WebSocket subscribers.", ws_messages);
+    render_one(out, "aei_ws_frames_sent_total", "counter",
+               "WebSocket frames sent; a frame may pack several messages.", ws_frames);
+    render_one(out, "aei_ws_bytes_sent_total", "counter",
+               "Payload bytes sent to WebSocket subscribers.", ws_bytes);
+    render_one(out, "aei_ws_slow_consumer_closes_total", "counter",
+               "Subscribers closed with 4008 for staying behind.", ws_slow_closes);
+    buf_printf(out,
+               "# HELP aei_ws_snapshots_sent_total Snapshots sent, on subscribing or to a "
+               "subscriber that fell behind.\n"
+               "# TYPE aei_ws_snapshots_sent_total counter\n"
+               "aei_ws_snapshots_sent_total{reason=\"subscribe\"} %llu\n"
+               "aei_ws_snapshots_sent_total{reason=\"behind\"} %llu\n",
+               (unsigned long long)ws_snapshots_subscribe, (unsigned long long)ws_snapshots_behind);
+    buf_printf(out,
+               "# HELP aei_ws_resumes_total Subscriptions that asked to resume, by outcome.\n"
+               "# TYPE aei_ws_resumes_total counter\n"
+               "aei_ws_resumes_total{outcome=\"recovered\"} %llu\n"
+               "aei_ws_resumes_total{outcome=\"snapshot\"} %llu\n",
+               (unsigned long long)ws_resumed, (unsigned long long)ws_resume_failed);
+    render_histogram(out, "aei_ws_push_latency_seconds",
+                     "Time from receiving a heartbeat to writing its delta to a subscriber.",
+                     &push_latency);
     buf_puts(out, "# HELP aei_http_requests_total HTTP requests answered, by route and code.\n"
                   "# TYPE aei_http_requests_total counter\n");
     for (size_t i = 0; i < http_len; i++)

@@ -16,8 +16,25 @@ void metrics_count_heartbeat(void);
 /* Counts one answered HTTP request; route is a template such as "/api/v0/agents/{agent_id}". */
 void metrics_count_http(const char *method, const char *route, int code);
 
-/* Appends every metric in the Prometheus text format (0.0.4). agents_by_status holds one count
- * per status in the order of hb_status_names. Loop thread only. */
-void metrics_render(struct buf *out, const size_t *agents_by_status);
+/* The hub and its WebSocket subscribers. Loop thread only. */
+void metrics_count_agent_death(void);
+/* Counts one frame of `messages` messages and `bytes` bytes sent to a subscriber. */
+void metrics_count_ws_sent(size_t messages, size_t bytes);
+void metrics_count_ws_slow_close(void);
+/* Counts a snapshot sent, by reason: "subscribe" or "behind". */
+void metrics_count_ws_snapshot(const char *reason);
+void metrics_count_ws_resume(bool recovered);
+/* Observes the time from a heartbeat's arrival to the write of its delta to a subscriber. */
+void metrics_observe_push(double seconds);
+
+/* Values that live elsewhere, read when rendering. */
+struct metrics_gauges {
+    const size_t *agents_by_status;   /* indexed like hb_status_names */
+    const size_t *agents_by_liveness; /* indexed like hb_liveness_names */
+    size_t ws_connections;
+};
+
+/* Appends every metric in the Prometheus text format (0.0.4). Loop thread only. */
+void metrics_render(struct buf *out, const struct metrics_gauges *g);
 
 #endif

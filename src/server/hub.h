@@ -1,0 +1,82 @@
+/* hub.h - the live agent registry: full states, deltas, sequence numbers, health and totals */
+#ifndef AEI_SERVER_HUB_H
+#define AEI_SERVER_HUB_H
+
+#include "server/heartbeat.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The last updates kept in memory for resuming subscribers: overall, and per agent. */
+#define HUB_RING_SIZE 65536
+#define HUB_AGENT_RING_SIZE 100
+#define HUB_EPOCH_LEN 16
+
+struct hub_agent;
+
+/* One message of the update stream (a delta or an event), rendered once and shared by the
+ * replay buffers. Read-only outside hub.c. */
+struct hub_update {
+    uint64_t seq;
+    uint64_t offset;         /* bytes of all updates before this one: measures a backlog */
+    int64_t received_mono;   /* when its heartbeat arrived (deltas), or 0 */
+    struct hub_agent *agent; /* the agent it is about; agents live as long as the hub */
+    int refs;
+    size_t len;
+    char text[]; /* the message's JSON */
+};
+
+struct hub_settings {
+    double price_per_1k_tokens; /* for estimating the cost of agents that report none */
+};
+
+/* Called for each new update, after it has its sequence number and is in the buffers. */
+typedef void (*hub_publish_fn)(void *arg, const struct hub_update *u);
+
+struct hub;
+
+/* Returns a new hub with a random epoch. `publish(arg, u)` learns of every update; it may be
+ * NULL. Caller frees with hub_free(). Loop thread only, like every function below. */
+struct hub *hub_new(const struct hub_settings *settings, hub_publish_fn publish, void *arg);
+void hub_free(struct hub *h);
+
+/* Loads an agent's stored latest state at start, without publishing anything. */
+void hub_load(struct hub *h, const struct heartbeat *agent, int64_t now_us);
+/* Applies a committed heartbeat: updates the agent's state and publishes its delta (and an
+ * agent.online event if it had gone stale or dead). */
+void hub_heartbeat(struct hub *h, const struct heartbeat *hb, int64_t received_mono);
+/* Marks agents stale or dead whose last heartbeat is old enough (see hb_liveness_at()),
+ * publishing the changes. */
+void hub_check_health(struct hub *h, int64_t now_us);
+
+const char *hub_epoch(const struct hub *h);
+/* The sequence number of the newest update; 0 before the first. */
+uint64_t hub_head(const struct hub *h);
+/* The stream's size in bytes up to and including the newest update. */
+uint64_t hub_end_offset(const struct hub *h);
+/* Returns the update with sequence number seq, or NULL if it is not (or no longer) kept. */
+const struct hub_update *hub_update_at(const struct hub *h, uint64_t seq);
+/* Returns the agent with this id, or NULL. */
+struct hub_agent *hub_agent_find(const struct hub *h, const char *agent_id);
+const char *hub_agent_id(const struct hub_agent *a);
+/* Counts by reported status and by liveness, indexed like hb_status_names and
+ * hb_liveness_names. */
+const size_t *hub_status_counts(const struct hub *h);
+const size_t *hub_liveness_counts(const struct hub *h);
+
+/* Calls fn(arg, u) for each update about `agent` (every agent when NULL) with sequence number
+ * above `after`, in order, and returns true; returns false and calls nothing when some of those
+ * updates are no longer kept, or when they come to more than max_bytes. */
+bool hub_replay(const struct hub *h, const struct hub_agent *agent, uint64_t after,
+                size_t max_bytes, void (*fn)(void *arg, const struct hub_update *u), void *arg);
+
+/* Returns the snapshot message of a topic at the current head: every agent (agent_id NULL) or
+ * one. Caller frees with free(). */
+char *hub_render_snapshot(const struct hub *h, const char *topic, const char *agent_id,
+                          size_t *len);
+/* Returns the totals message at the current head when the totals changed since the last call
+ * (or always, when force), else NULL. Caller frees with free(). */
+char *hub_render_totals(struct hub *h, bool force);
+
+#endif

@@ -1,0 +1,627 @@
+/* ws.c - WebSocket subscribers of the hub: subscriptions, resume, fan-out and backpressure */
+#include "server/ws.h"
+#include "common/buf.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/time.h"
+#include "server/metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Pending messages are packed into frames of about this size; a larger message goes alone. */
+#define FRAME_MAX 65536
+/* The most bytes given to one lws_write(); a larger frame is sent as fragments. */
+#define WRITE_CHUNK 65536
+/* The largest client message. */
+#define RX_MAX 65536
+#define TOPICS_MAX 1000
+/* A client may send a burst of this many messages, then this many a second. */
+#define RX_BURST 100
+#define RX_PER_SECOND 50
+/* How long a client being closed has to take its close frame before the connection is cut. */
+#define CLOSE_GRACE_S 5
+/* Totals go out at most this often. */
+#define TOTALS_INTERVAL_US 250000
+
+struct ws {
+    struct hub *hub;
+    struct ws_settings settings;
+    struct ws_client *clients;
+    size_t n_clients;
+    char *totals; /* the latest totals message */
+    size_t totals_len;
+    uint64_t totals_version;
+    int64_t totals_at; /* when totals were last rendered */
+};
+
+struct ws_client {
+    struct ws *ws;
+    struct lws *wsi;
+    struct ws_client *prev, *next;
+    bool all;           /* subscribed to agents:all ... */
+    uint64_t all_from;  /* ... with updates after this sequence number */
+    json_t *topics;     /* agent_id -> the sequence number its agent:<id> updates start after */
+    uint64_t cursor;    /* the next update to consider */
+    struct buf control; /* messages to send before updates, each ended by '\n' */
+    size_t control_off;
+    struct buf out; /* LWS_PRE spare bytes, then the frame being written */
+    size_t out_off;
+    bool out_started;     /* some of the frame has been written (fragments follow) */
+    bool wake_asked;      /* a WRITEABLE callback is due */
+    uint64_t totals_seen; /* the totals version last sent */
+    int64_t behind_since; /* monotonic time it first fell behind since last caught up, or 0 */
+    int close_code;       /* set when it is being closed */
+    const char *close_reason;
+    struct buf rx; /* a client message being received */
+    bool rx_binary;
+    double rx_tokens; /* flood control: a token bucket */
+    int64_t rx_refill_at;
+};
+
+struct ws *ws_new(struct hub *hub, const struct ws_settings *settings)
+{
+    struct ws *ws = calloc(1, sizeof(*ws));
+    if (!ws)
+        abort();
+    ws->hub = hub;
+    ws->settings = *settings;
+    return ws;
+}
+
+void ws_free(struct ws *ws)
+{
+    if (!ws)
+        return;
+    free(ws->totals);
+    free(ws);
+}
+
+size_t ws_connections(const struct ws *ws)
+{
+    return ws->n_clients;
+}
+
+static bool has_topics(const struct ws_client *c)
+{
+    return c->all || json_object_size(c->topics) > 0;
+}
+
+static bool wants(const struct ws_client *c, const struct hub_update *u)
+{
+    if (c->all && u->seq > c->all_from)
+        return true;
+    json_t *from = json_object_get(c->topics, hub_agent_id(u->agent));
+    return from && u->seq > (uint64_t)json_integer_value(from);
+}
+
+static void wake(struct ws_client *c)
+{
+    if (c->wake_asked || c->close_code)
+        return;
+    c->wake_asked = true;
+    lws_callback_on_writable(c->wsi);
+}
+
+void ws_publish(struct ws *ws, const struct hub_update *u)
+{
+    for (struct ws_client *c = ws->clients; c; c = c->next) {
+        if (wants(c, u))
+            wake(c);
+        else if (c->cursor == u->seq)
+            c->cursor++; /* caught up, and not interested: stays caught up */
+    }
+}
+
+static void queue_text(struct ws_client *c, const char *text, size_t len)
+{
+    buf_append(&c->control, text, len);
+    buf_puts(&c->control, "\n");
+}
+
+/* Queues a message built with json_pack (takes ownership of msg). */
+static void queue_json(struct ws_client *c, json_t *msg)
+{
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    if (!text)
+        abort();
+    queue_text(c, text, strlen(text));
+    free(text);
+}
+
+static void queue_error(struct ws_client *c, const char *code, const char *message,
+                        const char *topic)
+{
+    json_t *msg = json_pack("{s:s, s:s, s:o}", "type", "error", "code", code, "message",
+                            json_string_lossy(message));
+    if (topic)
+        json_object_set_new(msg, "topic", json_string_lossy(topic));
+    queue_json(c, msg);
+    wake(c);
+}
+
+static void queue_snapshot(struct ws_client *c, const char *topic, const char *agent_id,
+                           const char *reason)
+{
+    size_t len;
+    char *text = hub_render_snapshot(c->ws->hub, topic, agent_id, &len);
+    queue_text(c, text, len);
+    free(text);
+    metrics_count_ws_snapshot(reason);
+}
+
+/* Replaces a backlog that grew too long with a snapshot of each topic. */
+static void resync(struct ws_client *c)
+{
+    uint64_t head = hub_head(c->ws->hub);
+    if (c->all) {
+        queue_snapshot(c, "agents:all", NULL, "behind");
+        c->all_from = head;
+    }
+    const char *id;
+    json_t *from;
+    char topic[AEI_ID_MAX + 8];
+    json_object_foreach(c->topics, id, from)
+    {
+        snprintf(topic, sizeof(topic), "agent:%s", id);
+        queue_snapshot(c, topic, id, "behind");
+        json_integer_set(from, (json_int_t)head);
+    }
+    c->cursor = head + 1;
+    c->totals_seen = c->ws->totals_version; /* the snapshots hold the totals */
+}
+
+/* Bytes of updates between the client's cursor and the head: more than the buffer when its
+ * next update is no longer kept. */
+static uint64_t backlog(const struct ws_client *c)
+{
+    struct hub *hub = c->ws->hub;
+    if (c->cursor > hub_head(hub))
+        return 0;
+    const struct hub_update *u = hub_update_at(hub, c->cursor);
+    return u ? hub_end_offset(hub) - u->offset : UINT64_MAX;
+}
+
+/* Appends one message to the frame being built. */
+static void frame_add(struct ws_client *c, const char *text, size_t len, size_t *count)
+{
+    if (*count > 0)
+        buf_puts(&c->out, ",");
+    buf_append(&c->out, text, len);
+    (*count)++;
+}
+
+/* Builds the next frame in c->out: queued messages first, then the updates the client wants,
+ * then the latest totals. Returns false when there is nothing to send. */
+static bool build_frame(struct ws_client *c)
+{
+    struct ws *ws = c->ws;
+    struct hub *hub = ws->hub;
+    size_t count = 0;
+    int64_t now = aei_mono_us();
+    buf_reset(&c->out);
+    buf_reserve(&c->out, LWS_PRE + 1 + FRAME_MAX);
+    c->out.len = LWS_PRE + 1; /* room for a '[' */
+
+    if (has_topics(c) && backlog(c) > ws->settings.client_buffer) {
+        if (!c->behind_since)
+            c->behind_since = now;
+        resync(c);
+    }
+    while (c->control_off < c->control.len) {
+        const char *msg = c->control.data + c->control_off;
+        size_t len =
+            (size_t)((const char *)memchr(msg, '\n', c->control.len - c->control_off) - msg);
+        if (count > 0 && c->out.len + len > FRAME_MAX)
+            break;
+        frame_add(c, msg, len, &count);
+        c->control_off += len + 1;
+    }
+    if (c->control_off == c->control.len) {
+        buf_reset(&c->control);
+        c->control_off = 0;
+    }
+    uint64_t head = hub_head(hub);
+    while (c->control_off == c->control.len && c->cursor <= head) {
+        const struct hub_update *u = hub_update_at(hub, c->cursor);
+        if (!u)
+            break; /* dropped out meanwhile: resync on the next frame */
+        if (wants(c, u)) {
+            if (count > 0 && c->out.len + u->len > FRAME_MAX)
+                break;
+            frame_add(c, u->text, u->len, &count);
+            if (u->received_mono)
+                metrics_observe_push((double)(now - u->received_mono) / 1e6);
+        }
+        c->cursor++;
+    }
+    if (c->all && c->totals_seen != ws->totals_version && ws->totals &&
+        c->out.len + ws->totals_len <= FRAME_MAX) {
+        frame_add(c, ws->totals, ws->totals_len, &count);
+        c->totals_seen = ws->totals_version;
+    }
+    if (count == 0)
+        return false;
+    if (count > 1) {
+        c->out.data[LWS_PRE] = '[';
+        buf_puts(&c->out, "]");
+        c->out_off = LWS_PRE;
+    } else {
+        c->out_off = LWS_PRE + 1;
+    }
+    c->out_started = false;
+    metrics_count_ws_sent(count, c->out.len - c->out_off);
+    return true;
+}
+
+static bool caught_up(const struct ws_client *c)
+{
+    return c->out_off >= c->out.len && c->control_off >= c->control.len &&
+           c->cursor > hub_head(c->ws->hub);
+}
+
+/* Writes the next piece of the current frame, building a new one when it is done. */
+static int on_writeable(struct ws_client *c)
+{
+    c->wake_asked = false;
+    if (c->close_code) {
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+    }
+    if (c->out_off >= c->out.len && !build_frame(c)) {
+        c->behind_since = 0;
+        return 0;
+    }
+    size_t left = c->out.len - c->out_off;
+    size_t n = left > WRITE_CHUNK ? WRITE_CHUNK : left;
+    int flags = c->out_started ? LWS_WRITE_CONTINUATION : LWS_WRITE_TEXT;
+    if (n < left)
+        flags |= LWS_WRITE_NO_FIN;
+    /* lws keeps what the socket does not take and holds back WRITEABLE until it is sent. */
+    if (lws_write(c->wsi, (unsigned char *)c->out.data + c->out_off, n,
+                  (enum lws_write_protocol)flags) < 0)
+        return -1;
+    c->out_off += n;
+    c->out_started = true;
+    if (caught_up(c))
+        c->behind_since = 0;
+    else
+        wake(c);
+    return 0;
+}
+
+static void start_close(struct ws_client *c, int code, const char *reason)
+{
+    if (c->close_code)
+        return;
+    c->close_code = code;
+    c->close_reason = reason;
+    lws_callback_on_writable(c->wsi);
+    /* A client that reads nothing never makes room for the close frame. */
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
+}
+
+/* Parses "agents:all" or "agent:<id>"; *agent_id is NULL for agents:all. */
+static bool parse_topic(const char *topic, const char **agent_id)
+{
+    if (strcmp(topic, "agents:all") == 0) {
+        *agent_id = NULL;
+        return true;
+    }
+    if (strncmp(topic, "agent:", 6) != 0 || !id_is_valid(topic + 6))
+        return false;
+    *agent_id = topic + 6;
+    return true;
+}
+
+static void replay_one(void *arg, const struct hub_update *u)
+{
+    buf_append(arg, u->text, u->len);
+    buf_puts(arg, "\n");
+}
+
+/* Subscribes to a topic: "subscribed", then the missed updates or a snapshot. since_epoch is
+ * NULL without a resume point. */
+static void subscribe(struct ws_client *c, const char *topic, const char *agent_id,
+                      const char *since_epoch, uint64_t since_seq)
+{
+    struct ws *ws = c->ws;
+    struct hub *hub = ws->hub;
+    if (agent_id && !json_object_get(c->topics, agent_id) &&
+        json_object_size(c->topics) >= TOPICS_MAX) {
+        queue_error(c, "too_many_topics", "a connection may subscribe to at most 1000 topics",
+                    topic);
+        return;
+    }
+    uint64_t head = hub_head(hub);
+    struct buf replay = {0};
+    bool recovered = false;
+    if (since_epoch && strcmp(since_epoch, hub_epoch(hub)) == 0 && since_seq <= head) {
+        struct hub_agent *agent = agent_id ? hub_agent_find(hub, agent_id) : NULL;
+        /* An agent the hub has never heard of has had no updates to miss. */
+        recovered =
+            (agent_id && !agent) ||
+            hub_replay(hub, agent, since_seq, ws->settings.client_buffer, replay_one, &replay);
+    }
+    if (since_epoch)
+        metrics_count_ws_resume(recovered);
+    if (!has_topics(c))
+        c->cursor = head + 1;
+    queue_json(c,
+               json_pack("{s:s, s:s, s:s, s:I, s:b}", "type", "subscribed", "topic", topic, "epoch",
+                         hub_epoch(hub), "seq", (json_int_t)head, "recovered", recovered));
+    if (recovered)
+        buf_append(&c->control, replay.data, replay.len);
+    else
+        queue_snapshot(c, topic, agent_id, "subscribe");
+    buf_free(&replay);
+    if (agent_id) {
+        json_object_set_new(c->topics, agent_id, json_integer((json_int_t)head));
+    } else {
+        c->all = true;
+        c->all_from = head;
+        /* A snapshot holds the totals; after a replay the latest totals follow. */
+        c->totals_seen = recovered ? ws->totals_version - 1 : ws->totals_version;
+    }
+    wake(c);
+}
+
+static void unsubscribe(struct ws_client *c, const char *topic, const char *agent_id)
+{
+    bool was = agent_id ? json_object_del(c->topics, agent_id) == 0 : c->all;
+    if (!agent_id)
+        c->all = false;
+    if (!was) {
+        queue_error(c, "not_subscribed", "not subscribed to this topic", topic);
+        return;
+    }
+    queue_json(c, json_pack("{s:s, s:s}", "type", "unsubscribed", "topic", topic));
+    wake(c);
+}
+
+static void pong(struct ws_client *c)
+{
+    char ts[AEI_TIME_LEN];
+    aei_time_format(aei_now_us(), ts);
+    queue_json(c, json_pack("{s:s, s:s}", "type", "pong", "server_ts", ts));
+    wake(c);
+}
+
+/* The plain-text forms: "ping", "subscribe:<topic>", "unsubscribe:<topic>". Returns false if
+ * text is none of them. */
+static bool plain_message(struct ws_client *c, const char *text)
+{
+    const char *agent_id;
+    if (strcmp(text, "ping") == 0) {
+        pong(c);
+    } else if (strncmp(text, "subscribe:", 10) == 0) {
+        if (parse_topic(text + 10, &agent_id))
+            subscribe(c, text + 10, agent_id, NULL, 0);
+        else
+            queue_error(c, "invalid_topic", "topic: expected agents:all or agent:<agent_id>",
+                        text + 10);
+    } else if (strncmp(text, "unsubscribe:", 12) == 0) {
+        if (parse_topic(text + 12, &agent_id))
+            unsubscribe(c, text + 12, agent_id);
+        else
+            queue_error(c, "invalid_topic", "topic: expected agents:all or agent:<agent_id>",
+                        text + 12);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* Reads the optional "since": {"epoch": "...", "seq": N}. */
+static bool parse_since(struct ws_client *c, json_t *since, const char **epoch, uint64_t *seq)
+{
+    *epoch = NULL;
+    *seq = 0;
+    if (!since || json_is_null(since))
+        return true;
+    json_t *e = json_object_get(since, "epoch"), *s = json_object_get(since, "seq");
+    if (!json_is_object(since) || json_object_size(since) != 2 || !json_is_string(e) ||
+        !json_is_integer(s) || json_integer_value(s) < 0) {
+        struct problem pb = {0};
+        problem_field(&pb, "since", "an object {\"epoch\": string, \"seq\": whole number >= 0}",
+                      since);
+        queue_error(c, "invalid_since", pb.message, NULL);
+        return false;
+    }
+    *epoch = json_string_value(e);
+    *seq = (uint64_t)json_integer_value(s);
+    return true;
+}
+
+static void json_message(struct ws_client *c, const char *text, size_t len)
+{
+    struct problem pb;
+    json_t *msg = json_parse_body(text, len, &pb);
+    if (!msg) {
+        queue_error(c, "invalid_json", pb.message, NULL);
+        return;
+    }
+    const char *op = json_string_value(json_object_get(msg, "op"));
+    json_t *topic_v = json_object_get(msg, "topic");
+    const char *topic = json_string_value(topic_v), *agent_id, *key;
+    json_t *v;
+    if (!json_is_object(msg) || !op) {
+        queue_error(c, "invalid_message",
+                    "expected an object with an \"op\" string: subscribe, unsubscribe or ping",
+                    NULL);
+        goto done;
+    }
+    bool with_topic = strcmp(op, "subscribe") == 0 || strcmp(op, "unsubscribe") == 0;
+    if (!with_topic && strcmp(op, "ping") != 0) {
+        char m[200];
+        snprintf(m, sizeof(m), "unknown op \"%.60s\": use subscribe, unsubscribe or ping", op);
+        queue_error(c, "unknown_op", m, NULL);
+        goto done;
+    }
+    json_object_foreach(msg, key, v)
+    {
+        bool known = strcmp(key, "op") == 0 || (with_topic && strcmp(key, "topic") == 0) ||
+                     (strcmp(op, "subscribe") == 0 && strcmp(key, "since") == 0);
+        if (!known) {
+            char m[200];
+            snprintf(m, sizeof(m), "%s takes no member \"%.60s\"", op, key);
+            queue_error(c, "invalid_message", m, NULL);
+            goto done;
+        }
+    }
+    if (!with_topic) {
+        pong(c);
+        goto done;
+    }
+    if (!topic || !parse_topic(topic, &agent_id)) {
+        struct problem tp = {0};
+        problem_field(&tp, "topic", "agents:all or agent:<agent_id>", topic_v);
+        queue_error(c, "invalid_topic", tp.message, NULL);
+        goto done;
+    }
+    if (strcmp(op, "unsubscribe") == 0) {
+        unsubscribe(c, topic, agent_id);
+        goto done;
+    }
+    const char *since_epoch;
+    uint64_t since_seq;
+    if (parse_since(c, json_object_get(msg, "since"), &since_epoch, &since_seq))
+        subscribe(c, topic, agent_id, since_epoch, since_seq);
+done:
+    json_decref(msg);
+}
+
+/* Takes a token for one client message; false when the client floods. */
+static bool rx_allowed(struct ws_client *c)
+{
+    int64_t now = aei_mono_us();
+    c->rx_tokens += (double)(now - c->rx_refill_at) / 1e6 * RX_PER_SECOND;
+    if (c->rx_tokens > RX_BURST)
+        c->rx_tokens = RX_BURST;
+    c->rx_refill_at = now;
+    c->rx_tokens -= 1;
+    return c->rx_tokens >= 0;
+}
+
+static int on_receive(struct ws_client *c, const void *in, size_t len)
+{
+    if (c->close_code)
+        return 0;
+    if (c->rx.len == 0)
+        c->rx_binary = lws_frame_is_binary(c->wsi);
+    if (c->rx.len + len > RX_MAX) {
+        lws_close_reason(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                         (unsigned char *)"message too big", 15);
+        return -1;
+    }
+    buf_append(&c->rx, in, len);
+    if (!lws_is_final_fragment(c->wsi) || lws_remaining_packet_payload(c->wsi) > 0)
+        return 0;
+    if (!rx_allowed(c)) {
+        lws_close_reason(c->wsi, (enum lws_close_status)WS_CLOSE_TOO_MANY_MESSAGES,
+                         (unsigned char *)"too many messages", 17);
+        return -1;
+    }
+    if (c->rx_binary) {
+        queue_error(c, "unsupported_frame", "send messages as text frames of JSON", NULL);
+    } else {
+        buf_puts(&c->rx, ""); /* NUL-terminates */
+        const char *text = c->rx.data ? c->rx.data : "";
+        if (!plain_message(c, text))
+            json_message(c, text, c->rx.len);
+    }
+    buf_reset(&c->rx);
+    return 0;
+}
+
+static void client_free(struct ws_client *c)
+{
+    struct ws *ws = c->ws;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        ws->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    ws->n_clients--;
+    json_decref(c->topics);
+    buf_free(&c->control);
+    buf_free(&c->out);
+    buf_free(&c->rx);
+    free(c);
+}
+
+int ws_callback(struct ws *ws, struct lws *wsi, enum lws_callback_reasons reason,
+                struct ws_client **slot, void *in, size_t len)
+{
+    struct ws_client *c = *slot;
+    switch (reason) {
+    case LWS_CALLBACK_ESTABLISHED:
+        c = calloc(1, sizeof(*c));
+        if (!c || !(c->topics = json_object()))
+            abort();
+        c->ws = ws;
+        c->wsi = wsi;
+        c->rx_tokens = RX_BURST;
+        c->rx_refill_at = aei_mono_us();
+        c->next = ws->clients;
+        if (ws->clients)
+            ws->clients->prev = c;
+        ws->clients = c;
+        ws->n_clients++;
+        *slot = c;
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        return c ? on_receive(c, in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return c ? on_writeable(c) : 0;
+    case LWS_CALLBACK_CLOSED:
+        if (c) {
+            client_free(c);
+            *slot = NULL;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+void ws_tick(struct ws *ws, int64_t now)
+{
+    if (now - ws->totals_at >= TOTALS_INTERVAL_US) {
+        size_t len;
+        char *totals = hub_render_totals(ws->hub, ws->totals == NULL);
+        if (totals) {
+            len = strlen(totals);
+            free(ws->totals);
+            ws->totals = totals;
+            ws->totals_len = len;
+            ws->totals_version++;
+            ws->totals_at = now;
+            for (struct ws_client *c = ws->clients; c; c = c->next)
+                if (c->all)
+                    wake(c);
+        }
+    }
+    for (struct ws_client *c = ws->clients; c; c = c->next) {
+        if (c->close_code || !has_topics(c))
+            continue;
+        if (backlog(c) > ws->settings.client_buffer && !c->behind_since)
+            c->behind_since = now;
+        if (c->behind_since && now - c->behind_since > ws->settings.slow_consumer_us) {
+            log_warn("ws: closing a slow consumer: %.1f s behind",
+                     (double)(now - c->behind_since) / 1e6);
+            metrics_count_ws_slow_close();
+            start_close(c, WS_CLOSE_SLOW_CONSUMER, "slow consumer");
+        }
+    }
+}
+
+void ws_close_all(struct ws *ws)
+{
+    for (struct ws_client *c = ws->clients; c; c = c->next)
+        start_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+}

@@ -1,0 +1,45 @@
+/* ws.h - WebSocket subscribers of the hub: subscriptions, resume, fan-out and backpressure */
+#ifndef AEI_SERVER_WS_H
+#define AEI_SERVER_WS_H
+
+#include "server/hub.h"
+
+#include <libwebsockets.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Close codes, documented in docs/api/asyncapi.yaml. */
+#define WS_CLOSE_SLOW_CONSUMER 4008
+#define WS_CLOSE_TOO_MANY_MESSAGES 4029
+
+struct ws_settings {
+    size_t client_buffer;     /* bytes of updates a client may lag before it gets a snapshot */
+    int64_t slow_consumer_us; /* how long a client may stay behind before it is closed */
+};
+
+struct ws;
+struct ws_client;
+
+/* Returns the subscriber set of a hub. Caller frees with ws_free() after the lws context is
+ * gone. Loop thread only, like every function below. */
+struct ws *ws_new(struct hub *hub, const struct ws_settings *settings);
+void ws_free(struct ws *ws);
+
+/* Learns of a new hub update and wakes the clients it concerns (a hub_publish_fn). */
+void ws_publish(struct ws *ws, const struct hub_update *u);
+
+/* Handles the lws callbacks of an upgraded connection; *client is its per-session slot.
+ * Returns what the lws callback should return. */
+int ws_callback(struct ws *ws, struct lws *wsi, enum lws_callback_reasons reason,
+                struct ws_client **client, void *in, size_t len);
+
+/* Sends coalesced totals and closes clients that stayed behind too long; call a few times a
+ * second. */
+void ws_tick(struct ws *ws, int64_t now_mono);
+
+/* Closes every client with 1001 (going away), as the server stops. */
+void ws_close_all(struct ws *ws);
+
+size_t ws_connections(const struct ws *ws);
+
+#endif
