@@ -133,7 +133,6 @@ static void set_liveness(struct hub *h, struct hub_agent *a, enum hb_liveness li
     h->liveness_counts[a->liveness]--;
     h->liveness_counts[liveness]++;
     a->liveness = liveness;
-    json_object_set_new(a->state, "liveness", json_string(hb_liveness_names[liveness]));
 }
 
 /* Takes in the latest metrics of a heartbeat; an agent that reports tokens but no cost gets an
@@ -295,6 +294,7 @@ void hub_check_health(struct hub *h, int64_t now_us)
         if (l <= a->liveness)
             continue; /* only a heartbeat brings an agent back */
         set_liveness(h, a, l);
+        json_object_set_new(a->state, "liveness", json_string(hb_liveness_names[l]));
         publish(h, a,
                 json_pack("{s:s, s:s, s:{s:s}, s:o}", "type", "delta", "agent_id", a->id, "changed",
                           "liveness", hb_liveness_names[l], "server_ts", time_json(now_us)),
