@@ -624,6 +624,9 @@ static int refuse_upgrade(struct lws *wsi, int status, const char *code, const c
  * on the HTTP one), the token and the browser origin. Tokens in the URL are never logged. */
 static int confirm_upgrade(struct server *srv, struct lws *wsi)
 {
+    if (stop_requested)
+        return refuse_upgrade(wsi, 503, "stopping", "the server is stopping; reconnect shortly",
+                              "Retry-After: 1\r\n");
     char path[256] = "";
     lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
     const char *want = lws_get_vhost(wsi) == srv->ws_vhost ? "/" : "/ws";
@@ -1037,7 +1040,9 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
                 srv.stop_deadline = aei_mono_us() + DRAIN_US;
                 ws_close_all(srv.ws);
             }
-            if (srv.in_flight + srv.answering == 0 || aei_mono_us() >= srv.stop_deadline)
+            /* Subscribers are gone once they have had their close frames. */
+            if (srv.in_flight + srv.answering + ws_connections(srv.ws) == 0 ||
+                aei_mono_us() >= srv.stop_deadline)
                 break;
         }
         if (lws_service(srv.ctx, 0) < 0)

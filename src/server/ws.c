@@ -273,6 +273,8 @@ static int on_writeable(struct ws_client *c)
     }
     if (c->out_off >= c->out.len && !build_frame(c)) {
         c->behind_since = 0;
+        if (c->out.cap > 2 * FRAME_MAX)
+            buf_free(&c->out); /* a snapshot's worth: not kept for an idle client */
         return 0;
     }
     size_t left = c->out.len - c->out_off;
