@@ -427,7 +427,8 @@ char *hub_render_snapshot(const struct hub *h, const char *topic, const char *ag
         struct hub_agent **sorted = malloc((h->n_agents + 1) * sizeof(*sorted));
         if (!sorted)
             abort();
-        memcpy(sorted, h->agents, h->n_agents * sizeof(*sorted));
+        for (size_t i = 0; i < h->n_agents; i++)
+            sorted[i] = h->agents[i];
         qsort(sorted, h->n_agents, sizeof(*sorted), by_id);
         for (size_t i = 0; i < h->n_agents; i++)
             json_array_append(agents, sorted[i]->state);

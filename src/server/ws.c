@@ -44,6 +44,7 @@ struct ws_client {
     uint64_t all_from;  /* ... with updates after this sequence number */
     json_t *topics;     /* agent_id -> the sequence number its agent:<id> updates start after */
     uint64_t cursor;    /* the next update to consider */
+    uint64_t backlog;   /* bytes of wanted updates from the cursor on */
     struct buf control; /* messages to send before updates, each ended by '\n' */
     size_t control_off;
     struct buf out; /* LWS_PRE spare bytes, then the frame being written */
@@ -107,9 +108,10 @@ static void wake(struct ws_client *c)
 void ws_publish(struct ws *ws, const struct hub_update *u)
 {
     for (struct ws_client *c = ws->clients; c; c = c->next) {
-        if (wants(c, u))
+        if (wants(c, u)) {
+            c->backlog += u->len;
             wake(c);
-        else if (c->cursor == u->seq)
+        } else if (c->cursor == u->seq)
             c->cursor++; /* caught up, and not interested: stays caught up */
     }
 }
@@ -170,18 +172,17 @@ static void resync(struct ws_client *c)
         json_integer_set(from, (json_int_t)head);
     }
     c->cursor = head + 1;
+    c->backlog = 0;
     c->totals_seen = c->ws->totals_version; /* the snapshots hold the totals */
 }
 
-/* Bytes of updates between the client's cursor and the head: more than the buffer when its
- * next update is no longer kept. */
+/* Bytes of updates the client waits for: unbounded when its next update is no longer kept. */
 static uint64_t backlog(const struct ws_client *c)
 {
     struct hub *hub = c->ws->hub;
     if (c->cursor > hub_head(hub))
         return 0;
-    const struct hub_update *u = hub_update_at(hub, c->cursor);
-    return u ? hub_end_offset(hub) - u->offset : UINT64_MAX;
+    return hub_update_at(hub, c->cursor) ? c->backlog : UINT64_MAX;
 }
 
 /* Appends one message to the frame being built. */
@@ -232,11 +233,14 @@ static bool build_frame(struct ws_client *c)
             if (count > 0 && c->out.len + u->len > FRAME_MAX)
                 break;
             frame_add(c, u->text, u->len, &count);
+            c->backlog -= c->backlog < u->len ? c->backlog : u->len;
             if (u->received_mono)
                 metrics_observe_push((double)(now - u->received_mono) / 1e6);
         }
         c->cursor++;
     }
+    if (c->cursor > head)
+        c->backlog = 0; /* also forgets updates of topics unsubscribed meanwhile */
     if (c->all && c->totals_seen != ws->totals_version && ws->totals &&
         c->out.len + ws->totals_len <= FRAME_MAX) {
         frame_add(c, ws->totals, ws->totals_len, &count);
@@ -443,7 +447,13 @@ static void json_message(struct ws_client *c, const char *text, size_t len)
     struct problem pb;
     json_t *msg = json_parse_body(text, len, &pb);
     if (!msg) {
-        queue_error(c, "invalid_json", pb.message, NULL);
+        /* JSON that is not an object or array is well-formed, only not a message. */
+        json_t *scalar = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+        if (scalar)
+            queue_error(c, "invalid_message", "expected a JSON object with an \"op\" member", NULL);
+        else
+            queue_error(c, "invalid_json", pb.message, NULL);
+        json_decref(scalar);
         return;
     }
     const char *op = json_string_value(json_object_get(msg, "op"));
@@ -480,8 +490,8 @@ static void json_message(struct ws_client *c, const char *text, size_t len)
     }
     if (!topic || !parse_topic(topic, &agent_id)) {
         struct problem tp = {0};
-        problem_field(&tp, "topic", "agents:all or agent:<agent_id>", topic_v);
-        queue_error(c, "invalid_topic", tp.message, NULL);
+        problem_field(&tp, "topic", "a string: agents:all or agent:<agent_id>", topic_v);
+        queue_error(c, topic ? "invalid_topic" : "invalid_message", tp.message, NULL);
         goto done;
     }
     if (strcmp(op, "unsubscribe") == 0) {
