@@ -140,6 +140,62 @@ json_t *json_string_lossy(const char *s)
     return v;
 }
 
+void json_write_string(struct buf *out, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    buf_puts(out, "\"");
+    for (const char *run = s;; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        buf_append(out, run, (size_t)(s - run));
+        if (ch == '\0')
+            break;
+        char esc[7] = {'\\', (char)ch, 0};
+        switch (ch) {
+        case '"':
+        case '\\':
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[ch >> 4];
+            esc[5] = hex[ch & 15];
+        }
+        buf_puts(out, esc);
+        run = s + 1;
+    }
+    buf_puts(out, "\"");
+}
+
+void json_write_real(struct buf *out, double v)
+{
+    char num[40];
+    snprintf(num, sizeof(num), "%.15g", v);
+    /* Like jansson: keep it a real ("42.0"), and write exponents short ("6e-6", not "6e-06"). */
+    char *e = strchr(num, 'e');
+    if (e) {
+        char *digits = e + 1 + (e[1] == '-' || e[1] == '+');
+        char *d = digits;
+        while (*d == '0' && d[1])
+            d++;
+        memmove(digits, d, strlen(d) + 1);
+        if (e[1] == '+')
+            memmove(e + 1, e + 2, strlen(e + 2) + 1);
+    } else if (!strchr(num, '.') && !strchr(num, 'n') && !strchr(num, 'i')) {
+        strcat(num, ".0");
+    }
+    buf_puts(out, num);
+}
+
 int json_depth(const json_t *v)
 {
     int max = 0;

@@ -2,6 +2,8 @@
 #ifndef AEI_COMMON_JSON_H
 #define AEI_COMMON_JSON_H
 
+#include "common/buf.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -31,6 +33,11 @@ void json_describe(const json_t *v, char *out, size_t n);
 /* Returns a new JSON string of s in which every byte that is not part of valid UTF-8 is
  * replaced by '?': for messages that quote what a client sent. Caller owns the reference. */
 json_t *json_string_lossy(const char *s);
+
+/* Appends s, valid UTF-8, as a JSON string; for writing hot-path JSON without building a tree. */
+void json_write_string(struct buf *out, const char *s);
+/* Appends v as jansson writes a real with 15 significant digits: "42.0", "0.73", "6.2e-6". */
+void json_write_real(struct buf *out, double v);
 
 /* Returns the nesting depth of v (a scalar is 0). */
 int json_depth(const json_t *v);

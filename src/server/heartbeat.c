@@ -369,6 +369,15 @@ char *hb_render_history(const struct heartbeat *rows, size_t n, int limit)
     return render_page("heartbeats", rows, n, limit, hb_to_json, history_cursor);
 }
 
+void hb_copy(struct heartbeat *dst, const struct heartbeat *src)
+{
+    *dst = *src;
+    dst->parent_agent_id = src->parent_agent_id ? dup_or_die(src->parent_agent_id) : NULL;
+    dst->children_json = src->children_json ? dup_or_die(src->children_json) : NULL;
+    dst->name = src->name ? dup_or_die(src->name) : NULL;
+    dst->labels_json = src->labels_json ? dup_or_die(src->labels_json) : NULL;
+}
+
 void hb_clear(struct heartbeat *hb)
 {
     free(hb->parent_agent_id);

@@ -68,6 +68,8 @@ char *hb_render_agents(const struct heartbeat *rows, size_t n, int limit);
 char *hb_render_agent(const struct heartbeat *row);
 char *hb_render_history(const struct heartbeat *rows, size_t n, int limit);
 
+/* Makes dst a deep copy of src. Caller releases dst with hb_clear(). */
+void hb_copy(struct heartbeat *dst, const struct heartbeat *src);
 /* Frees the strings hb owns and zeroes it; safe on a zeroed struct. */
 void hb_clear(struct heartbeat *hb);
 

@@ -784,13 +784,18 @@ static int on_writeable(struct request *req)
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
+/* Answers the request a finished job was for; a committed heartbeat goes to the hub even when
+ * its client has gone. */
 static void finish_job(struct server *srv, struct job *job)
 {
     struct request *req = job->owner;
     req->job = NULL;
     srv->in_flight--;
+    bool committed = job->kind == JOB_PUT_HEARTBEAT && job->rc == 0;
     if (!req->wsi) {
         request_free(req); /* the client went away */
+        if (committed)
+            hub_heartbeat(srv->hub, &job->hb, job->received_mono);
         return;
     }
     if (job->rc == AEI_ENOTFOUND) {
@@ -805,13 +810,13 @@ static void finish_job(struct server *srv, struct job *job)
     }
     switch (job->kind) {
     case JOB_PUT_HEARTBEAT: {
-        hub_heartbeat(srv->hub, &job->hb, job->received_mono);
         char ts[AEI_TIME_LEN], body[256];
         aei_time_format(job->hb.server_ts, ts);
         int n = snprintf(body, sizeof(body),
                          "{\"agent_id\":\"%s\",\"server_ts\":\"%s\",\"commands\":[]}",
                          job->hb.agent_id, ts);
         answer(req, 200, "application/json", body, (size_t)n, NULL);
+        hub_heartbeat(srv->hub, &job->hb, job->received_mono);
         break;
     }
     case JOB_LIST_AGENTS:

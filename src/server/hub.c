@@ -15,13 +15,9 @@
 
 struct hub_agent {
     char id[AEI_ID_MAX + 1];
-    json_t *state; /* the full state, as sent in snapshots */
-    enum hb_status status;
+    struct heartbeat hb; /* the latest heartbeat, with first_seen; owns its strings */
     enum hb_liveness liveness;
-    int64_t last_us;    /* server time of the last heartbeat */
-    int64_t first_seen; /* server time of the first */
-    double tpm, cost, estimated_cost;
-    bool has_tpm, has_cost;
+    double estimated_cost; /* tokens priced, for an agent that reports no cost */
     /* Its last updates, oldest first from recent[n_updates % size]; evicted_seq is the newest
      * sequence number that has dropped out. */
     struct hub_update *recent[HUB_AGENT_RING_SIZE];
@@ -79,7 +75,7 @@ void hub_free(struct hub *h)
         struct hub_agent *a = h->agents[i];
         for (size_t k = 0; k < HUB_AGENT_RING_SIZE; k++)
             update_release(a->recent[k]);
-        json_decref(a->state);
+        hb_clear(&a->hb);
         free(a);
     }
     free(h->agents);
@@ -99,14 +95,15 @@ const char *hub_agent_id(const struct hub_agent *a)
     return a->id;
 }
 
-static struct hub_agent *agent_add(struct hub *h, const char *agent_id, enum hb_status status,
-                                   enum hb_liveness liveness)
+/* Registers an agent first seen in hb (whose strings it takes). */
+static struct hub_agent *agent_add(struct hub *h, struct heartbeat *hb, enum hb_liveness liveness)
 {
     struct hub_agent *a = calloc(1, sizeof(*a));
     if (!a)
         abort();
-    snprintf(a->id, sizeof(a->id), "%s", agent_id);
-    a->status = status;
+    snprintf(a->id, sizeof(a->id), "%s", hb->agent_id);
+    a->hb = *hb;
+    memset(hb, 0, sizeof(*hb));
     a->liveness = liveness;
     if (h->n_agents == h->cap_agents) {
         h->cap_agents = h->cap_agents ? 2 * h->cap_agents : 64;
@@ -114,18 +111,11 @@ static struct hub_agent *agent_add(struct hub *h, const char *agent_id, enum hb_
         if (!h->agents)
             abort();
     }
-    json_object_set_new(h->index, agent_id, json_integer((json_int_t)h->n_agents));
+    json_object_set_new(h->index, a->id, json_integer((json_int_t)h->n_agents));
     h->agents[h->n_agents++] = a;
-    h->status_counts[status]++;
+    h->status_counts[a->hb.status]++;
     h->liveness_counts[liveness]++;
     return a;
-}
-
-static void set_status(struct hub *h, struct hub_agent *a, enum hb_status status)
-{
-    h->status_counts[a->status]--;
-    h->status_counts[status]++;
-    a->status = status;
 }
 
 static void set_liveness(struct hub *h, struct hub_agent *a, enum hb_liveness liveness)
@@ -135,70 +125,176 @@ static void set_liveness(struct hub *h, struct hub_agent *a, enum hb_liveness li
     a->liveness = liveness;
 }
 
-/* Takes in the latest metrics of a heartbeat; an agent that reports tokens but no cost gets an
- * estimate: its previous rate over the time since (at most the stale limit), priced. */
-static void account(struct hub *h, struct hub_agent *a, const struct heartbeat *hb)
+/* An agent that reports tokens but no cost gets an estimate: its previous rate over the time
+ * until this heartbeat (at most the stale limit), priced. */
+static void account(struct hub *h, struct hub_agent *a, const struct heartbeat *next)
 {
-    if (a->has_tpm && !hb->has_metric[HB_COST] && a->last_us > 0) {
-        int64_t dt = hb->server_ts - a->last_us;
-        if (dt > hb_stale_after())
-            dt = hb_stale_after();
-        if (dt > 0)
-            a->estimated_cost +=
-                a->tpm * ((double)dt / 60e6) / 1000.0 * h->settings.price_per_1k_tokens;
+    const struct heartbeat *prev = &a->hb;
+    if (!prev->has_metric[HB_TPM] || next->has_metric[HB_COST])
+        return;
+    int64_t dt = next->server_ts - prev->server_ts;
+    if (dt > hb_stale_after())
+        dt = hb_stale_after();
+    if (dt > 0)
+        a->estimated_cost +=
+            prev->metric[HB_TPM] * ((double)dt / 60e6) / 1000.0 * h->settings.price_per_1k_tokens;
+}
+
+/* What a delta compares: an agent's state at one moment. */
+struct view {
+    const struct heartbeat *hb;
+    enum hb_liveness liveness;
+    bool has_estimate;
+    double estimate;
+};
+
+static struct view view_of(const struct hub_agent *a)
+{
+    const struct heartbeat *hb = &a->hb;
+    return (struct view){hb, a->liveness,
+                         !hb->has_metric[HB_COST] &&
+                             (hb->has_metric[HB_TPM] || a->estimated_cost > 0),
+                         a->estimated_cost};
+}
+
+static bool same_string(const char *x, const char *y)
+{
+    return x == y || (x && y && strcmp(x, y) == 0);
+}
+
+static void write_time(struct buf *out, int64_t us)
+{
+    char ts[AEI_TIME_LEN];
+    aei_time_format(us, ts);
+    buf_printf(out, "\"%s\"", ts);
+}
+
+static void write_string_or_null(struct buf *out, const char *s)
+{
+    if (s)
+        json_write_string(out, s);
+    else
+        buf_puts(out, "null");
+}
+
+/* Starts the next member of an object being written. */
+static void member(struct buf *out, bool *first, const char *name)
+{
+    buf_printf(out, "%s\"%s\":", *first ? "" : ",", name);
+    *first = false;
+}
+
+/* Appends the state members of `now` that differ from `before` as an object; every member
+ * (the full state, as the REST API shows an agent, plus liveness and the cost estimate) when
+ * before is NULL. Written directly: this runs for every heartbeat. */
+static void write_state(struct buf *out, const struct view *before, const struct view *now)
+{
+    const struct heartbeat *b = before ? before->hb : NULL, *n = now->hb;
+    bool first = true;
+    buf_puts(out, "{");
+    if (!b) {
+        member(out, &first, "agent_id");
+        json_write_string(out, n->agent_id);
     }
-    a->has_tpm = hb->has_metric[HB_TPM];
-    a->tpm = hb->metric[HB_TPM];
-    a->has_cost = hb->has_metric[HB_COST];
-    a->cost = hb->metric[HB_COST];
-}
-
-static json_t *estimate_json(const struct hub_agent *a)
-{
-    return !a->has_cost && (a->has_tpm || a->estimated_cost > 0) ? json_real(a->estimated_cost)
-                                                                 : json_null();
-}
-
-/* The agent's full state: its latest heartbeat as the REST API shows it, with the hub's own
- * liveness and cost estimate. */
-static json_t *state_json(const struct hub_agent *a, const struct heartbeat *hb)
-{
-    struct heartbeat copy = *hb;
-    copy.first_seen = a->first_seen;
-    json_t *state = hb_agent_to_json(&copy);
-    json_object_set_new(state, "liveness", json_string(hb_liveness_names[a->liveness]));
-    json_object_set_new(state, "estimated_cost_usd", estimate_json(a));
-    return state;
+    if (!b || !same_string(b->name, n->name)) {
+        member(out, &first, "name");
+        write_string_or_null(out, n->name);
+    }
+    if (!b || b->status != n->status) {
+        member(out, &first, "status");
+        buf_printf(out, "\"%s\"", hb_status_names[n->status]);
+    }
+    bool first_metric = true;
+    for (int i = 0; i < HB_METRIC_COUNT; i++) {
+        if (b && b->has_metric[i] == n->has_metric[i] &&
+            (!n->has_metric[i] || b->metric[i] == n->metric[i]))
+            continue;
+        if (first_metric) {
+            member(out, &first, "metrics");
+            buf_puts(out, "{");
+        }
+        member(out, &first_metric, hb_metric_names[i]);
+        if (n->has_metric[i])
+            json_write_real(out, n->metric[i]);
+        else
+            buf_puts(out, "null");
+    }
+    if (!first_metric)
+        buf_puts(out, "}");
+    if (!b || !same_string(b->parent_agent_id, n->parent_agent_id)) {
+        member(out, &first, "parent_agent_id");
+        write_string_or_null(out, n->parent_agent_id);
+    }
+    if (!b || !same_string(b->children_json, n->children_json)) {
+        member(out, &first, "child_agent_ids");
+        buf_puts(out, n->children_json ? n->children_json : "[]");
+    }
+    if (!b || !same_string(b->labels_json, n->labels_json)) {
+        member(out, &first, "labels");
+        buf_puts(out, n->labels_json ? n->labels_json : "{}");
+    }
+    if (!b || b->has_agent_ts != n->has_agent_ts || b->agent_ts != n->agent_ts) {
+        member(out, &first, "agent_ts");
+        if (n->has_agent_ts)
+            write_time(out, n->agent_ts);
+        else
+            buf_puts(out, "null");
+    }
+    if (!b || b->server_ts != n->server_ts) {
+        member(out, &first, "last_heartbeat");
+        write_time(out, n->server_ts);
+    }
+    if (!b) {
+        member(out, &first, "first_seen");
+        write_time(out, n->first_seen);
+        member(out, &first, "schema_version");
+        buf_puts(out, "\"0\"");
+    }
+    if (!before || before->liveness != now->liveness) {
+        member(out, &first, "liveness");
+        buf_printf(out, "\"%s\"", hb_liveness_names[now->liveness]);
+    }
+    if (!before || before->has_estimate != now->has_estimate || before->estimate != now->estimate) {
+        member(out, &first, "estimated_cost_usd");
+        if (now->has_estimate)
+            json_write_real(out, now->estimate);
+        else
+            buf_puts(out, "null");
+    }
+    buf_puts(out, "}");
 }
 
 void hub_load(struct hub *h, const struct heartbeat *agent, int64_t now_us)
 {
+    struct heartbeat copy;
+    hb_copy(&copy, agent);
     struct hub_agent *a = hub_agent_find(h, agent->agent_id);
-    if (!a)
-        a = agent_add(h, agent->agent_id, agent->status, hb_liveness_at(agent->server_ts, now_us));
-    a->first_seen = agent->first_seen;
-    account(h, a, agent);
-    a->last_us = agent->server_ts;
-    json_decref(a->state);
-    a->state = state_json(a, agent);
+    if (a) {
+        h->status_counts[a->hb.status]--;
+        h->status_counts[copy.status]++;
+        hb_clear(&a->hb);
+        a->hb = copy;
+        set_liveness(h, a, hb_liveness_at(copy.server_ts, now_us));
+    } else {
+        agent_add(h, &copy, hb_liveness_at(copy.server_ts, now_us));
+    }
 }
 
-/* Gives msg ("type" and what follows) its epoch and sequence number, renders it, keeps it in
- * the buffers and publishes it. Takes ownership of msg. */
-static void publish(struct hub *h, struct hub_agent *a, json_t *msg, int64_t received_mono)
+/* Numbers an update, renders it as {"type": type, "epoch", "seq", then `rest` (the members
+ * after those and the closing brace), keeps it in the buffers and publishes it. */
+static void publish(struct hub *h, struct hub_agent *a, const char *type, const struct buf *rest,
+                    int64_t received_mono)
 {
     uint64_t seq = ++h->head;
-    json_t *doc = json_pack("{s:O, s:s, s:I}", "type", json_object_get(msg, "type"), "epoch",
-                            h->epoch, "seq", (json_int_t)seq);
-    json_object_del(msg, "type");
-    json_object_update(doc, msg);
-    json_decref(msg);
-    size_t len = json_dumpb(doc, NULL, 0, DUMP_FLAGS);
+    char head[96];
+    int n = snprintf(head, sizeof(head), "{\"type\":\"%s\",\"epoch\":\"%s\",\"seq\":%llu,", type,
+                     h->epoch, (unsigned long long)seq);
+    size_t len = (size_t)n + rest->len;
     struct hub_update *u = malloc(sizeof(*u) + len + 1);
     if (!u)
         abort();
-    json_dumpb(doc, u->text, len, DUMP_FLAGS);
-    json_decref(doc);
+    memcpy(u->text, head, (size_t)n);
+    memcpy(u->text + n, rest->data, rest->len);
     u->text[len] = '\0';
     u->len = len;
     u->seq = seq;
@@ -220,89 +316,81 @@ static void publish(struct hub *h, struct hub_agent *a, json_t *msg, int64_t rec
         h->publish(h->publish_arg, u);
 }
 
-static json_t *time_json(int64_t us)
+/* Publishes a delta of an agent's state from `before` to its state now. */
+static void publish_delta(struct hub *h, struct hub_agent *a, const struct view *before,
+                          int64_t server_ts, int64_t received_mono)
 {
-    char ts[AEI_TIME_LEN];
-    aei_time_format(us, ts);
-    return json_string(ts);
-}
-
-/* The members of `now` that differ from `before`; metrics member by member. */
-static json_t *diff(const json_t *before, const json_t *now)
-{
-    json_t *changed = json_object();
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)now, key, v)
-    {
-        json_t *old = json_object_get(before, key);
-        if (old && json_equal(old, v))
-            continue;
-        if (strcmp(key, "metrics") == 0 && json_is_object(old)) {
-            json_object_set_new(changed, key, diff(old, v));
-            continue;
-        }
-        json_object_set(changed, key, v);
-    }
-    return changed;
+    struct view now = view_of(a);
+    struct buf rest = {0};
+    buf_reserve(&rest, 512);
+    buf_printf(&rest, "\"agent_id\":\"%s\",\"changed\":", a->id);
+    write_state(&rest, before, &now);
+    buf_puts(&rest, ",\"server_ts\":");
+    write_time(&rest, server_ts);
+    buf_puts(&rest, "}");
+    publish(h, a, "delta", &rest, received_mono);
+    buf_free(&rest);
 }
 
 static void publish_liveness(struct hub *h, struct hub_agent *a, int64_t now_us)
 {
     static const char *const events[HB_LIVENESS_COUNT] = {"agent.online", "agent.stale",
                                                           "agent.dead"};
-    const char *name = hb_liveness_names[a->liveness];
-    publish(h, a,
-            json_pack("{s:s, s:s, s:s, s:o, s:o, s:o}", "type", "event", "event",
-                      events[a->liveness], "agent_id", a->id, "liveness", json_string(name),
-                      "last_heartbeat", time_json(a->last_us), "server_ts", time_json(now_us)),
-            0);
+    struct buf rest = {0};
+    buf_printf(&rest,
+               "\"event\":\"%s\",\"agent_id\":\"%s\",\"liveness\":\"%s\",\"last_heartbeat\":",
+               events[a->liveness], a->id, hb_liveness_names[a->liveness]);
+    write_time(&rest, a->hb.server_ts);
+    buf_puts(&rest, ",\"server_ts\":");
+    write_time(&rest, now_us);
+    buf_puts(&rest, "}");
+    publish(h, a, "event", &rest, 0);
+    buf_free(&rest);
 }
 
-void hub_heartbeat(struct hub *h, const struct heartbeat *hb, int64_t received_mono)
+void hub_heartbeat(struct hub *h, struct heartbeat *hb, int64_t received_mono)
 {
+    int64_t ts = hb->server_ts;
     struct hub_agent *a = hub_agent_find(h, hb->agent_id);
-    bool is_new = a == NULL;
-    if (is_new) {
-        a = agent_add(h, hb->agent_id, hb->status, HB_ONLINE);
-        a->first_seen = hb->server_ts;
+    if (!a) {
+        hb->first_seen = ts;
+        a = agent_add(h, hb, HB_ONLINE);
+        publish_delta(h, a, NULL, ts, received_mono);
+        return;
     }
+    /* The delta compares against the previous heartbeat, kept until it is written. */
+    struct heartbeat prev = a->hb;
+    struct view before = view_of(a);
+    before.hb = &prev;
+    account(h, a, hb);
     bool revived = a->liveness != HB_ONLINE;
     if (revived)
         set_liveness(h, a, HB_ONLINE);
-    set_status(h, a, hb->status);
-    account(h, a, hb);
-    a->last_us = hb->server_ts;
-
-    json_t *state = state_json(a, hb);
-    json_t *changed = is_new ? json_deep_copy(state) : diff(a->state, state);
-    json_decref(a->state);
-    a->state = state;
-    publish(h, a,
-            json_pack("{s:s, s:s, s:o, s:o}", "type", "delta", "agent_id", a->id, "changed",
-                      changed, "server_ts", time_json(hb->server_ts)),
-            received_mono);
+    h->status_counts[prev.status]--;
+    h->status_counts[hb->status]++;
+    hb->first_seen = prev.first_seen;
+    a->hb = *hb;
+    memset(hb, 0, sizeof(*hb));
+    publish_delta(h, a, &before, ts, received_mono);
+    hb_clear(&prev);
     if (revived)
-        publish_liveness(h, a, hb->server_ts);
+        publish_liveness(h, a, ts);
 }
 
 void hub_check_health(struct hub *h, int64_t now_us)
 {
     for (size_t i = 0; i < h->n_agents; i++) {
         struct hub_agent *a = h->agents[i];
-        enum hb_liveness l = hb_liveness_at(a->last_us, now_us);
+        enum hb_liveness l = hb_liveness_at(a->hb.server_ts, now_us);
         if (l <= a->liveness)
             continue; /* only a heartbeat brings an agent back */
+        struct view before = view_of(a);
         set_liveness(h, a, l);
-        json_object_set_new(a->state, "liveness", json_string(hb_liveness_names[l]));
-        publish(h, a,
-                json_pack("{s:s, s:s, s:{s:s}, s:o}", "type", "delta", "agent_id", a->id, "changed",
-                          "liveness", hb_liveness_names[l], "server_ts", time_json(now_us)),
-                0);
+        publish_delta(h, a, &before, now_us, 0);
         publish_liveness(h, a, now_us);
         if (l == HB_DEAD) {
             log_warn("agent %s is dead: no heartbeat for %lld s", a->id,
-                     (long long)((now_us - a->last_us) / 1000000));
+                     (long long)((now_us - a->hb.server_ts) / 1000000));
             metrics_count_agent_death();
         }
     }
@@ -379,14 +467,14 @@ static json_t *totals_json(const struct hub *h)
     double cost = 0, estimated = 0, tpm = 0;
     for (size_t i = 0; i < h->n_agents; i++) {
         const struct hub_agent *a = h->agents[i];
-        if (a->has_cost) {
-            cost += a->cost;
+        if (a->hb.has_metric[HB_COST]) {
+            cost += a->hb.metric[HB_COST];
         } else {
             cost += a->estimated_cost;
             estimated += a->estimated_cost;
         }
-        if (a->has_tpm && a->liveness == HB_ONLINE)
-            tpm += a->tpm;
+        if (a->hb.has_metric[HB_TPM] && a->liveness == HB_ONLINE)
+            tpm += a->hb.metric[HB_TPM];
     }
     json_t *by_status = json_object(), *by_liveness = json_object();
     for (int i = 0; i < HB_STATUS_COUNT; i++)
@@ -418,11 +506,17 @@ static int by_id(const void *x, const void *y)
 
 char *hub_render_snapshot(const struct hub *h, const char *topic, const char *agent_id, size_t *len)
 {
-    json_t *agents = json_array();
+    struct buf out = {0};
+    buf_printf(&out, "{\"type\":\"snapshot\",\"topic\":");
+    json_write_string(&out, topic);
+    buf_printf(&out, ",\"epoch\":\"%s\",\"seq\":%llu,\"agents\":[", h->epoch,
+               (unsigned long long)h->head);
     if (agent_id) {
         struct hub_agent *a = hub_agent_find(h, agent_id);
-        if (a)
-            json_array_append(agents, a->state);
+        if (a) {
+            struct view v = view_of(a);
+            write_state(&out, NULL, &v);
+        }
     } else {
         struct hub_agent **sorted = malloc((h->n_agents + 1) * sizeof(*sorted));
         if (!sorted)
@@ -430,14 +524,21 @@ char *hub_render_snapshot(const struct hub *h, const char *topic, const char *ag
         for (size_t i = 0; i < h->n_agents; i++)
             sorted[i] = h->agents[i];
         qsort(sorted, h->n_agents, sizeof(*sorted), by_id);
-        for (size_t i = 0; i < h->n_agents; i++)
-            json_array_append(agents, sorted[i]->state);
+        for (size_t i = 0; i < h->n_agents; i++) {
+            struct view v = view_of(sorted[i]);
+            if (i > 0)
+                buf_puts(&out, ",");
+            write_state(&out, NULL, &v);
+        }
         free(sorted);
     }
-    return dump(json_pack("{s:s, s:s, s:s, s:I, s:o, s:o}", "type", "snapshot", "topic", topic,
-                          "epoch", h->epoch, "seq", (json_int_t)h->head, "agents", agents, "totals",
-                          totals_json(h)),
-                len);
+    buf_puts(&out, "],\"totals\":");
+    char *totals = dump(totals_json(h), NULL);
+    buf_puts(&out, totals);
+    free(totals);
+    buf_puts(&out, "}");
+    *len = out.len;
+    return out.data;
 }
 
 char *hub_render_totals(struct hub *h, bool force)

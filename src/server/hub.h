@@ -44,8 +44,8 @@ void hub_free(struct hub *h);
 /* Loads an agent's stored latest state at start, without publishing anything. */
 void hub_load(struct hub *h, const struct heartbeat *agent, int64_t now_us);
 /* Applies a committed heartbeat: updates the agent's state and publishes its delta (and an
- * agent.online event if it had gone stale or dead). */
-void hub_heartbeat(struct hub *h, const struct heartbeat *hb, int64_t received_mono);
+ * agent.online event if it had gone stale or dead). Takes the strings hb owns, and zeroes it. */
+void hub_heartbeat(struct hub *h, struct heartbeat *hb, int64_t received_mono);
 /* Marks agents stale or dead whose last heartbeat is old enough (see hb_liveness_at()),
  * publishing the changes. */
 void hub_check_health(struct hub *h, int64_t now_us);

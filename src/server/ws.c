@@ -22,6 +22,11 @@
 #define RX_PER_SECOND 50
 /* How long a client being closed has to take its close frame before the connection is cut. */
 #define CLOSE_GRACE_S 5
+/* A client being closed for what it sends gets its close frame once it has been quiet this long,
+ * or after QUIET_MAX_US at the latest: closing while it still sends would reset the connection
+ * and lose the close frame. */
+#define QUIET_US 150000
+#define QUIET_MAX_US 2000000
 /* Totals go out at most this often. */
 #define TOTALS_INTERVAL_US 250000
 
@@ -55,6 +60,9 @@ struct ws_client {
     int64_t behind_since; /* monotonic time it first fell behind since last caught up, or 0 */
     int close_code;       /* set when it is being closed */
     const char *close_reason;
+    int refuse_code; /* set when it is to be closed for what it sent, once quiet */
+    const char *refuse_reason;
+    int64_t refused_at, last_rx;
     struct buf rx; /* a client message being received */
     bool rx_binary;
     double rx_tokens; /* flood control: a token bucket */
@@ -518,24 +526,32 @@ static bool rx_allowed(struct ws_client *c)
     return c->rx_tokens >= 0;
 }
 
+/* Stops taking messages from a client and closes it once it has stopped sending. */
+static void refuse(struct ws_client *c, int code, const char *reason)
+{
+    c->refuse_code = code;
+    c->refuse_reason = reason;
+    c->refused_at = c->last_rx;
+    buf_reset(&c->rx);
+}
+
 static int on_receive(struct ws_client *c, const void *in, size_t len)
 {
-    if (c->close_code)
+    c->last_rx = aei_mono_us();
+    if (c->close_code || c->refuse_code)
         return 0;
     if (c->rx.len == 0)
         c->rx_binary = lws_frame_is_binary(c->wsi);
     if (c->rx.len + len > RX_MAX) {
-        lws_close_reason(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-                         (unsigned char *)"message too big", 15);
-        return -1;
+        refuse(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
+        return 0;
     }
     buf_append(&c->rx, in, len);
     if (!lws_is_final_fragment(c->wsi) || lws_remaining_packet_payload(c->wsi) > 0)
         return 0;
     if (!rx_allowed(c)) {
-        lws_close_reason(c->wsi, (enum lws_close_status)WS_CLOSE_TOO_MANY_MESSAGES,
-                         (unsigned char *)"too many messages", 17);
-        return -1;
+        refuse(c, WS_CLOSE_TOO_MANY_MESSAGES, "too many messages");
+        return 0;
     }
     if (c->rx_binary) {
         queue_error(c, "unsupported_frame", "send messages as text frames of JSON", NULL);
@@ -619,6 +635,9 @@ void ws_tick(struct ws *ws, int64_t now)
         }
     }
     for (struct ws_client *c = ws->clients; c; c = c->next) {
+        if (c->refuse_code && !c->close_code &&
+            (now - c->last_rx >= QUIET_US || now - c->refused_at >= QUIET_MAX_US))
+            start_close(c, c->refuse_code, c->refuse_reason);
         if (c->close_code || !has_topics(c))
             continue;
         if (backlog(c) > ws->settings.client_buffer && !c->behind_since)

@@ -132,3 +132,37 @@ Test(json, a_body_of_nul_bytes_is_malformed_not_empty)
     cr_assert_null(json_parse_body("\0\0\0", 3, &pb));
     cr_assert_str_eq(pb.code, "malformed_json");
 }
+
+Test(json, written_strings_read_back_the_same)
+{
+    const char *cases[] = {"",
+                           "plain",
+                           "quote \" and \\ backslash",
+                           "tab\tnew\nline\r",
+                           "bell\x07 esc\x1b",
+                           "caf\xc3\xa9 \xf0\x9f\x98\x80"};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct buf out = {0};
+        json_write_string(&out, cases[i]);
+        json_t *v = json_loads(out.data, JSON_DECODE_ANY, NULL);
+        cr_assert(json_is_string(v), "case %zu: %s is not a JSON string", i, out.data);
+        cr_assert_str_eq(json_string_value(v), cases[i], "case %zu", i);
+        json_decref(v);
+        buf_free(&out);
+    }
+}
+
+Test(json, written_reals_look_like_janssons)
+{
+    const double values[] = {0, 42, 0.73, 6.16806e-6, 1e21, -3.5, 123456789012.5, 1e-300};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        struct buf out = {0};
+        json_write_real(&out, values[i]);
+        json_t *real = json_real(values[i]);
+        char *expected = json_dumps(real, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+        cr_assert_str_eq(out.data, expected, "value %zu", i);
+        free(expected);
+        json_decref(real);
+        buf_free(&out);
+    }
+}

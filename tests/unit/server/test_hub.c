@@ -68,9 +68,12 @@ Test(hub, first_heartbeat_gives_the_full_state)
     beat(h, "{\"agent_id\":\"a\",\"status\":\"idle\",\"name\":\"A\"}", T0);
     cr_assert_eq(json_array_size(published), 1);
     json_t *changed = changed_of(last());
-    const char *keys[] = {"agent_id", "name",          "status",         "metrics",
-                          "labels",   "last_heartbeat", "first_seen",     "liveness",
-                          "agent_ts", "child_agent_ids", "parent_agent_id", "estimated_cost_usd"};
+    const char *keys[] = {"agent_id",        "name",
+                          "status",          "metrics",
+                          "labels",          "last_heartbeat",
+                          "first_seen",      "liveness",
+                          "agent_ts",        "child_agent_ids",
+                          "parent_agent_id", "estimated_cost_usd"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         cr_assert_not_null(json_object_get(changed, keys[i]), "no %s in a new agent's delta",
                            keys[i]);
@@ -111,8 +114,9 @@ Test(hub, sequence_numbers_increase_and_updates_are_kept)
 {
     struct hub *h = new_hub();
     for (int i = 0; i < 10; i++)
-        beat(h, i % 2 ? "{\"agent_id\":\"a\",\"status\":\"idle\"}"
-                      : "{\"agent_id\":\"b\",\"status\":\"idle\"}",
+        beat(h,
+             i % 2 ? "{\"agent_id\":\"a\",\"status\":\"idle\"}"
+                   : "{\"agent_id\":\"b\",\"status\":\"idle\"}",
              T0 + i);
     cr_assert_eq(hub_head(h), 10);
     uint64_t offset = 0;
@@ -138,8 +142,9 @@ Test(hub, replay_gives_exactly_the_missed_updates)
 {
     struct hub *h = new_hub();
     for (int i = 0; i < 20; i++)
-        beat(h, i % 2 ? "{\"agent_id\":\"a\",\"status\":\"idle\"}"
-                      : "{\"agent_id\":\"b\",\"status\":\"idle\"}",
+        beat(h,
+             i % 2 ? "{\"agent_id\":\"a\",\"status\":\"idle\"}"
+                   : "{\"agent_id\":\"b\",\"status\":\"idle\"}",
              T0 + i);
     json_t *seqs = json_array();
     cr_assert(hub_replay(h, NULL, 15, SIZE_MAX, collect, seqs));
@@ -253,8 +258,8 @@ Test(hub, totals_sum_costs_and_estimate_unpriced_tokens)
     cr_assert_eq(json_integer_value(json_object_get(by_status, "idle")), 1);
     cr_assert_eq(json_integer_value(json_object_get(by_status, "processing")), 1);
     json_decref(t);
-    cr_assert_float_eq(
-        json_number_value(json_object_get(changed_of(last()), "estimated_cost_usd")), 0.05, 1e-9);
+    cr_assert_float_eq(json_number_value(json_object_get(changed_of(last()), "estimated_cost_usd")),
+                       0.05, 1e-9);
 
     char *again = hub_render_totals(h, false);
     cr_assert_null(again, "unchanged totals are not sent again");
