@@ -264,10 +264,27 @@ static void write_state(struct buf *out, const struct view *before, const struct
     buf_puts(out, "}");
 }
 
+/* Rewrites stored JSON text as a new heartbeat has it: compact, labels sorted (PostgreSQL's
+ * jsonb prints spaces and orders keys its own way), so that deltas compare like with like. */
+static void compact(char **text, size_t flags)
+{
+    json_t *v = *text ? json_loads(*text, 0, NULL) : NULL;
+    if (!v)
+        return;
+    char *c = json_dumps(v, JSON_COMPACT | flags);
+    json_decref(v);
+    if (!c)
+        abort();
+    free(*text);
+    *text = c;
+}
+
 void hub_load(struct hub *h, const struct heartbeat *agent, int64_t now_us)
 {
     struct heartbeat copy;
     hb_copy(&copy, agent);
+    compact(&copy.children_json, 0);
+    compact(&copy.labels_json, JSON_SORT_KEYS);
     struct hub_agent *a = hub_agent_find(h, agent->agent_id);
     if (a) {
         h->status_counts[a->hb.status]--;

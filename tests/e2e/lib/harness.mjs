@@ -270,6 +270,15 @@ export class Aeid {
         return `http://127.0.0.1:${this.port}`;
     }
 
+    /* The WebSocket hub: the --ws address (path "/") and the HTTP address (path "/ws"). */
+    get wsUrl() {
+        return `ws://127.0.0.1:${this.wsPort}/`;
+    }
+
+    get httpWsUrl() {
+        return `ws://127.0.0.1:${this.port}/ws`;
+    }
+
     async prepareStore() {
         if (this.dbUrl) return;
         if (this.store === 'sqlite') {
