@@ -18,6 +18,7 @@ struct hub_agent {
     struct heartbeat hb; /* the latest heartbeat, with first_seen; owns its strings */
     enum hb_liveness liveness;
     double estimated_cost; /* tokens priced, for an agent that reports no cost */
+    struct buf state;      /* its full state as JSON, for snapshots; empty when out of date */
     /* Its last updates, oldest first from recent[n_updates % size]; evicted_seq is the newest
      * sequence number that has dropped out. */
     struct hub_update *recent[HUB_AGENT_RING_SIZE];
@@ -34,6 +35,8 @@ struct hub {
     struct hub_update *ring[HUB_RING_SIZE];
     struct hub_agent **agents;
     size_t n_agents, cap_agents;
+    struct hub_agent **by_id; /* the agents in id order, for snapshots; n_by_id of them */
+    size_t n_by_id;
     json_t *index; /* agent_id -> position in agents (jansson's object is a hash table) */
     size_t status_counts[HB_STATUS_COUNT];
     size_t liveness_counts[HB_LIVENESS_COUNT];
@@ -76,9 +79,11 @@ void hub_free(struct hub *h)
         for (size_t k = 0; k < HUB_AGENT_RING_SIZE; k++)
             update_release(a->recent[k]);
         hb_clear(&a->hb);
+        buf_free(&a->state);
         free(a);
     }
     free(h->agents);
+    free(h->by_id);
     json_decref(h->index);
     json_decref(h->last_totals);
     free(h);
@@ -279,6 +284,17 @@ static void compact(char **text, size_t flags)
     *text = c;
 }
 
+/* Appends the agent's full state, rendered once per change: a reconnecting dashboard asks for
+ * many snapshots between two heartbeats of one agent. */
+static void append_state(struct buf *out, struct hub_agent *a)
+{
+    if (a->state.len == 0) {
+        struct view v = view_of(a);
+        write_state(&a->state, NULL, &v);
+    }
+    buf_append(out, a->state.data, a->state.len);
+}
+
 void hub_load(struct hub *h, const struct heartbeat *agent, int64_t now_us)
 {
     struct heartbeat copy;
@@ -291,6 +307,7 @@ void hub_load(struct hub *h, const struct heartbeat *agent, int64_t now_us)
         h->status_counts[copy.status]++;
         hb_clear(&a->hb);
         a->hb = copy;
+        buf_reset(&a->state);
         set_liveness(h, a, hb_liveness_at(copy.server_ts, now_us));
     } else {
         agent_add(h, &copy, hb_liveness_at(copy.server_ts, now_us));
@@ -303,6 +320,7 @@ static void publish(struct hub *h, struct hub_agent *a, const char *type, const 
                     int64_t received_mono)
 {
     uint64_t seq = ++h->head;
+    buf_reset(&a->state); /* every change of an agent publishes an update */
     char head[96];
     int n = snprintf(head, sizeof(head), "{\"type\":\"%s\",\"epoch\":\"%s\",\"seq\":%llu,", type,
                      h->epoch, (unsigned long long)seq);
@@ -521,7 +539,7 @@ static int by_id(const void *x, const void *y)
     return strcmp((*(struct hub_agent *const *)x)->id, (*(struct hub_agent *const *)y)->id);
 }
 
-char *hub_render_snapshot(const struct hub *h, const char *topic, const char *agent_id, size_t *len)
+char *hub_render_snapshot(struct hub *h, const char *topic, const char *agent_id, size_t *len)
 {
     struct buf out = {0};
     buf_printf(&out, "{\"type\":\"snapshot\",\"topic\":");
@@ -530,24 +548,24 @@ char *hub_render_snapshot(const struct hub *h, const char *topic, const char *ag
                (unsigned long long)h->head);
     if (agent_id) {
         struct hub_agent *a = hub_agent_find(h, agent_id);
-        if (a) {
-            struct view v = view_of(a);
-            write_state(&out, NULL, &v);
-        }
+        if (a)
+            append_state(&out, a);
     } else {
-        struct hub_agent **sorted = malloc((h->n_agents + 1) * sizeof(*sorted));
-        if (!sorted)
-            abort();
-        for (size_t i = 0; i < h->n_agents; i++)
-            sorted[i] = h->agents[i];
-        qsort(sorted, h->n_agents, sizeof(*sorted), by_id);
+        if (h->n_by_id != h->n_agents) { /* sorted again only when agents were added */
+            free(h->by_id);
+            h->by_id = malloc((h->n_agents + 1) * sizeof(*h->by_id));
+            if (!h->by_id)
+                abort();
+            for (size_t i = 0; i < h->n_agents; i++)
+                h->by_id[i] = h->agents[i];
+            qsort(h->by_id, h->n_agents, sizeof(*h->by_id), by_id);
+            h->n_by_id = h->n_agents;
+        }
         for (size_t i = 0; i < h->n_agents; i++) {
-            struct view v = view_of(sorted[i]);
             if (i > 0)
                 buf_puts(&out, ",");
-            write_state(&out, NULL, &v);
+            append_state(&out, h->by_id[i]);
         }
-        free(sorted);
     }
     buf_puts(&out, "],\"totals\":");
     char *totals = dump(totals_json(h), NULL);

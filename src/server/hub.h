@@ -73,8 +73,7 @@ bool hub_replay(const struct hub *h, const struct hub_agent *agent, uint64_t aft
 
 /* Returns the snapshot message of a topic at the current head: every agent (agent_id NULL) or
  * one. Caller frees with free(). */
-char *hub_render_snapshot(const struct hub *h, const char *topic, const char *agent_id,
-                          size_t *len);
+char *hub_render_snapshot(struct hub *h, const char *topic, const char *agent_id, size_t *len);
 /* Returns the totals message at the current head when the totals changed since the last call
  * (or always, when force), else NULL. Caller frees with free(). */
 char *hub_render_totals(struct hub *h, bool force);

@@ -6,6 +6,7 @@
 #include "common/time.h"
 #include "server/metrics.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,11 @@
  * and lose the close frame. */
 #define QUIET_US 150000
 #define QUIET_MAX_US 2000000
+/* After this many connections have closed, and at most this often, freed memory goes back to
+ * the system: aeid keeps freed memory for reuse (M_TRIM_THRESHOLD, main.c), so a storm of
+ * reconnects would otherwise leave the process at its peak size. */
+#define TRIM_AFTER_CLOSES 256
+#define TRIM_INTERVAL_US 2000000
 /* Totals go out at most this often. */
 #define TOTALS_INTERVAL_US 250000
 
@@ -39,6 +45,8 @@ struct ws {
     size_t totals_len;
     uint64_t totals_version;
     int64_t totals_at; /* when totals were last rendered */
+    size_t closes;     /* connections closed since memory was last trimmed */
+    int64_t trimmed_at;
 };
 
 struct ws_client {
@@ -211,8 +219,8 @@ static bool build_frame(struct ws_client *c)
     size_t count = 0;
     int64_t now = aei_mono_us();
     buf_reset(&c->out);
-    buf_reserve(&c->out, LWS_PRE + 1 + FRAME_MAX);
-    c->out.len = LWS_PRE + 1; /* room for a '[' */
+    buf_reserve(&c->out, LWS_PRE + 1 + 4096); /* grows to what is pending, up to a frame */
+    c->out.len = LWS_PRE + 1;                 /* room for a '[' */
 
     if (has_topics(c) && backlog(c) > ws->settings.client_buffer) {
         if (!c->behind_since)
@@ -285,8 +293,8 @@ static int on_writeable(struct ws_client *c)
     }
     if (c->out_off >= c->out.len && !build_frame(c)) {
         c->behind_since = 0;
-        if (c->out.cap > 2 * FRAME_MAX)
-            buf_free(&c->out); /* a snapshot's worth: not kept for an idle client */
+        if (c->out.cap > FRAME_MAX / 4)
+            buf_free(&c->out); /* not kept for an idle client */
         return 0;
     }
     size_t left = c->out.len - c->out_off;
@@ -575,6 +583,7 @@ static void client_free(struct ws_client *c)
     if (c->next)
         c->next->prev = c->prev;
     ws->n_clients--;
+    ws->closes++;
     json_decref(c->topics);
     buf_free(&c->control);
     buf_free(&c->out);
@@ -619,6 +628,11 @@ int ws_callback(struct ws *ws, struct lws *wsi, enum lws_callback_reasons reason
 
 void ws_tick(struct ws *ws, int64_t now)
 {
+    if (ws->closes >= TRIM_AFTER_CLOSES && now - ws->trimmed_at >= TRIM_INTERVAL_US) {
+        malloc_trim(0);
+        ws->closes = 0;
+        ws->trimmed_at = now;
+    }
     if (now - ws->totals_at >= TOTALS_INTERVAL_US) {
         size_t len;
         char *totals = hub_render_totals(ws->hub, ws->totals == NULL);
