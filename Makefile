@@ -35,10 +35,20 @@ test:
 	scripts/bootstrap.sh
 	scripts/test.sh
 
+# Suites of `make bench`: ingest (scripts/bench.sh) and hub (scripts/bench-hub.sh), in that order.
+BENCH_SUITES ?= ingest hub
+
 bench:
 	scripts/bootstrap.sh
 	$(MAKE) build
-	scripts/bench.sh
+	@status=0; for suite in $(BENCH_SUITES); do \
+	    case $$suite in \
+	    ingest) scripts/bench.sh || status=1 ;; \
+	    hub) scripts/bench-hub.sh || status=1 ;; \
+	    *) echo "make bench: unknown suite '$$suite' in BENCH_SUITES; use ingest and/or hub" >&2; \
+	       status=1 ;; \
+	    esac; \
+	done; exit $$status
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1,8 +1,12 @@
 /* bench.c - `aei bench`: simulated agents send heartbeats; reports throughput and latency */
 #define _GNU_SOURCE /* epoll_pwait2 */
+#include "cli/bench_ws.h"
 #include "cli/cli.h"
+#include "cli/feed.h"
 #include "cli/hist.h"
 #include "cli/resp.h"
+#include "cli/rss.h"
+#include "cli/units.h"
 
 #include "aei/error.h"
 
@@ -46,6 +50,10 @@
 #define BACKOFF_MAX_NS 1000000000ull
 #define PROBE_MS 2000
 #define MAX_EVENTS 256
+#define MAX_SUBSCRIBERS 50000u
+#define STORM_FDS 8192u /* storm connections open at once, as bench_ws.c allows */
+#define WS_READY_S 10.0 /* how long subscribers may take to connect and subscribe */
+#define WS_DRAIN_S 10.0 /* how long to wait for the last deltas after the agents stopped */
 
 struct opts {
     char host[256];
@@ -62,6 +70,11 @@ struct opts {
     const char *label;
     unsigned threads;
     bool quiet;
+    struct ws_opts ws; /* ws.subscribers == 0: no WebSocket part */
+    char ws_host[256];
+    char ws_port[8];
+    int memory_pid; /* 0: no memory sampling */
+    double memory_interval;
 };
 
 struct target {
@@ -100,6 +113,7 @@ struct run {
     uint64_t end;             /* end of the measurement window */
     _Atomic uint64_t stop_ns; /* set when interrupted early; 0 otherwise */
     atomic_uint finished;     /* workers done */
+    int64_t wall_off_ns;      /* CLOCK_REALTIME - CLOCK_MONOTONIC, for heartbeat timestamps */
 };
 
 struct worker {
@@ -116,8 +130,6 @@ struct worker {
     int ep;
     char *prefix; /* request line and fixed headers */
     size_t prefix_len;
-    time_t ts_sec;
-    char ts_buf[32];
     struct hist hist;
     _Atomic uint64_t responses;
     _Atomic uint64_t ok;
@@ -150,6 +162,8 @@ void bench_help(FILE *out)
         "\n"
         "Simulates N agents, each on its own HTTP/1.1 keep-alive connection, posting heartbeats\n"
         "to an AEI server (or any HTTP server), then prints throughput and latency percentiles.\n"
+        "With --subscribers, WebSocket clients also subscribe to the live feed and measure how\n"
+        "long each heartbeat takes to reach them as a delta (push latency).\n"
         "\n"
         "Options:\n"
         "  --server HOST:PORT   server to load (default 127.0.0.1:3000)\n"
@@ -158,15 +172,44 @@ void bench_help(FILE *out)
         "  --rate R             total requests per second across all agents; 0 = closed loop\n"
         "                       (default 0: each agent sends its next heartbeat as soon as the\n"
         "                       previous answer arrives)\n"
-        "  --duration SECONDS   measured time (default 10)\n"
-        "  --warmup SECONDS     time before measuring, not counted (default 1)\n"
+        "  --duration TIME      measured time (default 10); TIME is seconds, or a number with\n"
+        "                       a unit: 500ms, 90s, 10m, 1h\n"
+        "  --warmup TIME        time before measuring, not counted (default 1)\n"
         "  --path P             request path (default /api/v0/heartbeats)\n"
-        "  --timeout SECONDS    per-request and connect timeout (default 5)\n"
+        "  --timeout TIME       per-request, connect and WebSocket handshake timeout (default 5)\n"
         "  --threads N          client threads sharing the agents (default 1)\n"
         "  --json FILE          also write the results as JSON to FILE ('-' for stdout)\n"
         "  --label TEXT         name of this run, stored in the JSON\n"
         "  --quiet              no progress line, no warnings\n"
         "  -h, --help           show this help\n"
+        "\n"
+        "WebSocket subscribers and server memory:\n"
+        "  --subscribers M      WebSocket clients subscribing to agents:all (default 0: none);\n"
+        "                       they connect and subscribe before the agents start\n"
+        "  --ws HOST:PORT       WebSocket address (default 127.0.0.1:8080, aeid's --ws)\n"
+        "  --ws-path PATH       WebSocket path (default /; use /ws with aeid's HTTP port)\n"
+        "  --ws-threads N       client threads sharing the subscribers (default 1)\n"
+        "  --no-subscribe       send no subscribe message and count every relayed heartbeat:\n"
+        "                       for a plain broadcast server such as bench/peers/ws-relay.mjs\n"
+        "  --scenario S         steady (default), slow-subscriber, reconnect-storm or soak:\n"
+        "      steady           every subscriber reads everything\n"
+        "      slow-subscriber  one of the M subscribers stops reading once subscribed (with a\n"
+        "                       4 KiB receive buffer) and reads again after the window (or\n"
+        "                       --slow-resume), to see whether the server closed it with 4008;\n"
+        "                       latency and drops are those of the other M-1\n"
+        "      reconnect-storm  5 s calm, then --duration of storm, then 5 s calm: besides the\n"
+        "                       M steady subscribers, new connections open at --storm-rate per\n"
+        "                       second, each upgrading, subscribing, waiting for its snapshot\n"
+        "                       and closing; the steady ones' latency and the server's RSS are\n"
+        "                       reported before, during and after\n"
+        "      soak             steady for --duration, sampling RSS every 10 s by default\n"
+        "  --storm-rate N       storm connects per second (default 1000)\n"
+        "  --slow-resume TIME   the slow subscriber reads again TIME after it stopped (default:\n"
+        "                       when the window ends). aeid closes a subscriber that stays\n"
+        "                       behind for --slow-consumer-timeout (10 s) with 4008 and drops\n"
+        "                       the TCP connection 5 s later: read in between to see the frame\n"
+        "  --memory-pid PID     sample the RSS of process PID (VmRSS in /proc/PID/status)\n"
+        "  --memory-interval TIME  between RSS samples (default 1 s; 10 s for soak)\n"
         "\n"
         "With --rate, sends are scheduled open-loop at a fixed interval per agent and latency is\n"
         "measured from each request's scheduled send time, not from when it was actually sent,\n"
@@ -174,13 +217,21 @@ void bench_help(FILE *out)
         "Scheduled requests that could not be sent before the end are reported as 'unsent'.\n"
         "Closed loop measures from the actual send.\n"
         "\n"
+        "Each heartbeat's timestamp is that same origin (RFC 3339 UTC, microseconds). aeid echoes\n"
+        "it as agent_ts in the delta's 'changed'; a relay forwards the heartbeat itself. Push\n"
+        "latency = time the frame holding the delta was received - that origin, for every delta\n"
+        "of a heartbeat sent inside the window. Expected deltas = heartbeats answered 2xx in the\n"
+        "window x reading subscribers; drops = expected - delivered (snapshots are counted\n"
+        "apart). Memory: start, end and max RSS of the samples inside the window, and their\n"
+        "least-squares slope in KiB/min.\n"
+        "\n"
         "Percentiles come from a log-linear histogram of every measured request (128 sub-buckets\n"
         "per power of two: under 0.4% relative error). Non-2xx answers count as errors by status;\n"
         "connect failures, timeouts and closed connections are counted too, and agents reconnect.\n"
         "A progress line goes to stderr once a second; the summary goes to stdout.\n"
         "\n"
         "Exit status: 0 when the run completed (even with HTTP errors), 1 when the server could\n"
-        "not be reached at all, 2 on a bad command line.\n",
+        "not be reached at all or the subscribers could not subscribe, 2 on a bad command line.\n",
         out);
 }
 
@@ -216,16 +267,14 @@ bad:
     return AEI_EINVAL;
 }
 
-static int parse_seconds(const char *opt, const char *s, double min, bool min_open, double max,
-                         double *out)
+static int parse_number(const char *opt, const char *s, double min, bool min_open, double max,
+                        double *out)
 {
     char *end;
     errno = 0;
     if ((*s < '0' || *s > '9') && *s != '.')
         goto bad;
     double v = strtod(s, &end);
-    if (*end == 's' && end[1] == '\0')
-        end++;
     if (errno || *end || !isfinite(v) || v < min || (min_open && v == min) || v > max)
         goto bad;
     *out = v;
@@ -236,12 +285,32 @@ bad:
     return AEI_EINVAL;
 }
 
-/* Accepts HOST:PORT, [IPV6]:PORT, optionally prefixed by http:// and followed by a slash. */
-static int parse_server(const char *s, struct opts *o)
+/* A time span: seconds, or a number with a unit (ms, s, m, h); see units_duration(). */
+static int parse_duration(const char *opt, const char *s, double min, bool min_open, double max,
+                          double *out)
+{
+    double v;
+    if (units_duration(s, &v) < 0 || v < min || (min_open && v == min) || v > max) {
+        fprintf(stderr,
+                "aei bench: %s: expected a time %s %gs and at most %gs, as seconds or with a unit "
+                "(500ms, 90s, 10m, 1h), got '%s'\n",
+                opt, min_open ? ">" : ">=", min, max, s);
+        return AEI_EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+/*
+ * Accepts HOST:PORT, [IPV6]:PORT, optionally prefixed by http:// (ws:// for --ws) and followed
+ * by a slash, into host[256], port[8] and authority[272].
+ */
+static int parse_server(const char *opt, const char *s, char *host_out, char *port_out,
+                        char *authority)
 {
     const char *p = s;
-    if (strncmp(p, "http://", 7) == 0)
-        p += 7;
+    if (strncmp(p, "http://", 7) == 0 || strncmp(p, "ws://", 5) == 0)
+        p += p[0] == 'h' ? 7 : 5;
     size_t n = strlen(p);
     if (n && p[n - 1] == '/')
         n--;
@@ -269,7 +338,7 @@ static int parse_server(const char *s, struct opts *o)
             goto bad;
     }
     size_t plen = (size_t)(p + n - colon - 1);
-    if (hlen == 0 || hlen >= sizeof(o->host) || plen == 0 || plen > 5)
+    if (hlen == 0 || hlen >= 256 || plen == 0 || plen > 5)
         goto bad;
     for (size_t i = 0; i < hlen; i++) {
         unsigned char c = (unsigned char)host[i];
@@ -285,19 +354,19 @@ static int parse_server(const char *s, struct opts *o)
     }
     if (port == 0 || port > 65535)
         goto bad;
-    memcpy(o->host, host, hlen);
-    o->host[hlen] = '\0';
-    snprintf(o->port, sizeof(o->port), "%u", port);
+    memcpy(host_out, host, hlen);
+    host_out[hlen] = '\0';
+    snprintf(port_out, 8, "%u", port);
     if (bracket)
-        snprintf(o->authority, sizeof(o->authority), "[%s]:%u", o->host, port);
+        snprintf(authority, 272, "[%s]:%u", host_out, port);
     else
-        snprintf(o->authority, sizeof(o->authority), "%s:%u", o->host, port);
+        snprintf(authority, 272, "%s:%u", host_out, port);
     return 0;
 bad:
     fprintf(stderr,
-            "aei bench: --server: expected HOST:PORT such as 127.0.0.1:3000 or [::1]:3000, "
+            "aei bench: %s: expected HOST:PORT such as 127.0.0.1:3000 or [::1]:3000, "
             "got '%s'\n",
-            s);
+            opt, s);
     return AEI_EINVAL;
 }
 
@@ -311,19 +380,68 @@ static bool is_header_safe(const char *s, bool allow_space)
     return true;
 }
 
+/* The WebSocket and memory options, once all are read: they constrain one another. */
+static int check_ws_args(struct opts *o, const char *ws, bool storm_rate_set, bool interval_set)
+{
+    struct ws_opts *w = &o->ws;
+    if (parse_server("--ws", ws, o->ws_host, o->ws_port, w->authority) < 0)
+        return AEI_EINVAL;
+    if (w->path[0] != '/' || strlen(w->path) > MAX_PATH_LEN || !is_header_safe(w->path, false))
+        return usage_error("--ws-path: expected an absolute path such as / or /ws (no spaces or "
+                           "control characters), got '%s'",
+                           w->path);
+    if (w->scenario != WS_STEADY && w->subscribers == 0)
+        return usage_error("--scenario needs --subscribers (how many steady WebSocket clients)");
+    if (w->scenario == WS_SLOW_SUBSCRIBER && w->subscribers < 2)
+        return usage_error("--scenario slow-subscriber needs --subscribers 2 or more: one stops "
+                           "reading, the others are measured");
+    if (storm_rate_set && w->scenario != WS_RECONNECT_STORM)
+        return usage_error("--storm-rate applies only to --scenario reconnect-storm");
+    if (interval_set && !o->memory_pid)
+        return usage_error("--memory-interval needs --memory-pid (the process to sample)");
+    if (!interval_set && w->scenario == WS_SOAK)
+        o->memory_interval = 10;
+    if (w->threads > w->subscribers && w->subscribers)
+        w->threads = w->subscribers;
+    w->token = o->token;
+    w->timeout = o->timeout;
+    w->quiet = o->quiet;
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
     static const struct option longopts[] = {
-        {"server", required_argument, NULL, 's'},   {"token", required_argument, NULL, 'T'},
-        {"agents", required_argument, NULL, 'a'},   {"rate", required_argument, NULL, 'r'},
-        {"duration", required_argument, NULL, 'd'}, {"warmup", required_argument, NULL, 'w'},
-        {"path", required_argument, NULL, 'p'},     {"json", required_argument, NULL, 'j'},
-        {"label", required_argument, NULL, 'l'},    {"threads", required_argument, NULL, 't'},
-        {"timeout", required_argument, NULL, 'o'},  {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"server", required_argument, NULL, 's'},
+        {"token", required_argument, NULL, 'T'},
+        {"agents", required_argument, NULL, 'a'},
+        {"rate", required_argument, NULL, 'r'},
+        {"duration", required_argument, NULL, 'd'},
+        {"warmup", required_argument, NULL, 'w'},
+        {"path", required_argument, NULL, 'p'},
+        {"json", required_argument, NULL, 'j'},
+        {"label", required_argument, NULL, 'l'},
+        {"threads", required_argument, NULL, 't'},
+        {"timeout", required_argument, NULL, 'o'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"subscribers", required_argument, NULL, 'S'},
+        {"ws", required_argument, NULL, 'W'},
+        {"ws-path", required_argument, NULL, 'P'},
+        {"ws-threads", required_argument, NULL, 'X'},
+        {"no-subscribe", no_argument, NULL, 'N'},
+        {"scenario", required_argument, NULL, 'C'},
+        {"storm-rate", required_argument, NULL, 'R'},
+        {"memory-pid", required_argument, NULL, 'M'},
+        {"memory-interval", required_argument, NULL, 'I'},
+        {"slow-resume", required_argument, NULL, 'Z'},
+        {NULL, 0, NULL, 0},
     };
     const char *server = "127.0.0.1:3000";
-    bool threads_set = false;
+    const char *ws = "127.0.0.1:8080";
+    bool threads_set = false, storm_rate_set = false, interval_set = false, resume_set = false;
+    unsigned pid = 0;
+    const char *ws_opt = NULL; /* the last WebSocket option given, for an error without them */
 
     memset(o, 0, sizeof(*o));
     o->agents = 100;
@@ -332,6 +450,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
     o->timeout = 5;
     o->threads = 1;
     o->path = "/api/v0/heartbeats";
+    o->ws.threads = 1;
+    o->ws.scenario = WS_STEADY;
+    o->ws.storm_rate = 1000;
+    o->ws.subscribe = true;
+    o->ws.path = "/";
+    o->memory_interval = 1;
     o->token = getenv("AEI_TOKEN");
     if (o->token && !*o->token)
         o->token = NULL;
@@ -352,16 +476,16 @@ static int parse_args(int argc, char **argv, struct opts *o)
             r = parse_uint("--agents", optarg, 1, MAX_AGENTS, &o->agents);
             break;
         case 'r':
-            r = parse_seconds("--rate", optarg, 0, false, 1e7, &o->rate);
+            r = parse_number("--rate", optarg, 0, false, 1e7, &o->rate);
             break;
         case 'd':
-            r = parse_seconds("--duration", optarg, 0, true, 86400, &o->duration);
+            r = parse_duration("--duration", optarg, 0, true, 7 * 86400, &o->duration);
             break;
         case 'w':
-            r = parse_seconds("--warmup", optarg, 0, false, 3600, &o->warmup);
+            r = parse_duration("--warmup", optarg, 0, false, 3600, &o->warmup);
             break;
         case 'o':
-            r = parse_seconds("--timeout", optarg, 0, true, 600, &o->timeout);
+            r = parse_duration("--timeout", optarg, 0, true, 600, &o->timeout);
             break;
         case 't':
             r = parse_uint("--threads", optarg, 1, MAX_THREADS, &o->threads);
@@ -378,6 +502,55 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         case 'q':
             o->quiet = true;
+            break;
+        case 'S':
+            r = parse_uint("--subscribers", optarg, 0, MAX_SUBSCRIBERS, &o->ws.subscribers);
+            break;
+        case 'W':
+            ws = optarg;
+            ws_opt = "--ws";
+            break;
+        case 'P':
+            o->ws.path = optarg;
+            ws_opt = "--ws-path";
+            break;
+        case 'X':
+            r = parse_uint("--ws-threads", optarg, 1, MAX_THREADS, &o->ws.threads);
+            ws_opt = "--ws-threads";
+            break;
+        case 'N':
+            o->ws.subscribe = false;
+            ws_opt = "--no-subscribe";
+            break;
+        case 'C':
+            if (strcmp(optarg, "steady") == 0)
+                o->ws.scenario = WS_STEADY;
+            else if (strcmp(optarg, "slow-subscriber") == 0)
+                o->ws.scenario = WS_SLOW_SUBSCRIBER;
+            else if (strcmp(optarg, "reconnect-storm") == 0)
+                o->ws.scenario = WS_RECONNECT_STORM;
+            else if (strcmp(optarg, "soak") == 0)
+                o->ws.scenario = WS_SOAK;
+            else
+                r = usage_error("--scenario: expected steady, slow-subscriber, reconnect-storm "
+                                "or soak, got '%s'",
+                                optarg);
+            break;
+        case 'R':
+            r = parse_number("--storm-rate", optarg, 0, true, 1e6, &o->ws.storm_rate);
+            storm_rate_set = true;
+            break;
+        case 'M':
+            r = parse_uint("--memory-pid", optarg, 1, 1u << 30, &pid);
+            o->memory_pid = (int)pid;
+            break;
+        case 'I':
+            r = parse_duration("--memory-interval", optarg, 0.05, false, 3600, &o->memory_interval);
+            interval_set = true;
+            break;
+        case 'Z':
+            r = parse_duration("--slow-resume", optarg, 0, true, 7 * 86400, &o->ws.slow_resume_s);
+            resume_set = true;
             break;
         case 'h':
             bench_help(stdout);
@@ -396,7 +569,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
-    if (parse_server(server, o) < 0)
+    if (parse_server("--server", server, o->host, o->port, o->authority) < 0)
         return AEI_EINVAL;
     if (o->path[0] != '/' || strlen(o->path) > MAX_PATH_LEN || !is_header_safe(o->path, false))
         return usage_error("--path: expected an absolute path such as /api/v0/heartbeats "
@@ -417,7 +590,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
             fprintf(stderr, "aei bench: --threads lowered to %u, one per agent\n", o->agents);
         o->threads = o->agents;
     }
-    return 0;
+    if (resume_set && o->ws.scenario != WS_SLOW_SUBSCRIBER)
+        return usage_error("--slow-resume applies only to --scenario slow-subscriber");
+    if (ws_opt && o->ws.subscribers == 0)
+        return usage_error("%s needs --subscribers (how many WebSocket clients)", ws_opt);
+    return check_ws_args(o, ws, storm_rate_set, interval_set);
 }
 
 /* ---- request generation ---- */
@@ -452,27 +629,16 @@ static const char *pick_status(uint64_t *rng)
     return "complete";
 }
 
-/* Formats the agent-side timestamp with millisecond precision; caches the seconds part. */
-static const char *agent_time(struct worker *w, long *ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (ts.tv_sec != w->ts_sec) {
-        struct tm tm;
-        gmtime_r(&ts.tv_sec, &tm);
-        strftime(w->ts_buf, sizeof(w->ts_buf), "%Y-%m-%dT%H:%M:%S", &tm);
-        w->ts_sec = ts.tv_sec;
-    }
-    *ms = ts.tv_nsec / 1000000;
-    return w->ts_buf;
-}
-
-static int build_request(struct worker *w, struct conn *c)
+/*
+ * Builds the next heartbeat. Its timestamp is `origin` (the latency origin, CLOCK_MONOTONIC) on
+ * the wall clock, with microseconds: subscribers get it back in the delta and measure from it.
+ */
+static int build_request(struct worker *w, struct conn *c, uint64_t origin)
 {
     char body[BODY_MAX];
     char parent[32];
-    long ms;
-    const char *ts = agent_time(w, &ms);
+    char ts[FEED_TIME_LEN];
+    feed_time_format(((int64_t)origin + w->run->wall_off_ns) / 1000, ts);
 
     /* Agents come in teams of ten: the first is the lead, the others report to it. */
     if (c->id % 10)
@@ -483,10 +649,10 @@ static int build_request(struct worker *w, struct conn *c)
     int n = snprintf(body, sizeof(body),
                      "{\"agent_id\":\"bench-%06u\",\"status\":\"%s\",\"metrics\":{\"cpu_pct\":%.1f,"
                      "\"mem_pct\":%.1f,\"tokens_per_min\":%u,\"cost_usd\":%.4f,\"confidence\":%u},"
-                     "\"parent_agent_id\":%s,\"timestamp\":\"%s.%03ldZ\",\"schema_version\":\"0\"}",
+                     "\"parent_agent_id\":%s,\"timestamp\":\"%s\",\"schema_version\":\"0\"}",
                      c->id, pick_status(&c->rng), rng_unit(&c->rng) * 100.0,
                      20.0 + rng_unit(&c->rng) * 70.0, (unsigned)(rng_next(&c->rng) % 5000),
-                     c->cost_usd, (unsigned)(50 + rng_next(&c->rng) % 51), parent, ts, ms);
+                     c->cost_usd, (unsigned)(50 + rng_next(&c->rng) % 51), parent, ts);
     if (n < 0 || (size_t)n >= sizeof(body))
         return AEI_EINVAL;
     memcpy(c->wbuf, w->prefix, w->prefix_len);
@@ -612,7 +778,7 @@ static void conn_try_send(struct worker *w, struct conn *c, uint64_t now)
     } else if (now >= w->run->end) {
         return;
     }
-    if (build_request(w, c) < 0) {
+    if (build_request(w, c, origin) < 0) {
         conn_fail(w, c, ERR_IO, now);
         return;
     }
@@ -895,14 +1061,15 @@ static void *worker_main(void *arg)
 
 /* ---- setup, progress and results ---- */
 
-static int resolve(const struct opts *o, struct target *t)
+/* Resolves HOST:PORT given to option `opt` (--server or --ws). */
+static int resolve(const char *opt, const char *host, const char *port, struct target *t)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
-    int r = getaddrinfo(o->host, o->port, &hints, &res);
+    int r = getaddrinfo(host, port, &hints, &res);
     if (r != 0 || !res) {
-        fprintf(stderr, "aei bench: cannot resolve '%s': %s; check --server\n", o->host,
-                gai_strerror(r));
+        fprintf(stderr, "aei bench: cannot resolve '%s': %s; check %s\n", host, gai_strerror(r),
+                opt);
         return AEI_EUNAVAILABLE;
     }
     memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
@@ -913,7 +1080,7 @@ static int resolve(const struct opts *o, struct target *t)
 }
 
 /* One blocking connect up front, so that a server that is not there fails fast and clearly. */
-static int probe(const struct opts *o, const struct target *t)
+static int probe(const char *opt, const char *authority, const struct target *t)
 {
     int fd = socket(t->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -942,22 +1109,24 @@ fail:;
     int e = errno;
     if (fd >= 0)
         close(fd);
-    fprintf(stderr, "aei bench: cannot connect to %s: %s; start the server or pass --server\n",
-            o->authority, strerror(e));
+    fprintf(stderr, "aei bench: cannot connect to %s: %s; start the server or pass %s\n", authority,
+            strerror(e), opt);
     return AEI_EUNAVAILABLE;
 }
 
-static int raise_fd_limit(unsigned agents)
+/* Room for the agents' and the subscribers' (`conns`) connections. */
+static int raise_fd_limit(unsigned agents, unsigned conns)
 {
     struct rlimit rl;
-    rlim_t need = (rlim_t)agents + 32;
+    rlim_t need = (rlim_t)agents + conns + 32;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
         return 0;
     if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
         fprintf(stderr,
-                "aei bench: %u agents need %llu open files but the limit is %llu; "
-                "use fewer --agents or raise the limit (ulimit -n)\n",
-                agents, (unsigned long long)need, (unsigned long long)rl.rlim_max);
+                "aei bench: %u agents and %u WebSocket connections need %llu open files but "
+                "the limit is %llu; use fewer --agents or --subscribers, or raise the limit "
+                "(ulimit -n)\n",
+                agents, conns, (unsigned long long)need, (unsigned long long)rl.rlim_max);
         return AEI_EINVAL;
     }
     rl.rlim_cur = need;
@@ -1002,23 +1171,70 @@ static double ms(uint64_t ns)
     return (double)ns / 1e6;
 }
 
+/* The server's memory, sampled by the main thread while the agents run. */
+struct memory {
+    struct rss_series series; /* t_s from the start of the measurement window */
+    uint64_t idle_kib;        /* before any subscriber or agent connected */
+    uint64_t next_ns;
+    uint64_t last_kib;
+    bool have_idle;
+    bool gone; /* the process disappeared or became unreadable */
+};
+
+static void sample_memory(const struct opts *o, const struct run *run, struct memory *m,
+                          uint64_t now)
+{
+    uint64_t kib;
+    if (m->gone)
+        return;
+    if (rss_read(o->memory_pid, &kib) < 0) {
+        m->gone = true;
+        if (!o->quiet)
+            fprintf(stderr, "\naei bench: process %d is gone; no more memory samples\n",
+                    o->memory_pid);
+        return;
+    }
+    m->last_kib = kib;
+    if (rss_add(&m->series, ((double)now - (double)run->warm_end) / 1e9, kib) < 0)
+        m->gone = true;
+}
+
+/* What the previous progress line showed, to print rates since then. */
+struct live {
+    uint64_t resp, deltas, ns;
+};
+
 static void progress(const struct run *run, struct worker *ws, unsigned n, struct totals *t,
-                     uint64_t *prev_resp, uint64_t *prev_ns, bool tty)
+                     struct live *prev, struct ws_bench *wsb, const struct memory *mem, bool tty)
 {
     uint64_t now = now_ns();
-    char line[160];
+    char line[320];
+    size_t len = 0;
     double elapsed = (double)(now - run->t0) / 1e9;
-    if (now < run->warm_end) {
-        snprintf(line, sizeof(line), "aei bench: %5.1fs  warming up", elapsed);
+    /* Rates need some of the window behind them. */
+    if (now < run->warm_end + NS_PER_S / 10) {
+        len = (size_t)snprintf(line, sizeof(line), "aei bench: %5.1fs  warming up", elapsed);
     } else {
         sum_workers(ws, n, t);
-        double dt = (double)(now - *prev_ns) / 1e9;
-        double rps = dt > 0 ? (double)(t->responses - *prev_resp) / dt : 0;
-        *prev_resp = t->responses;
-        *prev_ns = now;
-        snprintf(line, sizeof(line), "aei bench: %5.1fs  %9.0f req/s  p99 %8.3f ms  errors %llu",
-                 elapsed, rps, ms(hist_percentile(t->lat, 99)), (unsigned long long)t->err_total);
+        double dt = (double)(now - prev->ns) / 1e9;
+        double rps = dt > 0 ? (double)(t->responses - prev->resp) / dt : 0;
+        prev->resp = t->responses;
+        len = (size_t)snprintf(
+            line, sizeof(line), "aei bench: %5.1fs  %9.0f req/s  p99 %8.3f ms  errors %llu",
+            elapsed, rps, ms(hist_percentile(t->lat, 99)), (unsigned long long)t->err_total);
+        if (wsb) {
+            uint64_t d;
+            double p99;
+            ws_bench_progress(wsb, &d, &p99);
+            double dps = dt > 0 ? (double)(d - prev->deltas) / dt : 0;
+            prev->deltas = d;
+            len += (size_t)snprintf(line + len, sizeof(line) - len,
+                                    "  |  %9.0f deltas/s  push p99 %8.3f ms", dps, p99);
+        }
+        prev->ns = now;
     }
+    if (mem && mem->series.n && len < sizeof(line))
+        snprintf(line + len, sizeof(line) - len, "  |  RSS %.1f MiB", (double)mem->last_kib / 1024);
     if (tty)
         fprintf(stderr, "\r%s\033[K", line);
     else
@@ -1040,9 +1256,32 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
+static void json_memory(FILE *f, const struct opts *o, const struct memory *m, double secs)
+{
+    struct rss_summary r;
+    rss_summarize(&m->series, 0, secs + 1e-3, &r);
+    fprintf(f, "\"memory\": {\"pid\": %d, \"interval_s\": %.3f, ", o->memory_pid,
+            o->memory_interval);
+    if (m->have_idle)
+        fprintf(f, "\"idle_kib\": %llu, ", (unsigned long long)m->idle_kib);
+    else
+        fputs("\"idle_kib\": null, ", f);
+    if (r.n)
+        fprintf(f,
+                "\"start_kib\": %llu, \"end_kib\": %llu, \"min_kib\": %llu, \"max_kib\": %llu, "
+                "\"slope_kib_per_min\": %.3f, \"slope_second_half_kib_per_min\": %.3f, ",
+                (unsigned long long)r.start, (unsigned long long)r.end, (unsigned long long)r.min,
+                (unsigned long long)r.max, r.slope_kib_per_min, r.slope_late_kib_per_min);
+    fprintf(f, "\"process_gone\": %s,\n    \"samples\": [", m->gone ? "true" : "false");
+    for (size_t i = 0; i < m->series.n; i++)
+        fprintf(f, "%s[%.3f, %llu]", i ? (i % 8 ? ", " : ",\n      ") : "", m->series.v[i].t_s,
+                (unsigned long long)m->series.v[i].kib);
+    fputs("]}", f);
+}
+
 /* Writes the results to `f` and closes it unless it is stdout. */
 static int write_json(FILE *f, const struct opts *o, const struct totals *t, double secs,
-                      time_t started)
+                      time_t started, const struct ws_bench *wsb, const struct memory *mem)
 {
     char when[32];
     struct tm tm;
@@ -1081,7 +1320,16 @@ static int write_json(FILE *f, const struct opts *o, const struct totals *t, dou
         fprintf(f, "%s\"%d\": %llu", first ? "" : ", ", s, (unsigned long long)t->http[s]);
         first = false;
     }
-    fputs("}}\n}\n", f);
+    fputs("}}", f);
+    if (wsb) {
+        fputs(",\n  ", f);
+        ws_bench_json(f, wsb, secs, o->memory_pid ? &mem->series : NULL);
+    }
+    if (o->memory_pid) {
+        fputs(",\n  ", f);
+        json_memory(f, o, mem, secs);
+    }
+    fputs("\n}\n", f);
     int bad = ferror(f);
     if (f != stdout) {
         if (fclose(f) != 0)
@@ -1133,6 +1381,23 @@ static void print_summary(const struct opts *o, const struct totals *t, double s
                "the end%s\n",
                (unsigned long long)t->unsent,
                t->unsent * 100 > t->responses + t->unsent ? ": the server did not keep up" : "");
+}
+
+static void print_memory(const struct opts *o, const struct memory *m, double secs)
+{
+    struct rss_summary r;
+    rss_summarize(&m->series, 0, secs + 1e-3, &r);
+    if (!r.n) {
+        printf("memory      no RSS sample of process %d inside the window\n", o->memory_pid);
+        return;
+    }
+    printf("memory      RSS of pid %d: start %.1f MiB  end %.1f MiB  max %.1f MiB  slope %+.1f "
+           "KiB/min (second half %+.1f; %zu samples, every %.3g s)",
+           o->memory_pid, (double)r.start / 1024, (double)r.end / 1024, (double)r.max / 1024,
+           r.slope_kib_per_min, r.slope_late_kib_per_min, r.n, o->memory_interval);
+    if (m->have_idle)
+        printf("; %.1f MiB before connecting", (double)m->idle_kib / 1024);
+    putchar('\n');
 }
 
 static void free_workers(struct worker *ws, unsigned n)
@@ -1196,17 +1461,34 @@ static int setup_workers(const struct opts *o, const struct target *t, struct ru
     return 0;
 }
 
+/* Seconds as nanoseconds, rounded to whole microseconds. */
+static uint64_t us_to_ns(double secs)
+{
+    return (uint64_t)llround(secs * 1e6) * 1000;
+}
+
 int bench_main(int argc, char **argv)
 {
     struct opts o;
-    struct target t;
+    struct target t, wt;
     int r = parse_args(argc, argv, &o);
     if (r == 1)
         return CLI_EXIT_OK;
     if (r < 0)
         return CLI_EXIT_USAGE;
-    if (raise_fd_limit(o.agents) < 0)
+    bool storm = o.ws.scenario == WS_RECONNECT_STORM;
+    if (raise_fd_limit(o.agents, o.ws.subscribers + (storm ? STORM_FDS : 0)) < 0)
         return CLI_EXIT_USAGE;
+    if (o.memory_pid) {
+        uint64_t kib;
+        if (rss_read(o.memory_pid, &kib) < 0) {
+            fprintf(stderr,
+                    "aei bench: --memory-pid %d: cannot read /proc/%d/status (no such process, "
+                    "or not ours to read)\n",
+                    o.memory_pid, o.memory_pid);
+            return CLI_EXIT_USAGE;
+        }
+    }
     /* Open the output first: a typo in --json should not cost a whole run. */
     FILE *json = NULL;
     if (o.json) {
@@ -1217,12 +1499,19 @@ int bench_main(int argc, char **argv)
             return CLI_EXIT_USAGE;
         }
     }
-    if (resolve(&o, &t) < 0 || probe(&o, &t) < 0) {
+    if (resolve("--server", o.host, o.port, &t) < 0 || probe("--server", o.authority, &t) < 0 ||
+        (o.ws.subscribers && (resolve("--ws", o.ws_host, o.ws_port, &wt) < 0 ||
+                              probe("--ws", o.ws.authority, &wt) < 0))) {
         if (json && json != stdout) {
             fclose(json);
             unlink(o.json);
         }
         return CLI_EXIT_FAIL;
+    }
+    if (o.ws.subscribers) {
+        o.ws.addr = wt.addr;
+        o.ws.addrlen = wt.addrlen;
+        o.ws.family = wt.family;
     }
     if (!o.token && !o.quiet)
         fputs("aei bench: no token: requests go without Authorization (set AEI_TOKEN or pass "
@@ -1239,15 +1528,52 @@ int bench_main(int argc, char **argv)
     memset(&run, 0, sizeof(run));
     atomic_init(&run.stop_ns, 0);
     atomic_init(&run.finished, 0);
-    run.t0 = now_ns();
-    run.warm_end = run.t0 + (uint64_t)(o.warmup * 1e9);
-    run.end = run.warm_end + (uint64_t)(o.duration * 1e9);
-    time_t started = time(NULL);
+    {
+        struct timespec rt;
+        clock_gettime(CLOCK_REALTIME, &rt);
+        uint64_t mono = now_ns();
+        run.wall_off_ns = (int64_t)rt.tv_sec * (int64_t)NS_PER_S + rt.tv_nsec - (int64_t)mono;
+        /* Whole microseconds, like the window's bounds below and the timestamps: then a
+         * heartbeat's timestamp tells exactly on which side of a bound it was sent. */
+        run.wall_off_ns -= run.wall_off_ns % 1000;
+    }
 
     int status = CLI_EXIT_FAIL;
+    struct memory mem = {0};
+    struct ws_bench *wsb = NULL;
     struct hist_snap *lat = malloc(sizeof(*lat));
-    struct worker *ws = calloc(o.threads, sizeof(*ws));
-    if (!lat || !ws || setup_workers(&o, &t, &run, ws) < 0) {
+    struct worker *ws = NULL;
+    unsigned started_threads = 0;
+    if (!lat)
+        goto out;
+    if (o.memory_pid && rss_read(o.memory_pid, &mem.idle_kib) == 0)
+        mem.have_idle = true;
+
+    /* Subscribers first: every heartbeat of the window must find them subscribed. */
+    if (o.ws.subscribers) {
+        wsb = ws_bench_start(&o.ws, run.wall_off_ns);
+        if (!wsb)
+            goto out;
+        if (ws_bench_wait_ready(wsb, WS_READY_S > o.timeout ? WS_READY_S : o.timeout) < 0)
+            goto out;
+    }
+
+    double measured = o.duration + (storm ? 2 * WS_STORM_CALM_S : 0);
+    run.t0 = (now_ns() / 1000 + 1) * 1000;
+    run.warm_end = run.t0 + us_to_ns(o.warmup);
+    run.end = run.warm_end + us_to_ns(measured);
+    time_t started = time(NULL);
+    if (wsb) {
+        struct ws_window win = {.warm_end = run.warm_end, .end = run.end};
+        if (storm) {
+            win.storm_start = run.warm_end + us_to_ns(WS_STORM_CALM_S);
+            win.storm_end = win.storm_start + us_to_ns(o.duration);
+        }
+        ws_bench_go(wsb, &win);
+    }
+
+    ws = calloc(o.threads, sizeof(*ws));
+    if (!ws || setup_workers(&o, &t, &run, ws) < 0) {
         fputs("aei bench: out of memory or file descriptors; use fewer --agents\n", stderr);
         goto out;
     }
@@ -1259,56 +1585,81 @@ int bench_main(int argc, char **argv)
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &block, &old);
-    unsigned started_threads = 0;
     for (; started_threads < o.threads; started_threads++)
         if (pthread_create(&ws[started_threads].tid, NULL, worker_main, &ws[started_threads]))
             break;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (started_threads < o.threads) {
+    bool all_started = started_threads == o.threads;
+    if (!all_started) {
         fputs("aei bench: cannot start client threads; use fewer --threads\n", stderr);
         atomic_store(&run.stop_ns, now_ns());
     }
 
     bool tty = isatty(STDERR_FILENO);
-    bool shown = false;
-    uint64_t prev_resp = 0, prev_ns = run.warm_end;
+    bool shown = false, mem_final = false;
+    struct live prev = {.ns = run.warm_end};
     uint64_t next = run.t0 + NS_PER_S;
+    /* Long runs that log to a file get a line every 10 s, not 3,600 an hour. */
+    uint64_t every = !tty && measured >= 120 ? 10 * NS_PER_S : NS_PER_S;
+    uint64_t mem_every = (uint64_t)(o.memory_interval * 1e9);
+    mem.next_ns = run.t0;
     while (atomic_load(&run.finished) < started_threads) {
         struct timespec ts = {0, 50000000};
+        uint64_t now = now_ns();
+        if (o.memory_pid && !mem_final) {
+            uint64_t wake = mem.next_ns < run.end ? mem.next_ns : run.end;
+            if (wake > now && wake - now < (uint64_t)ts.tv_nsec)
+                ts.tv_nsec = (long)(wake - now);
+        }
         nanosleep(&ts, NULL);
         if (atomic_load(&interrupts) && !atomic_load(&run.stop_ns))
             atomic_store(&run.stop_ns, now_ns());
-        uint64_t now = now_ns();
+        now = now_ns();
+        /* RSS every interval inside the run, and once more at its very end. */
+        if (o.memory_pid && !mem_final && (now >= mem.next_ns || now >= run.end)) {
+            sample_memory(&o, &run, &mem, now);
+            mem_final = now >= run.end || atomic_load(&run.stop_ns);
+            while (mem.next_ns <= now)
+                mem.next_ns += mem_every;
+        }
         if (now >= next && now < run.end && !atomic_load(&run.stop_ns)) {
             if (!o.quiet) {
-                progress(&run, ws, started_threads, &tot, &prev_resp, &prev_ns, tty);
+                progress(&run, ws, started_threads, &tot, &prev, wsb, o.memory_pid ? &mem : NULL,
+                         tty);
                 shown = true;
             }
-            next += NS_PER_S * ((now - next) / NS_PER_S + 1);
+            next += every * ((now - next) / every + 1);
         }
     }
     for (unsigned i = 0; i < started_threads; i++)
         pthread_join(ws[i].tid, NULL);
+    started_threads = 0;
     if (shown && tty)
         fputc('\n', stderr);
-    if (started_threads < o.threads)
+    if (!all_started)
         goto out;
 
     uint64_t stop = atomic_load(&run.stop_ns);
     uint64_t window_end = stop && stop < run.end ? stop : run.end;
     double secs = window_end > run.warm_end ? (double)(window_end - run.warm_end) / 1e9 : 0;
     sum_workers(ws, o.threads, &tot);
+    if (wsb)
+        ws_bench_finish(wsb, tot.ok, atomic_load(&interrupts) ? 1 : WS_DRAIN_S);
     if (!tot.connects) {
         fprintf(stderr, "aei bench: no agent could connect to %s; is the server up?\n",
                 o.authority);
         goto out;
     }
     print_summary(&o, &tot, secs);
+    if (wsb)
+        ws_bench_print(wsb, secs, o.memory_pid ? &mem.series : NULL);
+    if (o.memory_pid)
+        print_memory(&o, &mem, secs);
     fflush(stdout);
     if (json) {
         FILE *f = json;
         json = NULL;
-        if (write_json(f, &o, &tot, secs, started) < 0)
+        if (write_json(f, &o, &tot, secs, started, wsb, &mem) < 0)
             goto out;
     }
     status = CLI_EXIT_OK;
@@ -1320,6 +1671,8 @@ out:
     }
     if (ws)
         free_workers(ws, o.threads);
+    ws_bench_free(wsb);
+    rss_series_free(&mem.series);
     free(lat);
     return status;
 }
