@@ -366,8 +366,18 @@ latest = [
     f"(data: [heartbeat-ingest-{day}.json](heartbeat-ingest-{day}.json)).",
     "",
 ] + [l for l in lines if l.startswith("- **")] + [""]
-with open(os.path.join(out, "latest.md"), "w") as f:
+# The other suites' sections (scripts/bench-hub.sh appends "## Live hub") stay as they were.
+latest_path = os.path.join(out, "latest.md")
+kept = ""
+if os.path.exists(latest_path):
+    old = open(latest_path).read()
+    at = old.find("\n## ")
+    if at >= 0:
+        kept = old[at + 1:]
+with open(latest_path, "w") as f:
     f.write("\n".join(latest))
+    if kept:
+        f.write("\n" + kept)
 print("\n".join(lines))
 print(f"bench.sh: wrote {base}.json, {base}.md and {os.path.join(out, 'latest.md')}")
 EOF
