@@ -2,8 +2,10 @@
 // the documented code and a connection that keeps working; floods closed with 4029, frames over
 // 64 KiB with 1009.
 import assert from 'node:assert/strict';
-import { it } from 'node:test';
-import { describeEachStore, makeHeartbeat, uniqueId } from './lib/harness.mjs';
+import { after, before, describe, it } from 'node:test';
+import {
+    Aeid, describeEachStore, failOnSanitizerReport, itShutsDownCleanly, makeHeartbeat, sleep, uniqueId,
+} from './lib/harness.mjs';
 import { WsClient, closeAll, subscribed } from './lib/ws.mjs';
 
 /* Send each raw text message on a fresh connection; expect one error with `code` for each, and a
@@ -184,4 +186,47 @@ describeEachStore('ws client messages', (srv) => {
             await d.close();
         }
     });
+});
+
+// The topic limit does not depend on the store, and reaching it takes 20 s at the rate a client
+// may send: one store is enough.
+describe('ws topic limit (sqlite)', () => {
+    const srv = new Aeid({ store: 'sqlite' });
+    before(() => srv.start());
+    after(() => srv.close());
+    failOnSanitizerReport(() => srv);
+
+    it('a connection holds at most 1000 topics; the 1001st gets too_many_topics', async () => {
+        const c = await WsClient.connect(srv);
+        try {
+            // A burst, then under 50 messages a second: the flood limit is not what is tested.
+            let sent = 0;
+            while (sent < 1000) {
+                for (let k = 0; k < (sent === 0 ? 90 : 40) && sent < 1000; k++) {
+                    c.sendText(`subscribe:agent:topic-${sent++}`);
+                }
+                await sleep(1000);
+            }
+            const confirmed = () => c.messages.filter((m) => m.type === 'subscribed');
+            for (let waited = 0; confirmed().length < 1000 && waited < 30000; waited += 100) await sleep(100);
+            const subs = confirmed();
+            assert.equal(subs.length, 1000, `1000 subscriptions confirmed, got ${subs.length}`);
+            c.send({ op: 'subscribe', topic: 'agent:topic-1000' });
+            const e = await c.next({ type: 'error' });
+            assert.equal(e.code, 'too_many_topics');
+            assert.equal(e.topic, 'agent:topic-1000');
+            // The held topics still work, and one freed makes room.
+            const hb = await srv.heartbeat(makeHeartbeat('topic-999'));
+            const d = await c.next({ type: 'delta', agent_id: 'topic-999' });
+            assert.equal(d.changed.last_heartbeat, hb.server_ts);
+            c.send({ op: 'unsubscribe', topic: 'agent:topic-0' });
+            await c.next({ type: 'unsubscribed', topic: 'agent:topic-0' });
+            c.send({ op: 'subscribe', topic: 'agent:topic-1000' });
+            await c.next({ type: 'subscribed', topic: 'agent:topic-1000' });
+        } finally {
+            await c.close();
+        }
+    });
+
+    itShutsDownCleanly(() => srv);
 });
