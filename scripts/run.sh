@@ -14,6 +14,7 @@ if [ -z "${AEI_TOKEN:-}" ]; then
     export AEI_TOKEN
     echo "run.sh: using the token in .aei/token; try:"
     echo "  curl -H \"Authorization: Bearer \$(cat .aei/token)\" http://${AEI_HTTP:-127.0.0.1:3000}/api/v0/agents"
+    echo "and watch it live over WebSocket at ws://${AEI_WS:-127.0.0.1:8080}/?token=<the token>"
 fi
 export AEI_DATABASE_URL=${AEI_DATABASE_URL:-sqlite:.aei/aei.db}
 exec build/aeid "$@"
