@@ -27,16 +27,8 @@
 #   BENCH_OUT (bench/results), AEI, AEID, NODE (binaries)
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-first_of() {
-    local f
-    for f in "$@"; do
-        [ -x "$f" ] && { echo "$f"; return 0; }
-    done
-    echo "$1"
-}
-AEI=${AEI:-$(first_of "$ROOT/build/aei" "$ROOT/build/src/cli/aei")}
-AEID=${AEID:-$(first_of "$ROOT/build/aeid" "$ROOT/build/src/server/aeid")}
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 NODE=${NODE:-$(command -v node || echo node)}
 STORE=${BENCH_HUB_STORE:-sqlite}
 DURATION=${BENCH_HUB_DURATION:-10}
@@ -58,11 +50,6 @@ SOAK_RATE=${BENCH_SOAK_RATE:-2000}
 OUT=${BENCH_OUT:-$ROOT/bench/results}
 PEERS=$ROOT/bench/peers
 
-die() {
-    echo "bench-hub.sh: $*" >&2
-    exit 1
-}
-
 [ -x "$AEI" ] || die "no $AEI; run 'make build' first"
 [ -x "$AEID" ] || die "no $AEID; run 'make build' first"
 "$AEI" bench --help | grep -q -- --subscribers ||
@@ -79,9 +66,7 @@ if [ ! -f "$PEERS/node_modules/ws/package.json" ]; then
         die "npm ci failed in bench/peers; the relay peer needs the ws package"
 fi
 
-tmp=$(mktemp -d /tmp/aei-bench-hub.XXXXXX)
-chmod 755 "$tmp"
-mkdir -p "$tmp/runs"
+tmp=$(bench_tmp aei-bench-hub)
 : >"$tmp/manifest"
 : >"$tmp/servers"
 aeid_pid=""
@@ -89,48 +74,8 @@ relay_pid=""
 pg_dir=""
 failed=0
 
-stop_pid() {
-    local pid=$1
-    [ -n "$pid" ] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    stop_pid "$aeid_pid"
-    stop_pid "$relay_pid"
-    if [ -n "$pg_dir" ]; then
-        "$ROOT/scripts/pg.sh" stop "$pg_dir" >/dev/null 2>&1 || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+trap 'cleanup "$aeid_pid" "$relay_pid"' EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
-wait_ready() {
-    local pid=$1 port=$2 path=${3:-}
-    for _ in $(seq 1 150); do
-        kill -0 "$pid" 2>/dev/null || return 1
-        if [ -n "$path" ]; then
-            python3 -c 'import sys, urllib.request as u
-u.urlopen(sys.argv[1], timeout=1).read()' "http://127.0.0.1:$port$path" 2>/dev/null && return 0
-        elif (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
-}
 
 AEI_TOKEN=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 export AEI_TOKEN
@@ -344,33 +289,19 @@ fi
 # ---- results ----
 [ -s "$tmp/manifest" ] || die "no run produced a result; see the output above"
 mkdir -p "$OUT"
-day=$(date -u +%Y-%m-%d)
-commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)
-if [ "$commit" != none ] && [ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ]; then
-    commit="$commit-dirty"
-fi
-overrides=$(env | grep -E '^BENCH_[A-Z_]+=' | sort | tr '\n' ' ' || true)
+run_stamp
 node_version=$("$NODE" --version 2>/dev/null || echo unknown)
 ws_version=$(cd "$PEERS" && "$NODE" -p 'require("ws/package.json").version' 2>/dev/null || echo unknown)
 
 touch "$tmp/slow-metrics"
 python3 - "$tmp/manifest" "$tmp/servers" "$OUT" "$day" "$commit" "${overrides% }" "$STORE" \
-    "$BAR_RATE" "$node_version" "$ws_version" "$tmp/slow-metrics" <<'EOF'
+    "$BAR_RATE" "$node_version" "$ws_version" "$tmp/slow-metrics" "$cpu" <<'EOF'
 import json, os, platform, re, sys
 
 (manifest, servers, out, day, commit, overrides, store, bar_rate, node_version,
- ws_version, slow_metrics) = sys.argv[1:12]
+ ws_version, slow_metrics, cpu) = sys.argv[1:13]
 bar_rate = float(bar_rate)
 GOAL_MS, BAR_MS = 10.0, 100.0
-
-def cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 runs = []
 for line in open(manifest):
@@ -487,7 +418,7 @@ doc = {
     "date": day,
     "command": command,
     "store": store,
-    "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "kernel": platform.release(),
+    "machine": {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
                 "git_commit": commit, "node": node_version, "ws": ws_version},
     "servers": {name: cmd for name, cmd in server_cmds},
     "criteria": {"bar_p99_ms": BAR_MS, "goal_p99_ms": GOAL_MS,

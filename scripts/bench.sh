@@ -11,17 +11,8 @@
 # BENCH_OUT (bench/results), AEI, AEID, NGINX (binaries).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# build/aei and build/aeid; meson may leave them in build/src/<dir>/ instead.
-first_of() {
-    local f
-    for f in "$@"; do
-        [ -x "$f" ] && { echo "$f"; return 0; }
-    done
-    echo "$1"
-}
-AEI=${AEI:-$(first_of "$ROOT/build/aei" "$ROOT/build/src/cli/aei")}
-AEID=${AEID:-$(first_of "$ROOT/build/aeid" "$ROOT/build/src/server/aeid")}
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 STORE_BENCH=${STORE_BENCH:-$ROOT/build/store-bench}
 NGINX=${NGINX:-/usr/sbin/nginx}
 DURATION=${BENCH_DURATION:-10}
@@ -32,69 +23,20 @@ NGINX_REPEATS=${BENCH_NGINX_REPEATS:-3}
 STORES=${BENCH_STORES:-sqlite postgresql}
 OUT=${BENCH_OUT:-$ROOT/bench/results}
 
-die() {
-    echo "bench.sh: $*" >&2
-    exit 1
-}
-
 [ -x "$AEI" ] || die "no $AEI; run 'make build' first"
 [ -x "$AEID" ] || die "no $AEID; run 'make build' first"
 [ -x "$NGINX" ] || die "no nginx at $NGINX; run scripts/bootstrap.sh (package nginx-light)"
 command -v python3 >/dev/null ||
     die "python3 is needed to collect results; run scripts/bootstrap.sh"
 
-tmp=$(mktemp -d /tmp/aei-bench.XXXXXX)
-# PostgreSQL runs as the postgres user and must reach its data directory inside.
-chmod 755 "$tmp"
-mkdir -p "$tmp/runs"
+tmp=$(bench_tmp aei-bench)
 nginx_pid=""
 aeid_pid=""
 pg_dir=""
 failed=0
 
-stop_pid() {
-    local pid=$1
-    [ -n "$pid" ] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    stop_pid "$aeid_pid"
-    stop_pid "$nginx_pid"
-    if [ -n "$pg_dir" ]; then
-        "$ROOT/scripts/pg.sh" stop "$pg_dir" >/dev/null 2>&1 || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+trap 'cleanup "$aeid_pid" "$nginx_pid"' EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
-# Waits until `pid` accepts TCP connections on `port` (and answers /healthz when `path` is set).
-wait_ready() {
-    local pid=$1 port=$2 path=${3:-}
-    for _ in $(seq 1 150); do
-        kill -0 "$pid" 2>/dev/null || return 1
-        if [ -n "$path" ]; then
-            python3 -c 'import sys, urllib.request as u
-u.urlopen(sys.argv[1], timeout=1).read()' "http://127.0.0.1:$port$path" 2>/dev/null && return 0
-        elif (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
-}
 
 # run_bench STORE SCENARIO PORT [aei bench options...]: one recorded run.
 seq_no=0
@@ -213,29 +155,15 @@ done
 
 # ---- results ----
 mkdir -p "$OUT"
-day=$(date -u +%Y-%m-%d)
-commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)
-if [ "$commit" != none ] && [ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ]; then
-    commit="$commit-dirty"
-fi
-overrides=$(env | grep -E '^BENCH_[A-Z_]+=' | sort | tr '\n' ' ' || true)
+run_stamp
 
 touch "$tmp/store-bench.txt"
 python3 - "$tmp/manifest" "$OUT" "$day" "$commit" "${overrides% }" "$nginx_rps" "$half_rate" \
-    "$tmp/store-bench.txt" <<'EOF'
+    "$tmp/store-bench.txt" "$cpu" <<'EOF'
 import json, os, platform, subprocess, sys
 
-manifest, out, day, commit, overrides, nginx_rps, half_rate, store_bench = sys.argv[1:9]
+manifest, out, day, commit, overrides, nginx_rps, half_rate, store_bench, cpu = sys.argv[1:10]
 nginx_rps = float(nginx_rps)
-
-def cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 def version(cmd):
     try:
@@ -264,7 +192,7 @@ doc = {
     "command": command,
     "machine": {
         "nproc": os.cpu_count(),
-        "cpu": cpu_model(),
+        "cpu": cpu,
         "kernel": platform.release(),
         "git_commit": commit,
         "nginx": version(["/usr/sbin/nginx", "-v"]),

@@ -1,14 +1,15 @@
 /* bench.c - `aei bench`: simulated agents send heartbeats; reports throughput and latency */
 #define _GNU_SOURCE /* epoll_pwait2 */
+#include "cli/bench_util.h"
 #include "cli/bench_ws.h"
 #include "cli/cli.h"
-#include "cli/feed.h"
 #include "cli/hist.h"
 #include "cli/resp.h"
 #include "cli/rss.h"
 #include "cli/units.h"
 
 #include "aei/error.h"
+#include "common/time.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -98,7 +99,7 @@ struct conn {
     bool want_out; /* EPOLLOUT is registered */
     char *wbuf;
     size_t wlen, woff;
-    char *rbuf;
+    uint8_t *rbuf;
     size_t rlen, rcap;
     uint64_t rng;
     double cost_usd;
@@ -146,13 +147,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     atomic_fetch_add(&interrupts, 1);
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
 }
 
 void bench_help(FILE *out)
@@ -599,25 +593,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 
 /* ---- request generation ---- */
 
-static uint64_t rng_next(uint64_t *s)
-{
-    /* xorshift64*: plenty for varying payloads. */
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
-
 static double rng_unit(uint64_t *s)
 {
-    return (double)(rng_next(s) >> 11) * 0x1.0p-53;
+    return (double)(bench_rng_next(s) >> 11) * 0x1.0p-53;
 }
 
 static const char *pick_status(uint64_t *rng)
 {
-    unsigned r = (unsigned)(rng_next(rng) % 100);
+    unsigned r = (unsigned)(bench_rng_next(rng) % 100);
     if (r < 60)
         return "processing";
     if (r < 80)
@@ -637,8 +620,8 @@ static int build_request(struct worker *w, struct conn *c, uint64_t origin)
 {
     char body[BODY_MAX];
     char parent[32];
-    char ts[FEED_TIME_LEN];
-    feed_time_format(((int64_t)origin + w->run->wall_off_ns) / 1000, ts);
+    char ts[AEI_TIME_LEN];
+    aei_time_format(((int64_t)origin + w->run->wall_off_ns) / 1000, ts);
 
     /* Agents come in teams of ten: the first is the lead, the others report to it. */
     if (c->id % 10)
@@ -651,8 +634,8 @@ static int build_request(struct worker *w, struct conn *c, uint64_t origin)
                      "\"mem_pct\":%.1f,\"tokens_per_min\":%u,\"cost_usd\":%.4f,\"confidence\":%u},"
                      "\"parent_agent_id\":%s,\"timestamp\":\"%s\",\"schema_version\":\"0\"}",
                      c->id, pick_status(&c->rng), rng_unit(&c->rng) * 100.0,
-                     20.0 + rng_unit(&c->rng) * 70.0, (unsigned)(rng_next(&c->rng) % 5000),
-                     c->cost_usd, (unsigned)(50 + rng_next(&c->rng) % 51), parent, ts);
+                     20.0 + rng_unit(&c->rng) * 70.0, (unsigned)(bench_rng_next(&c->rng) % 5000),
+                     c->cost_usd, (unsigned)(50 + bench_rng_next(&c->rng) % 51), parent, ts);
     if (n < 0 || (size_t)n >= sizeof(body))
         return AEI_EINVAL;
     memcpy(c->wbuf, w->prefix, w->prefix_len);
@@ -746,23 +729,13 @@ static uint64_t slot_time(const struct worker *w, const struct conn *c, uint64_t
 
 static void conn_flush(struct worker *w, struct conn *c, uint64_t now)
 {
-    while (c->woff < c->wlen) {
-        ssize_t n = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
-        if (n > 0) {
-            c->woff += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            set_out(w, c, true);
-            return;
-        }
+    int r = bench_send(c->fd, c->wbuf, &c->woff, c->wlen);
+    if (r < 0) {
         /* A keep-alive connection the server already closed shows up here. */
         conn_fail(w, c, errno == EPIPE || errno == ECONNRESET ? ERR_CLOSED : ERR_IO, now);
         return;
     }
-    set_out(w, c, false);
+    set_out(w, c, r == 0);
 }
 
 /* Sends the next heartbeat if the agent is idle and (open loop) its next slot is due. */
@@ -849,19 +822,10 @@ static void conn_readable(struct worker *w, struct conn *c, uint64_t now)
 {
     bool eof = false;
     for (;;) {
-        if (c->rcap - c->rlen < 512) {
-            size_t cap = c->rcap ? c->rcap * 2 : RBUF_INIT;
-            if (cap > RBUF_MAX) {
-                conn_fail(w, c, ERR_PROTOCOL, now);
-                return;
-            }
-            char *nb = realloc(c->rbuf, cap);
-            if (!nb) {
-                conn_fail(w, c, ERR_IO, now);
-                return;
-            }
-            c->rbuf = nb;
-            c->rcap = cap;
+        int rc = bench_rbuf_reserve(&c->rbuf, &c->rcap, c->rlen, 512, 0, RBUF_INIT, RBUF_MAX);
+        if (rc < 0) {
+            conn_fail(w, c, rc == AEI_ENOMEM ? ERR_IO : ERR_PROTOCOL, now);
+            return;
         }
         size_t room = c->rcap - c->rlen;
         ssize_t n = recv(c->fd, c->rbuf + c->rlen, room, 0);
@@ -885,7 +849,7 @@ static void conn_readable(struct worker *w, struct conn *c, uint64_t now)
 
     while (c->state == CONN_BUSY && (c->rlen > 0 || eof)) {
         struct http_resp r = {0};
-        int p = resp_parse(c->rbuf, c->rlen, &r);
+        int p = resp_parse((const char *)c->rbuf, c->rlen, &r);
         if (p < 0) {
             conn_fail(w, c, ERR_PROTOCOL, now);
             return;
@@ -924,9 +888,7 @@ static void on_event(struct worker *w, struct epoll_event *ev, uint64_t now)
     if (c->state == CONN_CONNECTING) {
         if (!(ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             return;
-        int err = 0;
-        socklen_t len = sizeof(err);
-        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
+        if (bench_connect_failed(c->fd)) {
             conn_fail(w, c, ERR_CONNECT, now);
             return;
         }
@@ -984,14 +946,14 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct run *run = w->run;
     struct epoll_event evs[MAX_EVENTS];
-    uint64_t now = now_ns();
+    uint64_t now = bench_now_ns();
     uint64_t next_scan = now + SCAN_NS;
 
     for (unsigned i = 0; i < w->nconns; i++)
         conn_open(w, &w->conns[i], now);
 
     for (;;) {
-        now = now_ns();
+        now = bench_now_ns();
         uint64_t wake = run->end;
         /* Fire the due slots first, so that none before the end is lost by breaking out. */
         if (w->rate > 0) {
@@ -1017,7 +979,7 @@ static void *worker_main(void *arg)
         if (next_scan < wake)
             wake = next_scan;
         int n = wait_events(w, evs, wake > now ? wake - now : 0);
-        now = now_ns();
+        now = bench_now_ns();
         for (int i = 0; i < n; i++)
             on_event(w, &evs[i], now);
     }
@@ -1030,11 +992,11 @@ static void *worker_main(void *arg)
         unsigned busy = 0;
         for (unsigned i = 0; i < w->nconns; i++)
             busy += w->conns[i].state == CONN_BUSY;
-        now = now_ns();
+        now = bench_now_ns();
         if (!busy || now >= drain_end || atomic_load(&interrupts) > 1)
             break;
         int n = wait_events(w, evs, SCAN_NS);
-        now = now_ns();
+        now = bench_now_ns();
         for (int i = 0; i < n; i++)
             on_event(w, &evs[i], now);
         scan(w, now);
@@ -1207,7 +1169,7 @@ struct live {
 static void progress(const struct run *run, struct worker *ws, unsigned n, struct totals *t,
                      struct live *prev, struct ws_bench *wsb, const struct memory *mem, bool tty)
 {
-    uint64_t now = now_ns();
+    uint64_t now = bench_now_ns();
     char line[320];
     size_t len = 0;
     double elapsed = (double)(now - run->t0) / 1e9;
@@ -1239,21 +1201,6 @@ static void progress(const struct run *run, struct worker *ws, unsigned n, struc
         fprintf(stderr, "\r%s\033[K", line);
     else
         fprintf(stderr, "%s\n", line);
-}
-
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
 }
 
 static void json_memory(FILE *f, const struct opts *o, const struct memory *m, double secs)
@@ -1290,12 +1237,12 @@ static int write_json(FILE *f, const struct opts *o, const struct totals *t, dou
     const struct hist_snap *l = t->lat;
 
     fputs("{\n  \"label\": ", f);
-    json_string(f, o->label ? o->label : "");
+    bench_json_string(f, o->label ? o->label : "");
     fprintf(f, ",\n  \"tool\": \"aei bench %s\",\n  \"started_at\": \"%s\",\n", AEI_VERSION, when);
     fputs("  \"server\": ", f);
-    json_string(f, o->authority);
+    bench_json_string(f, o->authority);
     fputs(",\n  \"path\": ", f);
-    json_string(f, o->path);
+    bench_json_string(f, o->path);
     fprintf(f,
             ",\n  \"mode\": \"%s\",\n  \"agents\": %u,\n  \"threads\": %u,\n  \"rate\": %.3f,\n"
             "  \"duration_s\": %.3f,\n  \"warmup_s\": %.3f,\n  \"requests\": %llu,\n"
@@ -1531,7 +1478,7 @@ int bench_main(int argc, char **argv)
     {
         struct timespec rt;
         clock_gettime(CLOCK_REALTIME, &rt);
-        uint64_t mono = now_ns();
+        uint64_t mono = bench_now_ns();
         run.wall_off_ns = (int64_t)rt.tv_sec * (int64_t)NS_PER_S + rt.tv_nsec - (int64_t)mono;
         /* Whole microseconds, like the window's bounds below and the timestamps: then a
          * heartbeat's timestamp tells exactly on which side of a bound it was sent. */
@@ -1559,7 +1506,7 @@ int bench_main(int argc, char **argv)
     }
 
     double measured = o.duration + (storm ? 2 * WS_STORM_CALM_S : 0);
-    run.t0 = (now_ns() / 1000 + 1) * 1000;
+    run.t0 = (bench_now_ns() / 1000 + 1) * 1000;
     run.warm_end = run.t0 + us_to_ns(o.warmup);
     run.end = run.warm_end + us_to_ns(measured);
     time_t started = time(NULL);
@@ -1592,7 +1539,7 @@ int bench_main(int argc, char **argv)
     bool all_started = started_threads == o.threads;
     if (!all_started) {
         fputs("aei bench: cannot start client threads; use fewer --threads\n", stderr);
-        atomic_store(&run.stop_ns, now_ns());
+        atomic_store(&run.stop_ns, bench_now_ns());
     }
 
     bool tty = isatty(STDERR_FILENO);
@@ -1605,7 +1552,7 @@ int bench_main(int argc, char **argv)
     mem.next_ns = run.t0;
     while (atomic_load(&run.finished) < started_threads) {
         struct timespec ts = {0, 50000000};
-        uint64_t now = now_ns();
+        uint64_t now = bench_now_ns();
         if (o.memory_pid && !mem_final) {
             uint64_t wake = mem.next_ns < run.end ? mem.next_ns : run.end;
             if (wake > now && wake - now < (uint64_t)ts.tv_nsec)
@@ -1613,8 +1560,8 @@ int bench_main(int argc, char **argv)
         }
         nanosleep(&ts, NULL);
         if (atomic_load(&interrupts) && !atomic_load(&run.stop_ns))
-            atomic_store(&run.stop_ns, now_ns());
-        now = now_ns();
+            atomic_store(&run.stop_ns, bench_now_ns());
+        now = bench_now_ns();
         /* RSS every interval inside the run, and once more at its very end. */
         if (o.memory_pid && !mem_final && (now >= mem.next_ns || now >= run.end)) {
             sample_memory(&o, &run, &mem, now);

@@ -1,5 +1,6 @@
 /* bench_ws.c - `aei bench` WebSocket subscribers: push latency, slow readers, reconnect storms */
 #include "cli/bench_ws.h"
+#include "cli/bench_util.h"
 #include "cli/feed.h"
 #include "cli/hist.h"
 #include "cli/resp.h"
@@ -159,23 +160,6 @@ struct ws_bench {
     uint64_t committed;
 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
-
 /* Seconds from the start of the measurement window to `t`. */
 static double rel_s(const struct ws_bench *b, uint64_t t)
 {
@@ -301,21 +285,15 @@ static void conn_end(struct ws_worker *w, struct ws_conn *c, int kind, uint64_t 
 
 static bool conn_flush(struct ws_worker *w, struct ws_conn *c, uint64_t now)
 {
-    while (c->woff < c->wlen) {
-        ssize_t n = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
-        if (n > 0) {
-            c->woff += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (!c->paused)
-                set_events(w, c, base_events(c) | EPOLLOUT);
-            return true;
-        }
+    int r = bench_send(c->fd, c->wbuf, &c->woff, c->wlen);
+    if (r < 0) {
         conn_end(w, c, errno == EPIPE || errno == ECONNRESET ? WE_CLOSED : WE_IO, now);
         return false;
+    }
+    if (r == 0) {
+        if (!c->paused)
+            set_events(w, c, base_events(c) | EPOLLOUT);
+        return true;
     }
     c->wlen = c->woff = 0;
     if (!c->paused)
@@ -347,7 +325,7 @@ static bool send_frame(struct ws_worker *w, struct ws_conn *c, unsigned op, cons
         return false;
     }
     c->wlen +=
-        ws_frame_build((uint8_t *)c->wbuf + c->wlen, op, p, len, (uint32_t)rng_next(&w->rng));
+        ws_frame_build((uint8_t *)c->wbuf + c->wlen, op, p, len, (uint32_t)bench_rng_next(&w->rng));
     return conn_flush(w, c, now);
 }
 
@@ -364,7 +342,7 @@ static void conn_connected(struct ws_worker *w, struct ws_conn *c, uint64_t now)
 {
     uint8_t raw[16];
     if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
-        uint64_t a = rng_next(&w->rng), b2 = rng_next(&w->rng);
+        uint64_t a = bench_rng_next(&w->rng), b2 = bench_rng_next(&w->rng);
         memcpy(raw, &a, 8);
         memcpy(raw + 8, &b2, 8);
     }
@@ -735,27 +713,17 @@ static bool process(struct ws_worker *w, struct ws_conn *c, bool eof, uint64_t n
 static void conn_read(struct ws_worker *w, struct ws_conn *c, uint64_t now)
 {
     for (int reads = 0; reads < READS_PER_EVENT; reads++) {
-        size_t want = c->need > c->rcap ? c->need : 0;
-        if (c->rcap - c->rlen < 4096 || want) {
-            size_t cap = c->rcap ? c->rcap : (c->role == ROLE_STORM ? RBUF_STORM : RBUF_STEADY);
-            while (cap - c->rlen < 4096 || cap < want)
-                cap *= 2;
-            if (cap > MAX_MESSAGE + 2 * WS_MAX_HEADER + RBUF_STEADY) {
-                conn_end(w, c, WE_PROTOCOL, now);
-                return;
-            }
-            uint8_t *nb = realloc(c->rbuf, cap);
-            if (!nb) {
-                conn_end(w, c, WE_IO, now);
-                return;
-            }
-            c->rbuf = nb;
-            c->rcap = cap;
+        int rc = bench_rbuf_reserve(&c->rbuf, &c->rcap, c->rlen, 4096, c->need,
+                                    c->role == ROLE_STORM ? RBUF_STORM : RBUF_STEADY,
+                                    MAX_MESSAGE + 2 * WS_MAX_HEADER + RBUF_STEADY);
+        if (rc < 0) {
+            conn_end(w, c, rc == AEI_ENOMEM ? WE_IO : WE_PROTOCOL, now);
+            return;
         }
         size_t room = c->rcap - c->rlen;
         ssize_t n = recv(c->fd, c->rbuf + c->rlen, room, 0);
         if (n > 0) {
-            now = now_ns();
+            now = bench_now_ns();
             c->rlen += (size_t)n;
             if (c->role == ROLE_SLOW)
                 atomic_store_explicit(&w->slow_last_rx, now, memory_order_relaxed);
@@ -766,7 +734,7 @@ static void conn_read(struct ws_worker *w, struct ws_conn *c, uint64_t now)
             continue;
         }
         if (n == 0) {
-            process(w, c, true, now_ns());
+            process(w, c, true, bench_now_ns());
             return;
         }
         if (errno == EINTR)
@@ -800,9 +768,7 @@ static void on_event(struct ws_worker *w, struct epoll_event *ev, uint64_t now)
     if (c->state == WSC_CONNECTING) {
         if (!(ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             return;
-        int err = 0;
-        socklen_t len = sizeof(err);
-        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
+        if (bench_connect_failed(c->fd)) {
             conn_end(w, c, WE_CONNECT, now);
             return;
         }
@@ -883,14 +849,14 @@ static void *worker_main(void *arg)
     struct ws_worker *w = arg;
     struct ws_bench *b = w->b;
     struct epoll_event evs[MAX_EVENTS];
-    uint64_t now = now_ns();
+    uint64_t now = bench_now_ns();
     uint64_t next_scan = now + SCAN_NS;
     if (!w->storm)
         for (unsigned i = 0; i < w->nconns; i++)
             conn_open(w, &w->conns[i], now);
 
     while (!atomic_load_explicit(&b->stop, memory_order_acquire)) {
-        now = now_ns();
+        now = bench_now_ns();
         if (!w->have_win && atomic_load_explicit(&b->go, memory_order_acquire)) {
             w->win = b->win;
             w->have_win = true;
@@ -921,14 +887,14 @@ static void *worker_main(void *arg)
         if (next_scan < wake)
             wake = next_scan;
         int n = wait_events(w, evs, wake > now ? wake - now : 0);
-        now = now_ns();
+        now = bench_now_ns();
         for (int i = 0; i < n; i++)
             on_event(w, &evs[i], now);
     }
 
     /* Say goodbye properly, so that the server closes first and keeps the TIME_WAIT. */
     w->stopping = true;
-    now = now_ns();
+    now = bench_now_ns();
     for (unsigned i = 0; i < w->nconns; i++) {
         struct ws_conn *c = &w->conns[i];
         if (c->paused) {
@@ -945,11 +911,11 @@ static void *worker_main(void *arg)
         unsigned open = 0;
         for (unsigned i = 0; i < w->nconns; i++)
             open += w->conns[i].fd >= 0;
-        now = now_ns();
+        now = bench_now_ns();
         if (!open || now >= end)
             break;
         int n = wait_events(w, evs, SCAN_NS);
-        now = now_ns();
+        now = bench_now_ns();
         for (int i = 0; i < n; i++)
             on_event(w, &evs[i], now);
     }
@@ -987,7 +953,7 @@ struct ws_bench *ws_bench_start(const struct ws_opts *o, int64_t wall_off_ns)
         goto oom;
     uint64_t seed;
     if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
-        seed = now_ns();
+        seed = bench_now_ns();
     for (unsigned i = 0; i < b->nworkers; i++) {
         struct ws_worker *w = &b->ws[i];
         w->b = b;
@@ -1056,7 +1022,7 @@ static unsigned steady_workers(const struct ws_bench *b)
 
 int ws_bench_wait_ready(struct ws_bench *b, double timeout_s)
 {
-    uint64_t end = now_ns() + (uint64_t)(timeout_s * 1e9);
+    uint64_t end = bench_now_ns() + (uint64_t)(timeout_s * 1e9);
     unsigned ready = 0;
     for (;;) {
         ready = 0;
@@ -1073,7 +1039,7 @@ int ws_bench_wait_ready(struct ws_bench *b, double timeout_s)
                   stderr);
             return AEI_EUNAVAILABLE;
         }
-        if (now_ns() >= end)
+        if (bench_now_ns() >= end)
             break;
         struct timespec ts = {0, 10000000};
         nanosleep(&ts, NULL);
@@ -1116,11 +1082,11 @@ void ws_bench_finish(struct ws_bench *b, uint64_t committed, double drain_s)
 {
     b->committed = committed;
     uint64_t want = committed * readers(b);
-    uint64_t start = now_ns(), end = start + (uint64_t)(drain_s * 1e9);
+    uint64_t start = bench_now_ns(), end = start + (uint64_t)(drain_s * 1e9);
     uint64_t last = 0, last_change = start;
     bool storm_wait = b->o->scenario == WS_RECONNECT_STORM;
     for (;;) {
-        uint64_t now = now_ns(), d = 0;
+        uint64_t now = bench_now_ns(), d = 0;
         for (unsigned i = 0; i < steady_workers(b); i++)
             d += atomic_load_explicit(&b->ws[i].delivered, memory_order_relaxed);
         if (d != last) {
@@ -1453,21 +1419,6 @@ static void json_errors(FILE *f, const uint64_t *errors, const uint64_t *http)
     fputc('}', f);
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 void ws_bench_json(FILE *f, const struct ws_bench *b, double secs, const struct rss_series *rss)
 {
     struct ws_totals *t = gather(b);
@@ -1479,9 +1430,9 @@ void ws_bench_json(FILE *f, const struct ws_bench *b, double secs, const struct 
     unsigned n = readers(b);
     uint64_t expected = b->committed * n;
     fputs("\"ws\": {\"server\": ", f);
-    json_str(f, o->authority);
+    bench_json_string(f, o->authority);
     fputs(", \"path\": ", f);
-    json_str(f, o->path);
+    bench_json_string(f, o->path);
     fprintf(f,
             ", \"scenario\": \"%s\", \"subscribers\": %u, \"reading_subscribers\": %u, "
             "\"subscribe\": %s, \"threads\": %u,\n"
@@ -1512,7 +1463,7 @@ void ws_bench_json(FILE *f, const struct ws_bench *b, double secs, const struct 
                 rel_s(b, s->paused_ns));
         if (s->dropped_ns) {
             fprintf(f, "{\"at_s\": %.3f, \"how\": ", rel_s(b, s->dropped_ns));
-            json_str(f, s->dropped_how);
+            bench_json_string(f, s->dropped_how);
             fputc('}', f);
         } else {
             fputs("null", f);
@@ -1528,7 +1479,7 @@ void ws_bench_json(FILE *f, const struct ws_bench *b, double secs, const struct 
             fputs("null, \"close_seen_at_s\": null", f);
         fprintf(f, ", \"closed_4008\": %s, \"eof\": %s, \"end\": ",
                 s->close_code == 4008 ? "true" : "false", s->eof ? "true" : "false");
-        json_str(f, s->end);
+        bench_json_string(f, s->end);
         fputs(", \"received\": ", f);
         json_counts(f, &s->c);
         fputc('}', f);

@@ -3,139 +3,22 @@
 #include "cli/feed.h"
 
 #include "aei/error.h"
+#include "common/time.h"
 
 #include <string.h>
 
 /* ---- times ---- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d)
+/* Parses an RFC 3339 time of exactly `n` bytes, the raw contents of a JSON string (not followed
+ * by a NUL); one longer than any real time, or one holding a NUL, is not one. */
+static bool time_parse(const char *s, size_t n, int64_t *us)
 {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
-/* Reads exactly `k` digits at s[*i]. */
-static bool digits(const char *s, size_t n, size_t *i, int k, int *out)
-{
-    int v = 0;
-    if (n - *i < (size_t)k)
+    char buf[64];
+    if (n >= sizeof(buf) || memchr(s, '\0', n))
         return false;
-    for (int j = 0; j < k; j++) {
-        char c = s[*i + (size_t)j];
-        if (c < '0' || c > '9')
-            return false;
-        v = v * 10 + (c - '0');
-    }
-    *i += (size_t)k;
-    *out = v;
-    return true;
-}
-
-static bool sep(const char *s, size_t n, size_t *i, const char *any)
-{
-    if (*i >= n || !strchr(any, s[*i]) || s[*i] == '\0')
-        return false;
-    (*i)++;
-    return true;
-}
-
-bool feed_time_parse(const char *s, size_t n, int64_t *us)
-{
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    size_t i = 0;
-    int y, mo, d, h, mi, se, frac = 0;
-    if (!digits(s, n, &i, 4, &y) || !sep(s, n, &i, "-") || !digits(s, n, &i, 2, &mo) ||
-        !sep(s, n, &i, "-") || !digits(s, n, &i, 2, &d) || !sep(s, n, &i, "Tt ") ||
-        !digits(s, n, &i, 2, &h) || !sep(s, n, &i, ":") || !digits(s, n, &i, 2, &mi) ||
-        !sep(s, n, &i, ":") || !digits(s, n, &i, 2, &se))
-        return false;
-    if (i < n && s[i] == '.') {
-        i++;
-        int k = 0;
-        while (i < n && s[i] >= '0' && s[i] <= '9') {
-            if (k < 6)
-                frac = frac * 10 + (s[i] - '0');
-            k++;
-            i++;
-        }
-        if (k == 0)
-            return false;
-        for (; k < 6; k++)
-            frac *= 10;
-    }
-    int off = 0;
-    if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
-        i++;
-    } else {
-        int oh, om;
-        if (i >= n || (s[i] != '+' && s[i] != '-'))
-            return false;
-        int sign = s[i] == '-' ? -1 : 1;
-        i++;
-        if (!digits(s, n, &i, 2, &oh) || !sep(s, n, &i, ":") || !digits(s, n, &i, 2, &om) ||
-            oh > 23 || om > 59)
-            return false;
-        off = sign * (oh * 60 + om);
-    }
-    if (i != n)
-        return false;
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) || h > 23 || mi > 59 ||
-        se > 60)
-        return false;
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - off * 60;
-    *us = secs * 1000000 + frac;
-    return true;
-}
-
-void feed_time_format(int64_t us, char out[FEED_TIME_LEN])
-{
-    int64_t secs = us / 1000000, frac = us % 1000000;
-    if (frac < 0) {
-        frac += 1000000;
-        secs -= 1;
-    }
-    int64_t days = secs / 86400, rem = secs % 86400;
-    if (rem < 0) {
-        rem += 86400;
-        days -= 1;
-    }
-    int64_t y;
-    int m, d;
-    civil_from_days(days, &y, &m, &d);
-    if (y < 0)
-        y = 0;
-    if (y > 9999)
-        y = 9999;
-    int f[7] = {(int)y, m, d, (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (int)frac};
-    static const int width[7] = {4, 2, 2, 2, 2, 2, 6};
-    static const char seps[7] = {'-', '-', 'T', ':', ':', '.', 'Z'};
-    char *p = out;
-    for (int i = 0; i < 7; i++) {
-        for (int k = width[i] - 1, v = f[i]; k >= 0; k--, v /= 10)
-            p[k] = (char)('0' + v % 10);
-        p += width[i];
-        *p++ = seps[i];
-    }
-    *p = '\0';
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return aei_time_parse(buf, us);
 }
 
 /* ---- a JSON walker that looks only at the few members it needs ---- */
@@ -322,10 +205,10 @@ static bool message(struct cur *c, feed_fn fn, void *arg)
         else
             m.type = FEED_OTHER;
         if (m.type == FEED_DELTA && ts)
-            m.has_ts = feed_time_parse(ts, tslen, &m.ts_us);
+            m.has_ts = time_parse(ts, tslen, &m.ts_us);
     } else if (top_ts) {
         m.type = FEED_HEARTBEAT;
-        m.has_ts = feed_time_parse(top_ts, top_tslen, &m.ts_us);
+        m.has_ts = time_parse(top_ts, top_tslen, &m.ts_us);
     }
     fn(arg, &m);
     return true;

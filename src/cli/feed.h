@@ -7,9 +7,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Length of a buffer for feed_time_format(): "2026-11-24T15:00:00.123456Z" and the NUL. */
-#define FEED_TIME_LEN 28
-
 enum feed_type {
     FEED_OTHER,      /* a message with a "type" this reader has no use for */
     FEED_DELTA,      /* {"type":"delta",...}: `ts_us` is changed.agent_ts when present */
@@ -39,15 +36,5 @@ typedef void (*feed_fn)(void *arg, const struct feed_msg *m);
  * calling `fn` for the messages before the fault).
  */
 int feed_scan(const char *p, size_t n, feed_fn fn, void *arg);
-
-/*
- * Parses an RFC 3339 date-time ("2026-11-24T15:00:00.123456Z", any offset, fractions past
- * microseconds truncated) of exactly `n` bytes into microseconds since the Unix epoch.
- */
-bool feed_time_parse(const char *s, size_t n, int64_t *us);
-
-/* Writes `us` (microseconds since the epoch, years 1970-9999) as RFC 3339 UTC with six
- * fractional digits into out[FEED_TIME_LEN]. */
-void feed_time_format(int64_t us, char out[FEED_TIME_LEN]);
 
 #endif

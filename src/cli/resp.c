@@ -11,7 +11,7 @@ static int lower(int c)
     return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
 }
 
-static bool name_is(const char *p, size_t n, const char *name)
+bool resp_name_is(const char *p, size_t n, const char *name)
 {
     size_t k = strlen(name);
     if (n != k)
@@ -22,8 +22,7 @@ static bool name_is(const char *p, size_t n, const char *name)
     return true;
 }
 
-/* True if the comma-separated header value contains `token` (case-insensitive). */
-static bool value_has(const char *v, size_t n, const char *token)
+bool resp_value_has(const char *v, size_t n, const char *token)
 {
     size_t i = 0;
     while (i < n) {
@@ -35,7 +34,7 @@ static bool value_has(const char *v, size_t n, const char *token)
         size_t e = i;
         while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
             e--;
-        if (name_is(v + s, e - s, token))
+        if (resp_name_is(v + s, e - s, token))
             return true;
     }
     return false;
@@ -175,18 +174,18 @@ int resp_parse(const char *buf, size_t len, struct http_resp *out)
         }
         while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
             vlen--;
-        if (name_is(line, nlen, "content-length")) {
+        if (resp_name_is(line, nlen, "content-length")) {
             uint64_t x;
             if (parse_length(v, vlen, &x) < 0 || (have_len && x != clen))
                 return AEI_EINVAL;
             have_len = true;
             clen = x;
-        } else if (name_is(line, nlen, "transfer-encoding")) {
-            chunked = value_has(v, vlen, "chunked");
-        } else if (name_is(line, nlen, "connection")) {
-            if (value_has(v, vlen, "close"))
+        } else if (resp_name_is(line, nlen, "transfer-encoding")) {
+            chunked = resp_value_has(v, vlen, "chunked");
+        } else if (resp_name_is(line, nlen, "connection")) {
+            if (resp_value_has(v, vlen, "close"))
                 close = true;
-            if (value_has(v, vlen, "keep-alive"))
+            if (resp_value_has(v, vlen, "keep-alive"))
                 keep = true;
         }
         pos += n + 2;

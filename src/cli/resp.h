@@ -27,4 +27,12 @@ struct http_resp {
  */
 int resp_parse(const char *buf, size_t len, struct http_resp *out);
 
+/* True if the `n` bytes at `p` are `name`, which is in lower case, compared without ASCII case:
+ * a header name. */
+bool resp_name_is(const char *p, size_t n, const char *name);
+
+/* True if the comma-separated header value of `n` bytes at `v` holds `token` (lower case, not
+ * empty), compared without ASCII case; white space around the list's items is ignored. */
+bool resp_value_has(const char *v, size_t n, const char *token);
+
 #endif

@@ -2,6 +2,7 @@
 #include "cli/ws.h"
 
 #include "aei/error.h"
+#include "cli/resp.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -216,40 +217,6 @@ int ws_request(char *out, size_t cap, const char *path, const char *authority, c
     return n;
 }
 
-static int lower(int c)
-{
-    return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
-}
-
-static bool ieq(const char *a, size_t n, const char *b)
-{
-    if (strlen(b) != n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
-            return false;
-    return true;
-}
-
-/* True if the comma-separated list `v` holds `token`, compared without case. */
-static bool list_has(const char *v, size_t n, const char *token)
-{
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t s = i;
-        while (i < n && v[i] != ',')
-            i++;
-        size_t e = i;
-        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-            e--;
-        if (e > s && ieq(v + s, e - s, token))
-            return true;
-    }
-    return false;
-}
-
 int ws_response_check(const char *head, size_t len, const char *key, const char **why)
 {
     bool upgrade = false, connection = false, accept = false, accept_seen = false;
@@ -284,14 +251,14 @@ int ws_response_check(const char *head, size_t len, const char *key, const char 
             }
             while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
                 vl--;
-            if (ieq(line, nl, "upgrade"))
-                upgrade = list_has(v, vl, "websocket");
-            else if (ieq(line, nl, "connection"))
-                connection = list_has(v, vl, "upgrade");
-            else if (ieq(line, nl, "sec-websocket-accept")) {
+            if (resp_name_is(line, nl, "upgrade"))
+                upgrade = resp_value_has(v, vl, "websocket");
+            else if (resp_name_is(line, nl, "connection"))
+                connection = resp_value_has(v, vl, "upgrade");
+            else if (resp_name_is(line, nl, "sec-websocket-accept")) {
                 accept_seen = true;
                 accept = vl == WS_ACCEPT_LEN - 1 && memcmp(v, want, vl) == 0;
-            } else if (ieq(line, nl, "sec-websocket-extensions") && vl) {
+            } else if (resp_name_is(line, nl, "sec-websocket-extensions") && vl) {
                 *why = "the server chose an extension the client did not offer";
                 return AEI_EINVAL;
             }

@@ -36,6 +36,8 @@ Test(time, applies_offsets_and_fraction_lengths)
     cr_assert(aei_time_parse("2026-11-24T15:00:00.123456Z", &b));
     cr_assert_eq(a, b, "fractions past microseconds are truncated");
     cr_assert(aei_time_parse("2024-02-29T00:00:00Z", &a), "leap day");
+    cr_assert(aei_time_parse("2024-02-29 00:00:00z", &b), "a space for T, z for Z");
+    cr_assert_eq(a, b);
 }
 
 Test(time, rejects_what_is_not_rfc3339)
@@ -49,6 +51,8 @@ Test(time, rejects_what_is_not_rfc3339)
                          "2026-11-24T15:00:00.Z",
                          "2026-11-24T15:00:00Zjunk",
                          "2026-11-24T15:00:00+0100",
+                         "2026-11-24T15:00:00+1:00",
+                         "2026-11-24T15:00:00+01:60",
                          "20261124T150000Z",
                          "1e9",
                          "2026-11-24T15:60:00Z"};
