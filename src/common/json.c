@@ -196,6 +196,14 @@ void json_write_real(struct buf *out, double v)
     buf_puts(out, num);
 }
 
+size_t utf8_length(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
 int json_depth(const json_t *v)
 {
     int max = 0;

@@ -39,6 +39,9 @@ void json_write_string(struct buf *out, const char *s);
 /* Appends v as jansson writes a real with 15 significant digits: "42.0", "0.73", "6.2e-6". */
 void json_write_real(struct buf *out, double v);
 
+/* Counts the code points of s, valid UTF-8 (as jansson's strings are). */
+size_t utf8_length(const char *s);
+
 /* Returns the nesting depth of v (a scalar is 0). */
 int json_depth(const json_t *v);
 

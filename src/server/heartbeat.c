@@ -45,15 +45,6 @@ int hb_status_parse(const char *s)
     return -1;
 }
 
-/* Counts UTF-8 code points (jansson has already checked the encoding). */
-static size_t utf8_chars(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
-
 static char *dup_or_die(const char *s)
 {
     char *p = strdup(s);
@@ -133,33 +124,33 @@ static int parse_children(const json_t *v, struct heartbeat *hb, struct problem 
     return 0;
 }
 
-static int parse_labels(const json_t *v, struct heartbeat *hb, struct problem *pb)
+int labels_from_json(const json_t *v, const char *field_name, char **out, struct problem *pb)
 {
     if (json_is_null(v))
         return 0;
     if (!json_is_object(v) || json_object_size(v) > HB_LABELS_MAX) {
-        problem_field(pb, "labels", "an object of at most 64 string labels", v);
+        problem_field(pb, field_name, "an object of at most 64 string labels", v);
         return AEI_EINVAL;
     }
     const char *key;
     json_t *val;
     json_object_foreach((json_t *)v, key, val)
     {
-        char field[96];
-        size_t klen = utf8_chars(key);
+        char field[160];
+        size_t klen = utf8_length(key);
         if (klen == 0 || klen > HB_LABEL_KEY_MAX) {
-            member_field(field, sizeof(field), "labels", key);
+            member_field(field, sizeof(field), field_name, key);
             problem_field(pb, field, "a label name of 1-64 characters", NULL);
             return AEI_EINVAL;
         }
-        if (!json_is_string(val) || utf8_chars(json_string_value(val)) > HB_LABEL_VALUE_MAX) {
-            member_field(field, sizeof(field), "labels", key);
+        if (!json_is_string(val) || utf8_length(json_string_value(val)) > HB_LABEL_VALUE_MAX) {
+            member_field(field, sizeof(field), field_name, key);
             problem_field(pb, field, "a string of at most 256 characters", val);
             return AEI_EINVAL;
         }
     }
-    free(hb->labels_json);
-    hb->labels_json = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+    free(*out);
+    *out = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
     return 0;
 }
 
@@ -205,13 +196,13 @@ static int parse_member(const char *key, const json_t *v, struct heartbeat *hb, 
     } else if (strcmp(key, "name") == 0) {
         if (json_is_null(v))
             return 0;
-        if (!json_is_string(v) || utf8_chars(json_string_value(v)) > HB_NAME_MAX) {
+        if (!json_is_string(v) || utf8_length(json_string_value(v)) > HB_NAME_MAX) {
             problem_field(pb, key, "a string of at most 256 characters or null", v);
             return AEI_EINVAL;
         }
         hb->name = dup_or_die(json_string_value(v));
     } else if (strcmp(key, "labels") == 0) {
-        return parse_labels(v, hb, pb);
+        return labels_from_json(v, "labels", &hb->labels_json, pb);
     } else if (strcmp(key, "schema_version") == 0) {
         if (!json_is_string(v) || strcmp(json_string_value(v), "0") != 0) {
             problem_field(pb, key, "\"0\" (the only schema version this server speaks)", v);

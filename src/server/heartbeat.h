@@ -55,6 +55,11 @@ int hb_status_parse(const char *s);
  * hb with hb_clear(). */
 int hb_from_json(const json_t *body, struct heartbeat *hb, struct problem *pb);
 
+/* Validates a "labels" member (null, or at most HB_LABELS_MAX string labels) and on success
+ * replaces *out with its compact JSON, keys sorted. field_name names it in errors. Returns 0 or
+ * AEI_EINVAL with *pb filled in. */
+int labels_from_json(const json_t *v, const char *field_name, char **out, struct problem *pb);
+
 /* Returns the JSON of a stored heartbeat (history form). Caller releases with json_decref(). */
 json_t *hb_to_json(const struct heartbeat *hb);
 /* Returns the JSON of an agent's latest state, with its liveness now. Caller releases with

@@ -3,6 +3,7 @@
 #define AEI_SERVER_STORE_H
 
 #include "server/heartbeat.h"
+#include "server/trace.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +20,24 @@ struct hb_query {
     int limit;
 };
 
+/* A page of executions, newest first (started descending, then execution_id descending). */
+struct exec_query {
+    const char *agent_id; /* NULL for every agent */
+    int status;           /* an enum execution_status, or -1 for any */
+    int64_t before_started; /* keyset cursor: executions strictly after (before_started, */
+    const char *before_id;  /* before_id) in that order; before_id NULL for the first page */
+    int limit;
+};
+
+/* A page of one execution's decisions in tree pre-order (ascending path), or of one decision's
+ * children (ascending path). Decisions whose parent has not arrived are not listed. */
+struct decision_query {
+    const char *execution_id;
+    const char *parent_id;  /* NULL: the whole tree; else only this decision's children */
+    const char *after_path; /* keyset cursor: decisions with a path strictly after it, or NULL */
+    int limit;
+};
+
 /* The operations each backend provides; see the wrappers below for their contracts. */
 struct store_ops {
     const char *name;
@@ -32,6 +51,12 @@ struct store_ops {
     int (*get_agent)(struct store *s, const char *agent_id, struct heartbeat **out, size_t *n);
     int (*list_heartbeats)(struct store *s, const struct hb_query *q, struct heartbeat **out,
                            size_t *n);
+    int (*put_decisions)(struct store *s, struct decision *const *ds, size_t n, bool *stored);
+    int (*list_executions)(struct store *s, const struct exec_query *q, struct execution **out,
+                           size_t *n);
+    int (*get_execution)(struct store *s, const char *execution_id, struct execution *out);
+    int (*list_decisions)(struct store *s, const struct decision_query *q,
+                          struct decision **out, size_t *n);
     void (*close)(struct store *s);
 };
 
@@ -61,6 +86,25 @@ int store_list_heartbeats(struct store *s, const struct hb_query *q, struct hear
                           size_t *n);
 /* Frees rows returned by a list call. */
 void store_free_rows(struct heartbeat *rows, size_t n);
+
+/* Stores decisions in one transaction, all or none, idempotently: a decision whose decision_id
+ * is already stored is left as it is and gets stored[i] = false (a retried batch stores nothing
+ * twice); the others get stored[i] = true. Each new decision takes its place in its execution's
+ * tree (created, status running, on its first decision; its figures updated); a decision whose
+ * parent has not arrived waits (path NULL, counted in the execution's pending) and takes its
+ * place, with its own waiting descendants, when the parent lands. A decision that would sit
+ * deeper than TRACE_DEPTH_MAX fails the batch with AEI_EINVAL. */
+int store_put_decisions(struct store *s, struct decision *const *ds, size_t n, bool *stored);
+/* Returns up to q->limit executions. Caller frees with free(). */
+int store_list_executions(struct store *s, const struct exec_query *q, struct execution **out,
+                          size_t *n);
+/* Reads one execution into *out, or AEI_ENOTFOUND. */
+int store_get_execution(struct store *s, const char *execution_id, struct execution *out);
+/* Returns up to q->limit decisions with path and depth set. Caller frees with
+ * store_free_decisions(). */
+int store_list_decisions(struct store *s, const struct decision_query *q, struct decision **out,
+                         size_t *n);
+void store_free_decisions(struct decision *rows, size_t n);
 /* Closes the connection; store_close(NULL) is a no-op. */
 void store_close(struct store *s);
 

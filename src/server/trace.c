@@ -1,0 +1,341 @@
+/* trace.c - decision traces: the schema of a decision and an execution, and their validation */
+#include "server/trace.h"
+#include "aei/error.h"
+#include "common/time.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const execution_status_names[EXEC_STATUS_COUNT] = {"running", "completed", "failed",
+                                                               "abandoned"};
+
+#define ID_EXPECTED "a string of 1-128 characters from A-Z a-z 0-9 . _ : -"
+#define MEMBERS                                                                                    \
+    "decision_id, execution_id, agent_id, parent_decision_id, timestamp, reasoning_context, "      \
+    "confidence_score, alternatives_considered, selected_outcome, kind, labels, duration_ms, "     \
+    "tokens, cost_usd"
+
+/* The path of a member in errors: "confidence_score", or "[3].confidence_score" in a batch. */
+struct where {
+    long index;
+    char field[160];
+};
+
+static const char *at(struct where *w, const char *member)
+{
+    if (w->index >= 0)
+        snprintf(w->field, sizeof(w->field), "[%ld].%s", w->index, member);
+    else
+        snprintf(w->field, sizeof(w->field), "%s", member);
+    return w->field;
+}
+
+static char *dup_or_die(const char *s)
+{
+    char *p = strdup(s);
+    if (!p)
+        abort();
+    return p;
+}
+
+static char *dump_or_die(const json_t *v, size_t flags)
+{
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | flags);
+    if (!text)
+        abort();
+    return text;
+}
+
+/* Copies an id member into out (AEI_ID_MAX + 1 bytes); null is allowed when `optional`. */
+static int parse_id(const json_t *v, bool optional, char *out, struct where *w, const char *member,
+                    struct problem *pb)
+{
+    if (optional && json_is_null(v))
+        return 0;
+    if (!json_is_string(v) || !id_is_valid(json_string_value(v))) {
+        problem_field(pb, at(w, member), optional ? ID_EXPECTED " or null" : ID_EXPECTED, v);
+        return AEI_EINVAL;
+    }
+    snprintf(out, AEI_ID_MAX + 1, "%s", json_string_value(v));
+    return 0;
+}
+
+/* A number from min to max (max < 0: unbounded), or null. */
+static int parse_number(const json_t *v, double min, double max, double *out, bool *has,
+                        struct where *w, const char *member, struct problem *pb)
+{
+    if (json_is_null(v))
+        return 0;
+    double x = json_number_value(v);
+    if (!json_is_number(v) || x < min || (max >= 0 && x > max)) {
+        problem_field(
+            pb, at(w, member),
+            max >= 0 ? "a number from 0 to 100, or null" : "a number of at least 0, or null", v);
+        return AEI_EINVAL;
+    }
+    *out = x;
+    *has = true;
+    return 0;
+}
+
+/* A string of at most max characters, or null. */
+static int parse_text(const json_t *v, size_t max, char **out, struct where *w, const char *member,
+                      struct problem *pb)
+{
+    if (json_is_null(v))
+        return 0;
+    if (!json_is_string(v) || utf8_length(json_string_value(v)) > max) {
+        char expected[64];
+        snprintf(expected, sizeof(expected), "a string of at most %zu characters, or null", max);
+        problem_field(pb, at(w, member), expected, v);
+        return AEI_EINVAL;
+    }
+    *out = dup_or_die(json_string_value(v));
+    return 0;
+}
+
+static int parse_context(const json_t *v, struct decision *d, struct where *w, struct problem *pb)
+{
+    if (json_is_null(v))
+        return 0;
+    if (!json_is_string(v) && !json_is_object(v)) {
+        problem_field(pb, at(w, "reasoning_context"), "a string or a JSON object, or null", v);
+        return AEI_EINVAL;
+    }
+    char *text = dump_or_die(v, 0);
+    if (strlen(text) > TRACE_CONTEXT_MAX) {
+        char expected[96];
+        snprintf(expected, sizeof(expected), "at most %d bytes of JSON (this is %zu)",
+                 TRACE_CONTEXT_MAX, strlen(text));
+        problem_field(pb, at(w, "reasoning_context"), expected, NULL);
+        free(text);
+        return AEI_EINVAL;
+    }
+    d->context_json = text;
+    return 0;
+}
+
+static int parse_alternatives(const json_t *v, struct decision *d, struct where *w,
+                              struct problem *pb)
+{
+    if (json_is_null(v))
+        return 0;
+    if (!json_is_array(v) || json_array_size(v) > TRACE_ALTERNATIVES_MAX) {
+        problem_field(pb, at(w, "alternatives_considered"), "an array of at most 64 alternatives",
+                      v);
+        return AEI_EINVAL;
+    }
+    size_t i;
+    json_t *alt;
+    char member[96];
+    json_array_foreach(v, i, alt)
+    {
+        snprintf(member, sizeof(member), "alternatives_considered[%zu]", i);
+        if (!json_is_object(alt)) {
+            problem_field(pb, at(w, member),
+                          "an object {option, reason_rejected, score (optional)}", alt);
+            return AEI_EINVAL;
+        }
+        const char *key;
+        json_t *m;
+        json_object_foreach(alt, key, m)
+        {
+            bool text = strcmp(key, "option") == 0 || strcmp(key, "reason_rejected") == 0;
+            snprintf(member, sizeof(member), "alternatives_considered[%zu].%.40s", i, key);
+            if (text &&
+                (!json_is_string(m) || utf8_length(json_string_value(m)) > TRACE_TEXT_MAX)) {
+                problem_field(pb, at(w, member), "a string of at most 4096 characters", m);
+                return AEI_EINVAL;
+            }
+            if (strcmp(key, "score") == 0 && !json_is_null(m) && !json_is_number(m)) {
+                problem_field(pb, at(w, member), "a number, or null", m);
+                return AEI_EINVAL;
+            }
+            if (!text && strcmp(key, "score") != 0) {
+                problem_field(pb, at(w, member),
+                              "no such member (an alternative has option, reason_rejected, score)",
+                              m);
+                return AEI_EINVAL;
+            }
+        }
+        if (!json_object_get(alt, "option")) {
+            snprintf(member, sizeof(member), "alternatives_considered[%zu].option", i);
+            problem_field(pb, at(w, member), "a string naming the option", NULL);
+            return AEI_EINVAL;
+        }
+    }
+    d->alternatives_json = dump_or_die(v, 0);
+    return 0;
+}
+
+/* Checks one member and stores it in d. */
+static int parse_member(const char *key, const json_t *v, struct decision *d, struct where *w,
+                        struct problem *pb)
+{
+    if (strcmp(key, "decision_id") == 0)
+        return parse_id(v, true, d->decision_id, w, key, pb);
+    if (strcmp(key, "execution_id") == 0)
+        return parse_id(v, false, d->execution_id, w, key, pb);
+    if (strcmp(key, "agent_id") == 0)
+        return parse_id(v, false, d->agent_id, w, key, pb);
+    if (strcmp(key, "parent_decision_id") == 0)
+        return parse_id(v, true, d->parent_id, w, key, pb);
+    if (strcmp(key, "timestamp") == 0) {
+        if (json_is_null(v))
+            return 0;
+        if (!json_is_string(v) || !aei_time_parse(json_string_value(v), &d->agent_ts)) {
+            problem_field(pb, at(w, key), "an RFC 3339 date-time such as \"2026-11-24T15:00:00Z\"",
+                          v);
+            return AEI_EINVAL;
+        }
+        d->has_agent_ts = true;
+        return 0;
+    }
+    if (strcmp(key, "reasoning_context") == 0)
+        return parse_context(v, d, w, pb);
+    if (strcmp(key, "confidence_score") == 0)
+        return parse_number(v, 0, 100, &d->confidence, &d->has_confidence, w, key, pb);
+    if (strcmp(key, "alternatives_considered") == 0)
+        return parse_alternatives(v, d, w, pb);
+    if (strcmp(key, "selected_outcome") == 0)
+        return parse_text(v, TRACE_TEXT_MAX, &d->outcome, w, key, pb);
+    if (strcmp(key, "kind") == 0) {
+        if (json_is_null(v))
+            return 0;
+        if (!json_is_string(v) || !id_is_valid(json_string_value(v)) ||
+            strlen(json_string_value(v)) > TRACE_KIND_MAX) {
+            problem_field(pb, at(w, key),
+                          "a name of 1-64 characters from A-Z a-z 0-9 . _ : - such as llm_call", v);
+            return AEI_EINVAL;
+        }
+        d->kind = dup_or_die(json_string_value(v));
+        return 0;
+    }
+    if (strcmp(key, "labels") == 0)
+        return labels_from_json(v, at(w, key), &d->labels_json, pb);
+    if (strcmp(key, "duration_ms") == 0)
+        return parse_number(v, 0, -1, &d->duration_ms, &d->has_duration, w, key, pb);
+    if (strcmp(key, "tokens") == 0)
+        return parse_number(v, 0, -1, &d->tokens, &d->has_tokens, w, key, pb);
+    if (strcmp(key, "cost_usd") == 0)
+        return parse_number(v, 0, -1, &d->cost_usd, &d->has_cost, w, key, pb);
+    problem_field(pb, at(w, *key ? key : "\"\""), "no such member (a decision has " MEMBERS ")", v);
+    return AEI_EINVAL;
+}
+
+int decision_from_json(const json_t *v, long i, struct decision *d, struct problem *pb)
+{
+    struct where w = {.index = i};
+    memset(d, 0, sizeof(*d));
+    if (!json_is_object(v)) {
+        char field[32] = "(body)";
+        if (i >= 0)
+            snprintf(field, sizeof(field), "[%ld]", i);
+        problem_field(pb, field, "a decision object", v);
+        return AEI_EINVAL;
+    }
+    const char *key;
+    json_t *m;
+    json_object_foreach((json_t *)v, key, m)
+    {
+        if (parse_member(key, m, d, &w, pb) != 0)
+            goto err_clear;
+    }
+    if (!d->execution_id[0]) {
+        problem_field(pb, at(&w, "execution_id"), ID_EXPECTED, NULL);
+        goto err_clear;
+    }
+    if (!d->agent_id[0]) {
+        problem_field(pb, at(&w, "agent_id"), ID_EXPECTED, NULL);
+        goto err_clear;
+    }
+    if (d->decision_id[0] && strcmp(d->decision_id, d->parent_id) == 0) {
+        problem_field(pb, at(&w, "parent_decision_id"), "a decision other than decision_id itself",
+                      json_object_get(v, "parent_decision_id"));
+        goto err_clear;
+    }
+    if (!d->alternatives_json)
+        d->alternatives_json = dup_or_die("[]");
+    if (!d->labels_json)
+        d->labels_json = dup_or_die("{}");
+    return 0;
+
+err_clear:
+    decision_clear(d);
+    return AEI_EINVAL;
+}
+
+static json_t *time_json(int64_t us)
+{
+    char ts[AEI_TIME_LEN];
+    aei_time_format(us, ts);
+    return json_string(ts);
+}
+
+static json_t *parsed_or_null(const char *text)
+{
+    json_t *v = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+    return v ? v : json_null();
+}
+
+static json_t *number_or_null(bool has, double x)
+{
+    return has ? json_real(x) : json_null();
+}
+
+static json_t *string_or_null(const char *s)
+{
+    return s && *s ? json_string(s) : json_null();
+}
+
+json_t *decision_to_json(const struct decision *d)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "decision_id", json_string(d->decision_id));
+    json_object_set_new(o, "execution_id", json_string(d->execution_id));
+    json_object_set_new(o, "agent_id", json_string(d->agent_id));
+    json_object_set_new(o, "parent_decision_id", string_or_null(d->parent_id));
+    json_object_set_new(o, "timestamp", time_json(d->server_ts));
+    json_object_set_new(o, "agent_ts", d->has_agent_ts ? time_json(d->agent_ts) : json_null());
+    json_object_set_new(o, "kind", string_or_null(d->kind));
+    json_object_set_new(o, "reasoning_context", parsed_or_null(d->context_json));
+    json_object_set_new(o, "confidence_score", number_or_null(d->has_confidence, d->confidence));
+    json_object_set_new(o, "alternatives_considered", parsed_or_null(d->alternatives_json));
+    json_object_set_new(o, "selected_outcome", string_or_null(d->outcome));
+    json_object_set_new(o, "labels", parsed_or_null(d->labels_json));
+    json_object_set_new(o, "duration_ms", number_or_null(d->has_duration, d->duration_ms));
+    json_object_set_new(o, "tokens", number_or_null(d->has_tokens, d->tokens));
+    json_object_set_new(o, "cost_usd", number_or_null(d->has_cost, d->cost_usd));
+    if (d->path)
+        json_object_set_new(o, "depth", json_integer(d->depth));
+    return o;
+}
+
+json_t *execution_to_json(const struct execution *e)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "execution_id", json_string(e->execution_id));
+    json_object_set_new(o, "agent_id", json_string(e->agent_id));
+    json_object_set_new(o, "status", json_string(execution_status_names[e->status]));
+    json_object_set_new(o, "started", time_json(e->started));
+    json_object_set_new(o, "ended", e->ended ? time_json(e->ended) : json_null());
+    json_object_set_new(o, "decisions", json_integer(e->decisions));
+    json_object_set_new(o, "mean_confidence",
+                        e->confidence_n ? json_real(e->confidence_sum / (double)e->confidence_n)
+                                        : json_null());
+    json_object_set_new(o, "cost_usd", json_real(e->cost_usd));
+    json_object_set_new(o, "pending_parents", json_integer(e->pending));
+    return o;
+}
+
+void decision_clear(struct decision *d)
+{
+    free(d->context_json);
+    free(d->alternatives_json);
+    free(d->outcome);
+    free(d->kind);
+    free(d->labels_json);
+    free(d->path);
+    memset(d, 0, sizeof(*d));
+}

@@ -1,0 +1,86 @@
+/* trace.h - decision traces: the schema of a decision and an execution, and their validation */
+#ifndef AEI_SERVER_TRACE_H
+#define AEI_SERVER_TRACE_H
+
+#include "common/json.h"
+#include "server/heartbeat.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The most decisions in one POST /api/v0/traces. */
+#define TRACE_BATCH_MAX 1000
+/* reasoning_context, as compact JSON text, at most this many bytes. */
+#define TRACE_CONTEXT_MAX 16384
+#define TRACE_ALTERNATIVES_MAX 64
+#define TRACE_TEXT_MAX 4096 /* option, reason_rejected, selected_outcome: characters */
+#define TRACE_KIND_MAX 64
+/* The deepest a decision may sit in its execution's tree (a root is at depth 0). */
+#define TRACE_DEPTH_MAX 255
+/* A decision's key in its tree path: its store id as this many hex digits. */
+#define TRACE_KEY_LEN 16
+
+enum execution_status {
+    EXEC_RUNNING,
+    EXEC_COMPLETED,
+    EXEC_FAILED,
+    EXEC_ABANDONED,
+    EXEC_STATUS_COUNT
+};
+extern const char *const execution_status_names[EXEC_STATUS_COUNT];
+
+/* One decision as received, or as stored. Strings are owned; ids use the agent id alphabet
+ * (id_is_valid()), so a UUID fits. */
+struct decision {
+    int64_t id; /* store row id, 0 before storing */
+    char decision_id[AEI_ID_MAX + 1];
+    char execution_id[AEI_ID_MAX + 1];
+    char agent_id[AEI_ID_MAX + 1];
+    char parent_id[AEI_ID_MAX + 1]; /* parent_decision_id, "" for a root */
+    int64_t server_ts;              /* server clock, microseconds */
+    int64_t agent_ts;               /* the agent's clock, if has_agent_ts */
+    bool has_agent_ts;
+    char *context_json; /* reasoning_context as compact JSON (a string or an object), or NULL */
+    double confidence;  /* confidence_score, 0-100, if has_confidence */
+    bool has_confidence;
+    char *alternatives_json; /* compact JSON array of {option, reason_rejected[, score]}, "[]" */
+    char *outcome;           /* selected_outcome, or NULL */
+    char *kind;              /* e.g. "llm_call", or NULL */
+    char *labels_json;       /* compact JSON object of string to string, "{}" when none */
+    double duration_ms, tokens, cost_usd;
+    bool has_duration, has_tokens, has_cost;
+    /* Set by reads: where it sits in the tree. path is the keys (TRACE_KEY_LEN hex digits each)
+     * from its root down to it, NULL while its parent has not arrived; depth is 0 for a root and
+     * -1 while the parent has not arrived. Pre-order is ascending path. */
+    char *path;
+    int depth;
+};
+
+/* An execution: the decisions of one run of an agent, with figures kept as decisions arrive. */
+struct execution {
+    char execution_id[AEI_ID_MAX + 1];
+    char agent_id[AEI_ID_MAX + 1]; /* the agent of its first decision */
+    enum execution_status status;
+    int64_t started, ended; /* server times of its first decision, and of its end (0 if none) */
+    int64_t decisions;      /* decisions stored */
+    int64_t confidence_n;   /* of which with a confidence_score ... */
+    double confidence_sum;  /* ... adding up to this */
+    double cost_usd;        /* the decisions' cost_usd added up */
+    int64_t pending;        /* decisions whose parent has not arrived */
+};
+
+/* Validates one decision of a request (index `i` of a batch, or -1 for a lone one) and fills
+ * *d; server_ts is left 0 for the caller to stamp, and a missing decision_id is left "" for the
+ * caller to assign. Returns 0, or AEI_EINVAL with *pb naming the field ("[3].confidence_score").
+ * On success the caller releases d with decision_clear(). */
+int decision_from_json(const json_t *v, long i, struct decision *d, struct problem *pb);
+
+/* Returns the JSON of a stored decision. Caller releases with json_decref(). */
+json_t *decision_to_json(const struct decision *d);
+/* Returns the JSON of an execution's summary. Caller releases with json_decref(). */
+json_t *execution_to_json(const struct execution *e);
+
+/* Frees the strings d owns and zeroes it; safe on a zeroed struct. */
+void decision_clear(struct decision *d);
+
+#endif
