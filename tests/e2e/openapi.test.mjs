@@ -1,4 +1,5 @@
-// openapi.test.mjs - lint docs/api/openapi.yaml and check it against the issue-2 contract.
+// openapi.test.mjs - lint docs/api/openapi.yaml and check it against the issue-2 contract
+// and the decision-trace routes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -90,6 +91,10 @@ test('every contract route is described, with the right security', () => {
         ['get', '/api/v0/agents'],
         ['get', '/api/v0/agents/{agent_id}'],
         ['get', '/api/v0/agents/{agent_id}/heartbeats'],
+        ['post', '/api/v0/traces'],
+        ['get', '/api/v0/executions'],
+        ['get', '/api/v0/executions/{execution_id}'],
+        ['get', '/api/v0/executions/{execution_id}/decisions'],
     ];
     const described = Object.entries(doc.paths).flatMap(([path, item]) =>
         Object.keys(item).filter((k) => k !== 'parameters').map((m) => `${m} ${path}`));
@@ -107,12 +112,15 @@ test('every contract route is described, with the right security', () => {
             assert.ok(codes.includes('401'), `${method} ${path}: no 401`);
         }
     }
-    for (const path of ['/api/v0/agents/{agent_id}', '/api/v0/agents/{agent_id}/heartbeats']) {
+    for (const path of ['/api/v0/agents/{agent_id}', '/api/v0/agents/{agent_id}/heartbeats',
+        '/api/v0/executions/{execution_id}', '/api/v0/executions/{execution_id}/decisions']) {
         assert.ok(doc.paths[path].get.responses['404'], `GET ${path}: no 404`);
     }
-    const post = doc.paths['/api/v0/heartbeats'].post.responses;
-    for (const code of ['400', '413', '415', '503']) {
-        assert.ok(post[code], `POST /api/v0/heartbeats: no ${code}`);
+    for (const path of ['/api/v0/heartbeats', '/api/v0/traces']) {
+        const post = doc.paths[path].post.responses;
+        for (const code of ['400', '413', '415', '503']) {
+            assert.ok(post[code], `POST ${path}: no ${code}`);
+        }
     }
 });
 
@@ -123,7 +131,7 @@ test('error responses carry the contract codes and headers', () => {
     assert.deepEqual([...error.properties.code.enum].sort(), [
         'empty_body', 'internal', 'invalid_field', 'invalid_parameter', 'invalid_token',
         'length_required', 'malformed_json', 'method_not_allowed', 'not_found', 'payload_too_large',
-        'store_unavailable', 'unauthorized', 'unsupported_media_type',
+        'store_unavailable', 'too_deep', 'unauthorized', 'unsupported_media_type',
     ]);
     for (const k of ['field', 'line', 'column']) {
         assert.ok(error.properties[k], `Error lacks optional ${k}`);
