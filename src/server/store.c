@@ -82,6 +82,37 @@ void store_free_rows(struct heartbeat *rows, size_t n)
     free(rows);
 }
 
+int store_put_decisions(struct store *s, struct decision *const *ds, size_t n, bool *stored)
+{
+    if (n == 0)
+        return 0;
+    return s->ops->put_decisions(s, ds, n, stored);
+}
+
+int store_list_executions(struct store *s, const struct exec_query *q, struct execution **out,
+                          size_t *n)
+{
+    return s->ops->list_executions(s, q, out, n);
+}
+
+int store_get_execution(struct store *s, const char *execution_id, struct execution *out)
+{
+    return s->ops->get_execution(s, execution_id, out);
+}
+
+int store_list_decisions(struct store *s, const struct decision_query *q, struct decision **out,
+                         size_t *n)
+{
+    return s->ops->list_decisions(s, q, out, n);
+}
+
+void store_free_decisions(struct decision *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        decision_clear(&rows[i]);
+    free(rows);
+}
+
 void store_close(struct store *s)
 {
     if (s)

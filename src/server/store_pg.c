@@ -1,12 +1,14 @@
 /* store_pg.c - the PostgreSQL store (libpq; no session state, so it works through pgbouncer) */
 #include "aei/error.h"
 #include "common/buf.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "server/store.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
+#include <math.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -41,6 +43,36 @@ static const char SQL_GET_AGENT[] = STORE_SELECT_AGENTS "WHERE agent_id = $1";
 static const char SQL_LIST_HBS[] = STORE_SELECT_HEARTBEATS
     "WHERE agent_id = $1 AND server_ts >= $2 AND server_ts < $3 AND (server_ts, id) > ($4, $5) "
     "ORDER BY server_ts, id LIMIT $6";
+/* A batch of decisions is one call of a function that the migration defines: one statement for
+ * the client (see migrations/pg/0002_traces.sql for why it is a function). */
+static const char SQL_PUT_DECISIONS[] = "SELECT aei_put_decisions($1::jsonb)";
+#define EXEC_COLUMNS                                                                               \
+    "execution_id, agent_id, status, started, ended, decisions, confidence_n, confidence_sum, "    \
+    "cost_usd, pending"
+static const char SQL_GET_EXEC[] =
+    "SELECT " EXEC_COLUMNS " FROM executions WHERE execution_id = $1";
+/* Newest first from a cursor; one statement per filter so that each uses its index. */
+#define SQL_LIST_EXECS(filter, limit)                                                              \
+    "SELECT " EXEC_COLUMNS " FROM executions WHERE (started, execution_id) < ($1, $2)" filter      \
+    " ORDER BY started DESC, execution_id DESC LIMIT " limit
+static const char *const SQL_LIST_EXECS_BY[4] = {
+    SQL_LIST_EXECS("", "$3"), SQL_LIST_EXECS(" AND agent_id = $3", "$4"),
+    SQL_LIST_EXECS(" AND status = $3", "$4"),
+    SQL_LIST_EXECS(" AND agent_id = $3 AND status = $4", "$5")};
+#define DECISION_COLUMNS                                                                           \
+    "id, decision_id, execution_id, agent_id, parent_decision_id, server_ts, agent_ts, "           \
+    "reasoning_context, confidence_score, alternatives_considered, selected_outcome, kind, "       \
+    "labels, duration_ms, tokens, cost_usd, path"
+/* Waiting decisions have a NULL path, which "path > $n" leaves out. */
+/* aei_decision_page() reads in index order (migrations/pg/0002_traces.sql says why). */
+static const char SQL_LIST_TREE[] =
+    "SELECT " DECISION_COLUMNS " FROM aei_decision_page($1, $2, $3) ORDER BY path";
+static const char SQL_LIST_CHILDREN[] =
+    "SELECT " DECISION_COLUMNS " FROM decisions "
+    "WHERE execution_id = $1 AND parent_decision_id = $2 AND path > $3 ORDER BY path LIMIT $4";
+static const char SQL_LIST_ROOTS[] =
+    "SELECT " DECISION_COLUMNS " FROM decisions "
+    "WHERE execution_id = $1 AND parent_decision_id IS NULL AND path > $2 ORDER BY path LIMIT $3";
 
 /* The first line of libpq's message, without the trailing newline. */
 static const char *first_line(const char *msg, char *out, size_t n)
@@ -287,6 +319,221 @@ static int pg_list_heartbeats(struct store *base, const struct hb_query *q, stru
     return query_rows((struct store_pg *)base, SQL_LIST_HBS, 6, params, out, n);
 }
 
+/* Appends a number, or null if it is not finite (JSON has no infinities). */
+static void append_number(struct buf *b, const char *name, double v)
+{
+    if (isfinite(v))
+        buf_printf(b, ",\"%s\":%.17g", name, v);
+}
+
+static void append_string(struct buf *b, const char *name, const char *v)
+{
+    if (!v)
+        return;
+    buf_printf(b, ",\"%s\":", name);
+    json_write_string(b, v);
+}
+
+/* Appends one decision as a JSON object whose members match the recordset of
+ * aei_put_decisions() (migrations/pg/0002_traces.sql); JSON members go in as they are. */
+static void append_decision(struct buf *b, size_t ord, const struct decision *d)
+{
+    buf_printf(b, "{\"ord\":%zu", ord);
+    append_string(b, "decision_id", d->decision_id);
+    append_string(b, "execution_id", d->execution_id);
+    append_string(b, "agent_id", d->agent_id);
+    if (d->parent_id[0])
+        append_string(b, "parent_decision_id", d->parent_id);
+    buf_printf(b, ",\"server_ts\":%lld", (long long)d->server_ts);
+    if (d->has_agent_ts)
+        buf_printf(b, ",\"agent_ts\":%lld", (long long)d->agent_ts);
+    if (d->context_json)
+        buf_printf(b, ",\"reasoning_context\":%s", d->context_json);
+    if (d->has_confidence)
+        append_number(b, "confidence_score", d->confidence);
+    if (d->alternatives_json)
+        buf_printf(b, ",\"alternatives_considered\":%s", d->alternatives_json);
+    append_string(b, "selected_outcome", d->outcome);
+    append_string(b, "kind", d->kind);
+    if (d->labels_json)
+        buf_printf(b, ",\"labels\":%s", d->labels_json);
+    if (d->has_duration)
+        append_number(b, "duration_ms", d->duration_ms);
+    if (d->has_tokens)
+        append_number(b, "tokens", d->tokens);
+    if (d->has_cost)
+        append_number(b, "cost_usd", d->cost_usd);
+    buf_puts(b, "}");
+}
+
+static int pg_put_decisions(struct store *base, struct decision *const *ds, size_t n, bool *stored)
+{
+    struct store_pg *s = (struct store_pg *)base;
+    buf_reset(&s->batch);
+    buf_puts(&s->batch, "[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            buf_puts(&s->batch, ",");
+        append_decision(&s->batch, i, ds[i]);
+    }
+    buf_puts(&s->batch, "]");
+    const char *params[] = {s->batch.data};
+    PGresult *res = run(s, SQL_PUT_DECISIONS, 1, params);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        const char *constraint = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+        if (constraint && strcmp(constraint, "decisions_depth") == 0) {
+            log_info("postgres: a decision of the batch would sit deeper than %d", TRACE_DEPTH_MAX);
+            PQclear(res);
+            return AEI_EINVAL;
+        }
+        return fail(s, res, "storing decisions");
+    }
+    /* The indexes of the stored decisions, as an int[] in text form: "{0,1,3}". */
+    for (size_t i = 0; i < n; i++)
+        stored[i] = false;
+    const char *p = PQgetvalue(res, 0, 0);
+    while (*p && *p != '}') {
+        char *end;
+        long i = strtol(p + 1, &end, 10);
+        if (end == p + 1)
+            break;
+        if (i >= 0 && (size_t)i < n)
+            stored[i] = true;
+        p = end;
+    }
+    PQclear(res);
+    return 0;
+}
+
+static void read_execution(PGresult *res, int r, struct execution *e)
+{
+    memset(e, 0, sizeof(*e));
+    snprintf(e->execution_id, sizeof(e->execution_id), "%s", PQgetvalue(res, r, 0));
+    snprintf(e->agent_id, sizeof(e->agent_id), "%s", PQgetvalue(res, r, 1));
+    const char *status = PQgetvalue(res, r, 2);
+    for (int i = 0; i < EXEC_STATUS_COUNT; i++)
+        if (strcmp(status, execution_status_names[i]) == 0)
+            e->status = (enum execution_status)i;
+    e->started = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+    e->ended = strtoll(PQgetvalue(res, r, 4), NULL, 10);
+    e->decisions = strtoll(PQgetvalue(res, r, 5), NULL, 10);
+    e->confidence_n = strtoll(PQgetvalue(res, r, 6), NULL, 10);
+    e->confidence_sum = strtod(PQgetvalue(res, r, 7), NULL);
+    e->cost_usd = strtod(PQgetvalue(res, r, 8), NULL);
+    e->pending = strtoll(PQgetvalue(res, r, 9), NULL, 10);
+}
+
+static int pg_list_executions(struct store *base, const struct exec_query *q,
+                              struct execution **out, size_t *n)
+{
+    struct store_pg *s = (struct store_pg *)base;
+    char before[24], limit[16];
+    snprintf(before, sizeof(before), "%lld",
+             (long long)(q->before_id ? q->before_started : INT64_MAX));
+    snprintf(limit, sizeof(limit), "%d", q->limit);
+    const char *params[5] = {before, q->before_id ? q->before_id : ""};
+    int np = 2;
+    if (q->agent_id)
+        params[np++] = q->agent_id;
+    if (q->status >= 0 && q->status < EXEC_STATUS_COUNT)
+        params[np++] = execution_status_names[q->status];
+    params[np++] = q->limit < 0 ? NULL : limit; /* LIMIT NULL: no limit */
+    int variant = (q->agent_id ? 1 : 0) | (q->status >= 0 && q->status < EXEC_STATUS_COUNT ? 2 : 0);
+    PGresult *res = run(s, SQL_LIST_EXECS_BY[variant], np, params);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+        return fail(s, res, "reading executions");
+    int rows = PQntuples(res);
+    struct execution *es = calloc(rows ? (size_t)rows : 1, sizeof(*es));
+    if (!es)
+        abort();
+    for (int r = 0; r < rows; r++)
+        read_execution(res, r, &es[r]);
+    PQclear(res);
+    *out = es;
+    *n = (size_t)rows;
+    return 0;
+}
+
+static int pg_get_execution(struct store *base, const char *execution_id, struct execution *out)
+{
+    struct store_pg *s = (struct store_pg *)base;
+    const char *params[] = {execution_id};
+    PGresult *res = run(s, SQL_GET_EXEC, 1, params);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+        return fail(s, res, "reading an execution");
+    int rc = PQntuples(res) == 0 ? AEI_ENOTFOUND : 0;
+    if (rc == 0)
+        read_execution(res, 0, out);
+    PQclear(res);
+    return rc;
+}
+
+static void value_copy(PGresult *res, int r, int c, char *out, size_t n)
+{
+    snprintf(out, n, "%s", PQgetvalue(res, r, c)); /* "" for NULL */
+}
+
+static bool value_double(PGresult *res, int r, int c, double *out)
+{
+    *out = strtod(PQgetvalue(res, r, c), NULL);
+    return !PQgetisnull(res, r, c);
+}
+
+/* Reads one row in DECISION_COLUMNS order. */
+static void read_decision(PGresult *res, int r, struct decision *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+    value_copy(res, r, 1, d->decision_id, sizeof(d->decision_id));
+    value_copy(res, r, 2, d->execution_id, sizeof(d->execution_id));
+    value_copy(res, r, 3, d->agent_id, sizeof(d->agent_id));
+    value_copy(res, r, 4, d->parent_id, sizeof(d->parent_id));
+    d->server_ts = strtoll(PQgetvalue(res, r, 5), NULL, 10);
+    d->has_agent_ts = !PQgetisnull(res, r, 6);
+    d->agent_ts = strtoll(PQgetvalue(res, r, 6), NULL, 10);
+    d->context_json = value_dup(res, r, 7);
+    d->has_confidence = value_double(res, r, 8, &d->confidence);
+    d->alternatives_json = value_dup(res, r, 9);
+    d->outcome = value_dup(res, r, 10);
+    d->kind = value_dup(res, r, 11);
+    d->labels_json = value_dup(res, r, 12);
+    d->has_duration = value_double(res, r, 13, &d->duration_ms);
+    d->has_tokens = value_double(res, r, 14, &d->tokens);
+    d->has_cost = value_double(res, r, 15, &d->cost_usd);
+    d->path = value_dup(res, r, 16);
+    d->depth = d->path ? (int)(strlen(d->path) / TRACE_KEY_LEN) - 1 : -1;
+}
+
+static int pg_list_decisions(struct store *base, const struct decision_query *q,
+                             struct decision **out, size_t *n)
+{
+    struct store_pg *s = (struct store_pg *)base;
+    char limit[16];
+    snprintf(limit, sizeof(limit), "%d", q->limit);
+    const char *params[4] = {q->execution_id};
+    int np = 1;
+    const char *sql = !q->parent_id     ? SQL_LIST_TREE
+                      : q->parent_id[0] ? SQL_LIST_CHILDREN
+                                        : SQL_LIST_ROOTS;
+    if (q->parent_id && q->parent_id[0])
+        params[np++] = q->parent_id;
+    params[np++] = q->after_path ? q->after_path : "";
+    params[np++] = q->limit < 0 ? NULL : limit;
+    PGresult *res = run(s, sql, np, params);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+        return fail(s, res, "reading decisions");
+    int rows = PQntuples(res);
+    struct decision *ds = calloc(rows ? (size_t)rows : 1, sizeof(*ds));
+    if (!ds)
+        abort();
+    for (int r = 0; r < rows; r++)
+        read_decision(res, r, &ds[r]);
+    PQclear(res);
+    *out = ds;
+    *n = (size_t)rows;
+    return 0;
+}
+
 static void pg_close(struct store *base)
 {
     struct store_pg *s = (struct store_pg *)base;
@@ -301,6 +548,10 @@ static const struct store_ops pg_ops = {
     .list_agents = pg_list_agents,
     .get_agent = pg_get_agent,
     .list_heartbeats = pg_list_heartbeats,
+    .put_decisions = pg_put_decisions,
+    .list_executions = pg_list_executions,
+    .get_execution = pg_get_execution,
+    .list_decisions = pg_list_decisions,
     .close = pg_close,
 };
 

@@ -13,6 +13,9 @@ struct store_sqlite {
     sqlite3 *db;
     char *path;
     sqlite3_stmt *insert_hb, *update_agent, *upsert_agent, *list_agents, *get_agent, *list_hbs;
+    sqlite3_stmt *next_id, *find_decision, *insert_decision, *waiting_children, *set_path,
+        *exec_pending, *upsert_exec, *get_exec, *list_execs[4], *list_tree, *list_children,
+        *list_roots;
 };
 
 static const char SQL_INSERT_HB[] =
@@ -34,6 +37,55 @@ static const char SQL_GET_AGENT[] = STORE_SELECT_AGENTS "WHERE agent_id = ?1";
 static const char SQL_LIST_HBS[] = STORE_SELECT_HEARTBEATS
     "WHERE agent_id = ?1 AND server_ts >= ?2 AND server_ts < ?3 AND (server_ts, id) > (?4, ?5) "
     "ORDER BY server_ts, id LIMIT ?6";
+
+/* Decisions are written with ids chosen here (the writer holds the database's write lock, so
+ * max(id) + 1 is free), so that each path is known before its row is written, once. */
+static const char SQL_NEXT_ID[] = "SELECT coalesce(max(id), 0) + 1 FROM decisions";
+static const char SQL_FIND_DECISION[] =
+    "SELECT execution_id, path FROM decisions WHERE decision_id = ?1";
+static const char SQL_INSERT_DECISION[] =
+    "INSERT INTO decisions (id, decision_id, execution_id, agent_id, parent_decision_id, path, "
+    "server_ts, agent_ts, reasoning_context, confidence_score, alternatives_considered, "
+    "selected_outcome, kind, labels, duration_ms, tokens, cost_usd) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+static const char SQL_WAITING_CHILDREN[] =
+    "SELECT id, decision_id FROM decisions "
+    "WHERE execution_id = ?1 AND parent_decision_id = ?2 AND path IS NULL";
+static const char SQL_SET_PATH[] = "UPDATE decisions SET path = ?2 WHERE id = ?1";
+static const char SQL_EXEC_PENDING[] = "SELECT pending FROM executions WHERE execution_id = ?1";
+static const char SQL_UPSERT_EXEC[] =
+    "INSERT INTO executions (execution_id, agent_id, started, decisions, confidence_n, "
+    "confidence_sum, cost_usd, pending) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+    "ON CONFLICT (execution_id) DO UPDATE SET decisions = decisions + excluded.decisions, "
+    "confidence_n = confidence_n + excluded.confidence_n, "
+    "confidence_sum = confidence_sum + excluded.confidence_sum, "
+    "cost_usd = cost_usd + excluded.cost_usd, pending = pending + excluded.pending";
+#define EXEC_COLUMNS                                                                               \
+    "execution_id, agent_id, status, started, ended, decisions, confidence_n, confidence_sum, "    \
+    "cost_usd, pending"
+static const char SQL_GET_EXEC[] =
+    "SELECT " EXEC_COLUMNS " FROM executions WHERE execution_id = ?1";
+/* Newest first from a cursor; one statement per filter so that each uses its index. */
+#define SQL_LIST_EXECS(filter)                                                                     \
+    "SELECT " EXEC_COLUMNS " FROM executions WHERE (started, execution_id) < (?1, ?2)" filter      \
+    " ORDER BY started DESC, execution_id DESC LIMIT ?5"
+static const char *const SQL_LIST_EXECS_BY[4] = {
+    SQL_LIST_EXECS(""), SQL_LIST_EXECS(" AND agent_id = ?3"), SQL_LIST_EXECS(" AND status = ?4"),
+    SQL_LIST_EXECS(" AND agent_id = ?3 AND status = ?4")};
+#define DECISION_COLUMNS                                                                           \
+    "id, decision_id, execution_id, agent_id, parent_decision_id, server_ts, agent_ts, "           \
+    "reasoning_context, confidence_score, alternatives_considered, selected_outcome, kind, "       \
+    "labels, duration_ms, tokens, cost_usd, path"
+/* Waiting decisions have a NULL path, which "path > ?" leaves out. */
+static const char SQL_LIST_TREE[] =
+    "SELECT " DECISION_COLUMNS " FROM decisions INDEXED BY decisions_tree "
+    "WHERE execution_id = ?1 AND path > ?2 ORDER BY path LIMIT ?3";
+static const char SQL_LIST_CHILDREN[] =
+    "SELECT " DECISION_COLUMNS " FROM decisions INDEXED BY decisions_parent "
+    "WHERE execution_id = ?1 AND parent_decision_id = ?2 AND path > ?3 ORDER BY path LIMIT ?4";
+static const char SQL_LIST_ROOTS[] =
+    "SELECT " DECISION_COLUMNS " FROM decisions INDEXED BY decisions_parent "
+    "WHERE execution_id = ?1 AND parent_decision_id IS NULL AND path > ?2 ORDER BY path LIMIT ?3";
 
 static int fail(struct store_sqlite *s, const char *what)
 {
@@ -279,6 +331,531 @@ static int sqlite_list_heartbeats(struct store *base, const struct hb_query *q,
     return collect(s, st, out, n);
 }
 
+/* The work on one decision of a batch while it is stored. */
+struct slot {
+    bool is_new;       /* neither stored already nor a repeat of an earlier one in the batch */
+    int64_t id;        /* its row id, when new */
+    char *path;        /* its path once placed; NULL while it waits */
+    char *parent_path; /* its parent's path, when the parent is stored with one */
+    long parent;       /* the batch index of its parent when the parent is new too, or -1 */
+    long first_child, next_sibling; /* its new children in the batch, as a list */
+};
+
+struct keyed {
+    const char *key;
+    long i;
+};
+
+static int by_key_then_index(const void *a, const void *b)
+{
+    const struct keyed *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    if (c)
+        return c;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+static int by_key(const void *a, const void *b)
+{
+    return strcmp(((const struct keyed *)a)->key, ((const struct keyed *)b)->key);
+}
+
+/* Returns the path of a child with this id under `parent` (NULL for a root), or NULL if the
+ * child would sit deeper than TRACE_DEPTH_MAX. Caller frees. */
+static char *child_path(const char *parent, int64_t id)
+{
+    size_t len = parent ? strlen(parent) : 0;
+    if (len + TRACE_KEY_LEN > (size_t)TRACE_KEY_LEN * (TRACE_DEPTH_MAX + 1))
+        return NULL;
+    char *p = malloc(len + TRACE_KEY_LEN + 1);
+    if (!p)
+        abort();
+    if (len)
+        memcpy(p, parent, len);
+    snprintf(p + len, TRACE_KEY_LEN + 1, "%016llx", (unsigned long long)id);
+    return p;
+}
+
+static int too_deep(struct store_sqlite *s, const struct decision *d)
+{
+    log_info("sqlite %s: decision %s of execution %s would sit deeper than %d", s->path,
+             d->decision_id, d->execution_id, TRACE_DEPTH_MAX);
+    return AEI_EINVAL;
+}
+
+/* Steps a bound statement that returns no rows, and resets it. */
+static int step_done(struct store_sqlite *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(s, what);
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* Looks a stored decision up: *found, and if so its execution_id and path (NULL while it
+ * waits) into the caller's buffers. */
+static int find_decision(struct store_sqlite *s, const char *decision_id, bool *found,
+                         char *execution_id, char **path)
+{
+    sqlite3_stmt *st = s->find_decision;
+    sqlite3_bind_text(st, 1, decision_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW;
+    if (rc == SQLITE_ROW) {
+        if (execution_id)
+            snprintf(execution_id, AEI_ID_MAX + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+        if (path)
+            *path = column_dup(st, 1);
+    }
+    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(s, "looking a decision up");
+    sqlite3_reset(st);
+    return rc;
+}
+
+static void bind_double_or_null(sqlite3_stmt *st, int i, bool has, double v)
+{
+    if (has)
+        sqlite3_bind_double(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static int insert_decision(struct store_sqlite *s, const struct decision *d, const struct slot *sl)
+{
+    sqlite3_stmt *st = s->insert_decision;
+    sqlite3_bind_int64(st, 1, sl->id);
+    sqlite3_bind_text(st, 2, d->decision_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, d->execution_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, d->agent_id, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 5, d->parent_id[0] ? d->parent_id : NULL);
+    bind_text_or_null(st, 6, sl->path);
+    sqlite3_bind_int64(st, 7, d->server_ts);
+    if (d->has_agent_ts)
+        sqlite3_bind_int64(st, 8, d->agent_ts);
+    else
+        sqlite3_bind_null(st, 8);
+    bind_text_or_null(st, 9, d->context_json);
+    bind_double_or_null(st, 10, d->has_confidence, d->confidence);
+    sqlite3_bind_text(st, 11, d->alternatives_json ? d->alternatives_json : "[]", -1,
+                      SQLITE_STATIC);
+    bind_text_or_null(st, 12, d->outcome);
+    bind_text_or_null(st, 13, d->kind);
+    sqlite3_bind_text(st, 14, d->labels_json ? d->labels_json : "{}", -1, SQLITE_STATIC);
+    bind_double_or_null(st, 15, d->has_duration, d->duration_ms);
+    bind_double_or_null(st, 16, d->has_tokens, d->tokens);
+    bind_double_or_null(st, 17, d->has_cost, d->cost_usd);
+    return step_done(s, st, "inserting a decision");
+}
+
+/* A placed decision whose stored waiting children are yet to be looked for. */
+struct landed {
+    int64_t id;
+    char *decision_id, *path;
+};
+
+/* Places the stored decisions of one execution that wait, directly or through other waiting
+ * ones, for the placed decisions seeds[0..n) (which it takes ownership of), and adds how many
+ * it placed to *placed. */
+static int land_waiting(struct store_sqlite *s, const char *execution_id, struct landed *seeds,
+                        size_t n, size_t cap, int64_t *placed)
+{
+    struct landed *q = seeds;
+    int rc = 0;
+    for (size_t qi = 0; qi < n && rc == 0; qi++) {
+        sqlite3_stmt *st = s->waiting_children;
+        sqlite3_bind_text(st, 1, execution_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, q[qi].decision_id, -1, SQLITE_STATIC);
+        /* Collect the children first: the updates below must not run under an open read. */
+        size_t first = n;
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                struct landed *p = realloc(q, cap * sizeof(*q));
+                if (!p)
+                    abort();
+                q = p;
+            }
+            int64_t id = sqlite3_column_int64(st, 0);
+            q[n].id = id;
+            q[n].decision_id = column_dup(st, 1);
+            q[n].path = child_path(q[qi].path, id);
+            n++;
+            if (!q[n - 1].path) {
+                log_info("sqlite %s: decision %s of execution %s would sit deeper than %d", s->path,
+                         q[n - 1].decision_id, execution_id, TRACE_DEPTH_MAX);
+                rc = AEI_EINVAL;
+                break;
+            }
+        }
+        if (rc == 0 && step != SQLITE_DONE)
+            rc = fail(s, "looking for waiting decisions");
+        sqlite3_reset(st);
+        for (size_t i = first; i < n && rc == 0; i++) {
+            sqlite3_bind_int64(s->set_path, 1, q[i].id);
+            sqlite3_bind_text(s->set_path, 2, q[i].path, -1, SQLITE_STATIC);
+            rc = step_done(s, s->set_path, "placing a waiting decision");
+            if (rc == 0)
+                (*placed)++;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(q[i].decision_id);
+        free(q[i].path);
+    }
+    free(q);
+    return rc;
+}
+
+/* Creates or updates the execution of the new decisions ds[m[0..k)->i] (in batch order), and
+ * places its stored decisions that waited for them. */
+static int put_execution(struct store_sqlite *s, struct decision *const *ds, struct slot *sl,
+                         const struct keyed *m, size_t k)
+{
+    const struct decision *first = ds[m[0].i];
+    int64_t conf_n = 0, waiting = 0, placed = 0, pending_before = 0;
+    double conf_sum = 0, cost = 0;
+    size_t with_path = 0;
+    for (size_t j = 0; j < k; j++) {
+        const struct decision *d = ds[m[j].i];
+        conf_n += d->has_confidence;
+        conf_sum += d->has_confidence ? d->confidence : 0;
+        cost += d->has_cost ? d->cost_usd : 0;
+        waiting += sl[m[j].i].path == NULL;
+        with_path += sl[m[j].i].path != NULL;
+    }
+    sqlite3_stmt *st = s->exec_pending;
+    sqlite3_bind_text(st, 1, first->execution_id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+        pending_before = sqlite3_column_int64(st, 0);
+    int rc = step == SQLITE_ROW || step == SQLITE_DONE ? 0 : fail(s, "reading an execution");
+    sqlite3_reset(st);
+    if (rc)
+        return rc;
+    /* Only a decision stored earlier and still waiting can wait for one of this batch: those of
+     * the batch found their parents in the batch already. */
+    if (pending_before > 0 && with_path > 0) {
+        struct landed *seeds = malloc(with_path * sizeof(*seeds));
+        if (!seeds)
+            abort();
+        size_t n = 0;
+        for (size_t j = 0; j < k; j++) {
+            const struct slot *x = &sl[m[j].i];
+            if (!x->path)
+                continue;
+            seeds[n].id = x->id;
+            seeds[n].decision_id = strdup(ds[m[j].i]->decision_id);
+            seeds[n].path = strdup(x->path);
+            if (!seeds[n].decision_id || !seeds[n].path)
+                abort();
+            n++;
+        }
+        rc = land_waiting(s, first->execution_id, seeds, n, with_path, &placed);
+        if (rc)
+            return rc;
+    }
+    st = s->upsert_exec;
+    sqlite3_bind_text(st, 1, first->execution_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, first->agent_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, first->server_ts);
+    sqlite3_bind_int64(st, 4, (int64_t)k);
+    sqlite3_bind_int64(st, 5, conf_n);
+    sqlite3_bind_double(st, 6, conf_sum);
+    sqlite3_bind_double(st, 7, cost);
+    sqlite3_bind_int64(st, 8, waiting - placed);
+    return step_done(s, st, "updating an execution");
+}
+
+static int sqlite_put_decisions(struct store *base, struct decision *const *ds, size_t n,
+                                bool *stored)
+{
+    struct store_sqlite *s = (struct store_sqlite *)base;
+    struct slot *sl = calloc(n, sizeof(*sl));
+    struct keyed *by_id = malloc(n * sizeof(*by_id));
+    long *queue = malloc(n * sizeof(*queue));
+    char execution_id[AEI_ID_MAX + 1];
+    if (!sl || !by_id || !queue)
+        abort();
+    int rc = exec(s, "BEGIN IMMEDIATE");
+    if (rc)
+        goto out_free;
+    if (sqlite3_step(s->next_id) != SQLITE_ROW) {
+        rc = fail(s, "choosing decision ids");
+        sqlite3_reset(s->next_id);
+        goto err_rollback;
+    }
+    int64_t next_id = sqlite3_column_int64(s->next_id, 0);
+    sqlite3_reset(s->next_id);
+
+    /* Which are new: the first of each decision_id in the batch, if not stored already. */
+    for (size_t i = 0; i < n; i++) {
+        by_id[i] = (struct keyed){ds[i]->decision_id, (long)i};
+        sl[i].parent = sl[i].first_child = sl[i].next_sibling = -1;
+    }
+    qsort(by_id, n, sizeof(*by_id), by_key_then_index);
+    for (size_t k = 0; k < n; k++) {
+        if (k > 0 && strcmp(by_id[k - 1].key, by_id[k].key) == 0)
+            continue;
+        bool found;
+        rc = find_decision(s, by_id[k].key, &found, NULL, NULL);
+        if (rc)
+            goto err_rollback;
+        sl[by_id[k].i].is_new = !found;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (sl[i].is_new)
+            sl[i].id = next_id++;
+
+    /* Where each new one hangs: under a new one of the batch, or under a stored one. A parent
+     * is looked for in the decision's own execution only. */
+    for (size_t i = 0; i < n; i++) {
+        const struct decision *d = ds[i];
+        if (!sl[i].is_new || !d->parent_id[0])
+            continue;
+        struct keyed key = {d->parent_id, 0};
+        struct keyed *hit = bsearch(&key, by_id, n, sizeof(*by_id), by_key);
+        while (hit && hit > by_id && strcmp(hit[-1].key, key.key) == 0)
+            hit--;
+        if (hit && sl[hit->i].is_new) {
+            if (strcmp(ds[hit->i]->execution_id, d->execution_id) == 0) {
+                sl[i].parent = hit->i;
+                sl[i].next_sibling = sl[hit->i].first_child;
+                sl[hit->i].first_child = (long)i;
+            }
+            continue;
+        }
+        bool found;
+        char *path = NULL;
+        rc = find_decision(s, d->parent_id, &found, execution_id, &path);
+        if (rc)
+            goto err_rollback;
+        if (found && path && strcmp(execution_id, d->execution_id) == 0)
+            sl[i].parent_path = path;
+        else
+            free(path);
+    }
+
+    /* Place the roots and the children of placed stored decisions, then their new descendants
+     * in the batch, whatever order the batch holds them in. */
+    size_t qlen = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!sl[i].is_new || (ds[i]->parent_id[0] && !sl[i].parent_path))
+            continue;
+        sl[i].path = child_path(sl[i].parent_path, sl[i].id);
+        if (!sl[i].path) {
+            rc = too_deep(s, ds[i]);
+            goto err_rollback;
+        }
+        queue[qlen++] = (long)i;
+    }
+    for (size_t qi = 0; qi < qlen; qi++) {
+        long j = queue[qi];
+        for (long c = sl[j].first_child; c >= 0; c = sl[c].next_sibling) {
+            sl[c].path = child_path(sl[j].path, sl[c].id);
+            if (!sl[c].path) {
+                rc = too_deep(s, ds[c]);
+                goto err_rollback;
+            }
+            queue[qlen++] = c;
+        }
+    }
+
+    for (size_t i = 0; i < n; i++) {
+        if (!sl[i].is_new)
+            continue;
+        rc = insert_decision(s, ds[i], &sl[i]);
+        if (rc)
+            goto err_rollback;
+    }
+
+    /* The executions, each once, from its new decisions in batch order. */
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (sl[i].is_new)
+            by_id[m++] = (struct keyed){ds[i]->execution_id, (long)i};
+    qsort(by_id, m, sizeof(*by_id), by_key_then_index);
+    for (size_t g = 0; g < m;) {
+        size_t end = g + 1;
+        while (end < m && strcmp(by_id[end].key, by_id[g].key) == 0)
+            end++;
+        rc = put_execution(s, ds, sl, by_id + g, end - g);
+        if (rc)
+            goto err_rollback;
+        g = end;
+    }
+
+    rc = exec(s, "COMMIT");
+    if (rc)
+        goto err_rollback;
+    for (size_t i = 0; i < n; i++)
+        stored[i] = sl[i].is_new;
+    goto out_free;
+
+err_rollback:
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+out_free:
+    for (size_t i = 0; i < n; i++) {
+        free(sl[i].path);
+        free(sl[i].parent_path);
+    }
+    free(sl);
+    free(by_id);
+    free(queue);
+    return rc;
+}
+
+static void read_execution(sqlite3_stmt *st, struct execution *e)
+{
+    memset(e, 0, sizeof(*e));
+    snprintf(e->execution_id, sizeof(e->execution_id), "%s",
+             (const char *)sqlite3_column_text(st, 0));
+    snprintf(e->agent_id, sizeof(e->agent_id), "%s", (const char *)sqlite3_column_text(st, 1));
+    const char *status = (const char *)sqlite3_column_text(st, 2);
+    for (int i = 0; i < EXEC_STATUS_COUNT; i++)
+        if (status && strcmp(status, execution_status_names[i]) == 0)
+            e->status = (enum execution_status)i;
+    e->started = sqlite3_column_int64(st, 3);
+    e->ended = sqlite3_column_int64(st, 4);
+    e->decisions = sqlite3_column_int64(st, 5);
+    e->confidence_n = sqlite3_column_int64(st, 6);
+    e->confidence_sum = sqlite3_column_double(st, 7);
+    e->cost_usd = sqlite3_column_double(st, 8);
+    e->pending = sqlite3_column_int64(st, 9);
+}
+
+static int sqlite_list_executions(struct store *base, const struct exec_query *q,
+                                  struct execution **out, size_t *n)
+{
+    struct store_sqlite *s = (struct store_sqlite *)base;
+    sqlite3_stmt *st = s->list_execs[(q->agent_id ? 1 : 0) | (q->status >= 0 ? 2 : 0)];
+    sqlite3_bind_int64(st, 1, q->before_id ? q->before_started : INT64_MAX);
+    sqlite3_bind_text(st, 2, q->before_id ? q->before_id : "", -1, SQLITE_TRANSIENT);
+    if (q->agent_id)
+        sqlite3_bind_text(st, 3, q->agent_id, -1, SQLITE_TRANSIENT);
+    if (q->status >= 0 && q->status < EXEC_STATUS_COUNT)
+        sqlite3_bind_text(st, 4, execution_status_names[q->status], -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, q->limit);
+    size_t len = 0, cap = 16;
+    struct execution *rows = malloc(cap * sizeof(*rows));
+    if (!rows)
+        abort();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (len == cap) {
+            cap *= 2;
+            struct execution *p = realloc(rows, cap * sizeof(*rows));
+            if (!p)
+                abort();
+            rows = p;
+        }
+        read_execution(st, &rows[len++]);
+    }
+    if (rc != SQLITE_DONE) {
+        rc = fail(s, "reading executions");
+        sqlite3_reset(st);
+        free(rows);
+        return rc;
+    }
+    sqlite3_reset(st);
+    *out = rows;
+    *n = len;
+    return 0;
+}
+
+static int sqlite_get_execution(struct store *base, const char *execution_id, struct execution *out)
+{
+    struct store_sqlite *s = (struct store_sqlite *)base;
+    sqlite3_stmt *st = s->get_exec;
+    sqlite3_bind_text(st, 1, execution_id, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        read_execution(st, out);
+    rc = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? AEI_ENOTFOUND : fail(s, "reading an execution");
+    sqlite3_reset(st);
+    return rc;
+}
+
+static void column_copy(sqlite3_stmt *st, int i, char *out, size_t n)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(out, n, "%s", t ? (const char *)t : "");
+}
+
+/* Reads one row in DECISION_COLUMNS order. */
+static void read_decision(sqlite3_stmt *st, struct decision *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->id = sqlite3_column_int64(st, 0);
+    column_copy(st, 1, d->decision_id, sizeof(d->decision_id));
+    column_copy(st, 2, d->execution_id, sizeof(d->execution_id));
+    column_copy(st, 3, d->agent_id, sizeof(d->agent_id));
+    column_copy(st, 4, d->parent_id, sizeof(d->parent_id));
+    d->server_ts = sqlite3_column_int64(st, 5);
+    d->has_agent_ts = sqlite3_column_type(st, 6) != SQLITE_NULL;
+    d->agent_ts = sqlite3_column_int64(st, 6);
+    d->context_json = column_dup(st, 7);
+    d->has_confidence = sqlite3_column_type(st, 8) != SQLITE_NULL;
+    d->confidence = sqlite3_column_double(st, 8);
+    d->alternatives_json = column_dup(st, 9);
+    d->outcome = column_dup(st, 10);
+    d->kind = column_dup(st, 11);
+    d->labels_json = column_dup(st, 12);
+    d->has_duration = sqlite3_column_type(st, 13) != SQLITE_NULL;
+    d->duration_ms = sqlite3_column_double(st, 13);
+    d->has_tokens = sqlite3_column_type(st, 14) != SQLITE_NULL;
+    d->tokens = sqlite3_column_double(st, 14);
+    d->has_cost = sqlite3_column_type(st, 15) != SQLITE_NULL;
+    d->cost_usd = sqlite3_column_double(st, 15);
+    d->path = column_dup(st, 16);
+    d->depth = d->path ? (int)(strlen(d->path) / TRACE_KEY_LEN) - 1 : -1;
+}
+
+static int sqlite_list_decisions(struct store *base, const struct decision_query *q,
+                                 struct decision **out, size_t *n)
+{
+    struct store_sqlite *s = (struct store_sqlite *)base;
+    const char *after = q->after_path ? q->after_path : "";
+    sqlite3_stmt *st;
+    int p = 1;
+    if (!q->parent_id) {
+        st = s->list_tree;
+    } else if (!q->parent_id[0]) {
+        st = s->list_roots;
+    } else {
+        st = s->list_children;
+    }
+    sqlite3_bind_text(st, p++, q->execution_id, -1, SQLITE_TRANSIENT);
+    if (q->parent_id && q->parent_id[0])
+        sqlite3_bind_text(st, p++, q->parent_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, p++, after, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, p, q->limit); /* -1: no limit */
+    size_t len = 0, cap = 16;
+    struct decision *rows = malloc(cap * sizeof(*rows));
+    if (!rows)
+        abort();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (len == cap) {
+            cap *= 2;
+            struct decision *r = realloc(rows, cap * sizeof(*rows));
+            if (!r)
+                abort();
+            rows = r;
+        }
+        read_decision(st, &rows[len++]);
+    }
+    if (rc != SQLITE_DONE) {
+        rc = fail(s, "reading decisions");
+        sqlite3_reset(st);
+        store_free_decisions(rows, len);
+        return rc;
+    }
+    sqlite3_reset(st);
+    *out = rows;
+    *n = len;
+    return 0;
+}
+
 static void sqlite_close(struct store *base)
 {
     struct store_sqlite *s = (struct store_sqlite *)base;
@@ -288,6 +865,13 @@ static void sqlite_close(struct store *base)
     sqlite3_finalize(s->list_agents);
     sqlite3_finalize(s->get_agent);
     sqlite3_finalize(s->list_hbs);
+    sqlite3_stmt *traces[] = {s->next_id,          s->find_decision, s->insert_decision,
+                              s->waiting_children, s->set_path,      s->exec_pending,
+                              s->upsert_exec,      s->get_exec,      s->list_execs[0],
+                              s->list_execs[1],    s->list_execs[2], s->list_execs[3],
+                              s->list_tree,        s->list_children, s->list_roots};
+    for (size_t i = 0; i < sizeof(traces) / sizeof(traces[0]); i++)
+        sqlite3_finalize(traces[i]);
     sqlite3_close(s->db);
     free(s->path);
     free(s);
@@ -299,6 +883,10 @@ static const struct store_ops sqlite_ops = {
     .list_agents = sqlite_list_agents,
     .get_agent = sqlite_get_agent,
     .list_heartbeats = sqlite_list_heartbeats,
+    .put_decisions = sqlite_put_decisions,
+    .list_executions = sqlite_list_executions,
+    .get_execution = sqlite_get_execution,
+    .list_decisions = sqlite_list_decisions,
     .close = sqlite_close,
 };
 
@@ -308,9 +896,27 @@ static int prepare_all(struct store_sqlite *s, char *err, size_t errlen)
     struct {
         sqlite3_stmt **st;
         const char *sql;
-    } list[] = {{&s->insert_hb, SQL_INSERT_HB},       {&s->update_agent, SQL_UPDATE_AGENT},
-                {&s->upsert_agent, SQL_UPSERT_AGENT}, {&s->list_agents, SQL_LIST_AGENTS},
-                {&s->get_agent, SQL_GET_AGENT},       {&s->list_hbs, SQL_LIST_HBS}};
+    } list[] = {{&s->insert_hb, SQL_INSERT_HB},
+                {&s->update_agent, SQL_UPDATE_AGENT},
+                {&s->upsert_agent, SQL_UPSERT_AGENT},
+                {&s->list_agents, SQL_LIST_AGENTS},
+                {&s->get_agent, SQL_GET_AGENT},
+                {&s->list_hbs, SQL_LIST_HBS},
+                {&s->next_id, SQL_NEXT_ID},
+                {&s->find_decision, SQL_FIND_DECISION},
+                {&s->insert_decision, SQL_INSERT_DECISION},
+                {&s->waiting_children, SQL_WAITING_CHILDREN},
+                {&s->set_path, SQL_SET_PATH},
+                {&s->exec_pending, SQL_EXEC_PENDING},
+                {&s->upsert_exec, SQL_UPSERT_EXEC},
+                {&s->get_exec, SQL_GET_EXEC},
+                {&s->list_execs[0], SQL_LIST_EXECS_BY[0]},
+                {&s->list_execs[1], SQL_LIST_EXECS_BY[1]},
+                {&s->list_execs[2], SQL_LIST_EXECS_BY[2]},
+                {&s->list_execs[3], SQL_LIST_EXECS_BY[3]},
+                {&s->list_tree, SQL_LIST_TREE},
+                {&s->list_children, SQL_LIST_CHILDREN},
+                {&s->list_roots, SQL_LIST_ROOTS}};
     for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++) {
         if (sqlite3_prepare_v3(s->db, list[i].sql, -1, SQLITE_PREPARE_PERSISTENT, list[i].st,
                                NULL) != SQLITE_OK) {
