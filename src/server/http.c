@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 /* Past the body limit, this much more is read and dropped so that the client sees its 413;
  * a larger body gets the 413 at once and the connection is closed. */
@@ -36,7 +37,20 @@
 /* How often the loop checks agents' health, sends totals and looks for slow subscribers. */
 #define TICK_US 100000
 
-enum route { R_NONE, R_HEALTHZ, R_METRICS, R_HEARTBEATS, R_AGENTS, R_AGENT, R_AGENT_HEARTBEATS };
+enum route {
+    R_NONE,
+    R_HEALTHZ,
+    R_METRICS,
+    R_HEARTBEATS,
+    R_AGENTS,
+    R_AGENT,
+    R_AGENT_HEARTBEATS,
+    R_TRACES,
+    R_EXECUTIONS,
+    R_EXECUTION,
+    R_EXECUTION_DECISIONS,
+    R_COUNT
+};
 
 /* Route templates, as they appear in metrics; indexed by enum route. */
 static const char *const route_names[] = {
@@ -47,9 +61,19 @@ static const char *const route_names[] = {
     "/api/v0/agents",
     "/api/v0/agents/{agent_id}",
     "/api/v0/agents/{agent_id}/heartbeats",
+    "/api/v0/traces",
+    "/api/v0/executions",
+    "/api/v0/executions/{execution_id}",
+    "/api/v0/executions/{execution_id}/decisions",
 };
 /* The method each route answers (GET routes answer HEAD too). */
-static const char *const route_methods[] = {"", "GET", "GET", "POST", "GET", "GET", "GET"};
+static const char *const route_methods[] = {"",    "GET",  "GET", "POST", "GET", "GET",
+                                            "GET", "POST", "GET", "GET",  "GET"};
+/* A batch of decisions may be this many times --max-body. */
+#define TRACE_BODY_FACTOR 64
+#define EXECUTIONS_LIMIT_DEFAULT 100
+#define DECISIONS_LIMIT_DEFAULT 500
+#define DECISIONS_LIMIT_MAX 1000
 
 struct server {
     struct lws_context *ctx;
@@ -239,8 +263,20 @@ static const char *request_method(struct lws *wsi)
     return "OTHER";
 }
 
-/* Maps a path to a route; "/api/..." without a version is v0. */
-static enum route match_route(const char *path, char *agent_id)
+/* Reads the id segment at path into id; returns its length, or 0 if it is not a valid id. */
+static size_t path_id(const char *path, char *id)
+{
+    size_t n = strcspn(path, "/");
+    if (n == 0 || n > AEI_ID_MAX)
+        return 0;
+    memcpy(id, path, n);
+    id[n] = '\0';
+    return id_is_valid(id) ? n : 0;
+}
+
+/* Maps a path to a route; "/api/..." without a version is v0. The agent or execution id of the
+ * path goes into id. */
+static enum route match_route(const char *path, char *id)
 {
     if (strcmp(path, "/healthz") == 0)
         return R_HEALTHZ;
@@ -256,20 +292,23 @@ static enum route match_route(const char *path, char *agent_id)
         return R_HEARTBEATS;
     if (strcmp(path, "/agents") == 0)
         return R_AGENTS;
-    if (strncmp(path, "/agents/", 8) != 0)
-        return R_NONE;
-    path += 8;
-    size_t n = strcspn(path, "/");
-    if (n == 0 || n > AEI_ID_MAX)
-        return R_NONE;
-    memcpy(agent_id, path, n);
-    agent_id[n] = '\0';
-    if (!id_is_valid(agent_id))
-        return R_NONE;
-    if (path[n] == '\0')
-        return R_AGENT;
-    if (strcmp(path + n, "/heartbeats") == 0)
-        return R_AGENT_HEARTBEATS;
+    if (strcmp(path, "/traces") == 0)
+        return R_TRACES;
+    if (strcmp(path, "/executions") == 0)
+        return R_EXECUTIONS;
+    size_t n;
+    if (strncmp(path, "/agents/", 8) == 0 && (n = path_id(path + 8, id))) {
+        if (path[8 + n] == '\0')
+            return R_AGENT;
+        if (strcmp(path + 8 + n, "/heartbeats") == 0)
+            return R_AGENT_HEARTBEATS;
+    }
+    if (strncmp(path, "/executions/", 12) == 0 && (n = path_id(path + 12, id))) {
+        if (path[12 + n] == '\0')
+            return R_EXECUTION;
+        if (strcmp(path + 12 + n, "/decisions") == 0)
+            return R_EXECUTION_DECISIONS;
+    }
     return R_NONE;
 }
 
@@ -490,6 +529,186 @@ err_free:
     job_free(job);
 }
 
+/* Writes a random (version 4) UUID into out[37], for decisions that come without an id. */
+static void new_uuid(char *out)
+{
+    unsigned char b[16];
+    if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
+        int64_t t[2] = {aei_now_us(), aei_mono_us()};
+        memcpy(b, t, sizeof(b));
+    }
+    b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
+}
+
+/* The most invalid decisions listed in one 400 answer. */
+#define TRACE_ERRORS_MAX 20
+
+/* POST /api/v0/traces: one decision or an array of up to TRACE_BATCH_MAX; all or nothing. */
+static void post_traces(struct request *req)
+{
+    struct problem pb;
+    json_t *doc = json_parse_body(req->body.data ? req->body.data : "", req->body.len, &pb);
+    if (!doc) {
+        answer_problem(req, &pb);
+        return;
+    }
+    bool batch = json_is_array(doc);
+    size_t n = batch ? json_array_size(doc) : 1;
+    if (batch && (n == 0 || n > TRACE_BATCH_MAX)) {
+        problem_field(&pb, "(body)", "a decision object or an array of 1 to 1000 of them", doc);
+        json_decref(doc);
+        answer_problem(req, &pb);
+        return;
+    }
+    struct job *job = job_new(JOB_PUT_DECISIONS);
+    job->decisions = calloc(n, sizeof(*job->decisions));
+    job->stored = calloc(n, sizeof(*job->stored));
+    if (!job->decisions || !job->stored)
+        abort();
+    /* Every invalid decision is reported, by index and field; none is stored. */
+    json_t *errors = json_array();
+    struct problem first = {0};
+    for (size_t i = 0; i < n; i++) {
+        struct decision *d = calloc(1, sizeof(*d));
+        if (!d)
+            abort();
+        job->decisions[job->n_decisions++] = d;
+        json_t *v = batch ? json_array_get(doc, i) : doc;
+        if (decision_from_json(v, batch ? (long)i : -1, d, &pb) != 0) {
+            if (json_array_size(errors) == 0)
+                first = pb;
+            if (json_array_size(errors) < TRACE_ERRORS_MAX)
+                json_array_append_new(errors, json_pack("{s:I, s:o, s:o}", "index", (json_int_t)i,
+                                                        "field", json_string_lossy(pb.field),
+                                                        "message", json_string_lossy(pb.message)));
+            continue;
+        }
+        if (!d->decision_id[0])
+            new_uuid(d->decision_id);
+        d->server_ts = stamp(req->srv);
+    }
+    json_decref(doc);
+    if (json_array_size(errors) > 0) {
+        json_t *err = json_pack("{s:s, s:o, s:o, s:o}", "code", first.code, "message",
+                                json_string_lossy(first.message), "field",
+                                json_string_lossy(first.field), "errors", errors);
+        json_t *body = json_pack("{s:o}", "error", err);
+        char *text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        answer(req, 400, "application/json", text, strlen(text), NULL);
+        free(text);
+        job_free(job);
+        return;
+    }
+    json_decref(errors);
+    submit(req, job);
+}
+
+/* Reads the optional "cursor" parameter of an executions page: "<started>-<execution_id>". */
+static bool exec_cursor_param(struct request *req, struct exec_query *q, char *id)
+{
+    char v[QUERY_VALUE_MAX];
+    if (!query_param(req->wsi, "cursor", v, sizeof(v)))
+        return true;
+    char *dash = strchr(v, '-');
+    int64_t started;
+    if (dash) {
+        *dash = '\0';
+        if (parse_int64(v, &started) && id_is_valid(dash + 1)) {
+            q->before_started = started;
+            snprintf(id, AEI_ID_MAX + 1, "%s", dash + 1);
+            q->before_id = id;
+            return true;
+        }
+        *dash = '-';
+    }
+    bad_param(req, "cursor", "the value of \"next\" from the previous page", v);
+    return false;
+}
+
+/* GET /api/v0/executions[?agent_id&status&limit&cursor]: newest first. */
+static void get_executions(struct request *req)
+{
+    static const char *const known[] = {"agent_id", "status", "limit", "cursor", NULL};
+    char v[QUERY_VALUE_MAX];
+    if (!params_ok(req, known, "one of agent_id, status, limit, cursor"))
+        return;
+    struct job *job = job_new(JOB_LIST_EXECUTIONS);
+    struct exec_query *q = &job->exec_query;
+    q->status = -1;
+    q->limit = EXECUTIONS_LIMIT_DEFAULT;
+    if (query_param(req->wsi, "agent_id", v, sizeof(v))) {
+        if (!id_is_valid(v)) {
+            bad_param(req, "agent_id", "an agent id", v);
+            goto err_free;
+        }
+        memcpy(job->ids[0], v, strlen(v) + 1); /* id_is_valid() bounds it */
+        q->agent_id = job->ids[0];
+    }
+    if (query_param(req->wsi, "status", v, sizeof(v))) {
+        int st = -1;
+        for (int i = 0; i < EXEC_STATUS_COUNT; i++)
+            if (strcmp(v, execution_status_names[i]) == 0)
+                st = i;
+        if (st < 0) {
+            bad_param(req, "status", "one of running, completed, failed, abandoned", v);
+            goto err_free;
+        }
+        q->status = st;
+    }
+    if (!limit_param(req, AGENTS_LIMIT_MAX, &q->limit) || !exec_cursor_param(req, q, job->ids[1]))
+        goto err_free;
+    submit(req, job);
+    return;
+
+err_free:
+    job_free(job);
+}
+
+/* GET /api/v0/executions/{id}/decisions[?parent&limit&cursor]: tree pre-order with depth, or one
+ * decision's children. */
+static void get_decisions(struct request *req)
+{
+    static const char *const known[] = {"parent", "limit", "cursor", NULL};
+    char v[QUERY_VALUE_MAX];
+    if (!params_ok(req, known, "one of parent, limit, cursor"))
+        return;
+    struct job *job = job_new(JOB_LIST_DECISIONS);
+    struct decision_query *q = &job->decision_query;
+    snprintf(job->ids[0], sizeof(job->ids[0]), "%s", req->agent_id);
+    q->execution_id = job->ids[0];
+    q->limit = DECISIONS_LIMIT_DEFAULT;
+    if (query_param(req->wsi, "parent", v, sizeof(v))) {
+        if (!id_is_valid(v)) {
+            bad_param(req, "parent", "a decision_id", v);
+            goto err_free;
+        }
+        memcpy(job->ids[1], v, strlen(v) + 1); /* id_is_valid() bounds it */
+        q->parent_id = job->ids[1];
+    }
+    if (!limit_param(req, DECISIONS_LIMIT_MAX, &q->limit))
+        goto err_free;
+    if (query_param(req->wsi, "cursor", v, sizeof(v))) {
+        size_t len = strlen(v);
+        if (len == 0 || len % TRACE_KEY_LEN || len >= sizeof(job->cursor) ||
+            strspn(v, "0123456789abcdef") != len) {
+            bad_param(req, "cursor", "the value of \"next\" from the previous page", v);
+            goto err_free;
+        }
+        memcpy(job->cursor, v, len + 1);
+        q->after_path = job->cursor;
+    }
+    submit(req, job);
+    return;
+
+err_free:
+    job_free(job);
+}
+
 static void get_metrics(struct request *req)
 {
     struct buf b = {0};
@@ -531,7 +750,23 @@ static void dispatch(struct request *req)
     case R_AGENT_HEARTBEATS:
         get_heartbeats(req);
         break;
+    case R_TRACES:
+        post_traces(req);
+        break;
+    case R_EXECUTIONS:
+        get_executions(req);
+        break;
+    case R_EXECUTION: {
+        struct job *job = job_new(JOB_GET_EXECUTION);
+        snprintf(job->ids[0], sizeof(job->ids[0]), "%s", req->agent_id);
+        submit(req, job);
+        break;
+    }
+    case R_EXECUTION_DECISIONS:
+        get_decisions(req);
+        break;
     case R_NONE:
+    case R_COUNT:
         break;
     }
 }
@@ -652,6 +887,12 @@ static int confirm_upgrade(struct server *srv, struct lws *wsi)
     return 0;
 }
 
+/* The largest body a request may have: --max-body, and more for a batch of decisions. */
+static size_t body_limit(const struct request *req)
+{
+    return req->route == R_TRACES ? req->srv->max_body * TRACE_BODY_FACTOR : req->srv->max_body;
+}
+
 /* A request whose body has not fully arrived by its deadline is dropped with its connection:
  * lws's own timeout restarts with every byte, so a client trickling a body would hold on. */
 static void request_deadline(lws_sorted_usec_list_t *sul)
@@ -697,7 +938,7 @@ static int on_headers(struct server *srv, struct lws *wsi, struct pss *pss, cons
     } else if (strcmp(req->method, route_methods[req->route]) != 0 &&
                !(strcmp(req->method, "HEAD") == 0 &&
                  strcmp(route_methods[req->route], "GET") == 0)) {
-        static char allow[R_AGENT_HEARTBEATS + 1][32];
+        static char allow[R_COUNT][32];
         char msg[320];
         bool get = strcmp(route_methods[req->route], "GET") == 0;
         snprintf(allow[req->route], sizeof(allow[0]), "Allow: %s\r\n",
@@ -705,13 +946,13 @@ static int on_headers(struct server *srv, struct lws *wsi, struct pss *pss, cons
         snprintf(msg, sizeof(msg), "%s does not answer %s; use %s", route_names[req->route],
                  req->method, route_methods[req->route]);
         defer_error(req, 405, "method_not_allowed", msg, allow[req->route]);
-    } else if (req->route == R_HEARTBEATS && !is_json_type(wsi)) {
+    } else if ((req->route == R_HEARTBEATS || req->route == R_TRACES) && !is_json_type(wsi)) {
         defer_error(req, 415, "unsupported_media_type",
                     "send the body with Content-Type: application/json", NULL);
-    } else if (req->route == R_HEARTBEATS && body_len > (int64_t)srv->max_body) {
+    } else if (body_len > (int64_t)body_limit(req)) {
         char msg[160];
         snprintf(msg, sizeof(msg), "the body is %lld bytes; the limit is %zu bytes",
-                 (long long)body_len, srv->max_body);
+                 (long long)body_len, body_limit(req));
         defer_error(req, 413, "payload_too_large", msg, NULL);
     }
     if (chunked && !req->pending_status) {
@@ -723,7 +964,7 @@ static int on_headers(struct server *srv, struct lws *wsi, struct pss *pss, cons
         req->close_after = true;
         has_body = false;
     }
-    if (has_body && body_len > (int64_t)(srv->max_body + DISCARD_MAX)) {
+    if (has_body && body_len > (int64_t)(body_limit(req) + DISCARD_MAX)) {
         /* Too much to read and drop: answer now and close. */
         req->close_after = true;
         has_body = false;
@@ -739,7 +980,7 @@ static int on_headers(struct server *srv, struct lws *wsi, struct pss *pss, cons
 
 static void on_body(struct request *req, const void *in, size_t len)
 {
-    size_t limit = req->srv->max_body;
+    size_t limit = body_limit(req);
     req->body_seen += len;
     if (req->pending_status) {
         if (req->body_seen > limit + DISCARD_MAX && !req->answering) {
@@ -784,6 +1025,28 @@ static int on_writeable(struct request *req)
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
+/* Answers a stored batch of decisions: which were new and which were already there. */
+static void answer_decisions(struct request *req, const struct job *job)
+{
+    size_t stored = 0;
+    json_t *list = json_array();
+    for (size_t i = 0; i < job->n_decisions; i++) {
+        const struct decision *d = job->decisions[i];
+        char ts[AEI_TIME_LEN];
+        aei_time_format(d->server_ts, ts);
+        stored += job->stored[i];
+        json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:b}", "decision_id", d->decision_id,
+                                              "execution_id", d->execution_id, "timestamp", ts,
+                                              "stored", job->stored[i]));
+    }
+    json_t *doc = json_pack("{s:I, s:I, s:o}", "stored", (json_int_t)stored, "duplicates",
+                            (json_int_t)(job->n_decisions - stored), "decisions", list);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    answer(req, 200, "application/json", text, strlen(text), NULL);
+    free(text);
+}
+
 /* Answers the request a finished job was for; a committed heartbeat goes to the hub even when
  * its client has gone. */
 static void finish_job(struct server *srv, struct job *job)
@@ -800,8 +1063,20 @@ static void finish_job(struct server *srv, struct job *job)
     }
     if (job->rc == AEI_ENOTFOUND) {
         char msg[200];
-        snprintf(msg, sizeof(msg), "no agent \"%s\": it has not sent a heartbeat", job->agent_id);
+        if (job->kind == JOB_GET_EXECUTION || job->kind == JOB_LIST_DECISIONS)
+            snprintf(msg, sizeof(msg), "no execution \"%s\": no decision of it has been stored",
+                     job->ids[0]);
+        else
+            snprintf(msg, sizeof(msg), "no agent \"%s\": it has not sent a heartbeat",
+                     job->agent_id);
         answer_error(req, 404, "not_found", msg, NULL);
+        return;
+    }
+    if (job->rc == AEI_EINVAL && job->kind == JOB_PUT_DECISIONS) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "a decision would sit deeper than %d levels in its tree",
+                 TRACE_DEPTH_MAX);
+        answer_error(req, 400, "too_deep", msg, NULL);
         return;
     }
     if (job->rc) {
@@ -819,9 +1094,15 @@ static void finish_job(struct server *srv, struct job *job)
         hub_heartbeat(srv->hub, &job->hb, job->received_mono);
         break;
     }
+    case JOB_PUT_DECISIONS:
+        answer_decisions(req, job);
+        break;
     case JOB_LIST_AGENTS:
     case JOB_GET_AGENT:
     case JOB_LIST_HEARTBEATS:
+    case JOB_LIST_EXECUTIONS:
+    case JOB_GET_EXECUTION:
+    case JOB_LIST_DECISIONS:
         answer(req, 200, "application/json", job->body, strlen(job->body), NULL);
         break;
     }

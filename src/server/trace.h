@@ -80,6 +80,12 @@ json_t *decision_to_json(const struct decision *d);
 /* Returns the JSON of an execution's summary. Caller releases with json_decref(). */
 json_t *execution_to_json(const struct execution *e);
 
+/* Answer bodies, built by the reader thread. Each returns a string the caller frees with
+ * free(). `n` rows were read for a page of `limit` (n > limit means there is a next page). */
+char *trace_render_executions(const struct execution *rows, size_t n, int limit);
+char *trace_render_execution(const struct execution *e);
+char *trace_render_decisions(const struct decision *rows, size_t n, int limit);
+
 /* Frees the strings d owns and zeroes it; safe on a zeroed struct. */
 void decision_clear(struct decision *d);
 

@@ -93,20 +93,28 @@ static void *writer_main(void *arg)
     while ((batch = queue_take(&self->in, BATCH_MAX))) {
         size_t n = 0;
         for (struct job *j = batch; j; j = j->next)
-            hbs[n++] = &j->hb;
-        int rc = store_put_heartbeats(self->store, hbs, n);
+            if (j->kind == JOB_PUT_HEARTBEAT)
+                hbs[n++] = &j->hb;
+        int rc = n ? store_put_heartbeats(self->store, hbs, n) : 0;
         for (struct job *j = batch; j; j = j->next)
-            j->rc = rc;
+            if (j->kind == JOB_PUT_HEARTBEAT)
+                j->rc = rc;
         /* A batch refused for what is in it (not for the store being away) is tried again one
          * heartbeat at a time, so that one bad row fails only its own request. */
         if (rc == AEI_EIO && n > 1)
             for (struct job *j = batch; j; j = j->next)
-                j->rc = store_put_heartbeats(self->store, (struct heartbeat *[]){&j->hb}, 1);
+                if (j->kind == JOB_PUT_HEARTBEAT)
+                    j->rc = store_put_heartbeats(self->store, (struct heartbeat *[]){&j->hb}, 1);
+        /* A request's decisions are one transaction of their own: all or none. */
+        for (struct job *j = batch; j; j = j->next)
+            if (j->kind == JOB_PUT_DECISIONS)
+                j->rc = store_put_decisions(self->store, j->decisions, j->n_decisions, j->stored);
         int64_t now = aei_mono_us();
         for (struct job *j = batch; j; j = j->next)
-            if (j->rc == 0)
+            if (j->rc == 0 && j->kind == JOB_PUT_HEARTBEAT)
                 metrics_observe_commit((double)(now - j->received_mono) / 1e6);
-        metrics_observe_batch(n, rc == 0);
+        if (n)
+            metrics_observe_batch(n, rc == 0);
         complete(self->owner, batch);
     }
     return NULL;
@@ -148,7 +156,42 @@ static void run_read(struct store *store, struct job *j)
             store_free_rows(rows, n);
         }
         break;
+    case JOB_LIST_EXECUTIONS: {
+        struct execution *ex;
+        j->exec_query.limit++;
+        j->rc = store_list_executions(store, &j->exec_query, &ex, &n);
+        j->exec_query.limit--;
+        if (j->rc == 0) {
+            j->body = trace_render_executions(ex, n, j->exec_query.limit);
+            free(ex);
+        }
+        break;
+    }
+    case JOB_GET_EXECUTION: {
+        struct execution e;
+        j->rc = store_get_execution(store, j->ids[0], &e);
+        if (j->rc == 0)
+            j->body = trace_render_execution(&e);
+        break;
+    }
+    case JOB_LIST_DECISIONS: {
+        /* The execution must exist for its decisions to be asked for. */
+        struct execution e;
+        struct decision *ds;
+        j->rc = store_get_execution(store, j->ids[0], &e);
+        if (j->rc == 0) {
+            j->decision_query.limit++;
+            j->rc = store_list_decisions(store, &j->decision_query, &ds, &n);
+            j->decision_query.limit--;
+        }
+        if (j->rc == 0) {
+            j->body = trace_render_decisions(ds, n, j->decision_query.limit);
+            store_free_decisions(ds, n);
+        }
+        break;
+    }
     case JOB_PUT_HEARTBEAT:
+    case JOB_PUT_DECISIONS:
         break; /* the writer's, never queued here */
     }
 }
@@ -213,7 +256,8 @@ struct workers *workers_start(const char *db_url, void (*notify)(void *), void *
 
 void workers_submit(struct workers *w, struct job *job)
 {
-    queue_push(job->kind == JOB_PUT_HEARTBEAT ? &w->writer.in : &w->reader.in, job);
+    bool write = job->kind == JOB_PUT_HEARTBEAT || job->kind == JOB_PUT_DECISIONS;
+    queue_push(write ? &w->writer.in : &w->reader.in, job);
 }
 
 struct job *workers_take_done(struct workers *w)
@@ -243,5 +287,11 @@ void job_free(struct job *job)
         return;
     hb_clear(&job->hb);
     free(job->body);
+    for (size_t i = 0; i < job->n_decisions; i++) {
+        decision_clear(job->decisions[i]);
+        free(job->decisions[i]);
+    }
+    free(job->decisions);
+    free(job->stored);
     free(job);
 }

@@ -4,7 +4,16 @@
 
 #include "server/store.h"
 
-enum job_kind { JOB_PUT_HEARTBEAT, JOB_LIST_AGENTS, JOB_GET_AGENT, JOB_LIST_HEARTBEATS };
+enum job_kind {
+    JOB_PUT_HEARTBEAT,
+    JOB_PUT_DECISIONS,
+    JOB_LIST_AGENTS,
+    JOB_GET_AGENT,
+    JOB_LIST_HEARTBEATS,
+    JOB_LIST_EXECUTIONS,
+    JOB_GET_EXECUTION,
+    JOB_LIST_DECISIONS,
+};
 
 /* A unit of storage work. The loop thread fills the inputs and submits it; a worker runs it and
  * hands it back through the completion queue with the outputs set. */
@@ -19,6 +28,13 @@ struct job {
     int rc;                        /* 0 or a negative AEI_E* code */
     int limit;                     /* JOB_LIST_AGENTS: page size or -1 for all; agent_id: after */
     char *body;                    /* read jobs: the JSON answer, built by the reader */
+    struct decision **decisions;   /* JOB_PUT_DECISIONS: the decisions to store (owned) ... */
+    size_t n_decisions;
+    bool *stored;                 /* ... and, once done, which were new */
+    struct exec_query exec_query; /* JOB_LIST_EXECUTIONS (its strings point into ids below) */
+    struct decision_query decision_query; /* JOB_LIST_DECISIONS (likewise) */
+    char ids[2][AEI_ID_MAX + 1];          /* agent_id / execution_id / parent filters */
+    char cursor[TRACE_DEPTH_MAX * TRACE_KEY_LEN + TRACE_KEY_LEN + 1]; /* a page cursor */
 };
 
 struct workers;
