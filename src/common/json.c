@@ -196,6 +196,15 @@ void json_write_real(struct buf *out, double v)
     buf_puts(out, num);
 }
 
+char *json_render(json_t *doc)
+{
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    json_decref(doc);
+    if (!text)
+        abort();
+    return text;
+}
+
 size_t utf8_length(const char *s)
 {
     size_t n = 0;

@@ -39,6 +39,10 @@ void json_write_string(struct buf *out, const char *s);
 /* Appends v as jansson writes a real with 15 significant digits: "42.0", "0.73", "6.2e-6". */
 void json_write_real(struct buf *out, double v);
 
+/* Returns doc as compact JSON text, reals with 15 significant digits (0.73, not
+ * 0.72999999999999998), and releases doc. Aborts on out-of-memory. Caller frees with free(). */
+char *json_render(json_t *doc);
+
 /* Counts the code points of s, valid UTF-8 (as jansson's strings are). */
 size_t utf8_length(const char *s);
 

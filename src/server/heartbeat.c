@@ -309,16 +309,6 @@ json_t *hb_agent_to_json(const struct heartbeat *hb)
     return o;
 }
 
-/* Dumps and releases doc; reals keep 15 significant digits (0.73, not 0.72999999999999998). */
-static char *render(json_t *doc)
-{
-    char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    json_decref(doc);
-    if (!text)
-        abort();
-    return text;
-}
-
 /* Renders {"<name>": [up to limit rows], "next": cursor or null}. */
 static char *render_page(const char *name, const struct heartbeat *rows, size_t n, int limit,
                          json_t *(*row_json)(const struct heartbeat *),
@@ -329,7 +319,7 @@ static char *render_page(const char *name, const struct heartbeat *rows, size_t 
     for (size_t i = 0; i < shown; i++)
         json_array_append_new(list, row_json(&rows[i]));
     json_t *next = shown < n && shown > 0 ? cursor(&rows[shown - 1]) : json_null();
-    return render(json_pack("{s:o, s:o}", name, list, "next", next));
+    return json_render(json_pack("{s:o, s:o}", name, list, "next", next));
 }
 
 static json_t *agent_cursor(const struct heartbeat *last)
@@ -352,7 +342,7 @@ char *hb_render_agents(const struct heartbeat *rows, size_t n, int limit)
 
 char *hb_render_agent(const struct heartbeat *row)
 {
-    return render(hb_agent_to_json(row));
+    return json_render(hb_agent_to_json(row));
 }
 
 char *hb_render_history(const struct heartbeat *rows, size_t n, int limit)

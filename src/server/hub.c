@@ -10,9 +10,6 @@
 #include <string.h>
 #include <sys/random.h>
 
-/* Reals in messages keep 15 significant digits, as in the REST answers. */
-#define DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
-
 struct hub_agent {
     char id[AEI_ID_MAX + 1];
     struct heartbeat hb; /* the latest heartbeat, with first_seen; owns its strings */
@@ -523,17 +520,6 @@ static json_t *totals_json(const struct hub *h)
                      "agents_by_status", by_status, "agents_by_liveness", by_liveness);
 }
 
-static char *dump(json_t *doc, size_t *len)
-{
-    char *text = json_dumps(doc, DUMP_FLAGS);
-    json_decref(doc);
-    if (!text)
-        abort();
-    if (len)
-        *len = strlen(text);
-    return text;
-}
-
 static int by_id(const void *x, const void *y)
 {
     return strcmp((*(struct hub_agent *const *)x)->id, (*(struct hub_agent *const *)y)->id);
@@ -568,7 +554,7 @@ char *hub_render_snapshot(struct hub *h, const char *topic, const char *agent_id
         }
     }
     buf_puts(&out, "],\"totals\":");
-    char *totals = dump(totals_json(h), NULL);
+    char *totals = json_render(totals_json(h));
     buf_puts(&out, totals);
     free(totals);
     buf_puts(&out, "}");
@@ -589,5 +575,5 @@ char *hub_render_totals(struct hub *h, bool force)
                             (json_int_t)h->head);
     json_object_update(doc, totals);
     json_decref(totals);
-    return dump(doc, NULL);
+    return json_render(doc);
 }

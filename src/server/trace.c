@@ -329,15 +329,6 @@ json_t *execution_to_json(const struct execution *e)
     return o;
 }
 
-static char *render(json_t *doc)
-{
-    char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    json_decref(doc);
-    if (!text)
-        abort();
-    return text;
-}
-
 char *trace_render_executions(const struct execution *rows, size_t n, int limit)
 {
     size_t shown = n > (size_t)limit ? (size_t)limit : n;
@@ -352,12 +343,12 @@ char *trace_render_executions(const struct execution *rows, size_t n, int limit)
                  rows[shown - 1].execution_id);
         next = json_string(cursor);
     }
-    return render(json_pack("{s:o, s:o}", "executions", list, "next", next));
+    return json_render(json_pack("{s:o, s:o}", "executions", list, "next", next));
 }
 
 char *trace_render_execution(const struct execution *e)
 {
-    return render(execution_to_json(e));
+    return json_render(execution_to_json(e));
 }
 
 char *trace_render_decisions(const struct decision *rows, size_t n, int limit)
@@ -367,7 +358,7 @@ char *trace_render_decisions(const struct decision *rows, size_t n, int limit)
     for (size_t i = 0; i < shown; i++)
         json_array_append_new(list, decision_to_json(&rows[i]));
     json_t *next = shown < n && shown > 0 ? json_string(rows[shown - 1].path) : json_null();
-    return render(json_pack("{s:o, s:o}", "decisions", list, "next", next));
+    return json_render(json_pack("{s:o, s:o}", "decisions", list, "next", next));
 }
 
 void decision_clear(struct decision *d)
