@@ -251,9 +251,10 @@ static char *value_dup(PGresult *res, int row, int col)
     return p;
 }
 
-/* Reads one row in STORE_ROW_COLUMNS order. */
-static void read_row(PGresult *res, int r, struct heartbeat *hb)
+/* Reads row r in STORE_ROW_COLUMNS order into a struct heartbeat. */
+static void read_row(PGresult *res, int r, void *row)
 {
+    struct heartbeat *hb = row;
     memset(hb, 0, sizeof(*hb));
     snprintf(hb->agent_id, sizeof(hb->agent_id), "%s", PQgetvalue(res, r, 0));
     hb->name = value_dup(res, r, 1);
@@ -273,22 +274,36 @@ static void read_row(PGresult *res, int r, struct heartbeat *hb)
     hb->id = strtoll(PQgetvalue(res, r, 14), NULL, 10);
 }
 
-static int query_rows(struct store_pg *s, const char *sql, int nparams, const char *const *params,
-                      struct heartbeat **out, size_t *n)
+/* Runs a query and reads each row of its result with `read` into a new array of `size`-byte
+ * elements (never NULL, even when empty); `what` names the rows in an error. Caller frees. */
+static int select_rows(struct store_pg *s, const char *sql, int nparams, const char *const *params,
+                       const char *what, size_t size, void (*read)(PGresult *, int, void *),
+                       void **out, size_t *n)
 {
     PGresult *res = run(s, sql, nparams, params);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
-        return fail(s, res, "reading rows");
+        return fail(s, res, what);
     int rows = PQntuples(res);
-    struct heartbeat *hbs = calloc(rows ? (size_t)rows : 1, sizeof(*hbs));
-    if (!hbs)
+    char *p = calloc(rows ? (size_t)rows : 1, size);
+    if (!p)
         abort();
     for (int r = 0; r < rows; r++)
-        read_row(res, r, &hbs[r]);
+        read(res, r, p + (size_t)r * size);
     PQclear(res);
-    *out = hbs;
+    *out = p;
     *n = (size_t)rows;
     return 0;
+}
+
+static int query_rows(struct store_pg *s, const char *sql, int nparams, const char *const *params,
+                      struct heartbeat **out, size_t *n)
+{
+    void *rows;
+    int rc =
+        select_rows(s, sql, nparams, params, "reading rows", sizeof(**out), read_row, &rows, n);
+    if (rc == 0)
+        *out = rows;
+    return rc;
 }
 
 static int pg_list_agents(struct store *base, const char *after, int limit, struct heartbeat **out,
@@ -405,8 +420,10 @@ static int pg_put_decisions(struct store *base, struct decision *const *ds, size
     return 0;
 }
 
-static void read_execution(PGresult *res, int r, struct execution *e)
+/* Reads row r into a struct execution. */
+static void read_execution(PGresult *res, int r, void *row)
 {
+    struct execution *e = row;
     memset(e, 0, sizeof(*e));
     snprintf(e->execution_id, sizeof(e->execution_id), "%s", PQgetvalue(res, r, 0));
     snprintf(e->agent_id, sizeof(e->agent_id), "%s", PQgetvalue(res, r, 1));
@@ -439,19 +456,12 @@ static int pg_list_executions(struct store *base, const struct exec_query *q,
         params[np++] = execution_status_names[q->status];
     params[np++] = q->limit < 0 ? NULL : limit; /* LIMIT NULL: no limit */
     int variant = (q->agent_id ? 1 : 0) | (q->status >= 0 && q->status < EXEC_STATUS_COUNT ? 2 : 0);
-    PGresult *res = run(s, SQL_LIST_EXECS_BY[variant], np, params);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
-        return fail(s, res, "reading executions");
-    int rows = PQntuples(res);
-    struct execution *es = calloc(rows ? (size_t)rows : 1, sizeof(*es));
-    if (!es)
-        abort();
-    for (int r = 0; r < rows; r++)
-        read_execution(res, r, &es[r]);
-    PQclear(res);
-    *out = es;
-    *n = (size_t)rows;
-    return 0;
+    void *rows;
+    int rc = select_rows(s, SQL_LIST_EXECS_BY[variant], np, params, "reading executions",
+                         sizeof(**out), read_execution, &rows, n);
+    if (rc == 0)
+        *out = rows;
+    return rc;
 }
 
 static int pg_get_execution(struct store *base, const char *execution_id, struct execution *out)
@@ -479,9 +489,10 @@ static bool value_double(PGresult *res, int r, int c, double *out)
     return !PQgetisnull(res, r, c);
 }
 
-/* Reads one row in DECISION_COLUMNS order. */
-static void read_decision(PGresult *res, int r, struct decision *d)
+/* Reads row r in DECISION_COLUMNS order into a struct decision. */
+static void read_decision(PGresult *res, int r, void *row)
 {
+    struct decision *d = row;
     memset(d, 0, sizeof(*d));
     d->id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
     value_copy(res, r, 1, d->decision_id, sizeof(d->decision_id));
@@ -519,19 +530,12 @@ static int pg_list_decisions(struct store *base, const struct decision_query *q,
         params[np++] = q->parent_id;
     params[np++] = q->after_path ? q->after_path : "";
     params[np++] = q->limit < 0 ? NULL : limit;
-    PGresult *res = run(s, sql, np, params);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
-        return fail(s, res, "reading decisions");
-    int rows = PQntuples(res);
-    struct decision *ds = calloc(rows ? (size_t)rows : 1, sizeof(*ds));
-    if (!ds)
-        abort();
-    for (int r = 0; r < rows; r++)
-        read_decision(res, r, &ds[r]);
-    PQclear(res);
-    *out = ds;
-    *n = (size_t)rows;
-    return 0;
+    void *rows;
+    int rc = select_rows(s, sql, np, params, "reading decisions", sizeof(**out), read_decision,
+                         &rows, n);
+    if (rc == 0)
+        *out = rows;
+    return rc;
 }
 
 static void pg_close(struct store *base)

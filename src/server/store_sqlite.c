@@ -250,9 +250,10 @@ static char *column_dup(sqlite3_stmt *st, int i)
     return p;
 }
 
-/* Reads one row in STORE_ROW_COLUMNS order. */
-static void read_row(sqlite3_stmt *st, struct heartbeat *hb)
+/* Reads one row in STORE_ROW_COLUMNS order into a struct heartbeat. */
+static void read_row(sqlite3_stmt *st, void *row)
 {
+    struct heartbeat *hb = row;
     memset(hb, 0, sizeof(*hb));
     snprintf(hb->agent_id, sizeof(hb->agent_id), "%s", (const char *)sqlite3_column_text(st, 0));
     hb->name = column_dup(st, 1);
@@ -272,32 +273,56 @@ static void read_row(sqlite3_stmt *st, struct heartbeat *hb)
     hb->id = sqlite3_column_int64(st, 14);
 }
 
-/* Steps a bound statement to the end, collecting rows. */
-static int collect(struct store_sqlite *s, sqlite3_stmt *st, struct heartbeat **out, size_t *n)
+/* Steps a bound statement to the end, reading each row with `read` into a new array of
+ * `size`-byte elements; `what` names the rows in an error. On an error, the rows read so far are
+ * cleared with `clear` (when not NULL) and freed. Caller frees. */
+static int collect_rows(struct store_sqlite *s, sqlite3_stmt *st, const char *what, size_t size,
+                        void (*read)(sqlite3_stmt *, void *), void (*clear)(void *), void **out,
+                        size_t *n)
 {
     size_t len = 0, cap = 16;
-    struct heartbeat *rows = malloc(cap * sizeof(*rows));
+    char *rows = malloc(cap * size);
     int rc;
     if (!rows)
         abort();
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (len == cap) {
             cap *= 2;
-            struct heartbeat *p = realloc(rows, cap * sizeof(*rows));
+            char *p = realloc(rows, cap * size);
             if (!p)
                 abort();
             rows = p;
         }
-        read_row(st, &rows[len++]);
+        read(st, rows + len++ * size);
+    }
+    if (rc != SQLITE_DONE) {
+        rc = fail(s, what);
+        sqlite3_reset(st);
+        for (size_t i = 0; clear && i < len; i++)
+            clear(rows + i * size);
+        free(rows);
+        return rc;
     }
     sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        store_free_rows(rows, len);
-        return fail(s, "reading rows");
-    }
     *out = rows;
     *n = len;
     return 0;
+}
+
+static void clear_heartbeat(void *row)
+{
+    hb_clear(row);
+}
+
+/* Steps a bound statement to the end, collecting heartbeat rows. */
+static int collect(struct store_sqlite *s, sqlite3_stmt *st, struct heartbeat **out, size_t *n)
+{
+    void *rows;
+    int rc =
+        collect_rows(s, st, "reading rows", sizeof(**out), read_row, clear_heartbeat, &rows, n);
+    if (rc == 0)
+        *out = rows;
+    return rc;
 }
 
 static int sqlite_list_agents(struct store *base, const char *after, int limit,
@@ -704,8 +729,10 @@ out_free:
     return rc;
 }
 
-static void read_execution(sqlite3_stmt *st, struct execution *e)
+/* Reads one row into a struct execution. */
+static void read_execution(sqlite3_stmt *st, void *row)
 {
+    struct execution *e = row;
     memset(e, 0, sizeof(*e));
     snprintf(e->execution_id, sizeof(e->execution_id), "%s",
              (const char *)sqlite3_column_text(st, 0));
@@ -735,31 +762,12 @@ static int sqlite_list_executions(struct store *base, const struct exec_query *q
     if (q->status >= 0 && q->status < EXEC_STATUS_COUNT)
         sqlite3_bind_text(st, 4, execution_status_names[q->status], -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 5, q->limit);
-    size_t len = 0, cap = 16;
-    struct execution *rows = malloc(cap * sizeof(*rows));
-    if (!rows)
-        abort();
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (len == cap) {
-            cap *= 2;
-            struct execution *p = realloc(rows, cap * sizeof(*rows));
-            if (!p)
-                abort();
-            rows = p;
-        }
-        read_execution(st, &rows[len++]);
-    }
-    if (rc != SQLITE_DONE) {
-        rc = fail(s, "reading executions");
-        sqlite3_reset(st);
-        free(rows);
-        return rc;
-    }
-    sqlite3_reset(st);
-    *out = rows;
-    *n = len;
-    return 0;
+    void *rows;
+    int rc =
+        collect_rows(s, st, "reading executions", sizeof(**out), read_execution, NULL, &rows, n);
+    if (rc == 0)
+        *out = rows;
+    return rc;
 }
 
 static int sqlite_get_execution(struct store *base, const char *execution_id, struct execution *out)
@@ -781,9 +789,10 @@ static void column_copy(sqlite3_stmt *st, int i, char *out, size_t n)
     snprintf(out, n, "%s", t ? (const char *)t : "");
 }
 
-/* Reads one row in DECISION_COLUMNS order. */
-static void read_decision(sqlite3_stmt *st, struct decision *d)
+/* Reads one row in DECISION_COLUMNS order into a struct decision. */
+static void read_decision(sqlite3_stmt *st, void *row)
 {
+    struct decision *d = row;
     memset(d, 0, sizeof(*d));
     d->id = sqlite3_column_int64(st, 0);
     column_copy(st, 1, d->decision_id, sizeof(d->decision_id));
@@ -810,6 +819,11 @@ static void read_decision(sqlite3_stmt *st, struct decision *d)
     d->depth = d->path ? (int)(strlen(d->path) / TRACE_KEY_LEN) - 1 : -1;
 }
 
+static void clear_decision(void *row)
+{
+    decision_clear(row);
+}
+
 static int sqlite_list_decisions(struct store *base, const struct decision_query *q,
                                  struct decision **out, size_t *n)
 {
@@ -829,31 +843,12 @@ static int sqlite_list_decisions(struct store *base, const struct decision_query
         sqlite3_bind_text(st, p++, q->parent_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, p++, after, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, p, q->limit); /* -1: no limit */
-    size_t len = 0, cap = 16;
-    struct decision *rows = malloc(cap * sizeof(*rows));
-    if (!rows)
-        abort();
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (len == cap) {
-            cap *= 2;
-            struct decision *r = realloc(rows, cap * sizeof(*rows));
-            if (!r)
-                abort();
-            rows = r;
-        }
-        read_decision(st, &rows[len++]);
-    }
-    if (rc != SQLITE_DONE) {
-        rc = fail(s, "reading decisions");
-        sqlite3_reset(st);
-        store_free_decisions(rows, len);
-        return rc;
-    }
-    sqlite3_reset(st);
-    *out = rows;
-    *n = len;
-    return 0;
+    void *rows;
+    int rc = collect_rows(s, st, "reading decisions", sizeof(**out), read_decision, clear_decision,
+                          &rows, n);
+    if (rc == 0)
+        *out = rows;
+    return rc;
 }
 
 static void sqlite_close(struct store *base)

@@ -3,45 +3,13 @@
 #include "aei/error.h"
 #include "common/time.h"
 #include "server/store.h"
+#include "store_fixture.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* The stores under test: a fresh SQLite file, and PostgreSQL when the test script started one. */
-static int store_urls(char urls[2][512])
-{
-    static int seq;
-    snprintf(urls[0], 512, "sqlite:/tmp/aei-unit-%d-%d.db", (int)getpid(), seq++);
-    const char *pg = getenv("AEI_TEST_PG_URL");
-    if (!pg || !*pg)
-        return 1;
-    snprintf(urls[1], 512, "%s", pg);
-    return 2;
-}
-
-static struct store *open_store(const char *url)
-{
-    struct store *s = NULL;
-    char err[256] = "";
-    int rc = store_open(url, &s, err, sizeof(err));
-    cr_assert_eq(rc, 0, "store_open(%s): %s", url, err);
-    return s;
-}
-
-static void remove_sqlite(const char *url)
-{
-    if (strncmp(url, "sqlite:", 7) != 0)
-        return;
-    char path[600];
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(path, sizeof(path), "%s%s", url + 7, suffix[i]);
-        unlink(path);
-    }
-}
 
 static struct heartbeat make(const char *id, enum hb_status st, int64_t ts, double cpu)
 {
@@ -63,9 +31,9 @@ static void unique(char *out, size_t n, const char *name)
 Test(store, batch_keeps_latest_state_per_agent)
 {
     char urls[2][512];
-    int n = store_urls(urls);
+    int n = store_fixture_urls(urls, "aei-unit");
     for (int u = 0; u < n; u++) {
-        struct store *s = open_store(urls[u]);
+        struct store *s = store_fixture_open(urls[u]);
         char a[64], b[64];
         unique(a, sizeof(a), "a");
         unique(b, sizeof(b), "b");
@@ -110,16 +78,16 @@ Test(store, batch_keeps_latest_state_per_agent)
         for (int i = 0; i < 3; i++)
             hb_clear(&hbs[i]);
         store_close(s);
-        remove_sqlite(urls[u]);
+        store_fixture_remove(urls[u]);
     }
 }
 
 Test(store, history_pages_by_keyset_without_gaps)
 {
     char urls[2][512];
-    int n = store_urls(urls);
+    int n = store_fixture_urls(urls, "aei-unit");
     for (int u = 0; u < n; u++) {
-        struct store *s = open_store(urls[u]);
+        struct store *s = store_fixture_open(urls[u]);
         char a[64];
         unique(a, sizeof(a), "hist");
         enum { N = 25 };
@@ -166,18 +134,18 @@ Test(store, history_pages_by_keyset_without_gaps)
         for (int i = 0; i < N; i++)
             hb_clear(&hbs[i]);
         store_close(s);
-        remove_sqlite(urls[u]);
+        store_fixture_remove(urls[u]);
     }
 }
 
 Test(store, reopening_applies_no_migration_twice)
 {
     char urls[2][512];
-    int n = store_urls(urls);
+    int n = store_fixture_urls(urls, "aei-unit");
     for (int u = 0; u < n; u++) {
-        store_close(open_store(urls[u]));
-        store_close(open_store(urls[u]));
-        remove_sqlite(urls[u]);
+        store_close(store_fixture_open(urls[u]));
+        store_close(store_fixture_open(urls[u]));
+        store_fixture_remove(urls[u]);
     }
 }
 
@@ -199,9 +167,9 @@ Test(store, bad_urls_say_what_is_wrong)
 Test(store, agents_page_by_id_after_a_cursor)
 {
     char urls[2][512];
-    int n = store_urls(urls);
+    int n = store_fixture_urls(urls, "aei-unit");
     for (int u = 0; u < n; u++) {
-        struct store *s = open_store(urls[u]);
+        struct store *s = store_fixture_open(urls[u]);
         char prefix[64], ids[5][96];
         unique(prefix, sizeof(prefix), "page");
         struct heartbeat hbs[5];
@@ -227,6 +195,6 @@ Test(store, agents_page_by_id_after_a_cursor)
         for (int i = 0; i < 5; i++)
             hb_clear(&hbs[i]);
         store_close(s);
-        remove_sqlite(urls[u]);
+        store_fixture_remove(urls[u]);
     }
 }

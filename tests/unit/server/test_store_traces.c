@@ -4,45 +4,13 @@
 #include "common/json.h"
 #include "common/time.h"
 #include "server/store.h"
+#include "store_fixture.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* The stores under test: a fresh SQLite file, and PostgreSQL when the test script started one. */
-static int store_urls(char urls[2][512])
-{
-    static int seq;
-    snprintf(urls[0], 512, "sqlite:/tmp/aei-unit-traces-%d-%d.db", (int)getpid(), seq++);
-    const char *pg = getenv("AEI_TEST_PG_URL");
-    if (!pg || !*pg)
-        return 1;
-    snprintf(urls[1], 512, "%s", pg);
-    return 2;
-}
-
-static struct store *open_store(const char *url)
-{
-    struct store *s = NULL;
-    char err[256] = "";
-    int rc = store_open(url, &s, err, sizeof(err));
-    cr_assert_eq(rc, 0, "store_open(%s): %s", url, err);
-    return s;
-}
-
-static void remove_sqlite(const char *url)
-{
-    if (strncmp(url, "sqlite:", 7) != 0)
-        return;
-    char path[600];
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(path, sizeof(path), "%s%s", url + 7, suffix[i]);
-        unlink(path);
-    }
-}
 
 /* A prefix unique to this run, so that PostgreSQL runs do not see each other's rows. */
 static void unique(char *out, size_t n, const char *name)
@@ -123,9 +91,9 @@ static const char *name_of(const struct decision *d, const char *prefix)
 Test(store_traces, a_retried_batch_stores_nothing_twice)
 {
     char urls[2][512];
-    int n = store_urls(urls);
+    int n = store_fixture_urls(urls, "aei-unit-traces");
     for (int u = 0; u < n; u++) {
-        struct store *s = open_store(urls[u]);
+        struct store *s = store_fixture_open(urls[u]);
         char p[96];
         unique(p, sizeof(p), "retry");
         struct decision ds[3] = {make(p, "r", "e", NULL, 1000), make(p, "a", "e", "r", 1001),
@@ -165,16 +133,16 @@ Test(store_traces, a_retried_batch_stores_nothing_twice)
         store_free_decisions(rows, nrows);
         clear_all(ds, 3);
         store_close(s);
-        remove_sqlite(urls[u]);
+        store_fixture_remove(urls[u]);
     }
 }
 
 Test(store_traces, a_repeated_id_in_one_batch_is_stored_once)
 {
     char urls[2][512];
-    int n = store_urls(urls);
+    int n = store_fixture_urls(urls, "aei-unit-traces");
     for (int u = 0; u < n; u++) {
-        struct store *s = open_store(urls[u]);
+        struct store *s = store_fixture_open(urls[u]);
         char p[96];
         unique(p, sizeof(p), "dup");
         struct decision ds[4] = {make(p, "r", "e", NULL, 1), make(p, "a", "e", "r", 2),
@@ -195,16 +163,16 @@ Test(store_traces, a_repeated_id_in_one_batch_is_stored_once)
         store_free_decisions(rows, nrows);
         clear_all(ds, 4);
         store_close(s);
-        remove_sqlite(urls[u]);
+        store_fixture_remove(urls[u]);
     }
 }
 
 Test(store_traces, a_child_before_its_parent_waits_then_takes_its_place)
 {
     char urls[2][512];
-    int n = store_urls(urls);
+    int n = store_fixture_urls(urls, "aei-unit-traces");
     for (int u = 0; u < n; u++) {
-        struct store *s = open_store(urls[u]);
+        struct store *s = store_fixture_open(urls[u]);
         char p[96];
         unique(p, sizeof(p), "late");
         /* A grandchild and a child arrive before the root, in separate batches; a decision
@@ -245,17 +213,17 @@ Test(store_traces, a_child_before_its_parent_waits_then_takes_its_place)
         clear_all(c, 2);
         clear_all(r, 1);
         store_close(s);
-        remove_sqlite(urls[u]);
+        store_fixture_remove(urls[u]);
     }
 }
 
 Test(store_traces, a_shuffled_tree_in_one_batch_resolves)
 {
     char urls[2][512];
-    int n = store_urls(urls);
+    int n = store_fixture_urls(urls, "aei-unit-traces");
     enum { N = 60 };
     for (int u = 0; u < n; u++) {
-        struct store *s = open_store(urls[u]);
+        struct store *s = store_fixture_open(urls[u]);
         char p[96];
         unique(p, sizeof(p), "shuf");
         /* Node i hangs under (i - 1) / 3: a ternary tree, given leaves first. */
@@ -298,7 +266,7 @@ Test(store_traces, a_shuffled_tree_in_one_batch_resolves)
         store_free_decisions(rows, nrows);
         clear_all(ds, N);
         store_close(s);
-        remove_sqlite(urls[u]);
+        store_fixture_remove(urls[u]);
     }
 }
 
@@ -318,9 +286,9 @@ static void put_known_tree(struct store *s, const char *p)
 Test(store_traces, pre_order_with_depths_on_a_known_tree)
 {
     char urls[2][512];
-    int n = store_urls(urls);
+    int n = store_fixture_urls(urls, "aei-unit-traces");
     for (int u = 0; u < n; u++) {
-        struct store *s = open_store(urls[u]);
+        struct store *s = store_fixture_open(urls[u]);
         char p[96];
         unique(p, sizeof(p), "known");
         put_known_tree(s, p);
@@ -336,16 +304,16 @@ Test(store_traces, pre_order_with_depths_on_a_known_tree)
         cr_assert_str_eq(rows[0].parent_id, "", "a root has no parent");
         store_free_decisions(rows, nrows);
         store_close(s);
-        remove_sqlite(urls[u]);
+        store_fixture_remove(urls[u]);
     }
 }
 
 Test(store_traces, lazy_children_page_in_order)
 {
     char urls[2][512];
-    int n = store_urls(urls);
+    int n = store_fixture_urls(urls, "aei-unit-traces");
     for (int u = 0; u < n; u++) {
-        struct store *s = open_store(urls[u]);
+        struct store *s = store_fixture_open(urls[u]);
         char p[96], exec[160], parent[160];
         unique(p, sizeof(p), "lazy");
         put_known_tree(s, p);
@@ -387,17 +355,17 @@ Test(store_traces, lazy_children_page_in_order)
         cr_assert_eq(nrows, 0, "%s: a leaf has no children", urls[u]);
         store_free_decisions(rows, nrows);
         store_close(s);
-        remove_sqlite(urls[u]);
+        store_fixture_remove(urls[u]);
     }
 }
 
 Test(store_traces, tree_pages_cover_each_node_once_while_decisions_arrive)
 {
     char urls[2][512];
-    int n = store_urls(urls);
+    int n = store_fixture_urls(urls, "aei-unit-traces");
     enum { N = 111, MORE = 40 }; /* 1 + 10 + 100: ten children a node */
     for (int u = 0; u < n; u++) {
-        struct store *s = open_store(urls[u]);
+        struct store *s = store_fixture_open(urls[u]);
         char p[96], exec[160];
         unique(p, sizeof(p), "pages");
         snprintf(exec, sizeof(exec), "%s-e", p);
@@ -449,16 +417,16 @@ Test(store_traces, tree_pages_cover_each_node_once_while_decisions_arrive)
         for (int i = 0; i < N; i++)
             cr_assert_eq(seen[i], 1, "%s: n%d seen %d times", urls[u], i, seen[i]);
         store_close(s);
-        remove_sqlite(urls[u]);
+        store_fixture_remove(urls[u]);
     }
 }
 
 Test(store_traces, executions_page_by_agent_and_status)
 {
     char urls[2][512];
-    int n = store_urls(urls);
+    int n = store_fixture_urls(urls, "aei-unit-traces");
     for (int u = 0; u < n; u++) {
-        struct store *s = open_store(urls[u]);
+        struct store *s = store_fixture_open(urls[u]);
         char p[96], other[96];
         unique(p, sizeof(p), "execs");
         unique(other, sizeof(other), "execs-other");
@@ -529,7 +497,7 @@ Test(store_traces, executions_page_by_agent_and_status)
         struct execution e;
         cr_assert_eq(store_get_execution(s, "no-such-execution-xyz", &e), AEI_ENOTFOUND);
         store_close(s);
-        remove_sqlite(urls[u]);
+        store_fixture_remove(urls[u]);
     }
 }
 
@@ -550,9 +518,9 @@ static struct decision *chain(const char *p, const char *exec, int len, int from
 Test(store_traces, deeper_than_the_limit_fails_the_batch)
 {
     char urls[2][512];
-    int n = store_urls(urls);
+    int n = store_fixture_urls(urls, "aei-unit-traces");
     for (int u = 0; u < n; u++) {
-        struct store *s = open_store(urls[u]);
+        struct store *s = store_fixture_open(urls[u]);
         char p[96], exec[160];
         unique(p, sizeof(p), "deep");
         snprintf(exec, sizeof(exec), "%s-ok", p);
@@ -598,16 +566,16 @@ Test(store_traces, deeper_than_the_limit_fails_the_batch)
         cr_assert_eq(e.decisions, TRACE_DEPTH_MAX + 1, "%s: nothing of the batch", urls[u]);
         cr_assert_eq(e.pending, TRACE_DEPTH_MAX + 1);
         store_close(s);
-        remove_sqlite(urls[u]);
+        store_fixture_remove(urls[u]);
     }
 }
 
 Test(store_traces, strings_and_numbers_round_trip)
 {
     char urls[2][512];
-    int n = store_urls(urls);
+    int n = store_fixture_urls(urls, "aei-unit-traces");
     for (int u = 0; u < n; u++) {
-        struct store *s = open_store(urls[u]);
+        struct store *s = store_fixture_open(urls[u]);
         char p[96];
         unique(p, sizeof(p), "strings");
         const char *outcome = "say \"hi\" \\ it's 'quoted'\n\ttabbed, é 漢字 🚀";
@@ -671,6 +639,6 @@ Test(store_traces, strings_and_numbers_round_trip)
         store_free_decisions(rows, nrows);
         clear_all(ds, 2);
         store_close(s);
-        remove_sqlite(urls[u]);
+        store_fixture_remove(urls[u]);
     }
 }
