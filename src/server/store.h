@@ -22,8 +22,8 @@ struct hb_query {
 
 /* A page of executions, newest first (started descending, then execution_id descending). */
 struct exec_query {
-    const char *agent_id; /* NULL for every agent */
-    int status;           /* an enum execution_status, or -1 for any */
+    const char *agent_id;   /* NULL for every agent */
+    int status;             /* an enum execution_status, or -1 for any */
     int64_t before_started; /* keyset cursor: executions strictly after (before_started, */
     const char *before_id;  /* before_id) in that order; before_id NULL for the first page */
     int limit;
@@ -55,8 +55,8 @@ struct store_ops {
     int (*list_executions)(struct store *s, const struct exec_query *q, struct execution **out,
                            size_t *n);
     int (*get_execution)(struct store *s, const char *execution_id, struct execution *out);
-    int (*list_decisions)(struct store *s, const struct decision_query *q,
-                          struct decision **out, size_t *n);
+    int (*list_decisions)(struct store *s, const struct decision_query *q, struct decision **out,
+                          size_t *n);
     void (*close)(struct store *s);
 };
 

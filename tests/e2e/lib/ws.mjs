@@ -205,44 +205,28 @@ export class WsClient {
      */
     next(pred, timeoutMs = DEFAULT_WAIT_MS, what) {
         const match = matcher(pred);
-        const desc = what ?? describePred(pred);
-        return new Promise((resolve, reject) => {
-            const w = {
-                check: () => {
-                    const i = this.queue.findIndex((e) => match(e.msg));
-                    if (i >= 0) {
-                        const [e] = this.queue.splice(i, 1);
-                        done();
-                        resolve(e.msg);
-                    } else if (this.closeInfo) {
-                        done();
-                        reject(new Error(`waiting for ${desc} on ${redact(this.url)}: ` +
-                            `the connection closed first; ${this.describeState()}`));
-                    }
-                },
-            };
-            const timer = setTimeout(() => {
-                done();
-                reject(new Error(`waiting for ${desc} on ${redact(this.url)}: ` +
-                    `nothing matched within ${timeoutMs} ms; ${this.describeState()}`));
-            }, timeoutMs);
-            const done = () => {
-                clearTimeout(timer);
-                this.waiters.delete(w);
-            };
-            this.waiters.add(w);
-            w.check();
-        });
+        return this.wait(() => {
+            const i = this.queue.findIndex((e) => match(e.msg));
+            return i >= 0 ? { value: this.queue.splice(i, 1)[0].msg } : null;
+        }, timeoutMs, what ?? describePred(pred), 'nothing matched');
     }
 
     /* Wait until cond() (looking at this.log, say) holds, checking at each message; takes nothing. */
     until(cond, timeoutMs = DEFAULT_WAIT_MS, what = 'a condition') {
+        return this.wait(() => (cond() ? { value: undefined } : null), timeoutMs, what, 'not reached');
+    }
+
+    /* Resolve with the value of the first {value} that test() returns, checked now and at each
+     * message; reject when the connection closes first or after timeoutMs (the error says
+     * `missed` and lists what arrived). */
+    wait(test, timeoutMs, what, missed) {
         return new Promise((resolve, reject) => {
             const w = {
                 check: () => {
-                    if (cond()) {
+                    const hit = test();
+                    if (hit) {
                         done();
-                        resolve();
+                        resolve(hit.value);
                     } else if (this.closeInfo) {
                         done();
                         reject(new Error(`waiting for ${what} on ${redact(this.url)}: ` +
@@ -253,7 +237,7 @@ export class WsClient {
             const timer = setTimeout(() => {
                 done();
                 reject(new Error(`waiting for ${what} on ${redact(this.url)}: ` +
-                    `not reached within ${timeoutMs} ms; ${this.describeState()}`));
+                    `${missed} within ${timeoutMs} ms; ${this.describeState()}`));
             }, timeoutMs);
             const done = () => {
                 clearTimeout(timer);

@@ -72,7 +72,8 @@ Test(trace, text_context_is_kept_as_a_json_string)
 {
     struct decision d;
     struct problem pb;
-    cr_assert_eq(check("{" BASE ",\"reasoning_context\":\"because \\\"x\\\"\\n\"}", -1, &d, &pb), 0);
+    cr_assert_eq(check("{" BASE ",\"reasoning_context\":\"because \\\"x\\\"\\n\"}", -1, &d, &pb),
+                 0);
     cr_assert_str_eq(d.context_json, "\"because \\\"x\\\"\\n\"");
     decision_clear(&d);
 }
@@ -124,7 +125,8 @@ Test(trace, stored_decision_renders_with_depth)
 {
     struct decision d;
     struct problem pb;
-    cr_assert_eq(check("{" BASE ",\"decision_id\":\"d1\",\"confidence_score\":50}", -1, &d, &pb), 0);
+    cr_assert_eq(check("{" BASE ",\"decision_id\":\"d1\",\"confidence_score\":50}", -1, &d, &pb),
+                 0);
     d.server_ts = 1767225600000000LL;
     d.path = strdup("00000000000000010000000000000002");
     d.depth = 1;
@@ -140,9 +142,14 @@ Test(trace, stored_decision_renders_with_depth)
 
 Test(trace, execution_summary_has_mean_confidence)
 {
-    struct execution e = {.execution_id = "run-1", .agent_id = "a", .status = EXEC_RUNNING,
-                          .started = 1767225600000000LL, .decisions = 4, .confidence_n = 2,
-                          .confidence_sum = 150, .cost_usd = 0.5};
+    struct execution e = {.execution_id = "run-1",
+                          .agent_id = "a",
+                          .status = EXEC_RUNNING,
+                          .started = 1767225600000000LL,
+                          .decisions = 4,
+                          .confidence_n = 2,
+                          .confidence_sum = 150,
+                          .cost_usd = 0.5};
     json_t *o = execution_to_json(&e);
     cr_assert_float_eq(json_number_value(json_object_get(o, "mean_confidence")), 75.0, 1e-9);
     cr_assert_str_eq(json_string_value(json_object_get(o, "status")), "running");
