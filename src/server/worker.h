@@ -13,7 +13,10 @@ enum job_kind {
     JOB_LIST_EXECUTIONS,
     JOB_GET_EXECUTION,
     JOB_LIST_DECISIONS,
+    JOB_EXPORT_PAGE,
 };
+
+struct export;
 
 /* A unit of storage work. The loop thread fills the inputs and submits it; a worker runs it and
  * hands it back through the completion queue with the outputs set. */
@@ -35,6 +38,7 @@ struct job {
     struct decision_query decision_query; /* JOB_LIST_DECISIONS (likewise) */
     char ids[2][AEI_ID_MAX + 1];          /* agent_id / execution_id / parent filters */
     char cursor[TRACE_DEPTH_MAX * TRACE_KEY_LEN + TRACE_KEY_LEN + 1]; /* a page cursor */
+    struct export *export; /* JOB_EXPORT_PAGE: the request's export (borrowed), next page */
 };
 
 struct workers;
