@@ -125,7 +125,44 @@ static void md_fenced(struct buf *out, int cols, const char *info, const char *t
     buf_puts(out, "\n");
 }
 
-/* The reasoning, collapsed: a string as it is, an object as indented JSON. */
+/* Appends prose as a block quote, every line indented to `cols` and escaped (export_md_inline)
+ * so that it wraps like text yet nothing in it is read as Markdown or HTML; line breaks are
+ * kept. What could still start a block (a list marker, a heading underline, indentation) is
+ * neutralized at the start of each line. */
+static void md_quote(struct buf *out, int cols, const char *text)
+{
+    struct buf line = {0};
+    const char *p = text;
+    for (;;) {
+        size_t n = strcspn(p, "\n");
+        buf_reset(&line);
+        buf_append(&line, p, n);
+        const char *l = line.data ? line.data : "";
+        l += strspn(l, " \t\r");
+        size_t digits = strspn(l, "0123456789");
+        md_indent(out, cols);
+        buf_puts(out, "> ");
+        if (*l == '-' || *l == '+' || *l == '=')
+            buf_puts(out, "\\");
+        if (digits > 0 && (l[digits] == '.' || l[digits] == ')')) {
+            buf_append(out, l, digits);
+            buf_puts(out, "\\");
+            l += digits;
+        }
+        export_md_inline(out, l, false);
+        p += n;
+        if (!*p)
+            break;
+        p++;
+        /* A backslash at the end of a line is a hard line break. */
+        buf_puts(out, *l && *p && *p != '\n' ? "\\\n" : "\n");
+    }
+    buf_puts(out, "\n");
+    buf_free(&line);
+}
+
+/* The reasoning, collapsed: a string as a quote, an object as indented JSON with sorted keys (the
+ * same on both stores: PostgreSQL keeps objects as jsonb, which orders keys its own way). */
 static void md_reasoning(struct buf *out, int cols, const char *context_json)
 {
     json_t *v = json_loads(context_json, JSON_DECODE_ANY, NULL);
@@ -134,13 +171,16 @@ static void md_reasoning(struct buf *out, int cols, const char *context_json)
     char *text = NULL;
     bool is_text = json_is_string(v);
     if (!is_text)
-        text = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
+        text = json_dumps(v, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY);
     const char *shown = is_text ? json_string_value(v) : text;
     if (shown && *shown) {
         md_indent(out, cols);
         buf_printf(out, "<details><summary>Reasoning (%zu characters)</summary>\n\n",
                    utf8_length(shown));
-        md_fenced(out, cols, is_text ? "text" : "json", shown);
+        if (is_text)
+            md_quote(out, cols, shown);
+        else
+            md_fenced(out, cols, "json", shown);
         buf_puts(out, "\n");
         md_indent(out, cols);
         buf_puts(out, "</details>\n\n");

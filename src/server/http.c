@@ -1076,6 +1076,10 @@ static int on_writeable(struct request *req)
 {
     if (!req || !req->answering)
         return 0;
+    /* An export's next page is being read (and its state is the reader's until it comes back);
+     * lws may call WRITEABLE meanwhile for its own reasons. */
+    if (req->job)
+        return 0;
     struct lws *wsi = req->wsi;
     size_t left = req->out.len - req->out_off;
     size_t n = left > WRITE_CHUNK ? WRITE_CHUNK : left;
@@ -1154,6 +1158,11 @@ static void finish_job(struct server *srv, struct job *job)
                       aei_strerror(job->rc));
         lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
         return;
+    }
+    if (job->kind == JOB_EXPORT_PAGE && job->rc) {
+        /* Refused before it began: an ordinary error answer, with no pages to follow. */
+        export_free(req->export);
+        req->export = NULL;
     }
     if (job->rc == AEI_ENOTFOUND) {
         char msg[200];
