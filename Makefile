@@ -35,9 +35,9 @@ test:
 	scripts/bootstrap.sh
 	scripts/test.sh
 
-# Suites of `make bench`: ingest (scripts/bench.sh), hub (scripts/bench-hub.sh) and traces
-# (scripts/bench-traces.sh), in that order.
-BENCH_SUITES ?= ingest hub traces
+# Suites of `make bench`: ingest (scripts/bench.sh), hub (scripts/bench-hub.sh), traces
+# (scripts/bench-traces.sh) and export (scripts/bench-export.sh), in that order.
+BENCH_SUITES ?= ingest hub traces export
 
 bench:
 	scripts/bootstrap.sh
@@ -47,7 +47,8 @@ bench:
 	    ingest) scripts/bench.sh || status=1 ;; \
 	    hub) scripts/bench-hub.sh || status=1 ;; \
 	    traces) scripts/bench-traces.sh || status=1 ;; \
-	    *) echo "make bench: unknown suite '$$suite' in BENCH_SUITES; use ingest, hub and/or traces" >&2; \
+	    export) scripts/bench-export.sh || status=1 ;; \
+	    *) echo "make bench: unknown suite '$$suite' in BENCH_SUITES; use ingest, hub, traces, export" >&2; \
 	       status=1 ;; \
 	    esac; \
 	done; exit $$status

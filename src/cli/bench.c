@@ -4,6 +4,7 @@
 #include "cli/bench_ws.h"
 #include "cli/cli.h"
 #include "cli/hist.h"
+#include "cli/net.h"
 #include "cli/resp.h"
 #include "cli/rss.h"
 #include "cli/trace_gen.h"
@@ -307,75 +308,6 @@ static int parse_duration(const char *opt, const char *s, double min, bool min_o
     return 0;
 }
 
-/*
- * Accepts HOST:PORT, [IPV6]:PORT, optionally prefixed by http:// (ws:// for --ws) and followed
- * by a slash, into host[256], port[8] and authority[272].
- */
-static int parse_server(const char *opt, const char *s, char *host_out, char *port_out,
-                        char *authority)
-{
-    const char *p = s;
-    if (strncmp(p, "http://", 7) == 0 || strncmp(p, "ws://", 5) == 0)
-        p += p[0] == 'h' ? 7 : 5;
-    size_t n = strlen(p);
-    if (n && p[n - 1] == '/')
-        n--;
-    const char *colon;
-    const char *host;
-    size_t hlen;
-    bool bracket = n && p[0] == '[';
-    if (bracket) {
-        const char *rb = memchr(p, ']', n);
-        if (!rb || rb + 1 >= p + n || rb[1] != ':')
-            goto bad;
-        host = p + 1;
-        hlen = (size_t)(rb - host);
-        colon = rb + 1;
-    } else {
-        colon = NULL;
-        for (size_t i = 0; i < n; i++)
-            if (p[i] == ':')
-                colon = p + i;
-        if (!colon)
-            goto bad;
-        host = p;
-        hlen = (size_t)(colon - p);
-        if (memchr(host, ':', hlen))
-            goto bad;
-    }
-    size_t plen = (size_t)(p + n - colon - 1);
-    if (hlen == 0 || hlen >= 256 || plen == 0 || plen > 5)
-        goto bad;
-    for (size_t i = 0; i < hlen; i++) {
-        unsigned char c = (unsigned char)host[i];
-        if (c <= ' ' || c >= 127 || c == '/' || c == '@')
-            goto bad;
-    }
-    unsigned port = 0;
-    for (size_t i = 0; i < plen; i++) {
-        char c = colon[1 + i];
-        if (c < '0' || c > '9')
-            goto bad;
-        port = port * 10 + (unsigned)(c - '0');
-    }
-    if (port == 0 || port > 65535)
-        goto bad;
-    memcpy(host_out, host, hlen);
-    host_out[hlen] = '\0';
-    snprintf(port_out, 8, "%u", port);
-    if (bracket)
-        snprintf(authority, 272, "[%s]:%u", host_out, port);
-    else
-        snprintf(authority, 272, "%s:%u", host_out, port);
-    return 0;
-bad:
-    fprintf(stderr,
-            "aei bench: %s: expected HOST:PORT such as 127.0.0.1:3000 or [::1]:3000, "
-            "got '%s'\n",
-            opt, s);
-    return AEI_EINVAL;
-}
-
 static bool is_header_safe(const char *s, bool allow_space)
 {
     for (; *s; s++) {
@@ -390,7 +322,7 @@ static bool is_header_safe(const char *s, bool allow_space)
 static int check_ws_args(struct opts *o, const char *ws, bool storm_rate_set, bool interval_set)
 {
     struct ws_opts *w = &o->ws;
-    if (parse_server("--ws", ws, o->ws_host, o->ws_port, w->authority) < 0)
+    if (cli_parse_server("aei bench", "--ws", ws, o->ws_host, o->ws_port, w->authority) < 0)
         return AEI_EINVAL;
     if (w->path[0] != '/' || strlen(w->path) > MAX_PATH_LEN || !is_header_safe(w->path, false))
         return usage_error("--ws-path: expected an absolute path such as / or /ws (no spaces or "
@@ -591,7 +523,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         return usage_error("--execution-size applies only with --traces");
     if (o->traces && !path_set)
         o->path = "/api/v0/traces";
-    if (parse_server("--server", server, o->host, o->port, o->authority) < 0)
+    if (cli_parse_server("aei bench", "--server", server, o->host, o->port, o->authority) < 0)
         return AEI_EINVAL;
     if (o->path[0] != '/' || strlen(o->path) > MAX_PATH_LEN || !is_header_safe(o->path, false))
         return usage_error("--path: expected an absolute path such as /api/v0/heartbeats "

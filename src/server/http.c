@@ -4,6 +4,7 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "server/auth.h"
+#include "server/export.h"
 #include "server/hub.h"
 #include "server/metrics.h"
 #include "server/server.h"
@@ -49,6 +50,7 @@ enum route {
     R_EXECUTIONS,
     R_EXECUTION,
     R_EXECUTION_DECISIONS,
+    R_EXECUTION_EXPORT,
     R_COUNT
 };
 
@@ -65,10 +67,11 @@ static const char *const route_names[] = {
     "/api/v0/executions",
     "/api/v0/executions/{execution_id}",
     "/api/v0/executions/{execution_id}/decisions",
+    "/api/v0/executions/{execution_id}/export",
 };
 /* The methods each route answers (those that answer GET answer HEAD too). */
 static const char *const route_methods[] = {"",    "GET",  "GET", "POST",       "GET", "GET",
-                                            "GET", "POST", "GET", "GET, PATCH", "GET"};
+                                            "GET", "POST", "GET", "GET, PATCH", "GET", "GET"};
 /* A batch of decisions may be this many times --max-body. */
 #define TRACE_BODY_FACTOR 64
 #define EXECUTIONS_LIMIT_DEFAULT 100
@@ -105,8 +108,9 @@ struct request {
     int pending_status; /* an answer decided before the body was read, sent once it is */
     struct buf pending; /* that answer's body */
     const char *pending_headers;
-    struct job *job; /* non-NULL while a worker holds it */
-    struct buf out;  /* LWS_PRE spare bytes, then headers and body */
+    struct job *job;       /* non-NULL while a worker holds it */
+    struct export *export; /* an export streamed page by page (R_EXECUTION_EXPORT) */
+    struct buf out;        /* LWS_PRE spare bytes, then headers and body */
     size_t out_off;
     bool answering;
     bool close_after;
@@ -140,23 +144,25 @@ static void request_free(struct request *req)
     buf_free(&req->body);
     buf_free(&req->pending);
     buf_free(&req->out);
+    export_free(req->export);
     free(req);
 }
 
-/* Writes a whole HTTP answer into out after LWS_PRE spare bytes. `headers` holds extra
- * "Name: value\r\n" lines or is NULL; the body is left out for HEAD. Sets *close when the
- * connection must close after it. */
-static void render_answer(struct lws *wsi, struct buf *out, int status, const char *ctype,
-                          const char *body, size_t len, const char *headers, bool head, bool *close)
+/* Writes an answer's status line and headers into out after LWS_PRE spare bytes: with a
+ * Content-Length of `clen`, or chunked when clen is NULL. `headers` holds extra "Name: value\r\n"
+ * lines or is NULL. Sets *close when the connection must close after the answer. */
+static void render_head(struct lws *wsi, struct buf *out, int status, const char *ctype,
+                        const char *clen, const char *headers, bool *close)
 {
     unsigned char hdr[1024], *p = hdr, *end = hdr + sizeof(hdr);
-    char clen[24];
-    snprintf(clen, sizeof(clen), "%zu", len);
     if (lws_add_http_header_status(wsi, (unsigned int)status, &p, end) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, (const unsigned char *)ctype,
                                      (int)strlen(ctype), &p, end) ||
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
-                                     (const unsigned char *)clen, (int)strlen(clen), &p, end) ||
+        (clen &&
+         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
+                                      (const unsigned char *)clen, (int)strlen(clen), &p, end)) ||
+        (!clen && lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING,
+                                               (const unsigned char *)"chunked", 7, &p, end)) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                      (const unsigned char *)"no-store", 8, &p, end)) {
         log_error("http: answer headers do not fit");
@@ -166,12 +172,23 @@ static void render_answer(struct lws *wsi, struct buf *out, int status, const ch
                                                (const unsigned char *)"close", 5, &p, end))
         log_error("http: answer headers do not fit");
     buf_reset(out);
-    buf_reserve(out, LWS_PRE + (size_t)(p - hdr) + 256 + len);
+    buf_reserve(out, LWS_PRE + (size_t)(p - hdr) + 256);
     out->len = LWS_PRE;
     buf_append(out, hdr, (size_t)(p - hdr));
     if (headers)
         buf_puts(out, headers);
     buf_puts(out, "\r\n");
+}
+
+/* Writes a whole HTTP answer into out after LWS_PRE spare bytes. `headers` holds extra
+ * "Name: value\r\n" lines or is NULL; the body is left out for HEAD. Sets *close when the
+ * connection must close after it. */
+static void render_answer(struct lws *wsi, struct buf *out, int status, const char *ctype,
+                          const char *body, size_t len, const char *headers, bool head, bool *close)
+{
+    char clen[24];
+    snprintf(clen, sizeof(clen), "%zu", len);
+    render_head(wsi, out, status, ctype, clen, headers, close);
     if (!head) /* HEAD: the GET answer's headers alone */
         buf_append(out, body, len);
 }
@@ -308,6 +325,8 @@ static enum route match_route(const char *path, char *id)
             return R_EXECUTION;
         if (strcmp(path + 12 + n, "/decisions") == 0)
             return R_EXECUTION_DECISIONS;
+        if (strcmp(path + 12 + n, "/export") == 0)
+            return R_EXECUTION_EXPORT;
     }
     return R_NONE;
 }
@@ -748,6 +767,56 @@ static void patch_execution(struct request *req)
     submit(req, job);
 }
 
+/* GET /api/v0/executions/{id}/export[?format=json|markdown]: the whole execution as one
+ * document, streamed a page at a time (see stream_page). */
+static void get_export(struct request *req)
+{
+    static const char *const known[] = {"format", NULL};
+    char v[QUERY_VALUE_MAX] = "json";
+    enum export_format format;
+    if (!params_ok(req, known, "format"))
+        return;
+    query_param(req->wsi, "format", v, sizeof(v));
+    if (!export_format_parse(v, &format)) {
+        bad_param(req, "format", "json or markdown", v);
+        return;
+    }
+    req->export = export_new(format, req->agent_id, strcmp(req->method, "HEAD") == 0);
+    struct job *job = job_new(JOB_EXPORT_PAGE);
+    job->export = req->export;
+    snprintf(job->ids[0], sizeof(job->ids[0]), "%s", req->agent_id); /* for a 404 */
+    submit(req, job);
+}
+
+/* Sends a page an export's job rendered as one chunk (after the answer's headers with the
+ * first; the last chunk follows the last page). The next page is read once this one is written:
+ * one page per export is in memory at a time. */
+static void stream_page(struct request *req)
+{
+    struct export *ex = req->export;
+    bool head = strcmp(req->method, "HEAD") == 0;
+    if (!req->answering) {
+        render_head(req->wsi, &req->out, 200, export_content_type(ex->format), NULL, NULL,
+                    &req->close_after);
+        req->answering = true;
+        req->srv->answering++;
+        metrics_count_http(req->method, route_names[req->route], 200);
+    } else {
+        buf_reset(&req->out);
+        req->out.len = LWS_PRE;
+    }
+    if (!head && ex->page.len > 0) {
+        buf_printf(&req->out, "%zx\r\n", ex->page.len);
+        buf_append(&req->out, ex->page.data, ex->page.len);
+        buf_puts(&req->out, "\r\n");
+    }
+    if (!head && ex->phase == EXPORT_DONE)
+        buf_puts(&req->out, "0\r\n\r\n");
+    buf_reset(&ex->page);
+    req->out_off = LWS_PRE;
+    lws_callback_on_writable(req->wsi);
+}
+
 static void get_metrics(struct request *req)
 {
     struct buf b = {0};
@@ -806,6 +875,9 @@ static void dispatch(struct request *req)
         break;
     case R_EXECUTION_DECISIONS:
         get_decisions(req);
+        break;
+    case R_EXECUTION_EXPORT:
+        get_export(req);
         break;
     case R_NONE:
     case R_COUNT:
@@ -1060,18 +1132,36 @@ static int on_writeable(struct request *req)
 {
     if (!req || !req->answering)
         return 0;
+    /* An export's next page is being read (and its state is the reader's until it comes back);
+     * lws may call WRITEABLE meanwhile for its own reasons. */
+    if (req->job)
+        return 0;
     struct lws *wsi = req->wsi;
     size_t left = req->out.len - req->out_off;
     size_t n = left > WRITE_CHUNK ? WRITE_CHUNK : left;
     bool last = n == left;
+    bool more = req->export && req->export->phase != EXPORT_DONE; /* pages still to read */
     if (lws_write(wsi, (unsigned char *)req->out.data + req->out_off, n,
-                  last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+                  last && !more ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
         return -1;
     req->out_off += n;
     if (!last) {
         lws_callback_on_writable(wsi);
         return 0;
     }
+    if (more) {
+        /* A stopping server does not wait for a long export: the client sees it cut short
+         * (no last chunk) rather than a document silently missing its end. */
+        if (stop_requested)
+            return -1;
+        struct job *job = job_new(JOB_EXPORT_PAGE);
+        job->export = req->export;
+        submit(req, job);
+        return 0;
+    }
+    if (req->export)
+        metrics_observe_export((double)(aei_mono_us() - req->export->started_mono) / 1e6,
+                               (uint64_t)(req->export->tree + req->export->waiting));
     bool close = req->close_after;
     struct pss *pss = lws_wsi_user(wsi);
     pss->req = NULL;
@@ -1174,10 +1264,23 @@ static void finish_job(struct server *srv, struct job *job)
             hub_heartbeat(srv->hub, &job->hb, job->received_mono);
         return;
     }
+    if (job->kind == JOB_EXPORT_PAGE && req->answering && (job->rc || stop_requested)) {
+        /* The answer has begun: cut it short, so that the client sees it incomplete. */
+        if (job->rc)
+            log_error("http: an export of \"%s\" stopped: %s", req->export->execution_id,
+                      aei_strerror(job->rc));
+        lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    if (job->kind == JOB_EXPORT_PAGE && job->rc) {
+        /* Refused before it began: an ordinary error answer, with no pages to follow. */
+        export_free(req->export);
+        req->export = NULL;
+    }
     if (job->rc == AEI_ENOTFOUND) {
         char msg[200];
         if (job->kind == JOB_GET_EXECUTION || job->kind == JOB_LIST_DECISIONS ||
-            job->kind == JOB_END_EXECUTION)
+            job->kind == JOB_END_EXECUTION || job->kind == JOB_EXPORT_PAGE)
             snprintf(msg, sizeof(msg), "no execution \"%s\": no decision of it has been stored",
                      job->ids[0]);
         else
@@ -1221,6 +1324,9 @@ static void finish_job(struct server *srv, struct job *job)
     case JOB_GET_EXECUTION:
     case JOB_LIST_DECISIONS:
         answer(req, 200, "application/json", job->body, strlen(job->body), NULL);
+        break;
+    case JOB_EXPORT_PAGE:
+        stream_page(req);
         break;
     }
 }

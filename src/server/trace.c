@@ -14,12 +14,13 @@ const char *const execution_status_names[EXEC_STATUS_COUNT] = {"running", "compl
 #define MEMBERS                                                                                    \
     "decision_id, execution_id, agent_id, parent_decision_id, timestamp, reasoning_context, "      \
     "confidence_score, alternatives_considered, selected_outcome, kind, labels, duration_ms, "     \
-    "tokens, cost_usd"
+    "tokens, cost_usd, agent_ts, depth"
 
 /* The path of a member in errors: "confidence_score", or "[3].confidence_score" in a batch. */
 struct where {
     long index;
     char field[160];
+    bool stored_shape; /* the object has agent_ts: a stored decision, as read or exported */
 };
 
 static const char *at(struct where *w, const char *member)
@@ -183,16 +184,31 @@ static int parse_member(const char *key, const json_t *v, struct decision *d, st
         return parse_id(v, false, d->agent_id, w, key, pb);
     if (strcmp(key, "parent_decision_id") == 0)
         return parse_id(v, true, d->parent_id, w, key, pb);
-    if (strcmp(key, "timestamp") == 0) {
+    /* A stored decision (as GET and the export give it) carries the agent's clock as agent_ts
+     * and a server's time of record as timestamp: that one is checked, then left for this
+     * server to stamp anew. */
+    if (strcmp(key, "timestamp") == 0 || strcmp(key, "agent_ts") == 0) {
+        int64_t ts;
         if (json_is_null(v))
             return 0;
-        if (!json_is_string(v) || !aei_time_parse(json_string_value(v), &d->agent_ts)) {
+        if (!json_is_string(v) || !aei_time_parse(json_string_value(v), &ts)) {
             problem_field(pb, at(w, key), "an RFC 3339 date-time such as \"2026-11-24T15:00:00Z\"",
                           v);
             return AEI_EINVAL;
         }
+        if (strcmp(key, "timestamp") == 0 && w->stored_shape)
+            return 0;
+        d->agent_ts = ts;
         d->has_agent_ts = true;
         return 0;
+    }
+    /* Read-only: a decision's depth follows from its parent. */
+    if (strcmp(key, "depth") == 0) {
+        if (json_is_null(v) || (json_is_integer(v) && json_integer_value(v) >= 0 &&
+                                json_integer_value(v) <= TRACE_DEPTH_MAX))
+            return 0;
+        problem_field(pb, at(w, key), "a whole number from 0 to 255, or null (it is ignored)", v);
+        return AEI_EINVAL;
     }
     if (strcmp(key, "reasoning_context") == 0)
         return parse_context(v, &d->context_json, w, "reasoning_context", pb);
@@ -230,6 +246,7 @@ int decision_from_json(const json_t *v, long i, struct decision *d, struct probl
 {
     struct where w = {.index = i};
     memset(d, 0, sizeof(*d));
+    w.stored_shape = json_object_get(v, "agent_ts") != NULL;
     if (!json_is_object(v)) {
         char field[32] = "(body)";
         if (i >= 0)

@@ -156,3 +156,29 @@ Test(trace, execution_summary_has_mean_confidence)
     cr_assert(json_is_null(json_object_get(o, "ended")));
     json_decref(o);
 }
+
+/* A decision as GET and the export give it goes back in as it is: agent_ts is the agent's clock,
+ * the server time in timestamp and the depth are checked and ignored. */
+Test(trace, a_stored_decision_posts_back)
+{
+    struct decision d;
+    struct problem pb;
+    int rc = check("{" BASE ",\"timestamp\":\"2026-11-24T15:00:00.123456Z\","
+                   "\"agent_ts\":\"2001-01-01T00:00:00Z\",\"depth\":3}",
+                   -1, &d, &pb);
+    cr_assert_eq(rc, 0, "%s", pb.message);
+    cr_assert(d.has_agent_ts);
+    cr_assert_eq(d.agent_ts, 978307200000000LL, "agent_ts, not the server's timestamp");
+    decision_clear(&d);
+    rc = check("{" BASE ",\"agent_ts\":null,\"timestamp\":\"2026-11-24T15:00:00Z\",\"depth\":null}",
+               -1, &d, &pb);
+    cr_assert_eq(rc, 0, "%s", pb.message);
+    cr_assert(!d.has_agent_ts, "agent_ts null: no agent clock, whatever timestamp says");
+    decision_clear(&d);
+    expect_field("{" BASE ",\"depth\":-1}", -1, "depth", "0 to 255");
+    expect_field("{" BASE ",\"depth\":\"2\"}", -1, "depth", "0 to 255");
+    expect_field("[{" BASE ",\"agent_ts\":\"yesterday\"}]", -1, "(body)", "decision object");
+    expect_field("{" BASE ",\"agent_ts\":\"yesterday\"}", 2, "[2].agent_ts", "RFC 3339");
+    expect_field("{" BASE ",\"agent_ts\":null,\"timestamp\":\"noon\"}", -1, "timestamp",
+                 "RFC 3339");
+}
