@@ -50,16 +50,8 @@ void export_free(struct export *ex)
  * "depth": null. */
 static void json_decision(struct buf *out, const struct decision *d, bool first)
 {
-    json_t *o = decision_to_json(d);
-    if (!d->path)
-        json_object_set_new(o, "depth", json_null());
-    char *text = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (!text)
-        abort();
     buf_puts(out, first ? "\n" : ",\n");
-    buf_puts(out, text);
-    free(text);
+    decision_write(out, d, true);
 }
 
 /* ---- Markdown ---- */

@@ -1226,9 +1226,10 @@ static void publish_traces(struct server *srv, const struct job *job)
             stored += job->stored[i];
             if (!job->stored[i] || !ws_watches_execution(srv->ws, d->execution_id))
                 continue;
-            char *text = json_render(decision_to_json(d));
-            hub_publish_execution(srv->hub, d->execution_id, "decision", "decision", text);
-            free(text);
+            struct buf text = {0};
+            decision_write(&text, d, false);
+            hub_publish_execution(srv->hub, d->execution_id, "decision", "decision", text.data);
+            buf_free(&text);
         }
         metrics_count_decisions(stored, job->n_decisions - stored);
     }

@@ -83,8 +83,9 @@ int decision_from_json(const json_t *v, long i, struct decision *d, struct probl
  * each decision with decision_clear() and free(), and the array with free(). */
 int decisions_parse_fast(const char *body, size_t len, struct decision ***out, size_t *n);
 
-/* Returns the JSON of a stored decision. Caller releases with json_decref(). */
-json_t *decision_to_json(const struct decision *d);
+/* Appends the JSON of a stored decision: its depth when it has a place in the tree, else
+ * "depth": null when null_depth, else no depth. */
+void decision_write(struct buf *out, const struct decision *d, bool null_depth);
 /* Returns the JSON of an execution's summary. Caller releases with json_decref(). */
 json_t *execution_to_json(const struct execution *e);
 

@@ -130,8 +130,13 @@ Test(trace, stored_decision_renders_with_depth)
     d.server_ts = 1767225600000000LL;
     d.path = strdup("00000000000000010000000000000002");
     d.depth = 1;
-    json_t *o = decision_to_json(&d);
+    struct buf text = {0};
+    decision_write(&text, &d, false);
+    json_t *o = json_loads(text.data, 0, NULL);
+    cr_assert_not_null(o, "%s", text.data);
+    buf_free(&text);
     cr_assert_eq(json_integer_value(json_object_get(o, "depth")), 1);
+    cr_assert_float_eq(json_number_value(json_object_get(o, "confidence_score")), 50, 1e-9);
     cr_assert_str_eq(json_string_value(json_object_get(o, "timestamp")),
                      "2026-01-01T00:00:00.000000Z");
     cr_assert(json_is_null(json_object_get(o, "parent_decision_id")));
