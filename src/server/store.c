@@ -89,6 +89,15 @@ int store_put_decisions(struct store *s, struct decision *const *ds, size_t n, b
     return s->ops->put_decisions(s, ds, n, stored);
 }
 
+int store_put_decision_batches(struct store *s, struct decision_batch *b, size_t nb)
+{
+    if (s->ops->put_decision_batches)
+        return s->ops->put_decision_batches(s, b, nb);
+    for (size_t k = 0; k < nb; k++)
+        b[k].rc = store_put_decisions(s, b[k].ds, b[k].n, b[k].stored);
+    return 0;
+}
+
 int store_list_executions(struct store *s, const struct exec_query *q, struct execution **out,
                           size_t *n)
 {

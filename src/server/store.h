@@ -42,6 +42,14 @@ struct decision_query {
     int64_t after_id; /* with waiting: keyset cursor, decisions with a store id above it */
 };
 
+/* One request's batch of decisions, for store_put_decision_batches(). */
+struct decision_batch {
+    struct decision *const *ds;
+    size_t n;
+    bool *stored; /* out: which were new */
+    int rc;       /* out: 0, or why this batch was not stored */
+};
+
 /* The operations each backend provides; see the wrappers below for their contracts. */
 struct store_ops {
     const char *name;
@@ -56,6 +64,8 @@ struct store_ops {
     int (*list_heartbeats)(struct store *s, const struct hb_query *q, struct heartbeat **out,
                            size_t *n);
     int (*put_decisions)(struct store *s, struct decision *const *ds, size_t n, bool *stored);
+    /* Optional: NULL where a backend stores each batch on its own. */
+    int (*put_decision_batches)(struct store *s, struct decision_batch *b, size_t nb);
     int (*list_executions)(struct store *s, const struct exec_query *q, struct execution **out,
                            size_t *n);
     int (*get_execution)(struct store *s, const char *execution_id, struct execution *out);
@@ -102,6 +112,10 @@ void store_free_rows(struct heartbeat *rows, size_t n);
  * place, with its own waiting descendants, when the parent lands. A decision that would sit
  * deeper than TRACE_DEPTH_MAX fails the batch with AEI_EINVAL. */
 int store_put_decisions(struct store *s, struct decision *const *ds, size_t n, bool *stored);
+/* Stores several batches as store_put_decisions() would store each, with one commit where the
+ * backend can: b[k].rc tells each batch's fate (one may fail while the others are stored).
+ * Returns 0, or the error that failed them all (the commit, the store going away). */
+int store_put_decision_batches(struct store *s, struct decision_batch *b, size_t nb);
 /* Returns up to q->limit executions. Caller frees with store_free_executions(). */
 int store_list_executions(struct store *s, const struct exec_query *q, struct execution **out,
                           size_t *n);

@@ -598,23 +598,21 @@ static int put_execution(struct store_sqlite *s, struct decision *const *ds, str
     return step_done(s, st, "updating an execution");
 }
 
-static int sqlite_put_decisions(struct store *base, struct decision *const *ds, size_t n,
-                                bool *stored)
+/* Stores one batch inside the caller's transaction, all or none up to the caller: sets stored[]
+ * on success. */
+static int put_batch(struct store_sqlite *s, struct decision *const *ds, size_t n, bool *stored)
 {
-    struct store_sqlite *s = (struct store_sqlite *)base;
     struct slot *sl = calloc(n, sizeof(*sl));
     struct keyed *by_id = malloc(n * sizeof(*by_id));
     long *queue = malloc(n * sizeof(*queue));
     char execution_id[AEI_ID_MAX + 1];
     if (!sl || !by_id || !queue)
         abort();
-    int rc = exec(s, "BEGIN IMMEDIATE");
-    if (rc)
-        goto out_free;
+    int rc = 0;
     if (sqlite3_step(s->next_id) != SQLITE_ROW) {
         rc = fail(s, "choosing decision ids");
         sqlite3_reset(s->next_id);
-        goto err_rollback;
+        goto out_free;
     }
     int64_t next_id = sqlite3_column_int64(s->next_id, 0);
     sqlite3_reset(s->next_id);
@@ -631,7 +629,7 @@ static int sqlite_put_decisions(struct store *base, struct decision *const *ds, 
         bool found;
         rc = find_decision(s, by_id[k].key, &found, NULL, NULL);
         if (rc)
-            goto err_rollback;
+            goto out_free;
         sl[by_id[k].i].is_new = !found;
     }
     for (size_t i = 0; i < n; i++)
@@ -660,7 +658,7 @@ static int sqlite_put_decisions(struct store *base, struct decision *const *ds, 
         char *path = NULL;
         rc = find_decision(s, d->parent_id, &found, execution_id, &path);
         if (rc)
-            goto err_rollback;
+            goto out_free;
         if (found && path && strcmp(execution_id, d->execution_id) == 0)
             sl[i].parent_path = path;
         else
@@ -676,7 +674,7 @@ static int sqlite_put_decisions(struct store *base, struct decision *const *ds, 
         sl[i].path = child_path(sl[i].parent_path, sl[i].id);
         if (!sl[i].path) {
             rc = too_deep(s, ds[i]);
-            goto err_rollback;
+            goto out_free;
         }
         queue[qlen++] = (long)i;
     }
@@ -686,7 +684,7 @@ static int sqlite_put_decisions(struct store *base, struct decision *const *ds, 
             sl[c].path = child_path(sl[j].path, sl[c].id);
             if (!sl[c].path) {
                 rc = too_deep(s, ds[c]);
-                goto err_rollback;
+                goto out_free;
             }
             queue[qlen++] = c;
         }
@@ -697,7 +695,7 @@ static int sqlite_put_decisions(struct store *base, struct decision *const *ds, 
             continue;
         rc = insert_decision(s, ds[i], &sl[i]);
         if (rc)
-            goto err_rollback;
+            goto out_free;
     }
 
     /* The executions, each once, from its new decisions in batch order. */
@@ -712,19 +710,12 @@ static int sqlite_put_decisions(struct store *base, struct decision *const *ds, 
             end++;
         rc = put_execution(s, ds, sl, by_id + g, end - g);
         if (rc)
-            goto err_rollback;
+            goto out_free;
         g = end;
     }
 
-    rc = exec(s, "COMMIT");
-    if (rc)
-        goto err_rollback;
     for (size_t i = 0; i < n; i++)
         stored[i] = sl[i].is_new;
-    goto out_free;
-
-err_rollback:
-    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 out_free:
     for (size_t i = 0; i < n; i++) {
         free(sl[i].path);
@@ -734,6 +725,45 @@ out_free:
     free(by_id);
     free(queue);
     return rc;
+}
+
+/* Several requests' batches in one transaction, one commit: each batch in a savepoint of its
+ * own, so that one that fails leaves the others to be stored. */
+static int sqlite_put_decision_batches(struct store *base, struct decision_batch *b, size_t nb)
+{
+    struct store_sqlite *s = (struct store_sqlite *)base;
+    int rc = exec(s, "BEGIN IMMEDIATE");
+    for (size_t k = 0; k < nb && rc == 0; k++) {
+        rc = exec(s, "SAVEPOINT batch");
+        if (rc)
+            break;
+        b[k].rc = put_batch(s, b[k].ds, b[k].n, b[k].stored);
+        if (b[k].rc && sqlite3_get_autocommit(s->db)) {
+            rc = b[k].rc; /* SQLite rolled the whole transaction back (I/O, full disk) */
+            break;
+        }
+        if (b[k].rc)
+            rc = exec(s, "ROLLBACK TO batch");
+        if (rc == 0)
+            rc = exec(s, "RELEASE batch");
+    }
+    if (rc == 0)
+        rc = exec(s, "COMMIT");
+    if (rc) {
+        if (!sqlite3_get_autocommit(s->db))
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        for (size_t k = 0; k < nb; k++)
+            b[k].rc = rc;
+    }
+    return rc;
+}
+
+static int sqlite_put_decisions(struct store *base, struct decision *const *ds, size_t n,
+                                bool *stored)
+{
+    struct decision_batch b = {.ds = ds, .n = n, .stored = stored};
+    int rc = sqlite_put_decision_batches(base, &b, 1);
+    return rc ? rc : b.rc;
 }
 
 /* Reads one row into a struct execution. */
@@ -915,6 +945,7 @@ static const struct store_ops sqlite_ops = {
     .get_agent = sqlite_get_agent,
     .list_heartbeats = sqlite_list_heartbeats,
     .put_decisions = sqlite_put_decisions,
+    .put_decision_batches = sqlite_put_decision_batches,
     .list_executions = sqlite_list_executions,
     .get_execution = sqlite_get_execution,
     .end_execution = sqlite_end_execution,

@@ -162,6 +162,32 @@ static void run_trace_write(struct store *store, struct job *j)
     }
 }
 
+/* Stores the decision batches among jobs with one commit (each still all or none). */
+static void put_decision_jobs(struct store *store, struct job *jobs)
+{
+    size_t n = 0, k = 0;
+    for (struct job *j = jobs; j; j = j->next)
+        n += j->kind == JOB_PUT_DECISIONS;
+    if (n == 0)
+        return;
+    struct decision_batch *b = calloc(n, sizeof(*b));
+    if (!b)
+        abort();
+    for (struct job *j = jobs; j; j = j->next)
+        if (j->kind == JOB_PUT_DECISIONS)
+            b[k++] = (struct decision_batch){j->decisions, j->n_decisions, j->stored, 0};
+    store_put_decision_batches(store, b, n);
+    k = 0;
+    for (struct job *j = jobs; j; j = j->next) {
+        if (j->kind != JOB_PUT_DECISIONS)
+            continue;
+        j->rc = b[k++].rc;
+        if (j->rc == 0)
+            read_executions(store, j);
+    }
+    free(b);
+}
+
 static void *trace_writer_main(void *arg)
 {
     struct worker *self = arg;
@@ -194,8 +220,9 @@ static void *writer_main(void *arg)
             for (struct job *j = batch; j; j = j->next)
                 if (j->kind == JOB_PUT_HEARTBEAT)
                     j->rc = store_put_heartbeats(self->store, (struct heartbeat *[]){&j->hb}, 1);
+        put_decision_jobs(self->store, batch);
         for (struct job *j = batch; j; j = j->next)
-            if (j->kind != JOB_PUT_HEARTBEAT)
+            if (j->kind == JOB_END_EXECUTION)
                 run_trace_write(self->store, j);
         int64_t now = aei_mono_us();
         for (struct job *j = batch; j; j = j->next)

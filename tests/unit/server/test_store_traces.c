@@ -696,6 +696,54 @@ Test(store_traces, deeper_than_the_limit_fails_the_batch)
     }
 }
 
+Test(store_traces, batches_in_one_commit_succeed_or_fail_each_on_its_own)
+{
+    char urls[2][512];
+    int n = store_fixture_urls(urls, "aei-unit-traces");
+    for (int u = 0; u < n; u++) {
+        struct store *s = store_fixture_open(urls[u]);
+        char p[96];
+        unique(p, sizeof(p), "group");
+        /* Three requests' batches: a good one, one too deep, and a good one under the first. */
+        struct decision first[2] = {make(p, "a", "e1", NULL, 10), make(p, "b", "e1", "a", 11)};
+        struct decision *deep = chain(p, "deep", TRACE_DEPTH_MAX + 2, 0);
+        struct decision third[2] = {make(p, "c", "e1", "b", 12), make(p, "a", "e1", NULL, 13)};
+        struct decision *p1[2] = {&first[0], &first[1]}, *p3[2] = {&third[0], &third[1]};
+        struct decision **p2 = malloc((TRACE_DEPTH_MAX + 2) * sizeof(*p2));
+        for (int k = 0; k < TRACE_DEPTH_MAX + 2; k++)
+            p2[k] = &deep[k];
+        bool s1[2], s2[TRACE_DEPTH_MAX + 2], s3[2];
+        struct decision_batch b[3] = {
+            {p1, 2, s1, -1}, {p2, TRACE_DEPTH_MAX + 2, s2, -1}, {p3, 2, s3, -1}};
+        cr_assert_eq(store_put_decision_batches(s, b, 3), 0, "%s", urls[u]);
+        cr_assert_eq(b[0].rc, 0, "%s", urls[u]);
+        cr_assert_eq(b[1].rc, AEI_EINVAL, "%s: the deep batch alone fails", urls[u]);
+        cr_assert_eq(b[2].rc, 0, "%s", urls[u]);
+        cr_assert(s1[0] && s1[1] && s3[0], "%s", urls[u]);
+        cr_assert_not(s3[1], "%s: a repeats the first batch's a", urls[u]);
+
+        size_t nrows;
+        struct decision *rows = tree(s, p, "e1", &nrows);
+        cr_assert_eq(nrows, 3, "%s", urls[u]);
+        cr_assert_eq(rows[2].depth, 2, "%s: c under b under a", urls[u]);
+        store_free_decisions(rows, nrows);
+        char id[160];
+        struct execution e;
+        snprintf(id, sizeof(id), "%s-deep", p);
+        cr_assert_eq(store_get_execution(s, id, &e), AEI_ENOTFOUND, "%s", urls[u]);
+        e = get_exec(s, p, "e1");
+        cr_assert_eq(e.decisions, 3, "%s", urls[u]);
+
+        clear_all(first, 2);
+        clear_all(third, 2);
+        clear_all(deep, TRACE_DEPTH_MAX + 2);
+        free(deep);
+        free(p2);
+        store_close(s);
+        store_fixture_remove(urls[u]);
+    }
+}
+
 Test(store_traces, strings_and_numbers_round_trip)
 {
     char urls[2][512];
