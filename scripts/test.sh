@@ -77,6 +77,29 @@ else
     failed=$((failed + 1))
 fi
 
+echo "== Python SDK (unittest, against build-san/aeid)"
+if (cd sdk/python && AEID=$root/build-san/aeid python3 -m unittest -v test_aei_agent \
+    >"$tmp/sdk-python.log" 2>&1); then
+    sdk_rc=0
+else
+    sdk_rc=1
+fi
+ran=$(sed -nE 's/^Ran ([0-9]+) tests? .*/\1/p' "$tmp/sdk-python.log")
+failures=$(sed -nE 's/^FAILED \(.*failures=([0-9]+).*/\1/p' "$tmp/sdk-python.log")
+errors=$(sed -nE 's/^FAILED \(.*errors=([0-9]+).*/\1/p' "$tmp/sdk-python.log")
+skipped=$(grep -cE ' \.\.\. skipped' "$tmp/sdk-python.log")
+ran=${ran:-0}
+bad=$((${failures:-0} + ${errors:-0} + skipped))
+if [ "$sdk_rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+    bad=1 # it died before counting
+fi
+if [ "$bad" -ne 0 ]; then
+    grep -E '^(FAIL|ERROR):|Error|assert' "$tmp/sdk-python.log" | head -n 40
+fi
+echo "  sdk/python: $((ran - bad < 0 ? 0 : ran - bad)) passed, $bad failed"
+passed=$((passed + (ran - bad < 0 ? 0 : ran - bad)))
+failed=$((failed + bad))
+
 echo "== black-box tests (node:test, SQLite and PostgreSQL)"
 if (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error >"$tmp/npm.log" 2>&1); then
     pgb_url=$(scripts/pg.sh pgbouncer "$tmp/pg" 2>/dev/null || true)

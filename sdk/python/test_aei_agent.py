@@ -1,0 +1,293 @@
+"""Tests of aei_agent against the real aeid (AEID, default build/aeid) on a SQLite file, and
+against a scripted HTTP server for the retry policy. Run: python3 -m unittest -v test_aei_agent
+from sdk/python, or scripts/test.sh."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import urllib.request
+
+import aei_agent
+from aei_agent import Agent, AeiError, RetryPolicy
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+AEID = os.environ.get("AEID", os.path.join(ROOT, "build", "aeid"))
+TOKEN = "sdk-test-token-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A real aeid on a temporary SQLite file; restartable on the same ports and file."""
+
+    def __init__(self, extra: list[str] | None = None):
+        self.dir = tempfile.TemporaryDirectory(prefix="aei-sdk-")
+        self.port, self.ws_port = free_port(), free_port()
+        self.extra = extra or []
+        self.proc: subprocess.Popen | None = None
+        self.log = open(os.path.join(self.dir.name, "aeid.log"), "ab")
+
+    def start(self) -> "Server":
+        env = dict(os.environ, AEI_TOKEN=TOKEN)
+        self.proc = subprocess.Popen(
+            [AEID, "--http", f"127.0.0.1:{self.port}", "--ws", f"127.0.0.1:{self.ws_port}",
+             "--db", f"sqlite:{self.dir.name}/aei.db", *self.extra],
+            env=env, stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1).read()
+                return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"aeid exited with {self.proc.returncode}; see its log")
+                time.sleep(0.05)
+        raise RuntimeError("aeid did not become ready")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=20)
+        self.log.close()
+        self.dir.cleanup()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def get(self, path: str) -> dict:
+        r = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}",
+                                   headers={"Authorization": "Bearer " + TOKEN})
+        return json.load(urllib.request.urlopen(r, timeout=10))
+
+    def all_decisions(self, execution_id: str) -> list[dict]:
+        items, cursor = [], None
+        while True:
+            q = "?limit=1000" + (f"&cursor={cursor}" if cursor else "")
+            page = self.get(f"/api/v0/executions/{execution_id}/decisions{q}")
+            items += page["decisions"]
+            cursor = page["next"]
+            if not cursor:
+                return items
+
+
+@unittest.skipUnless(os.access(AEID, os.X_OK), f"no aeid at {AEID}; run make build")
+class AgainstAeid(unittest.TestCase):
+    def setUp(self):
+        self.srv = Server().start()
+
+    def tearDown(self):
+        self.srv.stop()
+
+    def test_heartbeats_carry_status_and_metrics(self):
+        agent = Agent(self.srv.address, TOKEN, "sdk-hb-1", name="SDK agent",
+                      heartbeat_interval=0.2)
+        agent.set_status("processing")
+        agent.set_metrics(cpu_pct=42.5, mem_pct=30, tokens_per_min=1200, cost_usd=0.5)
+        with agent:
+            time.sleep(0.7)
+            agent.set_status("waiting")
+            time.sleep(0.5)
+        a = self.srv.get("/api/v0/agents/sdk-hb-1")
+        self.assertEqual(a["status"], "waiting")
+        self.assertEqual(a["name"], "SDK agent")
+        self.assertAlmostEqual(a["metrics"]["cpu_pct"], 42.5)
+        self.assertGreaterEqual(agent.stats()["heartbeats"], 3)
+        hist = self.srv.get("/api/v0/agents/sdk-hb-1/heartbeats?limit=1000")
+        self.assertGreaterEqual(len(hist["heartbeats"]), 3)
+
+    def test_a_bad_token_is_refused_at_start(self):
+        agent = Agent(self.srv.address, "wrong-token-0123456789", "sdk-bad-1")
+        with self.assertRaises(AeiError) as e:
+            agent.start()
+        self.assertEqual(e.exception.status, 401)
+        self.assertEqual(e.exception.code, "invalid_token")
+
+    def test_bad_arguments_are_refused_at_once(self):
+        with self.assertRaises(ValueError):
+            Agent(self.srv.address, TOKEN, "a", batch_size=1001)
+        with self.assertRaises(ValueError):
+            Agent("ftp://x", TOKEN, "a")
+        agent = Agent(self.srv.address, TOKEN, "a")
+        with self.assertRaises(ValueError):
+            agent.set_status("sleeping")
+        with self.assertRaises(ValueError):
+            agent.set_metrics(gpu=1)
+
+    def test_decisions_go_in_batches_and_form_the_tree(self):
+        agent = Agent(self.srv.address, TOKEN, "sdk-tr-1", batch_size=100, flush_interval=5)
+        with agent:
+            root = agent.trace("sdk-run-1", reasoning={"goal": "answer"}, confidence=80,
+                               alternatives=[("ask the user", "not needed", 0.1)],
+                               outcome="search", kind="tool_selection")
+            ids = [root]
+            for i in range(249):
+                ids.append(agent.trace("sdk-run-1", parent=ids[(i) // 4], confidence=70,
+                                       reasoning=f"step {i}", outcome=f"did {i}"))
+            self.assertTrue(agent.flush(20))
+            ended = agent.end_execution("sdk-run-1", "completed")
+        self.assertEqual(ended["status"], "completed")
+        self.assertEqual(ended["decisions"], 250)
+        got = self.srv.all_decisions("sdk-run-1")
+        self.assertEqual(sorted(d["decision_id"] for d in got), sorted(ids))
+        self.assertEqual(got[0]["decision_id"], root)
+        self.assertEqual(got[0]["alternatives_considered"][0]["reason_rejected"], "not needed")
+        s = agent.stats()
+        self.assertEqual(s["decisions_sent"], 250)
+        self.assertEqual(s["batches"], 3, "250 decisions in batches of 100")
+        self.assertEqual(s["dropped"], 0)
+
+    def test_nothing_lost_or_stored_twice_across_a_server_restart(self):
+        retry = RetryPolicy(base=0.05, cap=0.5)
+        agent = Agent(self.srv.address, TOKEN, "sdk-rs-1", batch_size=50, flush_interval=0.05,
+                      heartbeat_interval=0.5, retry=retry, timeout=2)
+        ids = []
+        with agent:
+            for i in range(400):
+                ids.append(agent.trace("sdk-run-rs", outcome=f"step {i}",
+                                       parent=ids[-1] if ids and i % 10 else None))
+                if i == 150:
+                    self.srv.kill()  # kill -9: batches in flight may have committed
+                if i == 250:
+                    self.srv.start()
+                time.sleep(0.003)
+            self.assertTrue(agent.flush(30), agent.stats())
+        got = self.srv.all_decisions("sdk-run-rs")
+        got_ids = [d["decision_id"] for d in got]
+        self.assertEqual(len(got_ids), len(set(got_ids)), "no decision stored twice")
+        self.assertEqual(sorted(got_ids), sorted(ids), "every decision stored")
+        self.assertGreater(agent.stats()["retries"], 0, "the outage was noticed")
+
+    def test_a_full_queue_drops_and_says_so(self):
+        down = Agent(f"127.0.0.1:{free_port()}", TOKEN, "sdk-q-1", queue_limit=10,
+                     retry=RetryPolicy(base=0.01, cap=0.02))
+        with self.assertLogs("aei_agent", level=logging.WARNING) as logs:
+            for i in range(50):
+                down.trace("sdk-run-q", outcome=f"step {i}")
+        self.assertEqual(down.stats()["dropped"], 40)
+        self.assertEqual(down.stats()["queued"], 10)
+        self.assertTrue(any("queue full" in m for m in logs.output), logs.output)
+
+    def test_ending_an_unknown_execution_is_not_retried(self):
+        agent = Agent(self.srv.address, TOKEN, "sdk-end-1")
+        with self.assertRaises(AeiError) as e:
+            agent.end_execution("never-started", "completed")
+        self.assertEqual(e.exception.status, 404)
+        self.assertEqual(agent.stats()["retries"], 0)
+
+
+class Scripted(http.server.BaseHTTPRequestHandler):
+    """Answers each request with the next (status, headers) of the server's script."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        status, headers = self.server.script.pop(0) if self.server.script else (200, {})
+        self.server.seen.append(status)
+        body = (b'{"agent_id":"x","server_ts":"2026-01-01T00:00:00.000000Z","commands":[]}'
+                if status == 200 else
+                json.dumps({"error": {"code": "c", "message": "m"}}).encode())
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class RetryTiming(unittest.TestCase):
+    def serve(self, script):
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
+        srv.script, srv.seen = list(script), []
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.addCleanup(srv.server_close)
+        self.addCleanup(srv.shutdown)
+        return srv
+
+    def agent(self, srv, waits, rand=lambda: 1.0, **kw):
+        policy = RetryPolicy(base=0.1, cap=1.0, sleep=waits.append, rand=rand, **kw)
+        return Agent(f"127.0.0.1:{srv.server_address[1]}", TOKEN, "x", retry=policy)
+
+    def test_5xx_backs_off_exponentially_up_to_the_cap(self):
+        srv = self.serve([(503, {})] * 6)
+        waits = []
+        self.agent(srv, waits).heartbeat()
+        self.assertEqual(srv.seen, [503] * 6 + [200])
+        self.assertEqual(waits, [0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
+
+    def test_full_jitter_draws_below_the_bound(self):
+        srv = self.serve([(500, {}), (502, {}), (504, {})])
+        waits = []
+        draws = iter([0.5, 0.25, 0.0])
+        self.agent(srv, waits, rand=lambda: next(draws)).heartbeat()
+        self.assertEqual(waits, [0.05, 0.05, 0.0])
+
+    def test_429_waits_what_retry_after_says(self):
+        srv = self.serve([(429, {"Retry-After": "2"}), (503, {"Retry-After": "0.5"})])
+        waits = []
+        self.agent(srv, waits).heartbeat()
+        self.assertEqual(waits, [2.0, 0.5])
+
+    def test_other_4xx_are_not_retried(self):
+        for status in (400, 401, 403, 404, 413, 415):
+            srv = self.serve([(status, {})])
+            waits = []
+            with self.assertRaises(AeiError) as e:
+                self.agent(srv, waits).heartbeat()
+            self.assertEqual(e.exception.status, status)
+            self.assertEqual(waits, [])
+
+    def test_connection_errors_are_retried_until_the_attempts_run_out(self):
+        waits = []
+        policy = RetryPolicy(base=0.01, cap=0.01, sleep=waits.append, max_attempts=4)
+        agent = Agent(f"127.0.0.1:{free_port()}", TOKEN, "x", retry=policy, timeout=1)
+        with self.assertRaises(ConnectionError):
+            agent.heartbeat()
+        self.assertEqual(len(waits), 3)
+
+    def test_commands_in_heartbeat_answers_reach_the_callback_once(self):
+        got = []
+
+        class WithCommands(Scripted):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = json.dumps({"agent_id": "x", "server_ts": "2026-01-01T00:00:00.000000Z",
+                                   "commands": [{"command_id": "c1", "action": "pause"}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), WithCommands)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.addCleanup(srv.server_close)
+        self.addCleanup(srv.shutdown)
+        agent = Agent(f"127.0.0.1:{srv.server_address[1]}", TOKEN, "x", on_command=got.append)
+        agent.heartbeat()
+        agent.heartbeat()  # delivered again (at least once): passed on once
+        self.assertEqual(got, [{"command_id": "c1", "action": "pause"}])
+
+
+if __name__ == "__main__":
+    unittest.main()
