@@ -69,9 +69,9 @@ static const char *const route_names[] = {
     "/api/v0/executions/{execution_id}/decisions",
     "dashboard",
 };
-/* The method each route answers (GET routes answer HEAD too). */
-static const char *const route_methods[] = {"",    "GET",  "GET", "POST", "GET", "GET",
-                                            "GET", "POST", "GET", "GET",  "GET", "GET"};
+/* The methods each route answers (those that answer GET answer HEAD too). */
+static const char *const route_methods[] = {"",    "GET",  "GET", "POST",       "GET", "GET",
+                                            "GET", "POST", "GET", "GET, PATCH", "GET", "GET"};
 /* A batch of decisions may be this many times --max-body. */
 #define TRACE_BODY_FACTOR 64
 #define EXECUTIONS_LIMIT_DEFAULT 100
@@ -728,6 +728,23 @@ static void get_static(struct request *req)
     buf_free(&sa.body);
 }
 
+/* PATCH /api/v0/executions/{id}: ends a running execution. */
+static void patch_execution(struct request *req)
+{
+    struct problem pb;
+    json_t *doc = json_parse_body(req->body.data ? req->body.data : "", req->body.len, &pb);
+    struct job *job = job_new(JOB_END_EXECUTION);
+    int rc = doc ? execution_end_from_json(doc, &job->end, &pb) : AEI_EINVAL;
+    json_decref(doc);
+    if (rc) {
+        job_free(job);
+        answer_problem(req, &pb);
+        return;
+    }
+    snprintf(job->ids[0], sizeof(job->ids[0]), "%s", req->agent_id);
+    submit(req, job);
+}
+
 static void get_metrics(struct request *req)
 {
     struct buf b = {0};
@@ -775,12 +792,15 @@ static void dispatch(struct request *req)
     case R_EXECUTIONS:
         get_executions(req);
         break;
-    case R_EXECUTION: {
-        struct job *job = job_new(JOB_GET_EXECUTION);
-        snprintf(job->ids[0], sizeof(job->ids[0]), "%s", req->agent_id);
-        submit(req, job);
+    case R_EXECUTION:
+        if (strcmp(req->method, "PATCH") == 0) {
+            patch_execution(req);
+        } else {
+            struct job *job = job_new(JOB_GET_EXECUTION);
+            snprintf(job->ids[0], sizeof(job->ids[0]), "%s", req->agent_id);
+            submit(req, job);
+        }
         break;
-    }
     case R_EXECUTION_DECISIONS:
         get_decisions(req);
         break;
@@ -924,6 +944,21 @@ static void request_deadline(lws_sorted_usec_list_t *sul)
         lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
 }
 
+/* Whether a route answers a method: one of route_methods[route], or HEAD where GET is. */
+static bool method_allowed(enum route route, const char *method)
+{
+    if (strcmp(method, "HEAD") == 0)
+        method = "GET";
+    size_t n = strlen(method);
+    for (const char *p = route_methods[route]; *p; p += strspn(p, ", ")) {
+        size_t len = strcspn(p, ", ");
+        if (len == n && strncmp(p, method, n) == 0)
+            return true;
+        p += len;
+    }
+    return false;
+}
+
 /* Starts a request when its headers have arrived: auth, route, method, content checks. Errors
  * are deferred until the body has been read, or sent now when there is none. */
 static int on_headers(struct server *srv, struct lws *wsi, struct pss *pss, const char *uri)
@@ -960,18 +995,17 @@ static int on_headers(struct server *srv, struct lws *wsi, struct pss *pss, cons
         snprintf(msg, sizeof(msg), "no such route: %s %.200s (see docs/api/openapi.yaml)",
                  req->method, uri);
         defer_error(req, 404, "not_found", msg, NULL);
-    } else if (strcmp(req->method, route_methods[req->route]) != 0 &&
-               !(strcmp(req->method, "HEAD") == 0 &&
-                 strcmp(route_methods[req->route], "GET") == 0)) {
-        static char allow[R_COUNT][32];
+    } else if (!method_allowed(req->route, req->method)) {
+        static char allow[R_COUNT][48];
         char msg[320];
-        bool get = strcmp(route_methods[req->route], "GET") == 0;
-        snprintf(allow[req->route], sizeof(allow[0]), "Allow: %s\r\n",
-                 get ? "GET, HEAD" : route_methods[req->route]);
+        const char *methods = route_methods[req->route];
+        snprintf(allow[req->route], sizeof(allow[0]), "Allow: %s%s\r\n", methods,
+                 strncmp(methods, "GET", 3) == 0 ? ", HEAD" : "");
         snprintf(msg, sizeof(msg), "%s does not answer %s; use %s", route_names[req->route],
-                 req->method, route_methods[req->route]);
+                 req->method, methods);
         defer_error(req, 405, "method_not_allowed", msg, allow[req->route]);
-    } else if ((req->route == R_HEARTBEATS || req->route == R_TRACES) && !is_json_type(wsi)) {
+    } else if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0 &&
+               !is_json_type(wsi)) {
         defer_error(req, 415, "unsupported_media_type",
                     "send the body with Content-Type: application/json", NULL);
     } else if (body_len > (int64_t)body_limit(req)) {
@@ -1072,11 +1106,63 @@ static void answer_decisions(struct request *req, const struct job *job)
     free(text);
 }
 
+/* Answers an ended execution; ending one that has ended otherwise is a conflict. */
+static void answer_execution_end(struct request *req, const struct job *job)
+{
+    const struct execution *e = &job->executions[0];
+    if (!job->changed && e->status != job->end.status) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "execution \"%s\" has ended already: it is %s", e->execution_id,
+                 execution_status_names[e->status]);
+        answer_error(req, 409, "conflict", msg, NULL);
+        return;
+    }
+    char *text = trace_render_execution(e);
+    answer(req, 200, "application/json", text, strlen(text), NULL);
+    free(text);
+}
+
+/* Publishes what a trace job stored on the topics execution:<id> that clients hold: each new
+ * decision (without its depth, which the store knows once its parent has landed: place it under
+ * parent_decision_id), then the executions as they now are. */
+static void publish_traces(struct server *srv, const struct job *job)
+{
+    if (job->kind == JOB_PUT_DECISIONS) {
+        size_t stored = 0;
+        for (size_t i = 0; i < job->n_decisions; i++) {
+            const struct decision *d = job->decisions[i];
+            stored += job->stored[i];
+            if (!job->stored[i] || !ws_watches_execution(srv->ws, d->execution_id))
+                continue;
+            char *text = json_render(decision_to_json(d));
+            hub_publish_execution(srv->hub, d->execution_id, "decision", "decision", text);
+            free(text);
+        }
+        metrics_count_decisions(stored, job->n_decisions - stored);
+    }
+    for (size_t i = 0; i < job->n_executions; i++) {
+        const struct execution *e = &job->executions[i];
+        if (!ws_watches_execution(srv->ws, e->execution_id))
+            continue;
+        char *text = trace_render_execution(e);
+        hub_publish_execution(srv->hub, e->execution_id, "execution", "execution", text);
+        free(text);
+    }
+}
+
 /* Answers the request a finished job was for; a committed heartbeat goes to the hub even when
  * its client has gone. */
 static void finish_job(struct server *srv, struct job *job)
 {
     struct request *req = job->owner;
+    if (job->rc == 0)
+        publish_traces(srv, job);
+    if (!req) { /* the server's own job: an agent died */
+        if (job->rc)
+            log_warn("could not mark the running executions of dead agent %s abandoned: %s",
+                     job->agent_id, aei_strerror(job->rc));
+        return;
+    }
     req->job = NULL;
     srv->in_flight--;
     bool committed = job->kind == JOB_PUT_HEARTBEAT && job->rc == 0;
@@ -1088,7 +1174,8 @@ static void finish_job(struct server *srv, struct job *job)
     }
     if (job->rc == AEI_ENOTFOUND) {
         char msg[200];
-        if (job->kind == JOB_GET_EXECUTION || job->kind == JOB_LIST_DECISIONS)
+        if (job->kind == JOB_GET_EXECUTION || job->kind == JOB_LIST_DECISIONS ||
+            job->kind == JOB_END_EXECUTION)
             snprintf(msg, sizeof(msg), "no execution \"%s\": no decision of it has been stored",
                      job->ids[0]);
         else
@@ -1121,6 +1208,9 @@ static void finish_job(struct server *srv, struct job *job)
     }
     case JOB_PUT_DECISIONS:
         answer_decisions(req, job);
+        break;
+    case JOB_END_EXECUTION:
+        answer_execution_end(req, job);
         break;
     case JOB_LIST_AGENTS:
     case JOB_GET_AGENT:
@@ -1260,6 +1350,23 @@ static void tick(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(srv->ctx, 0, &srv->tick, tick, TICK_US);
 }
 
+/* An agent that died leaves its running executions abandoned. */
+static void on_agent_died(void *arg, const char *agent_id, int64_t last_heartbeat)
+{
+    struct server *srv = arg;
+    if (!srv->workers)
+        return;
+    char ts[AEI_TIME_LEN];
+    aei_time_format(last_heartbeat, ts);
+    struct job *job = job_new(JOB_END_EXECUTION);
+    snprintf(job->agent_id, sizeof(job->agent_id), "%s", agent_id);
+    job->end.status = EXEC_ABANDONED;
+    job->end.failure_json = json_render(json_pack(
+        "{s:s, s:s, s:s}", "reason", "agent_dead", "message",
+        "the agent stopped sending heartbeats while the execution ran", "last_heartbeat", ts));
+    workers_submit(srv->workers, job);
+}
+
 static void on_update(void *arg, const struct hub_update *u)
 {
     struct server *srv = arg;
@@ -1303,7 +1410,8 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
     int rc;
     auth_init(&srv.auth, cfg->token);
     hb_set_liveness_after(cfg->stale_after_us, cfg->dead_after_us);
-    struct hub_settings hs = {.price_per_1k_tokens = cfg->price_per_1k_tokens};
+    struct hub_settings hs = {.price_per_1k_tokens = cfg->price_per_1k_tokens,
+                              .died = on_agent_died};
     srv.hub = hub_new(&hs, on_update, &srv);
     struct ws_settings wss = {.client_buffer = cfg->ws_client_buffer,
                               .slow_consumer_us = cfg->slow_consumer_us};
@@ -1368,9 +1476,11 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
     for (struct job *job = workers_stop(srv.workers), *next; job; job = next) {
         struct request *req = job->owner;
         next = job->next;
-        req->job = NULL;
-        if (!req->wsi)
-            request_free(req);
+        if (req) {
+            req->job = NULL;
+            if (!req->wsi)
+                request_free(req);
+        }
         job_free(job);
     }
     srv.workers = NULL;

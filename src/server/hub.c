@@ -312,17 +312,18 @@ void hub_load(struct hub *h, const struct heartbeat *agent, int64_t now_us)
 }
 
 /* Numbers an update, renders it as {"type": type, "epoch", "seq", then `rest` (the members
- * after those and the closing brace), keeps it in the buffers and publishes it. */
-static void publish(struct hub *h, struct hub_agent *a, const char *type, const struct buf *rest,
-                    int64_t received_mono)
+ * after those and the closing brace), keeps it in the buffers and publishes it. The update is
+ * about agent `a`, or when that is NULL about `execution`. */
+static void publish(struct hub *h, struct hub_agent *a, const char *execution, const char *type,
+                    const struct buf *rest, int64_t received_mono)
 {
     uint64_t seq = ++h->head;
-    buf_reset(&a->state); /* every change of an agent publishes an update */
     char head[96];
     int n = snprintf(head, sizeof(head), "{\"type\":\"%s\",\"epoch\":\"%s\",\"seq\":%llu,", type,
                      h->epoch, (unsigned long long)seq);
     size_t len = (size_t)n + rest->len;
-    struct hub_update *u = malloc(sizeof(*u) + len + 1);
+    size_t extra = execution ? strlen(execution) + 1 : 0;
+    struct hub_update *u = malloc(sizeof(*u) + len + 1 + extra);
     if (!u)
         abort();
     memcpy(u->text, head, (size_t)n);
@@ -333,19 +334,36 @@ static void publish(struct hub *h, struct hub_agent *a, const char *type, const 
     u->offset = h->end_offset;
     u->received_mono = received_mono;
     u->agent = a;
-    u->refs = 2;
+    u->execution = execution ? memcpy(u->text + len + 1, execution, extra) : NULL;
+    u->refs = a ? 2 : 1;
     h->end_offset += len;
 
     struct hub_update **slot = &h->ring[seq % HUB_RING_SIZE];
     update_release(*slot);
     *slot = u;
-    struct hub_update **mine = &a->recent[a->n_updates++ % HUB_AGENT_RING_SIZE];
-    if (*mine)
-        a->evicted_seq = (*mine)->seq;
-    update_release(*mine);
-    *mine = u;
+    if (a) {
+        buf_reset(&a->state); /* every change of an agent publishes an update */
+        struct hub_update **mine = &a->recent[a->n_updates++ % HUB_AGENT_RING_SIZE];
+        if (*mine)
+            a->evicted_seq = (*mine)->seq;
+        update_release(*mine);
+        *mine = u;
+    }
     if (h->publish)
         h->publish(h->publish_arg, u);
+}
+
+void hub_publish_execution(struct hub *h, const char *execution_id, const char *type,
+                           const char *member, const char *json)
+{
+    struct buf rest = {0};
+    buf_puts(&rest, "\"topic\":\"execution:");
+    buf_puts(&rest, execution_id); /* ids need no escaping */
+    buf_printf(&rest, "\",\"%s\":", member);
+    buf_puts(&rest, json);
+    buf_puts(&rest, "}");
+    publish(h, NULL, execution_id, type, &rest, 0);
+    buf_free(&rest);
 }
 
 /* Publishes a delta of an agent's state from `before` to its state now. */
@@ -360,7 +378,7 @@ static void publish_delta(struct hub *h, struct hub_agent *a, const struct view 
     buf_puts(&rest, ",\"server_ts\":");
     write_time(&rest, server_ts);
     buf_puts(&rest, "}");
-    publish(h, a, "delta", &rest, received_mono);
+    publish(h, a, NULL, "delta", &rest, received_mono);
     buf_free(&rest);
 }
 
@@ -376,7 +394,7 @@ static void publish_liveness(struct hub *h, struct hub_agent *a, int64_t now_us)
     buf_puts(&rest, ",\"server_ts\":");
     write_time(&rest, now_us);
     buf_puts(&rest, "}");
-    publish(h, a, "event", &rest, 0);
+    publish(h, a, NULL, "event", &rest, 0);
     buf_free(&rest);
 }
 
@@ -424,6 +442,8 @@ void hub_check_health(struct hub *h, int64_t now_us)
             log_warn("agent %s is dead: no heartbeat for %lld s", a->id,
                      (long long)((now_us - a->hb.server_ts) / 1000000));
             metrics_count_agent_death();
+            if (h->settings.died)
+                h->settings.died(h->publish_arg, a->id, a->hb.server_ts);
         }
     }
 }

@@ -21,7 +21,8 @@ struct hub_update {
     uint64_t seq;
     uint64_t offset;         /* bytes of all updates before this one: measures a backlog */
     int64_t received_mono;   /* when its heartbeat arrived (deltas), or 0 */
-    struct hub_agent *agent; /* the agent it is about; agents live as long as the hub */
+    struct hub_agent *agent; /* the agent it is about (agents live as long as the hub) ... */
+    const char *execution;   /* ... or, when agent is NULL, the execution (in this block) */
     int refs;
     size_t len;
     char text[]; /* the message's JSON */
@@ -29,6 +30,8 @@ struct hub_update {
 
 struct hub_settings {
     double price_per_1k_tokens; /* for estimating the cost of agents that report none */
+    /* Called (with hub_new's arg) when an agent is found dead, or NULL. */
+    void (*died)(void *arg, const char *agent_id, int64_t last_heartbeat);
 };
 
 /* Called for each new update, after it has its sequence number and is in the buffers. */
@@ -46,6 +49,11 @@ void hub_load(struct hub *h, const struct heartbeat *agent, int64_t now_us);
 /* Applies a committed heartbeat: updates the agent's state and publishes its delta (and an
  * agent.online event if it had gone stale or dead). Takes the strings hb owns, and zeroes it. */
 void hub_heartbeat(struct hub *h, struct heartbeat *hb, int64_t received_mono);
+/* Publishes a message of topic execution:<execution_id>: {"type": type, "topic", "epoch", "seq",
+ * member: json} where json is a rendered JSON value. Such updates are kept in the overall ring
+ * only. */
+void hub_publish_execution(struct hub *h, const char *execution_id, const char *type,
+                           const char *member, const char *json);
 /* Marks agents stale or dead whose last heartbeat is old enough (see hb_liveness_at()),
  * publishing the changes. */
 void hub_check_health(struct hub *h, int64_t now_us);
@@ -65,7 +73,7 @@ const char *hub_agent_id(const struct hub_agent *a);
 const size_t *hub_status_counts(const struct hub *h);
 const size_t *hub_liveness_counts(const struct hub *h);
 
-/* Calls fn(arg, u) for each update about `agent` (every agent when NULL) with sequence number
+/* Calls fn(arg, u) for each update about `agent` (every update when NULL) with sequence number
  * above `after`, in order, and returns true; returns false and calls nothing when some of those
  * updates are no longer kept, or when they come to more than max_bytes. */
 bool hub_replay(const struct hub *h, const struct hub_agent *agent, uint64_t after,

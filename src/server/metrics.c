@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,12 @@ static const double batch_bounds[NBUCKETS] = {1,   2,   4,   8,    16,   32,   6
 static struct histogram commit_latency = {.bounds = latency_bounds};
 static struct histogram push_latency = {.bounds = latency_bounds};
 static struct histogram batch_size = {.bounds = batch_bounds};
+static struct histogram trace_batch_size = {.bounds = batch_bounds};
+static struct histogram trace_queries[TRACE_QUERY_COUNT] = {
+    {.bounds = latency_bounds}, {.bounds = latency_bounds}, {.bounds = latency_bounds}};
+static const char *const trace_query_names[TRACE_QUERY_COUNT] = {"executions", "execution",
+                                                                 "decisions"};
+static uint64_t decisions_stored, decisions_duplicate;
 static atomic_uint_fast64_t batch_failures;
 static uint64_t heartbeats_received;
 static uint64_t agent_deaths, ws_messages, ws_frames, ws_bytes, ws_slow_closes;
@@ -101,6 +108,18 @@ void metrics_observe_push(double seconds)
     observe(&push_latency, seconds);
 }
 
+void metrics_count_decisions(size_t stored, size_t duplicates)
+{
+    decisions_stored += stored;
+    decisions_duplicate += duplicates;
+    observe(&trace_batch_size, (double)(stored + duplicates));
+}
+
+void metrics_observe_trace_query(enum trace_query q, double seconds)
+{
+    observe(&trace_queries[q], seconds);
+}
+
 /* Appends a counter or gauge with no labels. */
 static void render_one(struct buf *out, const char *name, const char *type, const char *help,
                        uint64_t value)
@@ -127,22 +146,32 @@ void metrics_count_http(const char *method, const char *route, int code)
     http_counts[http_len++] = (struct http_count){method, route, code, 1};
 }
 
-static void render_histogram(struct buf *out, const char *name, const char *help,
-                             struct histogram *h)
+/* Appends the lines of one histogram series; `label` is "" or a label pair such as
+ * query="decisions". */
+static void render_series(struct buf *out, const char *name, const char *label, struct histogram *h)
 {
-    buf_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    const char *sep = label[0] ? "," : "";
     uint64_t cumulative = 0;
     for (int i = 0; i <= NBUCKETS; i++) {
         cumulative += atomic_load_explicit(&h->counts[i], memory_order_relaxed);
         if (i < NBUCKETS)
-            buf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name, h->bounds[i],
+            buf_printf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, label, sep, h->bounds[i],
                        (unsigned long long)cumulative);
         else
-            buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cumulative);
+            buf_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, label, sep,
+                       (unsigned long long)cumulative);
     }
-    buf_printf(out, "%s_sum %.6f\n%s_count %llu\n", name,
-               (double)atomic_load_explicit(&h->sum_micro, memory_order_relaxed) / 1e6, name,
-               (unsigned long long)cumulative);
+    const char *open = label[0] ? "{" : "", *close = label[0] ? "}" : "";
+    buf_printf(out, "%s_sum%s%s%s %.6f\n%s_count%s%s%s %llu\n", name, open, label, close,
+               (double)atomic_load_explicit(&h->sum_micro, memory_order_relaxed) / 1e6, name, open,
+               label, close, (unsigned long long)cumulative);
+}
+
+static void render_histogram(struct buf *out, const char *name, const char *help,
+                             struct histogram *h)
+{
+    buf_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    render_series(out, name, "", h);
 }
 
 void metrics_render(struct buf *out, const struct metrics_gauges *g)
@@ -194,6 +223,22 @@ void metrics_render(struct buf *out, const struct metrics_gauges *g)
     render_histogram(out, "aei_ws_push_latency_seconds",
                      "Time from receiving a heartbeat to writing its delta to a subscriber.",
                      &push_latency);
+    buf_printf(out,
+               "# HELP aei_trace_decisions_received_total Valid decisions received, by whether "
+               "they were new.\n"
+               "# TYPE aei_trace_decisions_received_total counter\n"
+               "aei_trace_decisions_received_total{result=\"stored\"} %llu\n"
+               "aei_trace_decisions_received_total{result=\"duplicate\"} %llu\n",
+               (unsigned long long)decisions_stored, (unsigned long long)decisions_duplicate);
+    render_histogram(out, "aei_trace_batch_size", "Decisions per stored POST /api/v0/traces.",
+                     &trace_batch_size);
+    buf_puts(out, "# HELP aei_trace_query_seconds Time to read and render a trace query, by "
+                  "query.\n# TYPE aei_trace_query_seconds histogram\n");
+    for (int q = 0; q < TRACE_QUERY_COUNT; q++) {
+        char label[32];
+        snprintf(label, sizeof(label), "query=\"%s\"", trace_query_names[q]);
+        render_series(out, "aei_trace_query_seconds", label, &trace_queries[q]);
+    }
     buf_puts(out, "# HELP aei_http_requests_total HTTP requests answered, by route and code.\n"
                   "# TYPE aei_http_requests_total counter\n");
     for (size_t i = 0; i < http_len; i++)

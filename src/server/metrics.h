@@ -27,6 +27,17 @@ void metrics_count_ws_resume(bool recovered);
 /* Observes the time from a heartbeat's arrival to the write of its delta to a subscriber. */
 void metrics_observe_push(double seconds);
 
+/* Decision traces. Loop thread: one stored POST /api/v0/traces. */
+void metrics_count_decisions(size_t stored, size_t duplicates);
+/* Thread-safe: the reader's time to query and render, by query. */
+enum trace_query {
+    TRACE_QUERY_EXECUTIONS,
+    TRACE_QUERY_EXECUTION,
+    TRACE_QUERY_DECISIONS,
+    TRACE_QUERY_COUNT
+};
+void metrics_observe_trace_query(enum trace_query q, double seconds);
+
 /* Values that live elsewhere, read when rendering. */
 struct metrics_gauges {
     const size_t *agents_by_status;   /* indexed like hb_status_names */

@@ -95,9 +95,23 @@ int store_list_executions(struct store *s, const struct exec_query *q, struct ex
     return s->ops->list_executions(s, q, out, n);
 }
 
+void store_free_executions(struct execution *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        execution_clear(&rows[i]);
+    free(rows);
+}
+
 int store_get_execution(struct store *s, const char *execution_id, struct execution *out)
 {
     return s->ops->get_execution(s, execution_id, out);
+}
+
+int store_end_execution(struct store *s, const char *execution_id, enum execution_status status,
+                        int64_t ended, const char *failure_json, struct execution *out,
+                        bool *changed)
+{
+    return s->ops->end_execution(s, execution_id, status, ended, failure_json, out, changed);
 }
 
 int store_list_decisions(struct store *s, const struct decision_query *q, struct decision **out,

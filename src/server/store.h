@@ -55,6 +55,9 @@ struct store_ops {
     int (*list_executions)(struct store *s, const struct exec_query *q, struct execution **out,
                            size_t *n);
     int (*get_execution)(struct store *s, const char *execution_id, struct execution *out);
+    int (*end_execution)(struct store *s, const char *execution_id, enum execution_status status,
+                         int64_t ended, const char *failure_json, struct execution *out,
+                         bool *changed);
     int (*list_decisions)(struct store *s, const struct decision_query *q, struct decision **out,
                           size_t *n);
     void (*close)(struct store *s);
@@ -95,11 +98,19 @@ void store_free_rows(struct heartbeat *rows, size_t n);
  * place, with its own waiting descendants, when the parent lands. A decision that would sit
  * deeper than TRACE_DEPTH_MAX fails the batch with AEI_EINVAL. */
 int store_put_decisions(struct store *s, struct decision *const *ds, size_t n, bool *stored);
-/* Returns up to q->limit executions. Caller frees with free(). */
+/* Returns up to q->limit executions. Caller frees with store_free_executions(). */
 int store_list_executions(struct store *s, const struct exec_query *q, struct execution **out,
                           size_t *n);
-/* Reads one execution into *out, or AEI_ENOTFOUND. */
+void store_free_executions(struct execution *rows, size_t n);
+/* Reads one execution into *out (caller execution_clear()s it), or AEI_ENOTFOUND. */
 int store_get_execution(struct store *s, const char *execution_id, struct execution *out);
+/* Ends a running execution: its status (not running), the time it ended and why it failed
+ * (compact JSON, or NULL). One that has ended already keeps how it ended: *changed tells which
+ * happened. Either way *out is the execution as it now is (caller execution_clear()s it).
+ * AEI_ENOTFOUND when no decision of it has been stored. */
+int store_end_execution(struct store *s, const char *execution_id, enum execution_status status,
+                        int64_t ended, const char *failure_json, struct execution *out,
+                        bool *changed);
 /* Returns up to q->limit decisions with path and depth set. Caller frees with
  * store_free_decisions(). */
 int store_list_decisions(struct store *s, const struct decision_query *q, struct decision **out,

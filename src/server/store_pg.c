@@ -48,7 +48,11 @@ static const char SQL_LIST_HBS[] = STORE_SELECT_HEARTBEATS
 static const char SQL_PUT_DECISIONS[] = "SELECT aei_put_decisions($1::jsonb)";
 #define EXEC_COLUMNS                                                                               \
     "execution_id, agent_id, status, started, ended, decisions, confidence_n, confidence_sum, "    \
-    "cost_usd, pending"
+    "cost_usd, pending, failure"
+/* Only a running execution ends; one that has ended keeps how it ended. */
+static const char SQL_END_EXEC[] =
+    "UPDATE executions SET status = $2, ended = $3, failure = $4::jsonb "
+    "WHERE execution_id = $1 AND status = 'running'";
 static const char SQL_GET_EXEC[] =
     "SELECT " EXEC_COLUMNS " FROM executions WHERE execution_id = $1";
 /* Newest first from a cursor; one statement per filter so that each uses its index. */
@@ -438,6 +442,7 @@ static void read_execution(PGresult *res, int r, void *row)
     e->confidence_sum = strtod(PQgetvalue(res, r, 7), NULL);
     e->cost_usd = strtod(PQgetvalue(res, r, 8), NULL);
     e->pending = strtoll(PQgetvalue(res, r, 9), NULL, 10);
+    e->failure_json = value_dup(res, r, 10);
 }
 
 static int pg_list_executions(struct store *base, const struct exec_query *q,
@@ -476,6 +481,22 @@ static int pg_get_execution(struct store *base, const char *execution_id, struct
         read_execution(res, 0, out);
     PQclear(res);
     return rc;
+}
+
+static int pg_end_execution(struct store *base, const char *execution_id,
+                            enum execution_status status, int64_t ended, const char *failure_json,
+                            struct execution *out, bool *changed)
+{
+    struct store_pg *s = (struct store_pg *)base;
+    char when[24];
+    snprintf(when, sizeof(when), "%lld", (long long)ended);
+    const char *params[] = {execution_id, execution_status_names[status], when, failure_json};
+    PGresult *res = run(s, SQL_END_EXEC, 4, params);
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
+        return fail(s, res, "ending an execution");
+    *changed = strcmp(PQcmdTuples(res), "0") != 0;
+    PQclear(res);
+    return pg_get_execution(base, execution_id, out);
 }
 
 static void value_copy(PGresult *res, int r, int c, char *out, size_t n)
@@ -555,6 +576,7 @@ static const struct store_ops pg_ops = {
     .put_decisions = pg_put_decisions,
     .list_executions = pg_list_executions,
     .get_execution = pg_get_execution,
+    .end_execution = pg_end_execution,
     .list_decisions = pg_list_decisions,
     .close = pg_close,
 };

@@ -14,8 +14,8 @@ struct store_sqlite {
     char *path;
     sqlite3_stmt *insert_hb, *update_agent, *upsert_agent, *list_agents, *get_agent, *list_hbs;
     sqlite3_stmt *next_id, *find_decision, *insert_decision, *waiting_children, *set_path,
-        *exec_pending, *upsert_exec, *get_exec, *list_execs[4], *list_tree, *list_children,
-        *list_roots;
+        *exec_pending, *upsert_exec, *end_exec, *get_exec, *list_execs[4], *list_tree,
+        *list_children, *list_roots;
 };
 
 static const char SQL_INSERT_HB[] =
@@ -62,7 +62,10 @@ static const char SQL_UPSERT_EXEC[] =
     "cost_usd = cost_usd + excluded.cost_usd, pending = pending + excluded.pending";
 #define EXEC_COLUMNS                                                                               \
     "execution_id, agent_id, status, started, ended, decisions, confidence_n, confidence_sum, "    \
-    "cost_usd, pending"
+    "cost_usd, pending, failure"
+/* Only a running execution ends; one that has ended keeps how it ended. */
+static const char SQL_END_EXEC[] = "UPDATE executions SET status = ?2, ended = ?3, failure = ?4 "
+                                   "WHERE execution_id = ?1 AND status = 'running'";
 static const char SQL_GET_EXEC[] =
     "SELECT " EXEC_COLUMNS " FROM executions WHERE execution_id = ?1";
 /* Newest first from a cursor; one statement per filter so that each uses its index. */
@@ -748,6 +751,12 @@ static void read_execution(sqlite3_stmt *st, void *row)
     e->confidence_sum = sqlite3_column_double(st, 7);
     e->cost_usd = sqlite3_column_double(st, 8);
     e->pending = sqlite3_column_int64(st, 9);
+    e->failure_json = column_dup(st, 10);
+}
+
+static void clear_execution(void *row)
+{
+    execution_clear(row);
 }
 
 static int sqlite_list_executions(struct store *base, const struct exec_query *q,
@@ -763,8 +772,8 @@ static int sqlite_list_executions(struct store *base, const struct exec_query *q
         sqlite3_bind_text(st, 4, execution_status_names[q->status], -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 5, q->limit);
     void *rows;
-    int rc =
-        collect_rows(s, st, "reading executions", sizeof(**out), read_execution, NULL, &rows, n);
+    int rc = collect_rows(s, st, "reading executions", sizeof(**out), read_execution,
+                          clear_execution, &rows, n);
     if (rc == 0)
         *out = rows;
     return rc;
@@ -781,6 +790,23 @@ static int sqlite_get_execution(struct store *base, const char *execution_id, st
     rc = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? AEI_ENOTFOUND : fail(s, "reading an execution");
     sqlite3_reset(st);
     return rc;
+}
+
+static int sqlite_end_execution(struct store *base, const char *execution_id,
+                                enum execution_status status, int64_t ended,
+                                const char *failure_json, struct execution *out, bool *changed)
+{
+    struct store_sqlite *s = (struct store_sqlite *)base;
+    sqlite3_stmt *st = s->end_exec;
+    sqlite3_bind_text(st, 1, execution_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, execution_status_names[status], -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, ended);
+    bind_text_or_null(st, 4, failure_json);
+    int rc = step_done(s, st, "ending an execution");
+    if (rc)
+        return rc;
+    *changed = sqlite3_changes(s->db) > 0;
+    return sqlite_get_execution(base, execution_id, out);
 }
 
 static void column_copy(sqlite3_stmt *st, int i, char *out, size_t n)
@@ -860,11 +886,11 @@ static void sqlite_close(struct store *base)
     sqlite3_finalize(s->list_agents);
     sqlite3_finalize(s->get_agent);
     sqlite3_finalize(s->list_hbs);
-    sqlite3_stmt *traces[] = {s->next_id,          s->find_decision, s->insert_decision,
-                              s->waiting_children, s->set_path,      s->exec_pending,
-                              s->upsert_exec,      s->get_exec,      s->list_execs[0],
-                              s->list_execs[1],    s->list_execs[2], s->list_execs[3],
-                              s->list_tree,        s->list_children, s->list_roots};
+    sqlite3_stmt *traces[] = {
+        s->next_id,       s->find_decision, s->insert_decision, s->waiting_children,
+        s->set_path,      s->exec_pending,  s->upsert_exec,     s->end_exec,
+        s->get_exec,      s->list_execs[0], s->list_execs[1],   s->list_execs[2],
+        s->list_execs[3], s->list_tree,     s->list_children,   s->list_roots};
     for (size_t i = 0; i < sizeof(traces) / sizeof(traces[0]); i++)
         sqlite3_finalize(traces[i]);
     sqlite3_close(s->db);
@@ -881,6 +907,7 @@ static const struct store_ops sqlite_ops = {
     .put_decisions = sqlite_put_decisions,
     .list_executions = sqlite_list_executions,
     .get_execution = sqlite_get_execution,
+    .end_execution = sqlite_end_execution,
     .list_decisions = sqlite_list_decisions,
     .close = sqlite_close,
 };
@@ -904,6 +931,7 @@ static int prepare_all(struct store_sqlite *s, char *err, size_t errlen)
                 {&s->set_path, SQL_SET_PATH},
                 {&s->exec_pending, SQL_EXEC_PENDING},
                 {&s->upsert_exec, SQL_UPSERT_EXEC},
+                {&s->end_exec, SQL_END_EXEC},
                 {&s->get_exec, SQL_GET_EXEC},
                 {&s->list_execs[0], SQL_LIST_EXECS_BY[0]},
                 {&s->list_execs[1], SQL_LIST_EXECS_BY[1]},

@@ -95,12 +95,14 @@ static int parse_text(const json_t *v, size_t max, char **out, struct where *w, 
     return 0;
 }
 
-static int parse_context(const json_t *v, struct decision *d, struct where *w, struct problem *pb)
+/* A string or a JSON object of at most TRACE_CONTEXT_MAX bytes as compact JSON, or null. */
+static int parse_context(const json_t *v, char **out, struct where *w, const char *member,
+                         struct problem *pb)
 {
     if (json_is_null(v))
         return 0;
     if (!json_is_string(v) && !json_is_object(v)) {
-        problem_field(pb, at(w, "reasoning_context"), "a string or a JSON object, or null", v);
+        problem_field(pb, at(w, member), "a string or a JSON object, or null", v);
         return AEI_EINVAL;
     }
     char *text = dump_or_die(v, 0);
@@ -108,11 +110,11 @@ static int parse_context(const json_t *v, struct decision *d, struct where *w, s
         char expected[96];
         snprintf(expected, sizeof(expected), "at most %d bytes of JSON (this is %zu)",
                  TRACE_CONTEXT_MAX, strlen(text));
-        problem_field(pb, at(w, "reasoning_context"), expected, NULL);
+        problem_field(pb, at(w, member), expected, NULL);
         free(text);
         return AEI_EINVAL;
     }
-    d->context_json = text;
+    *out = text;
     return 0;
 }
 
@@ -193,7 +195,7 @@ static int parse_member(const char *key, const json_t *v, struct decision *d, st
         return 0;
     }
     if (strcmp(key, "reasoning_context") == 0)
-        return parse_context(v, d, w, pb);
+        return parse_context(v, &d->context_json, w, "reasoning_context", pb);
     if (strcmp(key, "confidence_score") == 0)
         return parse_number(v, 0, 100, &d->confidence, &d->has_confidence, w, key, pb);
     if (strcmp(key, "alternatives_considered") == 0)
@@ -326,6 +328,7 @@ json_t *execution_to_json(const struct execution *e)
                                         : json_null());
     json_object_set_new(o, "cost_usd", json_real(e->cost_usd));
     json_object_set_new(o, "pending_parents", json_integer(e->pending));
+    json_object_set_new(o, "failure", parsed_or_null(e->failure_json));
     return o;
 }
 
@@ -370,4 +373,51 @@ void decision_clear(struct decision *d)
     free(d->labels_json);
     free(d->path);
     memset(d, 0, sizeof(*d));
+}
+
+void execution_clear(struct execution *e)
+{
+    free(e->failure_json);
+    memset(e, 0, sizeof(*e));
+}
+
+int execution_end_from_json(const json_t *v, struct execution_end *end, struct problem *pb)
+{
+    struct where w = {.index = -1};
+    memset(end, 0, sizeof(*end));
+    if (!json_is_object(v)) {
+        problem_field(pb, "(body)", "an object {status, failure (optional)}", v);
+        return AEI_EINVAL;
+    }
+    const char *key;
+    json_t *m;
+    json_object_foreach((json_t *)v, key, m)
+    {
+        if (strcmp(key, "status") == 0) {
+            const char *name = json_string_value(m);
+            for (int i = EXEC_RUNNING + 1; name && i < EXEC_STATUS_COUNT; i++)
+                if (strcmp(name, execution_status_names[i]) == 0)
+                    end->status = (enum execution_status)i;
+            if (end->status == EXEC_RUNNING) {
+                problem_field(pb, "status", "one of completed, failed, abandoned", m);
+                goto err_free;
+            }
+        } else if (strcmp(key, "failure") == 0) {
+            if (parse_context(m, &end->failure_json, &w, "failure", pb) != 0)
+                goto err_free;
+        } else {
+            problem_field(pb, key, "no such member (the body has status and failure)", NULL);
+            goto err_free;
+        }
+    }
+    if (end->status == EXEC_RUNNING) {
+        problem_field(pb, "status", "one of completed, failed, abandoned", NULL);
+        goto err_free;
+    }
+    return 0;
+
+err_free:
+    free(end->failure_json);
+    end->failure_json = NULL;
+    return AEI_EINVAL;
 }

@@ -67,6 +67,7 @@ struct execution {
     double confidence_sum;  /* ... adding up to this */
     double cost_usd;        /* the decisions' cost_usd added up */
     int64_t pending;        /* decisions whose parent has not arrived */
+    char *failure_json;     /* why it failed or was abandoned (compact JSON), or NULL; owned */
 };
 
 /* Validates one decision of a request (index `i` of a batch, or -1 for a lone one) and fills
@@ -80,6 +81,16 @@ json_t *decision_to_json(const struct decision *d);
 /* Returns the JSON of an execution's summary. Caller releases with json_decref(). */
 json_t *execution_to_json(const struct execution *e);
 
+/* The body of PATCH /api/v0/executions/{id}: how an execution ended. */
+struct execution_end {
+    enum execution_status status; /* completed, failed or abandoned */
+    char *failure_json;           /* the "failure" member as compact JSON, or NULL; owned */
+};
+/* Validates the body of PATCH /api/v0/executions/{id} into *end: {"status": "completed" |
+ * "failed" | "abandoned", "failure": a string or an object (optional)}. Returns 0, or AEI_EINVAL
+ * with *pb naming the field. On success the caller frees end->failure_json. */
+int execution_end_from_json(const json_t *v, struct execution_end *end, struct problem *pb);
+
 /* Answer bodies, built by the reader thread. Each returns a string the caller frees with
  * free(). `n` rows were read for a page of `limit` (n > limit means there is a next page). */
 char *trace_render_executions(const struct execution *rows, size_t n, int limit);
@@ -88,5 +99,7 @@ char *trace_render_decisions(const struct decision *rows, size_t n, int limit);
 
 /* Frees the strings d owns and zeroes it; safe on a zeroed struct. */
 void decision_clear(struct decision *d);
+/* Frees what e owns and zeroes it; safe on a zeroed struct. */
+void execution_clear(struct execution *e);
 
 #endif

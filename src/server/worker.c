@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 
 /* The most heartbeats committed in one transaction. */
@@ -84,6 +85,60 @@ static void complete(struct workers *w, struct job *first)
     w->notify(w->notify_arg);
 }
 
+/* Reads the executions of a stored batch of decisions, each once, for the hub to publish. A
+ * failed read leaves one out: the decisions are stored all the same. */
+static void read_executions(struct store *store, struct job *j)
+{
+    j->executions = calloc(j->n_decisions, sizeof(*j->executions));
+    if (!j->executions)
+        abort();
+    for (size_t i = 0; i < j->n_decisions; i++) {
+        const char *id = j->decisions[i]->execution_id;
+        bool seen = false;
+        for (size_t k = 0; k < j->n_executions && !seen; k++)
+            seen = strcmp(j->executions[k].execution_id, id) == 0;
+        if (!seen && store_get_execution(store, id, &j->executions[j->n_executions]) == 0)
+            j->n_executions++;
+    }
+}
+
+/* Ends one execution, or every running execution of a dead agent as abandoned. */
+static int end_executions(struct store *store, struct job *j)
+{
+    int64_t now = aei_now_us();
+    if (j->ids[0][0]) {
+        j->executions = calloc(1, sizeof(*j->executions));
+        if (!j->executions)
+            abort();
+        int rc = store_end_execution(store, j->ids[0], j->end.status, now, j->end.failure_json,
+                                     j->executions, &j->changed);
+        j->n_executions = rc == 0;
+        return rc;
+    }
+    struct exec_query q = {.agent_id = j->agent_id, .status = EXEC_RUNNING, .limit = -1};
+    struct execution *running;
+    size_t n;
+    int rc = store_list_executions(store, &q, &running, &n);
+    if (rc)
+        return rc;
+    j->executions = calloc(n ? n : 1, sizeof(*j->executions));
+    if (!j->executions)
+        abort();
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        bool changed;
+        rc = store_end_execution(store, running[i].execution_id, EXEC_ABANDONED, now,
+                                 j->end.failure_json, &j->executions[j->n_executions], &changed);
+        if (rc == 0 && changed) {
+            j->n_executions++;
+            j->changed = true;
+        } else if (rc == 0) {
+            execution_clear(&j->executions[j->n_executions]);
+        }
+    }
+    store_free_executions(running, n);
+    return rc;
+}
+
 /* Group commit: whatever queued while the last transaction ran goes into the next one. */
 static void *writer_main(void *arg)
 {
@@ -106,9 +161,15 @@ static void *writer_main(void *arg)
                 if (j->kind == JOB_PUT_HEARTBEAT)
                     j->rc = store_put_heartbeats(self->store, (struct heartbeat *[]){&j->hb}, 1);
         /* A request's decisions are one transaction of their own: all or none. */
-        for (struct job *j = batch; j; j = j->next)
-            if (j->kind == JOB_PUT_DECISIONS)
+        for (struct job *j = batch; j; j = j->next) {
+            if (j->kind == JOB_PUT_DECISIONS) {
                 j->rc = store_put_decisions(self->store, j->decisions, j->n_decisions, j->stored);
+                if (j->rc == 0)
+                    read_executions(self->store, j);
+            } else if (j->kind == JOB_END_EXECUTION) {
+                j->rc = end_executions(self->store, j);
+            }
+        }
         int64_t now = aei_mono_us();
         for (struct job *j = batch; j; j = j->next)
             if (j->rc == 0 && j->kind == JOB_PUT_HEARTBEAT)
@@ -163,22 +224,24 @@ static void run_read(struct store *store, struct job *j)
         j->exec_query.limit--;
         if (j->rc == 0) {
             j->body = trace_render_executions(ex, n, j->exec_query.limit);
-            free(ex);
+            store_free_executions(ex, n);
         }
         break;
     }
     case JOB_GET_EXECUTION: {
-        struct execution e;
+        struct execution e = {0};
         j->rc = store_get_execution(store, j->ids[0], &e);
         if (j->rc == 0)
             j->body = trace_render_execution(&e);
+        execution_clear(&e);
         break;
     }
     case JOB_LIST_DECISIONS: {
         /* The execution must exist for its decisions to be asked for. */
-        struct execution e;
+        struct execution e = {0};
         struct decision *ds;
         j->rc = store_get_execution(store, j->ids[0], &e);
+        execution_clear(&e);
         if (j->rc == 0) {
             j->decision_query.limit++;
             j->rc = store_list_decisions(store, &j->decision_query, &ds, &n);
@@ -192,6 +255,7 @@ static void run_read(struct store *store, struct job *j)
     }
     case JOB_PUT_HEARTBEAT:
     case JOB_PUT_DECISIONS:
+    case JOB_END_EXECUTION:
         break; /* the writer's, never queued here */
     }
 }
@@ -201,7 +265,15 @@ static void *reader_main(void *arg)
     struct worker *self = arg;
     struct job *j;
     while ((j = queue_take(&self->in, 1))) {
+        int64_t start = aei_mono_us();
         run_read(self->store, j);
+        double seconds = (double)(aei_mono_us() - start) / 1e6;
+        if (j->kind == JOB_LIST_EXECUTIONS)
+            metrics_observe_trace_query(TRACE_QUERY_EXECUTIONS, seconds);
+        else if (j->kind == JOB_GET_EXECUTION)
+            metrics_observe_trace_query(TRACE_QUERY_EXECUTION, seconds);
+        else if (j->kind == JOB_LIST_DECISIONS)
+            metrics_observe_trace_query(TRACE_QUERY_DECISIONS, seconds);
         complete(self->owner, j);
     }
     return NULL;
@@ -256,7 +328,8 @@ struct workers *workers_start(const char *db_url, void (*notify)(void *), void *
 
 void workers_submit(struct workers *w, struct job *job)
 {
-    bool write = job->kind == JOB_PUT_HEARTBEAT || job->kind == JOB_PUT_DECISIONS;
+    bool write = job->kind == JOB_PUT_HEARTBEAT || job->kind == JOB_PUT_DECISIONS ||
+                 job->kind == JOB_END_EXECUTION;
     queue_push(write ? &w->writer.in : &w->reader.in, job);
 }
 
@@ -293,5 +366,7 @@ void job_free(struct job *job)
     }
     free(job->decisions);
     free(job->stored);
+    free(job->end.failure_json);
+    store_free_executions(job->executions, job->n_executions);
     free(job);
 }

@@ -7,6 +7,7 @@
 enum job_kind {
     JOB_PUT_HEARTBEAT,
     JOB_PUT_DECISIONS,
+    JOB_END_EXECUTION,
     JOB_LIST_AGENTS,
     JOB_GET_AGENT,
     JOB_LIST_HEARTBEATS,
@@ -35,6 +36,12 @@ struct job {
     struct decision_query decision_query; /* JOB_LIST_DECISIONS (likewise) */
     char ids[2][AEI_ID_MAX + 1];          /* agent_id / execution_id / parent filters */
     char cursor[TRACE_DEPTH_MAX * TRACE_KEY_LEN + TRACE_KEY_LEN + 1]; /* a page cursor */
+    /* JOB_END_EXECUTION: ends execution ids[0] as `end` says; or, with ids[0] "", every running
+     * execution of agent_id (which has died). */
+    struct execution_end end;
+    bool changed;                 /* ... and, once done, whether any was running */
+    struct execution *executions; /* JOB_PUT_DECISIONS, JOB_END_EXECUTION: the executions */
+    size_t n_executions;          /* touched, as they are after the commit, for the hub */
 };
 
 struct workers;

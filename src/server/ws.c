@@ -41,7 +41,8 @@ struct ws {
     struct ws_settings settings;
     struct ws_client *clients;
     size_t n_clients;
-    char *totals; /* the latest totals message */
+    json_t *watched; /* execution_id -> how many clients hold its execution:<id> topic */
+    char *totals;    /* the latest totals message */
     size_t totals_len;
     uint64_t totals_version;
     int64_t totals_at; /* when totals were last rendered */
@@ -56,6 +57,7 @@ struct ws_client {
     bool all;           /* subscribed to agents:all ... */
     uint64_t all_from;  /* ... with updates after this sequence number */
     json_t *topics;     /* agent_id -> the sequence number its agent:<id> updates start after */
+    json_t *executions; /* execution_id -> likewise for its execution:<id> topic */
     uint64_t cursor;    /* the next update to consider */
     uint64_t backlog;   /* bytes of wanted updates from the cursor on */
     struct buf control; /* messages to send before updates, each ended by '\n' */
@@ -84,6 +86,8 @@ struct ws *ws_new(struct hub *hub, const struct ws_settings *settings)
         abort();
     ws->hub = hub;
     ws->settings = *settings;
+    if (!(ws->watched = json_object()))
+        abort();
     return ws;
 }
 
@@ -92,6 +96,7 @@ void ws_free(struct ws *ws)
     if (!ws)
         return;
     free(ws->totals);
+    json_decref(ws->watched);
     free(ws);
 }
 
@@ -100,13 +105,38 @@ size_t ws_connections(const struct ws *ws)
     return ws->n_clients;
 }
 
+bool ws_watches_execution(const struct ws *ws, const char *execution_id)
+{
+    return json_object_get(ws->watched, execution_id) != NULL;
+}
+
+/* Counts the clients holding an execution's topic, up or down by one. */
+static void watch(struct ws *ws, const char *execution_id, int by)
+{
+    json_t *n = json_object_get(ws->watched, execution_id);
+    json_int_t count = (n ? json_integer_value(n) : 0) + by;
+    if (count > 0)
+        json_object_set_new(ws->watched, execution_id, json_integer(count));
+    else
+        json_object_del(ws->watched, execution_id);
+}
+
+static size_t topic_count(const struct ws_client *c)
+{
+    return c->all + json_object_size(c->topics) + json_object_size(c->executions);
+}
+
 static bool has_topics(const struct ws_client *c)
 {
-    return c->all || json_object_size(c->topics) > 0;
+    return topic_count(c) > 0;
 }
 
 static bool wants(const struct ws_client *c, const struct hub_update *u)
 {
+    if (!u->agent) {
+        json_t *from = json_object_get(c->executions, u->execution);
+        return from && u->seq > (uint64_t)json_integer_value(from);
+    }
     if (c->all && u->seq > c->all_from)
         return true;
     json_t *from = json_object_get(c->topics, hub_agent_id(u->agent));
@@ -185,6 +215,14 @@ static void resync(struct ws_client *c)
     {
         snprintf(topic, sizeof(topic), "agent:%s", id);
         queue_snapshot(c, topic, id, "behind");
+        json_integer_set(from, (json_int_t)head);
+    }
+    /* An execution's state is its stored decisions: the client reloads them. */
+    json_object_foreach(c->executions, id, from)
+    {
+        snprintf(topic, sizeof(topic), "execution:%s", id);
+        queue_json(c, json_pack("{s:s, s:s, s:s, s:I}", "type", "reload", "topic", topic, "epoch",
+                                hub_epoch(c->ws->hub), "seq", (json_int_t)head));
         json_integer_set(from, (json_int_t)head);
     }
     c->cursor = head + 1;
@@ -326,46 +364,80 @@ static void start_close(struct ws_client *c, int code, const char *reason)
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
 }
 
-/* Parses "agents:all" or "agent:<id>"; *agent_id is NULL for agents:all. */
-static bool parse_topic(const char *topic, const char **agent_id)
+/* A topic: agents:all, agent:<agent_id> or execution:<execution_id>. */
+struct topic {
+    const char *name;
+    enum { TOPIC_ALL, TOPIC_AGENT, TOPIC_EXECUTION } kind;
+    const char *id; /* the agent's or execution's id; NULL for agents:all */
+};
+
+#define TOPIC_EXPECTED "agents:all, agent:<agent_id> or execution:<execution_id>"
+
+static bool parse_topic(const char *name, struct topic *t)
 {
-    if (strcmp(topic, "agents:all") == 0) {
-        *agent_id = NULL;
+    t->name = name;
+    t->id = NULL;
+    if (strcmp(name, "agents:all") == 0) {
+        t->kind = TOPIC_ALL;
         return true;
     }
-    if (strncmp(topic, "agent:", 6) != 0 || !id_is_valid(topic + 6))
-        return false;
-    *agent_id = topic + 6;
-    return true;
+    if (strncmp(name, "agent:", 6) == 0) {
+        t->kind = TOPIC_AGENT;
+        t->id = name + 6;
+    } else if (strncmp(name, "execution:", 10) == 0) {
+        t->kind = TOPIC_EXECUTION;
+        t->id = name + 10;
+    }
+    return t->id && id_is_valid(t->id);
 }
+
+/* The client's subscriptions of a topic's kind, by id. */
+static json_t *topic_set(const struct ws_client *c, const struct topic *t)
+{
+    return t->kind == TOPIC_EXECUTION ? c->executions : c->topics;
+}
+
+/* Collects the updates a resuming subscriber of a topic missed. */
+struct replay {
+    struct buf out;
+    const struct topic *topic;
+};
 
 static void replay_one(void *arg, const struct hub_update *u)
 {
-    buf_append(arg, u->text, u->len);
-    buf_puts(arg, "\n");
+    struct replay *r = arg;
+    bool mine = r->topic->kind == TOPIC_EXECUTION
+                    ? !u->agent && strcmp(u->execution, r->topic->id) == 0
+                    : u->agent != NULL; /* agents:all, or the agent's own updates */
+    if (mine) {
+        buf_append(&r->out, u->text, u->len);
+        buf_puts(&r->out, "\n");
+    }
 }
 
-/* Subscribes to a topic: "subscribed", then the missed updates or a snapshot. since_epoch is
- * NULL without a resume point. */
-static void subscribe(struct ws_client *c, const char *topic, const char *agent_id,
-                      const char *since_epoch, uint64_t since_seq)
+/* Subscribes to a topic: "subscribed", then the missed updates or a snapshot (an execution's
+ * state is its stored decisions, which the client reads over HTTP). since_epoch is NULL without
+ * a resume point. */
+static void subscribe(struct ws_client *c, const struct topic *t, const char *since_epoch,
+                      uint64_t since_seq)
 {
     struct ws *ws = c->ws;
     struct hub *hub = ws->hub;
-    if (agent_id && !json_object_get(c->topics, agent_id) &&
-        json_object_size(c->topics) >= TOPICS_MAX) {
+    json_t *set = topic_set(c, t);
+    bool held = t->id ? json_object_get(set, t->id) != NULL : c->all;
+    if (!held && topic_count(c) >= TOPICS_MAX) {
         queue_error(c, "too_many_topics", "a connection may subscribe to at most 1000 topics",
-                    topic);
+                    t->name);
         return;
     }
     uint64_t head = hub_head(hub);
-    struct buf replay = {0};
+    struct replay replay = {.topic = t};
     bool recovered = false;
     if (since_epoch && strcmp(since_epoch, hub_epoch(hub)) == 0 && since_seq <= head) {
-        struct hub_agent *agent = agent_id ? hub_agent_find(hub, agent_id) : NULL;
+        struct hub_agent *agent = t->kind == TOPIC_AGENT ? hub_agent_find(hub, t->id) : NULL;
         /* An agent the hub has never heard of has had no updates to miss. */
         recovered =
-            (agent_id && !agent) ||
+            (t->kind == TOPIC_AGENT && !agent) ||
             hub_replay(hub, agent, since_seq, ws->settings.client_buffer, replay_one, &replay);
     }
     if (since_epoch)
@@ -373,15 +445,17 @@ static void subscribe(struct ws_client *c, const char *topic, const char *agent_
     if (!has_topics(c))
         c->cursor = head + 1;
     queue_json(c,
-               json_pack("{s:s, s:s, s:s, s:I, s:b}", "type", "subscribed", "topic", topic, "epoch",
-                         hub_epoch(hub), "seq", (json_int_t)head, "recovered", recovered));
+               json_pack("{s:s, s:s, s:s, s:I, s:b}", "type", "subscribed", "topic", t->name,
+                         "epoch", hub_epoch(hub), "seq", (json_int_t)head, "recovered", recovered));
     if (recovered)
-        buf_append(&c->control, replay.data, replay.len);
-    else
-        queue_snapshot(c, topic, agent_id, "subscribe");
-    buf_free(&replay);
-    if (agent_id) {
-        json_object_set_new(c->topics, agent_id, json_integer((json_int_t)head));
+        buf_append(&c->control, replay.out.data, replay.out.len);
+    else if (t->kind != TOPIC_EXECUTION)
+        queue_snapshot(c, t->name, t->id, "subscribe");
+    buf_free(&replay.out);
+    if (t->id) {
+        if (t->kind == TOPIC_EXECUTION && !held)
+            watch(ws, t->id, +1);
+        json_object_set_new(set, t->id, json_integer((json_int_t)head));
     } else {
         c->all = true;
         c->all_from = head;
@@ -391,16 +465,18 @@ static void subscribe(struct ws_client *c, const char *topic, const char *agent_
     wake(c);
 }
 
-static void unsubscribe(struct ws_client *c, const char *topic, const char *agent_id)
+static void unsubscribe(struct ws_client *c, const struct topic *t)
 {
-    bool was = agent_id ? json_object_del(c->topics, agent_id) == 0 : c->all;
-    if (!agent_id)
+    bool was = t->id ? json_object_del(topic_set(c, t), t->id) == 0 : c->all;
+    if (!t->id)
         c->all = false;
     if (!was) {
-        queue_error(c, "not_subscribed", "not subscribed to this topic", topic);
+        queue_error(c, "not_subscribed", "not subscribed to this topic", t->name);
         return;
     }
-    queue_json(c, json_pack("{s:s, s:s}", "type", "unsubscribed", "topic", topic));
+    if (t->kind == TOPIC_EXECUTION)
+        watch(c->ws, t->id, -1);
+    queue_json(c, json_pack("{s:s, s:s}", "type", "unsubscribed", "topic", t->name));
     wake(c);
 }
 
@@ -416,21 +492,19 @@ static void pong(struct ws_client *c)
  * text is none of them. */
 static bool plain_message(struct ws_client *c, const char *text)
 {
-    const char *agent_id;
+    struct topic t;
     if (strcmp(text, "ping") == 0) {
         pong(c);
     } else if (strncmp(text, "subscribe:", 10) == 0) {
-        if (parse_topic(text + 10, &agent_id))
-            subscribe(c, text + 10, agent_id, NULL, 0);
+        if (parse_topic(text + 10, &t))
+            subscribe(c, &t, NULL, 0);
         else
-            queue_error(c, "invalid_topic", "topic: expected agents:all or agent:<agent_id>",
-                        text + 10);
+            queue_error(c, "invalid_topic", "topic: expected " TOPIC_EXPECTED, text + 10);
     } else if (strncmp(text, "unsubscribe:", 12) == 0) {
-        if (parse_topic(text + 12, &agent_id))
-            unsubscribe(c, text + 12, agent_id);
+        if (parse_topic(text + 12, &t))
+            unsubscribe(c, &t);
         else
-            queue_error(c, "invalid_topic", "topic: expected agents:all or agent:<agent_id>",
-                        text + 12);
+            queue_error(c, "invalid_topic", "topic: expected " TOPIC_EXPECTED, text + 12);
     } else {
         return false;
     }
@@ -474,7 +548,8 @@ static void json_message(struct ws_client *c, const char *text, size_t len)
     }
     const char *op = json_string_value(json_object_get(msg, "op"));
     json_t *topic_v = json_object_get(msg, "topic");
-    const char *topic = json_string_value(topic_v), *agent_id, *key;
+    const char *topic = json_string_value(topic_v), *key;
+    struct topic t;
     json_t *v;
     if (!json_is_object(msg) || !op) {
         queue_error(c, "invalid_message",
@@ -504,20 +579,20 @@ static void json_message(struct ws_client *c, const char *text, size_t len)
         pong(c);
         goto done;
     }
-    if (!topic || !parse_topic(topic, &agent_id)) {
+    if (!topic || !parse_topic(topic, &t)) {
         struct problem tp = {0};
-        problem_field(&tp, "topic", "a string: agents:all or agent:<agent_id>", topic_v);
+        problem_field(&tp, "topic", "a string: " TOPIC_EXPECTED, topic_v);
         queue_error(c, topic ? "invalid_topic" : "invalid_message", tp.message, NULL);
         goto done;
     }
     if (strcmp(op, "unsubscribe") == 0) {
-        unsubscribe(c, topic, agent_id);
+        unsubscribe(c, &t);
         goto done;
     }
     const char *since_epoch;
     uint64_t since_seq;
     if (parse_since(c, json_object_get(msg, "since"), &since_epoch, &since_seq))
-        subscribe(c, topic, agent_id, since_epoch, since_seq);
+        subscribe(c, &t, since_epoch, since_seq);
 done:
     json_decref(msg);
 }
@@ -584,7 +659,11 @@ static void client_free(struct ws_client *c)
         c->next->prev = c->prev;
     ws->n_clients--;
     ws->closes++;
+    const char *id;
+    json_t *from;
+    json_object_foreach(c->executions, id, from) watch(ws, id, -1);
     json_decref(c->topics);
+    json_decref(c->executions);
     buf_free(&c->control);
     buf_free(&c->out);
     buf_free(&c->rx);
@@ -598,7 +677,7 @@ int ws_callback(struct ws *ws, struct lws *wsi, enum lws_callback_reasons reason
     switch (reason) {
     case LWS_CALLBACK_ESTABLISHED:
         c = calloc(1, sizeof(*c));
-        if (!c || !(c->topics = json_object()))
+        if (!c || !(c->topics = json_object()) || !(c->executions = json_object()))
             abort();
         c->ws = ws;
         c->wsi = wsi;

@@ -5,6 +5,7 @@
 #include "server/hub.h"
 
 #include <libwebsockets.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,5 +42,7 @@ void ws_tick(struct ws *ws, int64_t now_mono);
 void ws_close_all(struct ws *ws);
 
 size_t ws_connections(const struct ws *ws);
+/* Whether some client holds the topic execution:<execution_id>: only then is it published. */
+bool ws_watches_execution(const struct ws *ws, const char *execution_id);
 
 #endif

@@ -16,11 +16,11 @@ const spec = resolve(process.env.AEI_ASYNCAPI_SPEC || join(root, 'docs', 'api', 
 const openapi = join(root, 'docs', 'api', 'openapi.yaml');
 
 // What the contract (issue 3) names.
-const SERVER_TYPES = ['subscribed', 'snapshot', 'delta', 'event', 'totals', 'unsubscribed', 'pong',
-    'error'];
+const SERVER_TYPES = ['subscribed', 'snapshot', 'delta', 'event', 'totals', 'decision', 'execution',
+    'reload', 'unsubscribed', 'pong', 'error'];
 const CLIENT_OPS = ['subscribe', 'unsubscribe', 'ping'];
 const TEXT_FORMS = {
-    subscribe: ['subscribe:agents:all', 'subscribe:agent:researcher-1'],
+    subscribe: ['subscribe:agents:all', 'subscribe:agent:researcher-1', 'subscribe:execution:run-42'],
     unsubscribe: ['unsubscribe:agents:all', 'unsubscribe:agent:researcher-1'],
     ping: ['ping'],
 };

@@ -94,6 +94,7 @@ test('every contract route is described, with the right security', () => {
         ['post', '/api/v0/traces'],
         ['get', '/api/v0/executions'],
         ['get', '/api/v0/executions/{execution_id}'],
+        ['patch', '/api/v0/executions/{execution_id}'],
         ['get', '/api/v0/executions/{execution_id}/decisions'],
     ];
     const described = Object.entries(doc.paths).flatMap(([path, item]) =>
@@ -129,7 +130,7 @@ test('error responses carry the contract codes and headers', () => {
     const error = doc.components.schemas.Error.properties.error;
     assert.deepEqual([...error.required].sort(), ['code', 'message']);
     assert.deepEqual([...error.properties.code.enum].sort(), [
-        'empty_body', 'internal', 'invalid_field', 'invalid_parameter', 'invalid_token',
+        'conflict', 'empty_body', 'internal', 'invalid_field', 'invalid_parameter', 'invalid_token',
         'length_required', 'malformed_json', 'method_not_allowed', 'not_found', 'payload_too_large',
         'store_unavailable', 'too_deep', 'unauthorized', 'unsupported_media_type',
     ]);

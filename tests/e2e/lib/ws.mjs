@@ -13,7 +13,7 @@ export const DEFAULT_WAIT_MS = 15000;
 
 /* Messages that carry a sequence number of the hub's update stream. */
 export function isUpdate(m) {
-    return m.type === 'delta' || m.type === 'event';
+    return m.type === 'delta' || m.type === 'event' || m.type === 'decision' || m.type === 'execution';
 }
 
 /* A predicate from a function or an object whose members must all equal the message's
@@ -299,7 +299,8 @@ export class WsClient {
     }
 
     /**
-     * Subscribe and take the `subscribed` message, and the snapshot when recovered is false.
+     * Subscribe and take the `subscribed` message, and the snapshot when recovered is false (an
+     * execution:<id> topic has none: its state is read over HTTP).
      * since: {epoch, seq}; text: use the plain text form. Returns {subscribed, snapshot}.
      */
     async subscribe(topic, { since, text = false, timeoutMs = DEFAULT_WAIT_MS } = {}) {
@@ -307,7 +308,7 @@ export class WsClient {
         else this.send(since === undefined ? { op: 'subscribe', topic } : { op: 'subscribe', topic, since });
         const subscribed = await this.next({ type: 'subscribed', topic }, timeoutMs, `subscribed to ${topic}`);
         let snapshot = null;
-        if (subscribed.recovered === false) {
+        if (subscribed.recovered === false && !topic.startsWith('execution:')) {
             snapshot = await this.next({ type: 'snapshot', topic }, timeoutMs, `the snapshot of ${topic}`);
         }
         return { subscribed, snapshot };

@@ -464,7 +464,7 @@ Test(store_traces, executions_page_by_agent_and_status)
                 snprintf(before_id, sizeof(before_id), "%s", rows[nrows - 1].execution_id);
                 q.before_id = before_id;
             }
-            free(rows);
+            store_free_executions(rows, nrows);
             if (nrows < 2)
                 break;
         }
@@ -487,12 +487,12 @@ Test(store_traces, executions_page_by_agent_and_status)
                     strncmp(rows[k].execution_id, other, strlen(other)) == 0;
         }
         cr_assert_eq(mine, 7, "%s", urls[u]);
-        free(rows);
+        store_free_executions(rows, nrows);
 
         q = (struct exec_query){.agent_id = agent, .status = EXEC_COMPLETED, .limit = 10};
         cr_assert_eq(store_list_executions(s, &q, &rows, &nrows), 0);
         cr_assert_eq(nrows, 0, "%s: none completed", urls[u]);
-        free(rows);
+        store_free_executions(rows, nrows);
 
         struct execution e;
         cr_assert_eq(store_get_execution(s, "no-such-execution-xyz", &e), AEI_ENOTFOUND);
@@ -502,6 +502,60 @@ Test(store_traces, executions_page_by_agent_and_status)
 }
 
 /* A chain EXEC-c[from] <- ... <- EXEC-c[from + len - 1], deepest first; c0 is a root. */
+Test(store_traces, an_execution_ends_once_and_keeps_its_failure)
+{
+    char urls[2][512];
+    int n = store_fixture_urls(urls, "aei-unit-traces");
+    for (int u = 0; u < n; u++) {
+        struct store *s = store_fixture_open(urls[u]);
+        char p[96], id[160];
+        unique(p, sizeof(p), "end");
+        struct decision ds[1] = {make(p, "r", "e", NULL, 1000)};
+        bool stored[1];
+        put(s, ds, 1, stored);
+        snprintf(id, sizeof(id), "%s-e", p);
+
+        struct execution e;
+        bool changed;
+        const char *failure = "{\"error\":\"tool timed out\",\"attempts\":3}";
+        cr_assert_eq(store_end_execution(s, id, EXEC_FAILED, 5000, failure, &e, &changed), 0);
+        cr_assert(changed, "%s: it was running", urls[u]);
+        cr_assert_eq(e.status, EXEC_FAILED);
+        cr_assert_eq(e.ended, 5000);
+        cr_assert_eq(e.decisions, 1);
+        json_t *got = json_loads(e.failure_json, 0, NULL), *want = json_loads(failure, 0, NULL);
+        cr_assert(json_equal(got, want), "%s: failure %s", urls[u], e.failure_json);
+        json_decref(got);
+        json_decref(want);
+        execution_clear(&e);
+
+        /* An ended execution keeps how it ended. */
+        cr_assert_eq(store_end_execution(s, id, EXEC_COMPLETED, 9000, NULL, &e, &changed), 0);
+        cr_assert_not(changed, "%s: it had ended", urls[u]);
+        cr_assert_eq(e.status, EXEC_FAILED);
+        cr_assert_eq(e.ended, 5000);
+        cr_assert_not_null(e.failure_json);
+        execution_clear(&e);
+
+        struct exec_query q = {.status = EXEC_FAILED, .limit = -1};
+        struct execution *rows;
+        size_t nrows;
+        cr_assert_eq(store_list_executions(s, &q, &rows, &nrows), 0);
+        bool listed = false;
+        for (size_t k = 0; k < nrows; k++)
+            listed = listed || (strcmp(rows[k].execution_id, id) == 0 && rows[k].failure_json);
+        cr_assert(listed, "%s: listed as failed, with its failure", urls[u]);
+        store_free_executions(rows, nrows);
+
+        cr_assert_eq(
+            store_end_execution(s, "no-such-execution-xyz", EXEC_COMPLETED, 1, NULL, &e, &changed),
+            AEI_ENOTFOUND);
+        clear_all(ds, 1);
+        store_close(s);
+        store_fixture_remove(urls[u]);
+    }
+}
+
 static struct decision *chain(const char *p, const char *exec, int len, int from)
 {
     struct decision *ds = calloc((size_t)len, sizeof(*ds));

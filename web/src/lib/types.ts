@@ -50,6 +50,8 @@ export interface Execution {
   mean_confidence: number | null;
   cost_usd: number | null;
   pending_parents: number;
+  /** Why it failed or was abandoned, as given when it ended. */
+  failure?: unknown;
 }
 
 export interface Alternative {
@@ -75,7 +77,8 @@ export interface Decision {
   duration_ms: number | null;
   tokens: number | null;
   cost_usd: number | null;
-  depth: number;
+  /** Set in the HTTP listing; a decision that arrives live has none. */
+  depth?: number;
 }
 
 export interface Position {
@@ -115,8 +118,9 @@ export type HubMessage =
       topic?: string;
     }
   | ({ type: 'totals'; epoch: string; seq: number; topic?: string } & Totals)
-  | { type: 'decision'; topic: string; seq: number; decision: Decision }
-  | { type: 'execution'; topic: string; seq: number; execution: Execution }
+  | { type: 'decision'; topic: string; epoch: string; seq: number; decision: Decision }
+  | { type: 'execution'; topic: string; epoch: string; seq: number; execution: Execution }
+  | { type: 'reload'; topic: string; epoch: string; seq: number }
   | { type: 'unsubscribed'; topic: string }
   | { type: 'pong'; server_ts: string }
   | { type: 'error'; code: string; message: string; topic?: string };

@@ -171,17 +171,19 @@ describe('dashboard in Chromium', () => {
     await screenshot(page, 'trace');
   });
 
-  it('new decisions appear live', async (t) => {
-    const live = await page.getByTestId('trace-live').textContent();
-    if (live !== 'live') {
-      t.skip('this aeid has no execution:<id> topic yet');
-      return;
-    }
+  it('new decisions appear live, and the end of the execution', async () => {
+    await until('the trace is live', async () => (await page.getByTestId('trace-live').textContent()) === 'live');
     const more = [decision('r1.c7.n0', 'r1.c7'), decision('r2', null)];
     const r = await srv.api('/api/v0/traces', { body: more });
     assert.equal(r.status, 200, r.text);
     await until('28 rows', async () => (await page.locator('[data-decision-id]').count()) === 28);
     await until('28 in the summary', async () => (await page.getByTestId('decision-count').textContent()) === '28');
+    // The new child sits under its parent, one level deeper.
+    assert.equal(await page.locator('[data-decision-id="r1.c7.n0"]').getAttribute('aria-level'), '3');
+    const end = await srv.api(`/api/v0/executions/${EXECUTION}`, { method: 'PATCH', body: { status: 'failed', failure: 'the tool timed out' } });
+    assert.equal(end.status, 200, end.text);
+    await until('failed in the summary', async () => /failed/.test(await page.getByTestId('execution-summary').textContent()));
+    assert.match(await page.getByTestId('execution-failure').textContent(), /the tool timed out/);
   });
 
   it('the connection indicator says reconnecting while aeid is down, connected after', async () => {

@@ -60,6 +60,7 @@ export function TracePage() {
             agent <Link to={`/agents/${encodeURIComponent(x.agent_id)}/executions`}>{x.agent_id}</Link> · {x.status} ·{' '}
             <span data-testid="decision-count">{count(x.decisions)}</span> decisions · mean confidence {confidence(x.mean_confidence)} · {usd(x.cost_usd)} · started {clockTime(x.started)}
             {x.pending_parents > 0 && <span className="muted"> · {x.pending_parents} waiting for their parent</span>}
+            {x.failure != null && <span className="error" data-testid="execution-failure"> · {excerpt(x.failure, 160)}</span>}
           </span>
         )}
         <span className={`badge ${source.live ? 'on' : 'off'}`} data-testid="trace-live" title={source.live ? 'New decisions appear as they are stored' : 'Not receiving new decisions live'}>

@@ -1,10 +1,11 @@
 // traceSource.ts - feeds one execution's TraceTree: subscribes to the live topic
 // execution:<id> first, then pages the tree over HTTP, so that nothing stored in between is
 // missed (merging by decision_id removes the overlap). Children of a decision are fetched on
-// demand; after a reconnect the pre-order pages are read again to fill the gap.
+// demand. After a reconnect the topic resumes from its last {epoch, seq}; when the hub cannot
+// replay the gap (recovered: false, or a reload message) the pages are read again.
 import { getExecution, listDecisions } from '../../lib/api';
 import type { LiveClient, TopicHandler } from '../../lib/live';
-import type { Decision, Execution, HubMessage } from '../../lib/types';
+import type { Decision, Execution, HubMessage, Position } from '../../lib/types';
 import { TraceTree } from './traceTree';
 
 const PAGE = 500;
@@ -29,6 +30,7 @@ export class TraceSource implements TopicHandler {
   private unsubscribe: (() => void) | null = null;
   private started = false;
   private waitTimer: ReturnType<typeof setTimeout> | null = null;
+  private position: Position | null = null;
   private closed = false;
   version = 0;
 
@@ -60,20 +62,21 @@ export class TraceSource implements TopicHandler {
 
   // --- TopicHandler: the live topic --------------------------------------------------------
 
-  since() {
-    return null; // this topic has no replay: a fresh subscription, then the pages
+  since(): Position | null {
+    return this.started ? this.position : null;
   }
 
   handle(msg: HubMessage): void {
+    if ('epoch' in msg && 'seq' in msg) {
+      if (!this.position || this.position.epoch !== msg.epoch || msg.seq > this.position.seq)
+        this.position = { epoch: msg.epoch, seq: msg.seq };
+    }
     if (msg.type === 'subscribed') {
       this.live = true;
-      if (this.started) {
-        this.tree.restartPreorder();
-        this.cursor = null;
-        void this.fillGap();
-      } else {
-        this.begin();
-      }
+      if (!this.started) this.begin();
+      else if (!msg.recovered) this.reread();
+    } else if (msg.type === 'reload') {
+      this.reread();
     } else if (msg.type === 'decision') {
       this.tree.addLive(msg.decision);
     } else if (msg.type === 'execution') {
@@ -121,7 +124,20 @@ export class TraceSource implements TopicHandler {
     }
   }
 
-  /** After a reconnect: read the pages again up to where we were, merging. */
+  /** Reads the execution and its pages again, merging: what the live topic could not replay. */
+  private reread(): void {
+    this.tree.restartPreorder();
+    this.cursor = null;
+    this.api.getExecution(this.executionId).then(
+      (x) => {
+        this.execution = x;
+        this.changed();
+      },
+      (e) => this.fail(e),
+    );
+    void this.fillGap();
+  }
+
   private async fillGap(): Promise<void> {
     while (!this.tree.preorderDone && !this.closed && !this.error) {
       const before = this.cursor;

@@ -22,8 +22,8 @@ export class TraceTree {
   private collapsed = new Set<string>();
   /** Children whose parent is not here yet, by parent id. */
   private waiting = new Map<string, string[]>();
-  /** The path from a root to the last decision of the pre-order pages. */
-  private stack: string[] = [];
+  /** The path from a root to the last decision of the pre-order pages, with their depths. */
+  private stack: { id: string; depth: number }[] = [];
   /** The pre-order pages went to the end. */
   preorderDone = false;
   version = 0;
@@ -34,12 +34,13 @@ export class TraceTree {
   addPreorderPage(decisions: Decision[], last: boolean): void {
     for (const d of decisions) {
       this.insert(d);
-      while (this.stack.length && this.nodes.get(this.stack[this.stack.length - 1])!.d.depth >= d.depth)
-        this.nodes.get(this.stack.pop()!)!.childrenComplete = true;
-      this.stack.push(d.decision_id);
+      const depth = d.depth ?? 0;
+      while (this.stack.length && this.stack[this.stack.length - 1].depth >= depth)
+        this.nodes.get(this.stack.pop()!.id)!.childrenComplete = true;
+      this.stack.push({ id: d.decision_id, depth });
     }
     if (last) {
-      for (const id of this.stack) this.nodes.get(id)!.childrenComplete = true;
+      for (const { id } of this.stack) this.nodes.get(id)!.childrenComplete = true;
       this.stack = [];
       this.preorderDone = true;
     }
@@ -101,11 +102,8 @@ export class TraceTree {
   }
 
   private insert(d: Decision): void {
-    const have = this.nodes.get(d.decision_id);
-    if (have) {
-      have.d = d;
-      return;
-    }
+    // A stored decision never changes: the copy already here stays (live or listed).
+    if (this.nodes.has(d.decision_id)) return;
     const node: TreeNode = { d, children: [], childrenComplete: false };
     this.nodes.set(d.decision_id, node);
     const parentId = d.parent_decision_id;
