@@ -37,7 +37,6 @@ export function AgentsPage() {
   const ids = useMemo(
     () => selectAgents(fleet.agentIds(), (id) => fleet.get(id)?.agent, q),
     // listVersion and tick say when the store changed in a way that matters here.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
     [listVersion, tick, q],
   );
   const total = fleet.agentIds().length;
