@@ -35,8 +35,9 @@ test:
 	scripts/bootstrap.sh
 	scripts/test.sh
 
-# Suites of `make bench`: ingest (scripts/bench.sh) and hub (scripts/bench-hub.sh), in that order.
-BENCH_SUITES ?= ingest hub
+# Suites of `make bench`: ingest (scripts/bench.sh), hub (scripts/bench-hub.sh) and dashboard
+# (scripts/bench-dashboard.sh), in that order.
+BENCH_SUITES ?= ingest hub dashboard
 
 bench:
 	scripts/bootstrap.sh
@@ -45,7 +46,8 @@ bench:
 	    case $$suite in \
 	    ingest) scripts/bench.sh || status=1 ;; \
 	    hub) scripts/bench-hub.sh || status=1 ;; \
-	    *) echo "make bench: unknown suite '$$suite' in BENCH_SUITES; use ingest and/or hub" >&2; \
+	    dashboard) scripts/bench-dashboard.sh || status=1 ;; \
+	    *) echo "make bench: unknown suite '$$suite' in BENCH_SUITES; use ingest, hub, dashboard" >&2; \
 	       status=1 ;; \
 	    esac; \
 	done; exit $$status
