@@ -35,9 +35,10 @@ test:
 	scripts/bootstrap.sh
 	scripts/test.sh
 
-# Suites of `make bench`: ingest (scripts/bench.sh), hub (scripts/bench-hub.sh) and dashboard
+# Suites of `make bench`: ingest (scripts/bench.sh), hub (scripts/bench-hub.sh), traces
+# (scripts/bench-traces.sh), export (scripts/bench-export.sh) and dashboard
 # (scripts/bench-dashboard.sh), in that order.
-BENCH_SUITES ?= ingest hub dashboard
+BENCH_SUITES ?= ingest hub traces export dashboard
 
 bench:
 	scripts/bootstrap.sh
@@ -46,8 +47,10 @@ bench:
 	    case $$suite in \
 	    ingest) scripts/bench.sh || status=1 ;; \
 	    hub) scripts/bench-hub.sh || status=1 ;; \
-	    dashboard) scripts/bench-dashboard.sh || status=1 ;; \
-	    *) echo "make bench: unknown suite '$$suite' in BENCH_SUITES; use ingest, hub, dashboard" >&2; \
+# Suites of `make bench`: ingest (scripts/bench.sh), hub (scripts/bench-hub.sh), traces
+# (scripts/bench-traces.sh), export (scripts/bench-export.sh) and dashboard
+# (scripts/bench-dashboard.sh), in that order.
+BENCH_SUITES ?= ingest hub traces export dashboard
 	       status=1 ;; \
 	    esac; \
 	done; exit $$status

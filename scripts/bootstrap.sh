@@ -4,7 +4,7 @@ set -euo pipefail
 
 packages=(
     build-essential pkg-config meson ninja-build python3
-    libwebsockets-dev libjansson-dev libsqlite3-dev sqlite3 libpq-dev libcurl4-openssl-dev
+    libwebsockets-dev libjansson-dev libyajl-dev libsqlite3-dev sqlite3 libpq-dev libcurl4-openssl-dev
     librust-blake3-dev b3sum libcriterion-dev clang libclang-rt-14-dev
     postgresql pgbouncer nginx-light prometheus
     nodejs npm

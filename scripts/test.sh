@@ -59,7 +59,7 @@ done
 
 echo "== fuzzing the parsers (libFuzzer, ${FUZZ_SECONDS:-20} s a target)"
 if make --no-print-directory build-fuzz >"$tmp/fuzz-build.log" 2>&1; then
-    for target in heartbeat time; do
+    for target in heartbeat time traces; do
         mkdir -p "$tmp/corpus-$target"
         cp tests/fuzz/corpus/"$target"/* "$tmp/corpus-$target"/
         if build-fuzz/fuzz_"$target" -max_total_time="${FUZZ_SECONDS:-20}" -max_len=4096 \

@@ -4,8 +4,10 @@
 #include "cli/bench_ws.h"
 #include "cli/cli.h"
 #include "cli/hist.h"
+#include "cli/net.h"
 #include "cli/resp.h"
 #include "cli/rss.h"
+#include "cli/trace_gen.h"
 #include "cli/units.h"
 
 #include "aei/error.h"
@@ -76,6 +78,8 @@ struct opts {
     char ws_port[8];
     int memory_pid; /* 0: no memory sampling */
     double memory_interval;
+    unsigned traces;         /* decisions per request: POST /api/v0/traces; 0: heartbeats */
+    unsigned execution_size; /* decisions per execution with --traces */
 };
 
 struct target {
@@ -103,6 +107,7 @@ struct conn {
     size_t rlen, rcap;
     uint64_t rng;
     double cost_usd;
+    struct trace_gen gen; /* with --traces: this agent's decisions */
 };
 
 enum err_kind { ERR_CONNECT, ERR_TIMEOUT, ERR_CLOSED, ERR_IO, ERR_PROTOCOL, ERR_KINDS };
@@ -115,6 +120,7 @@ struct run {
     _Atomic uint64_t stop_ns; /* set when interrupted early; 0 otherwise */
     atomic_uint finished;     /* workers done */
     int64_t wall_off_ns;      /* CLOCK_REALTIME - CLOCK_MONOTONIC, for heartbeat timestamps */
+    uint64_t nonce;           /* unique to the run, in the ids of generated decisions */
 };
 
 struct worker {
@@ -176,6 +182,13 @@ void bench_help(FILE *out)
         "  --label TEXT         name of this run, stored in the JSON\n"
         "  --quiet              no progress line, no warnings\n"
         "  -h, --help           show this help\n"
+        "\n"
+        "Decision traces instead of heartbeats:\n"
+        "  --traces N           each request posts a batch of N decisions (1-1000) to\n"
+        "                       /api/v0/traces; throughput is also given in decisions/s. Each\n"
+        "                       agent grows its own executions, trees four-way branching\n"
+        "  --execution-size K   decisions per execution before the agent starts the next\n"
+        "                       (default 1000); ids are unique to the run\n"
         "\n"
         "WebSocket subscribers and server memory:\n"
         "  --subscribers M      WebSocket clients subscribing to agents:all (default 0: none);\n"
@@ -295,75 +308,6 @@ static int parse_duration(const char *opt, const char *s, double min, bool min_o
     return 0;
 }
 
-/*
- * Accepts HOST:PORT, [IPV6]:PORT, optionally prefixed by http:// (ws:// for --ws) and followed
- * by a slash, into host[256], port[8] and authority[272].
- */
-static int parse_server(const char *opt, const char *s, char *host_out, char *port_out,
-                        char *authority)
-{
-    const char *p = s;
-    if (strncmp(p, "http://", 7) == 0 || strncmp(p, "ws://", 5) == 0)
-        p += p[0] == 'h' ? 7 : 5;
-    size_t n = strlen(p);
-    if (n && p[n - 1] == '/')
-        n--;
-    const char *colon;
-    const char *host;
-    size_t hlen;
-    bool bracket = n && p[0] == '[';
-    if (bracket) {
-        const char *rb = memchr(p, ']', n);
-        if (!rb || rb + 1 >= p + n || rb[1] != ':')
-            goto bad;
-        host = p + 1;
-        hlen = (size_t)(rb - host);
-        colon = rb + 1;
-    } else {
-        colon = NULL;
-        for (size_t i = 0; i < n; i++)
-            if (p[i] == ':')
-                colon = p + i;
-        if (!colon)
-            goto bad;
-        host = p;
-        hlen = (size_t)(colon - p);
-        if (memchr(host, ':', hlen))
-            goto bad;
-    }
-    size_t plen = (size_t)(p + n - colon - 1);
-    if (hlen == 0 || hlen >= 256 || plen == 0 || plen > 5)
-        goto bad;
-    for (size_t i = 0; i < hlen; i++) {
-        unsigned char c = (unsigned char)host[i];
-        if (c <= ' ' || c >= 127 || c == '/' || c == '@')
-            goto bad;
-    }
-    unsigned port = 0;
-    for (size_t i = 0; i < plen; i++) {
-        char c = colon[1 + i];
-        if (c < '0' || c > '9')
-            goto bad;
-        port = port * 10 + (unsigned)(c - '0');
-    }
-    if (port == 0 || port > 65535)
-        goto bad;
-    memcpy(host_out, host, hlen);
-    host_out[hlen] = '\0';
-    snprintf(port_out, 8, "%u", port);
-    if (bracket)
-        snprintf(authority, 272, "[%s]:%u", host_out, port);
-    else
-        snprintf(authority, 272, "%s:%u", host_out, port);
-    return 0;
-bad:
-    fprintf(stderr,
-            "aei bench: %s: expected HOST:PORT such as 127.0.0.1:3000 or [::1]:3000, "
-            "got '%s'\n",
-            opt, s);
-    return AEI_EINVAL;
-}
-
 static bool is_header_safe(const char *s, bool allow_space)
 {
     for (; *s; s++) {
@@ -378,7 +322,7 @@ static bool is_header_safe(const char *s, bool allow_space)
 static int check_ws_args(struct opts *o, const char *ws, bool storm_rate_set, bool interval_set)
 {
     struct ws_opts *w = &o->ws;
-    if (parse_server("--ws", ws, o->ws_host, o->ws_port, w->authority) < 0)
+    if (cli_parse_server("aei bench", "--ws", ws, o->ws_host, o->ws_port, w->authority) < 0)
         return AEI_EINVAL;
     if (w->path[0] != '/' || strlen(w->path) > MAX_PATH_LEN || !is_header_safe(w->path, false))
         return usage_error("--ws-path: expected an absolute path such as / or /ws (no spaces or "
@@ -429,11 +373,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"memory-pid", required_argument, NULL, 'M'},
         {"memory-interval", required_argument, NULL, 'I'},
         {"slow-resume", required_argument, NULL, 'Z'},
+        {"traces", required_argument, NULL, 'D'},
+        {"execution-size", required_argument, NULL, 'E'},
         {NULL, 0, NULL, 0},
     };
     const char *server = "127.0.0.1:3000";
     const char *ws = "127.0.0.1:8080";
     bool threads_set = false, storm_rate_set = false, interval_set = false, resume_set = false;
+    bool path_set = false, size_set = false;
     unsigned pid = 0;
     const char *ws_opt = NULL; /* the last WebSocket option given, for an error without them */
 
@@ -450,6 +397,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
     o->ws.subscribe = true;
     o->ws.path = "/";
     o->memory_interval = 1;
+    o->execution_size = 1000;
     o->token = getenv("AEI_TOKEN");
     if (o->token && !*o->token)
         o->token = NULL;
@@ -487,6 +435,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         case 'p':
             o->path = optarg;
+            path_set = true;
+            break;
+        case 'D':
+            r = parse_uint("--traces", optarg, 1, 1000, &o->traces);
+            break;
+        case 'E':
+            r = parse_uint("--execution-size", optarg, 1, 1000000000u, &o->execution_size);
+            size_set = true;
             break;
         case 'j':
             o->json = optarg;
@@ -563,7 +519,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
-    if (parse_server("--server", server, o->host, o->port, o->authority) < 0)
+    if (size_set && !o->traces)
+        return usage_error("--execution-size applies only with --traces");
+    if (o->traces && !path_set)
+        o->path = "/api/v0/traces";
+    if (cli_parse_server("aei bench", "--server", server, o->host, o->port, o->authority) < 0)
         return AEI_EINVAL;
     if (o->path[0] != '/' || strlen(o->path) > MAX_PATH_LEN || !is_header_safe(o->path, false))
         return usage_error("--path: expected an absolute path such as /api/v0/heartbeats "
@@ -616,8 +576,25 @@ static const char *pick_status(uint64_t *rng)
  * Builds the next heartbeat. Its timestamp is `origin` (the latency origin, CLOCK_MONOTONIC) on
  * the wall clock, with microseconds: subscribers get it back in the delta and measure from it.
  */
+/* Builds the next batch of decisions (--traces) after the fixed headers. */
+static int build_traces(struct worker *w, struct conn *c)
+{
+    size_t body_at = w->prefix_len + 64, cap = (size_t)w->o->traces * TRACE_GEN_DECISION_MAX + 2;
+    size_t n = trace_gen_batch(&c->gen, w->o->traces, c->wbuf + body_at, cap);
+    if (n == 0)
+        return AEI_EINVAL;
+    memcpy(c->wbuf, w->prefix, w->prefix_len);
+    int h = snprintf(c->wbuf + w->prefix_len, 64, "Content-Length: %zu\r\n\r\n", n);
+    memmove(c->wbuf + w->prefix_len + h, c->wbuf + body_at, n);
+    c->wlen = w->prefix_len + (size_t)h + n;
+    c->woff = 0;
+    return 0;
+}
+
 static int build_request(struct worker *w, struct conn *c, uint64_t origin)
 {
+    if (w->o->traces)
+        return build_traces(w, c);
     char body[BODY_MAX];
     char parent[32];
     char ts[AEI_TIME_LEN];
@@ -1268,6 +1245,12 @@ static int write_json(FILE *f, const struct opts *o, const struct totals *t, dou
         first = false;
     }
     fputs("}}", f);
+    if (o->traces)
+        fprintf(f,
+                ",\n  \"traces\": {\"batch\": %u, \"execution_size\": %u, \"decisions_ok\": %llu, "
+                "\"decisions_per_s\": %.1f}",
+                o->traces, o->execution_size, (unsigned long long)t->ok * o->traces,
+                secs > 0 ? (double)t->ok * o->traces / secs : 0.0);
     if (wsb) {
         fputs(",\n  ", f);
         ws_bench_json(f, wsb, secs, o->memory_pid ? &mem->series : NULL);
@@ -1304,6 +1287,9 @@ static void print_summary(const struct opts *o, const struct totals *t, double s
            (unsigned long long)t->ok);
     printf("duration    %.2f s (after %.2f s warmup)\n", secs, o->warmup);
     printf("throughput  %.1f req/s\n", secs > 0 ? (double)t->responses / secs : 0.0);
+    if (o->traces)
+        printf("decisions   %.1f/s stored or acknowledged (%u per request, 2xx only)\n",
+               secs > 0 ? (double)t->ok * o->traces / secs : 0.0, o->traces);
     printf("latency     p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  max %.3f ms%s\n",
            ms(hist_percentile(l, 50)), ms(hist_percentile(l, 90)), ms(hist_percentile(l, 99)),
            ms(hist_percentile(l, 99.9)), ms(l->max), o->rate > 0 ? "  (from scheduled send)" : "");
@@ -1400,7 +1386,11 @@ static int setup_workers(const struct opts *o, const struct target *t, struct ru
             c->rng = 0x9E3779B97F4A7C15ull * (c->id + 1) ^ (uint64_t)run->t0;
             if (!c->rng)
                 c->rng = 1;
-            c->wbuf = malloc(w->prefix_len + 64 + BODY_MAX);
+            c->wbuf =
+                malloc(w->prefix_len + 64 +
+                       (o->traces ? (size_t)o->traces * TRACE_GEN_DECISION_MAX + 2 : BODY_MAX));
+            c->gen = (struct trace_gen){.agent = c->id, .size = o->execution_size, .rng = c->rng};
+            snprintf(c->gen.run, sizeof(c->gen.run), "%016llx", (unsigned long long)run->nonce);
             if (!c->wbuf)
                 return AEI_ENOMEM;
         }
@@ -1483,6 +1473,8 @@ int bench_main(int argc, char **argv)
         /* Whole microseconds, like the window's bounds below and the timestamps: then a
          * heartbeat's timestamp tells exactly on which side of a bound it was sent. */
         run.wall_off_ns -= run.wall_off_ns % 1000;
+        run.nonce =
+            ((uint64_t)rt.tv_sec * NS_PER_S + (uint64_t)rt.tv_nsec) ^ ((uint64_t)getpid() << 40);
     }
 
     int status = CLI_EXIT_FAIL;

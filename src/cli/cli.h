@@ -15,5 +15,7 @@
  */
 int bench_main(int argc, char **argv);
 void bench_help(FILE *out);
+int trace_main(int argc, char **argv);
+void trace_help(FILE *out);
 
 #endif

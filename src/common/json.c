@@ -1,6 +1,7 @@
 /* json.c - jansson wrappers whose errors name the line, column or field at fault */
 #include "common/json.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,30 @@ static size_t utf8_seq(const unsigned char *s)
     return n;
 }
 
+bool utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        uint64_t word;
+        if (i + 8 <= len && (memcpy(&word, p + i, 8), (word & 0x8080808080808080ull) == 0)) {
+            i += 8; /* eight ASCII bytes */
+            continue;
+        }
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        /* utf8_seq() reads up to 4 bytes: copy a sequence cut short by the end. */
+        unsigned char seq[4] = {0};
+        memcpy(seq, p + i, len - i < 4 ? len - i : 4);
+        size_t n = utf8_seq(seq);
+        if (n == 0 || n > len - i)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
 json_t *json_string_lossy(const char *s)
 {
     size_t len = strlen(s), o = 0;
@@ -140,17 +165,18 @@ json_t *json_string_lossy(const char *s)
     return v;
 }
 
-void json_write_string(struct buf *out, const char *s)
+void json_write_string_n(struct buf *out, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
+    const char *end = s + len;
     buf_puts(out, "\"");
     for (const char *run = s;; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch >= 0x20 && ch != '"' && ch != '\\')
+        if (s < end && (unsigned char)*s >= 0x20 && *s != '"' && *s != '\\')
             continue;
         buf_append(out, run, (size_t)(s - run));
-        if (ch == '\0')
+        if (s == end)
             break;
+        unsigned char ch = (unsigned char)*s;
         char esc[7] = {'\\', (char)ch, 0};
         switch (ch) {
         case '"':
@@ -174,6 +200,11 @@ void json_write_string(struct buf *out, const char *s)
         run = s + 1;
     }
     buf_puts(out, "\"");
+}
+
+void json_write_string(struct buf *out, const char *s)
+{
+    json_write_string_n(out, s, strlen(s));
 }
 
 void json_write_real(struct buf *out, double v)

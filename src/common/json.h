@@ -36,12 +36,18 @@ json_t *json_string_lossy(const char *s);
 
 /* Appends s, valid UTF-8, as a JSON string; for writing hot-path JSON without building a tree. */
 void json_write_string(struct buf *out, const char *s);
+/* The same for the len bytes at s, which need not end with a NUL. */
+void json_write_string_n(struct buf *out, const char *s, size_t len);
 /* Appends v as jansson writes a real with 15 significant digits: "42.0", "0.73", "6.2e-6". */
 void json_write_real(struct buf *out, double v);
 
 /* Returns doc as compact JSON text, reals with 15 significant digits (0.73, not
  * 0.72999999999999998), and releases doc. Aborts on out-of-memory. Caller frees with free(). */
 char *json_render(json_t *doc);
+
+/* Whether the len bytes at s are valid UTF-8 (no overlong forms, surrogates or code points past
+ * U+10FFFF). */
+bool utf8_valid(const char *s, size_t len);
 
 /* Counts the code points of s, valid UTF-8 (as jansson's strings are). */
 size_t utf8_length(const char *s);

@@ -4,6 +4,7 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "server/auth.h"
+#include "server/export.h"
 #include "server/hub.h"
 #include "server/metrics.h"
 #include "server/server.h"
@@ -50,6 +51,7 @@ enum route {
     R_EXECUTIONS,
     R_EXECUTION,
     R_EXECUTION_DECISIONS,
+    R_EXECUTION_EXPORT,
     R_STATIC, /* the dashboard (static.c) */
     R_COUNT
 };
@@ -67,11 +69,13 @@ static const char *const route_names[] = {
     "/api/v0/executions",
     "/api/v0/executions/{execution_id}",
     "/api/v0/executions/{execution_id}/decisions",
+    "/api/v0/executions/{execution_id}/export",
     "dashboard",
 };
 /* The methods each route answers (those that answer GET answer HEAD too). */
-static const char *const route_methods[] = {"",    "GET",  "GET", "POST",       "GET", "GET",
-                                            "GET", "POST", "GET", "GET, PATCH", "GET", "GET"};
+static const char *const route_methods[] = {"",    "GET", "GET",  "POST", "GET",
+                                            "GET", "GET", "POST", "GET",  "GET, PATCH",
+                                            "GET", "GET", "GET"};
 /* A batch of decisions may be this many times --max-body. */
 #define TRACE_BODY_FACTOR 64
 #define EXECUTIONS_LIMIT_DEFAULT 100
@@ -109,8 +113,9 @@ struct request {
     int pending_status; /* an answer decided before the body was read, sent once it is */
     struct buf pending; /* that answer's body */
     const char *pending_headers;
-    struct job *job; /* non-NULL while a worker holds it */
-    struct buf out;  /* LWS_PRE spare bytes, then headers and body */
+    struct job *job;       /* non-NULL while a worker holds it */
+    struct export *export; /* an export streamed page by page (R_EXECUTION_EXPORT) */
+    struct buf out;        /* LWS_PRE spare bytes, then headers and body */
     size_t out_off;
     bool answering;
     bool close_after;
@@ -144,23 +149,25 @@ static void request_free(struct request *req)
     buf_free(&req->body);
     buf_free(&req->pending);
     buf_free(&req->out);
+    export_free(req->export);
     free(req);
 }
 
-/* Writes a whole HTTP answer into out after LWS_PRE spare bytes. `headers` holds extra
- * "Name: value\r\n" lines or is NULL; the body is left out for HEAD. Sets *close when the
- * connection must close after it. */
-static void render_answer(struct lws *wsi, struct buf *out, int status, const char *ctype,
-                          const char *body, size_t len, const char *headers, bool head, bool *close)
+/* Writes an answer's status line and headers into out after LWS_PRE spare bytes: with a
+ * Content-Length of `clen`, or chunked when clen is NULL. `headers` holds extra "Name: value\r\n"
+ * lines or is NULL. Sets *close when the connection must close after the answer. */
+static void render_head(struct lws *wsi, struct buf *out, int status, const char *ctype,
+                        const char *clen, const char *headers, bool *close)
 {
     unsigned char hdr[1024], *p = hdr, *end = hdr + sizeof(hdr);
-    char clen[24];
-    snprintf(clen, sizeof(clen), "%zu", len);
     if (lws_add_http_header_status(wsi, (unsigned int)status, &p, end) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, (const unsigned char *)ctype,
                                      (int)strlen(ctype), &p, end) ||
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
-                                     (const unsigned char *)clen, (int)strlen(clen), &p, end) ||
+        (clen &&
+         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
+                                      (const unsigned char *)clen, (int)strlen(clen), &p, end)) ||
+        (!clen && lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING,
+                                               (const unsigned char *)"chunked", 7, &p, end)) ||
         /* API answers are never cached; the dashboard's files say how they may be. */
         (!(headers && strstr(headers, "Cache-Control:")) &&
          lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
@@ -172,12 +179,23 @@ static void render_answer(struct lws *wsi, struct buf *out, int status, const ch
                                                (const unsigned char *)"close", 5, &p, end))
         log_error("http: answer headers do not fit");
     buf_reset(out);
-    buf_reserve(out, LWS_PRE + (size_t)(p - hdr) + 256 + len);
+    buf_reserve(out, LWS_PRE + (size_t)(p - hdr) + 256);
     out->len = LWS_PRE;
     buf_append(out, hdr, (size_t)(p - hdr));
     if (headers)
         buf_puts(out, headers);
     buf_puts(out, "\r\n");
+}
+
+/* Writes a whole HTTP answer into out after LWS_PRE spare bytes. `headers` holds extra
+ * "Name: value\r\n" lines or is NULL; the body is left out for HEAD. Sets *close when the
+ * connection must close after it. */
+static void render_answer(struct lws *wsi, struct buf *out, int status, const char *ctype,
+                          const char *body, size_t len, const char *headers, bool head, bool *close)
+{
+    char clen[24];
+    snprintf(clen, sizeof(clen), "%zu", len);
+    render_head(wsi, out, status, ctype, clen, headers, close);
     if (!head) /* HEAD: the GET answer's headers alone */
         buf_append(out, body, len);
 }
@@ -314,6 +332,8 @@ static enum route match_route(const char *path, char *id)
             return R_EXECUTION;
         if (strcmp(path + 12 + n, "/decisions") == 0)
             return R_EXECUTION_DECISIONS;
+        if (strcmp(path + 12 + n, "/export") == 0)
+            return R_EXECUTION_EXPORT;
     }
     return R_NONE;
 }
@@ -553,11 +573,36 @@ static void new_uuid(char *out)
 /* The most invalid decisions listed in one 400 answer. */
 #define TRACE_ERRORS_MAX 20
 
+/* Stamps a batch of valid decisions and hands it to the writer. */
+static void submit_decisions(struct request *req, struct job *job)
+{
+    for (size_t i = 0; i < job->n_decisions; i++) {
+        struct decision *d = job->decisions[i];
+        if (!d->decision_id[0])
+            new_uuid(d->decision_id);
+        d->server_ts = stamp(req->srv);
+    }
+    submit(req, job);
+}
+
 /* POST /api/v0/traces: one decision or an array of up to TRACE_BATCH_MAX; all or nothing. */
 static void post_traces(struct request *req)
 {
+    const char *body = req->body.data ? req->body.data : "";
+    struct decision **fast;
+    size_t n_fast;
+    if (decisions_parse_fast(body, req->body.len, &fast, &n_fast) == 0) {
+        struct job *job = job_new(JOB_PUT_DECISIONS);
+        job->decisions = fast;
+        job->n_decisions = n_fast;
+        if (!(job->stored = calloc(n_fast, sizeof(*job->stored))))
+            abort();
+        submit_decisions(req, job);
+        return;
+    }
+    /* Anything but a valid batch: jansson parses it and every problem is named. */
     struct problem pb;
-    json_t *doc = json_parse_body(req->body.data ? req->body.data : "", req->body.len, &pb);
+    json_t *doc = json_parse_body(body, req->body.len, &pb);
     if (!doc) {
         answer_problem(req, &pb);
         return;
@@ -593,25 +638,22 @@ static void post_traces(struct request *req)
                                                         "message", json_string_lossy(pb.message)));
             continue;
         }
-        if (!d->decision_id[0])
-            new_uuid(d->decision_id);
-        d->server_ts = stamp(req->srv);
     }
     json_decref(doc);
     if (json_array_size(errors) > 0) {
         json_t *err = json_pack("{s:s, s:o, s:o, s:o}", "code", first.code, "message",
                                 json_string_lossy(first.message), "field",
                                 json_string_lossy(first.field), "errors", errors);
-        json_t *body = json_pack("{s:o}", "error", err);
-        char *text = json_dumps(body, JSON_COMPACT);
-        json_decref(body);
+        json_t *answer_doc = json_pack("{s:o}", "error", err);
+        char *text = json_dumps(answer_doc, JSON_COMPACT);
+        json_decref(answer_doc);
         answer(req, 400, "application/json", text, strlen(text), NULL);
         free(text);
         job_free(job);
         return;
     }
     json_decref(errors);
-    submit(req, job);
+    submit_decisions(req, job);
 }
 
 /* Reads the optional "cursor" parameter of an executions page: "<started>-<execution_id>". */
@@ -745,6 +787,56 @@ static void patch_execution(struct request *req)
     submit(req, job);
 }
 
+/* GET /api/v0/executions/{id}/export[?format=json|markdown]: the whole execution as one
+ * document, streamed a page at a time (see stream_page). */
+static void get_export(struct request *req)
+{
+    static const char *const known[] = {"format", NULL};
+    char v[QUERY_VALUE_MAX] = "json";
+    enum export_format format;
+    if (!params_ok(req, known, "format"))
+        return;
+    query_param(req->wsi, "format", v, sizeof(v));
+    if (!export_format_parse(v, &format)) {
+        bad_param(req, "format", "json or markdown", v);
+        return;
+    }
+    req->export = export_new(format, req->agent_id, strcmp(req->method, "HEAD") == 0);
+    struct job *job = job_new(JOB_EXPORT_PAGE);
+    job->export = req->export;
+    snprintf(job->ids[0], sizeof(job->ids[0]), "%s", req->agent_id); /* for a 404 */
+    submit(req, job);
+}
+
+/* Sends a page an export's job rendered as one chunk (after the answer's headers with the
+ * first; the last chunk follows the last page). The next page is read once this one is written:
+ * one page per export is in memory at a time. */
+static void stream_page(struct request *req)
+{
+    struct export *ex = req->export;
+    bool head = strcmp(req->method, "HEAD") == 0;
+    if (!req->answering) {
+        render_head(req->wsi, &req->out, 200, export_content_type(ex->format), NULL, NULL,
+                    &req->close_after);
+        req->answering = true;
+        req->srv->answering++;
+        metrics_count_http(req->method, route_names[req->route], 200);
+    } else {
+        buf_reset(&req->out);
+        req->out.len = LWS_PRE;
+    }
+    if (!head && ex->page.len > 0) {
+        buf_printf(&req->out, "%zx\r\n", ex->page.len);
+        buf_append(&req->out, ex->page.data, ex->page.len);
+        buf_puts(&req->out, "\r\n");
+    }
+    if (!head && ex->phase == EXPORT_DONE)
+        buf_puts(&req->out, "0\r\n\r\n");
+    buf_reset(&ex->page);
+    req->out_off = LWS_PRE;
+    lws_callback_on_writable(req->wsi);
+}
+
 static void get_metrics(struct request *req)
 {
     struct buf b = {0};
@@ -803,6 +895,9 @@ static void dispatch(struct request *req)
         break;
     case R_EXECUTION_DECISIONS:
         get_decisions(req);
+        break;
+    case R_EXECUTION_EXPORT:
+        get_export(req);
         break;
     case R_STATIC:
         get_static(req);
@@ -1063,18 +1158,36 @@ static int on_writeable(struct request *req)
 {
     if (!req || !req->answering)
         return 0;
+    /* An export's next page is being read (and its state is the reader's until it comes back);
+     * lws may call WRITEABLE meanwhile for its own reasons. */
+    if (req->job)
+        return 0;
     struct lws *wsi = req->wsi;
     size_t left = req->out.len - req->out_off;
     size_t n = left > WRITE_CHUNK ? WRITE_CHUNK : left;
     bool last = n == left;
+    bool more = req->export && req->export->phase != EXPORT_DONE; /* pages still to read */
     if (lws_write(wsi, (unsigned char *)req->out.data + req->out_off, n,
-                  last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+                  last && !more ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
         return -1;
     req->out_off += n;
     if (!last) {
         lws_callback_on_writable(wsi);
         return 0;
     }
+    if (more) {
+        /* A stopping server does not wait for a long export: the client sees it cut short
+         * (no last chunk) rather than a document silently missing its end. */
+        if (stop_requested)
+            return -1;
+        struct job *job = job_new(JOB_EXPORT_PAGE);
+        job->export = req->export;
+        submit(req, job);
+        return 0;
+    }
+    if (req->export)
+        metrics_observe_export((double)(aei_mono_us() - req->export->started_mono) / 1e6,
+                               (uint64_t)(req->export->tree + req->export->waiting));
     bool close = req->close_after;
     struct pss *pss = lws_wsi_user(wsi);
     pss->req = NULL;
@@ -1084,26 +1197,31 @@ static int on_writeable(struct request *req)
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
-/* Answers a stored batch of decisions: which were new and which were already there. */
+/* Answers a stored batch of decisions: which were new and which were already there. Written
+ * directly: it is the answer to every trace batch. */
 static void answer_decisions(struct request *req, const struct job *job)
 {
     size_t stored = 0;
-    json_t *list = json_array();
+    for (size_t i = 0; i < job->n_decisions; i++)
+        stored += job->stored[i];
+    struct buf b = {0};
+    buf_reserve(&b, 64 + job->n_decisions * (2 * AEI_ID_MAX + AEI_TIME_LEN + 80));
+    buf_printf(&b, "{\"stored\":%zu,\"duplicates\":%zu,\"decisions\":[", stored,
+               job->n_decisions - stored);
     for (size_t i = 0; i < job->n_decisions; i++) {
         const struct decision *d = job->decisions[i];
         char ts[AEI_TIME_LEN];
         aei_time_format(d->server_ts, ts);
-        stored += job->stored[i];
-        json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:b}", "decision_id", d->decision_id,
-                                              "execution_id", d->execution_id, "timestamp", ts,
-                                              "stored", job->stored[i]));
+        /* Ids are from the id alphabet and need no escaping. */
+        buf_printf(&b,
+                   "%s{\"decision_id\":\"%s\",\"execution_id\":\"%s\",\"timestamp\":\"%s\","
+                   "\"stored\":%s}",
+                   i ? "," : "", d->decision_id, d->execution_id, ts,
+                   job->stored[i] ? "true" : "false");
     }
-    json_t *doc = json_pack("{s:I, s:I, s:o}", "stored", (json_int_t)stored, "duplicates",
-                            (json_int_t)(job->n_decisions - stored), "decisions", list);
-    char *text = json_dumps(doc, JSON_COMPACT);
-    json_decref(doc);
-    answer(req, 200, "application/json", text, strlen(text), NULL);
-    free(text);
+    buf_puts(&b, "]}");
+    answer(req, 200, "application/json", b.data, b.len, NULL);
+    buf_free(&b);
 }
 
 /* Answers an ended execution; ending one that has ended otherwise is a conflict. */
@@ -1134,9 +1252,10 @@ static void publish_traces(struct server *srv, const struct job *job)
             stored += job->stored[i];
             if (!job->stored[i] || !ws_watches_execution(srv->ws, d->execution_id))
                 continue;
-            char *text = json_render(decision_to_json(d));
-            hub_publish_execution(srv->hub, d->execution_id, "decision", "decision", text);
-            free(text);
+            struct buf text = {0};
+            decision_write(&text, d, false);
+            hub_publish_execution(srv->hub, d->execution_id, "decision", "decision", text.data);
+            buf_free(&text);
         }
         metrics_count_decisions(stored, job->n_decisions - stored);
     }
@@ -1172,10 +1291,23 @@ static void finish_job(struct server *srv, struct job *job)
             hub_heartbeat(srv->hub, &job->hb, job->received_mono);
         return;
     }
+    if (job->kind == JOB_EXPORT_PAGE && req->answering && (job->rc || stop_requested)) {
+        /* The answer has begun: cut it short, so that the client sees it incomplete. */
+        if (job->rc)
+            log_error("http: an export of \"%s\" stopped: %s", req->export->execution_id,
+                      aei_strerror(job->rc));
+        lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    if (job->kind == JOB_EXPORT_PAGE && job->rc) {
+        /* Refused before it began: an ordinary error answer, with no pages to follow. */
+        export_free(req->export);
+        req->export = NULL;
+    }
     if (job->rc == AEI_ENOTFOUND) {
         char msg[200];
         if (job->kind == JOB_GET_EXECUTION || job->kind == JOB_LIST_DECISIONS ||
-            job->kind == JOB_END_EXECUTION)
+            job->kind == JOB_END_EXECUTION || job->kind == JOB_EXPORT_PAGE)
             snprintf(msg, sizeof(msg), "no execution \"%s\": no decision of it has been stored",
                      job->ids[0]);
         else
@@ -1219,6 +1351,9 @@ static void finish_job(struct server *srv, struct job *job)
     case JOB_GET_EXECUTION:
     case JOB_LIST_DECISIONS:
         answer(req, 200, "application/json", job->body, strlen(job->body), NULL);
+        break;
+    case JOB_EXPORT_PAGE:
+        stream_page(req);
         break;
     }
 }

@@ -22,6 +22,10 @@ static const double latency_bounds[NBUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 
 static const double batch_bounds[NBUCKETS] = {1,   2,   4,   8,    16,   32,   64,
                                               128, 256, 512, 1024, 2048, 4096, 8192};
 
+/* Exports run from milliseconds (a small tree) to seconds (100,000 decisions). */
+static const double export_bounds[NBUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                               0.25,  0.5,    1,     2.5,  5,     10,   30};
+
 static struct histogram commit_latency = {.bounds = latency_bounds};
 static struct histogram push_latency = {.bounds = latency_bounds};
 static struct histogram batch_size = {.bounds = batch_bounds};
@@ -31,6 +35,8 @@ static struct histogram trace_queries[TRACE_QUERY_COUNT] = {
 static const char *const trace_query_names[TRACE_QUERY_COUNT] = {"executions", "execution",
                                                                  "decisions"};
 static uint64_t decisions_stored, decisions_duplicate;
+static struct histogram export_latency = {.bounds = export_bounds};
+static uint64_t decisions_exported;
 static atomic_uint_fast64_t batch_failures;
 static uint64_t heartbeats_received;
 static uint64_t agent_deaths, ws_messages, ws_frames, ws_bytes, ws_slow_closes;
@@ -101,6 +107,12 @@ void metrics_count_ws_resume(bool recovered)
         ws_resumed++;
     else
         ws_resume_failed++;
+}
+
+void metrics_observe_export(double seconds, uint64_t decisions)
+{
+    observe(&export_latency, seconds);
+    decisions_exported += decisions;
 }
 
 void metrics_observe_push(double seconds)
@@ -239,6 +251,11 @@ void metrics_render(struct buf *out, const struct metrics_gauges *g)
         snprintf(label, sizeof(label), "query=\"%s\"", trace_query_names[q]);
         render_series(out, "aei_trace_query_seconds", label, &trace_queries[q]);
     }
+    render_histogram(out, "aei_trace_export_seconds",
+                     "Time a whole trace export took, from its request to its last byte written.",
+                     &export_latency);
+    render_one(out, "aei_trace_exported_decisions_total", "counter",
+               "Decisions written by finished trace exports.", decisions_exported);
     buf_puts(out, "# HELP aei_http_requests_total HTTP requests answered, by route and code.\n"
                   "# TYPE aei_http_requests_total counter\n");
     for (size_t i = 0; i < http_len; i++)

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Thread-safe: called by the writer thread after each commit. */
 void metrics_observe_commit(double seconds);
@@ -24,6 +25,9 @@ void metrics_count_ws_slow_close(void);
 /* Counts a snapshot sent, by reason: "subscribe" or "behind". */
 void metrics_count_ws_snapshot(const char *reason);
 void metrics_count_ws_resume(bool recovered);
+/* Observes the time a whole trace export took, from its request to its last byte written, and
+ * counts the decisions in it. Loop thread only. */
+void metrics_observe_export(double seconds, uint64_t decisions);
 /* Observes the time from a heartbeat's arrival to the write of its delta to a subscriber. */
 void metrics_observe_push(double seconds);
 

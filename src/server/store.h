@@ -30,12 +30,16 @@ struct exec_query {
 };
 
 /* A page of one execution's decisions in tree pre-order (ascending path), or of one decision's
- * children (ascending path). Decisions whose parent has not arrived are not listed. */
+ * children (ascending path). Decisions whose parent has not arrived are not listed, unless
+ * `waiting` asks for them alone: then they come in the order they arrived (ascending store id),
+ * after `after_id`, and parent_id and after_path are not used. */
 struct decision_query {
     const char *execution_id;
     const char *parent_id;  /* NULL: the whole tree; else only this decision's children */
     const char *after_path; /* keyset cursor: decisions with a path strictly after it, or NULL */
     int limit;
+    bool waiting;     /* list only the decisions waiting for their parent (path NULL) */
+    int64_t after_id; /* with waiting: keyset cursor, decisions with a store id above it */
 };
 
 /* The operations each backend provides; see the wrappers below for their contracts. */

@@ -74,6 +74,9 @@ static const char SQL_LIST_TREE[] =
 static const char SQL_LIST_CHILDREN[] =
     "SELECT " DECISION_COLUMNS " FROM decisions "
     "WHERE execution_id = $1 AND parent_decision_id = $2 AND path > $3 ORDER BY path LIMIT $4";
+static const char SQL_LIST_WAITING[] =
+    "SELECT " DECISION_COLUMNS " FROM decisions "
+    "WHERE execution_id = $1 AND path IS NULL AND id > $2 ORDER BY id LIMIT $3";
 static const char SQL_LIST_ROOTS[] =
     "SELECT " DECISION_COLUMNS " FROM decisions "
     "WHERE execution_id = $1 AND parent_decision_id IS NULL AND path > $2 ORDER BY path LIMIT $3";
@@ -540,16 +543,21 @@ static int pg_list_decisions(struct store *base, const struct decision_query *q,
                              struct decision **out, size_t *n)
 {
     struct store_pg *s = (struct store_pg *)base;
-    char limit[16];
+    char limit[16], after_id[24];
     snprintf(limit, sizeof(limit), "%d", q->limit);
+    snprintf(after_id, sizeof(after_id), "%lld", (long long)q->after_id);
     const char *params[4] = {q->execution_id};
     int np = 1;
-    const char *sql = !q->parent_id     ? SQL_LIST_TREE
+    const char *sql = q->waiting        ? SQL_LIST_WAITING
+                      : !q->parent_id   ? SQL_LIST_TREE
                       : q->parent_id[0] ? SQL_LIST_CHILDREN
                                         : SQL_LIST_ROOTS;
-    if (q->parent_id && q->parent_id[0])
+    if (q->waiting)
+        params[np++] = after_id;
+    else if (q->parent_id && q->parent_id[0])
         params[np++] = q->parent_id;
-    params[np++] = q->after_path ? q->after_path : "";
+    if (!q->waiting)
+        params[np++] = q->after_path ? q->after_path : "";
     params[np++] = q->limit < 0 ? NULL : limit;
     void *rows;
     int rc = select_rows(s, sql, np, params, "reading decisions", sizeof(**out), read_decision,

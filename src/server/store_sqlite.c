@@ -15,7 +15,7 @@ struct store_sqlite {
     sqlite3_stmt *insert_hb, *update_agent, *upsert_agent, *list_agents, *get_agent, *list_hbs;
     sqlite3_stmt *next_id, *find_decision, *insert_decision, *waiting_children, *set_path,
         *exec_pending, *upsert_exec, *end_exec, *get_exec, *list_execs[4], *list_tree,
-        *list_children, *list_roots;
+        *list_children, *list_roots, *list_waiting;
 };
 
 static const char SQL_INSERT_HB[] =
@@ -86,6 +86,10 @@ static const char SQL_LIST_TREE[] =
 static const char SQL_LIST_CHILDREN[] =
     "SELECT " DECISION_COLUMNS " FROM decisions INDEXED BY decisions_parent "
     "WHERE execution_id = ?1 AND parent_decision_id = ?2 AND path > ?3 ORDER BY path LIMIT ?4";
+/* Waiting decisions sit at the head of decisions_tree (NULL paths first), by rowid. */
+static const char SQL_LIST_WAITING[] =
+    "SELECT " DECISION_COLUMNS " FROM decisions INDEXED BY decisions_tree "
+    "WHERE execution_id = ?1 AND path IS NULL AND id > ?2 ORDER BY id LIMIT ?3";
 static const char SQL_LIST_ROOTS[] =
     "SELECT " DECISION_COLUMNS " FROM decisions INDEXED BY decisions_parent "
     "WHERE execution_id = ?1 AND parent_decision_id IS NULL AND path > ?2 ORDER BY path LIMIT ?3";
@@ -857,7 +861,9 @@ static int sqlite_list_decisions(struct store *base, const struct decision_query
     const char *after = q->after_path ? q->after_path : "";
     sqlite3_stmt *st;
     int p = 1;
-    if (!q->parent_id) {
+    if (q->waiting) {
+        st = s->list_waiting;
+    } else if (!q->parent_id) {
         st = s->list_tree;
     } else if (!q->parent_id[0]) {
         st = s->list_roots;
@@ -865,9 +871,12 @@ static int sqlite_list_decisions(struct store *base, const struct decision_query
         st = s->list_children;
     }
     sqlite3_bind_text(st, p++, q->execution_id, -1, SQLITE_TRANSIENT);
-    if (q->parent_id && q->parent_id[0])
+    if (q->waiting)
+        sqlite3_bind_int64(st, p++, q->after_id);
+    else if (q->parent_id && q->parent_id[0])
         sqlite3_bind_text(st, p++, q->parent_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, p++, after, -1, SQLITE_TRANSIENT);
+    if (!q->waiting)
+        sqlite3_bind_text(st, p++, after, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, p, q->limit); /* -1: no limit */
     void *rows;
     int rc = collect_rows(s, st, "reading decisions", sizeof(**out), read_decision, clear_decision,
@@ -886,11 +895,12 @@ static void sqlite_close(struct store *base)
     sqlite3_finalize(s->list_agents);
     sqlite3_finalize(s->get_agent);
     sqlite3_finalize(s->list_hbs);
-    sqlite3_stmt *traces[] = {
-        s->next_id,       s->find_decision, s->insert_decision, s->waiting_children,
-        s->set_path,      s->exec_pending,  s->upsert_exec,     s->end_exec,
-        s->get_exec,      s->list_execs[0], s->list_execs[1],   s->list_execs[2],
-        s->list_execs[3], s->list_tree,     s->list_children,   s->list_roots};
+    sqlite3_stmt *traces[] = {s->next_id,          s->find_decision, s->insert_decision,
+                              s->waiting_children, s->set_path,      s->exec_pending,
+                              s->upsert_exec,      s->end_exec,      s->get_exec,
+                              s->list_execs[0],    s->list_execs[1], s->list_execs[2],
+                              s->list_execs[3],    s->list_tree,     s->list_children,
+                              s->list_roots,       s->list_waiting};
     for (size_t i = 0; i < sizeof(traces) / sizeof(traces[0]); i++)
         sqlite3_finalize(traces[i]);
     sqlite3_close(s->db);
@@ -939,7 +949,8 @@ static int prepare_all(struct store_sqlite *s, char *err, size_t errlen)
                 {&s->list_execs[3], SQL_LIST_EXECS_BY[3]},
                 {&s->list_tree, SQL_LIST_TREE},
                 {&s->list_children, SQL_LIST_CHILDREN},
-                {&s->list_roots, SQL_LIST_ROOTS}};
+                {&s->list_roots, SQL_LIST_ROOTS},
+                {&s->list_waiting, SQL_LIST_WAITING}};
     for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++) {
         if (sqlite3_prepare_v3(s->db, list[i].sql, -1, SQLITE_PREPARE_PERSISTENT, list[i].st,
                                NULL) != SQLITE_OK) {

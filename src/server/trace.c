@@ -14,12 +14,13 @@ const char *const execution_status_names[EXEC_STATUS_COUNT] = {"running", "compl
 #define MEMBERS                                                                                    \
     "decision_id, execution_id, agent_id, parent_decision_id, timestamp, reasoning_context, "      \
     "confidence_score, alternatives_considered, selected_outcome, kind, labels, duration_ms, "     \
-    "tokens, cost_usd"
+    "tokens, cost_usd, agent_ts, depth"
 
 /* The path of a member in errors: "confidence_score", or "[3].confidence_score" in a batch. */
 struct where {
     long index;
     char field[160];
+    bool stored_shape; /* the object has agent_ts: a stored decision, as read or exported */
 };
 
 static const char *at(struct where *w, const char *member)
@@ -183,16 +184,31 @@ static int parse_member(const char *key, const json_t *v, struct decision *d, st
         return parse_id(v, false, d->agent_id, w, key, pb);
     if (strcmp(key, "parent_decision_id") == 0)
         return parse_id(v, true, d->parent_id, w, key, pb);
-    if (strcmp(key, "timestamp") == 0) {
+    /* A stored decision (as GET and the export give it) carries the agent's clock as agent_ts
+     * and a server's time of record as timestamp: that one is checked, then left for this
+     * server to stamp anew. */
+    if (strcmp(key, "timestamp") == 0 || strcmp(key, "agent_ts") == 0) {
+        int64_t ts;
         if (json_is_null(v))
             return 0;
-        if (!json_is_string(v) || !aei_time_parse(json_string_value(v), &d->agent_ts)) {
+        if (!json_is_string(v) || !aei_time_parse(json_string_value(v), &ts)) {
             problem_field(pb, at(w, key), "an RFC 3339 date-time such as \"2026-11-24T15:00:00Z\"",
                           v);
             return AEI_EINVAL;
         }
+        if (strcmp(key, "timestamp") == 0 && w->stored_shape)
+            return 0;
+        d->agent_ts = ts;
         d->has_agent_ts = true;
         return 0;
+    }
+    /* Read-only: a decision's depth follows from its parent. */
+    if (strcmp(key, "depth") == 0) {
+        if (json_is_null(v) || (json_is_integer(v) && json_integer_value(v) >= 0 &&
+                                json_integer_value(v) <= TRACE_DEPTH_MAX))
+            return 0;
+        problem_field(pb, at(w, key), "a whole number from 0 to 255, or null (it is ignored)", v);
+        return AEI_EINVAL;
     }
     if (strcmp(key, "reasoning_context") == 0)
         return parse_context(v, &d->context_json, w, "reasoning_context", pb);
@@ -230,6 +246,7 @@ int decision_from_json(const json_t *v, long i, struct decision *d, struct probl
 {
     struct where w = {.index = i};
     memset(d, 0, sizeof(*d));
+    w.stored_shape = json_object_get(v, "agent_ts") != NULL;
     if (!json_is_object(v)) {
         char field[32] = "(body)";
         if (i >= 0)
@@ -281,37 +298,73 @@ static json_t *parsed_or_null(const char *text)
     return v ? v : json_null();
 }
 
-static json_t *number_or_null(bool has, double x)
+/* Appends a JSON member name and colon, with a comma before all but the first. */
+static void write_key(struct buf *out, const char *name)
 {
-    return has ? json_real(x) : json_null();
+    buf_printf(out, "%s\"%s\":", out->data[out->len - 1] == '{' ? "" : ",", name);
 }
 
-static json_t *string_or_null(const char *s)
+static void write_time_member(struct buf *out, const char *name, bool has, int64_t us)
 {
-    return s && *s ? json_string(s) : json_null();
+    write_key(out, name);
+    if (!has) {
+        buf_puts(out, "null");
+        return;
+    }
+    char ts[AEI_TIME_LEN];
+    aei_time_format(us, ts);
+    buf_printf(out, "\"%s\"", ts);
 }
 
-json_t *decision_to_json(const struct decision *d)
+static void write_text_member(struct buf *out, const char *name, const char *s)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "decision_id", json_string(d->decision_id));
-    json_object_set_new(o, "execution_id", json_string(d->execution_id));
-    json_object_set_new(o, "agent_id", json_string(d->agent_id));
-    json_object_set_new(o, "parent_decision_id", string_or_null(d->parent_id));
-    json_object_set_new(o, "timestamp", time_json(d->server_ts));
-    json_object_set_new(o, "agent_ts", d->has_agent_ts ? time_json(d->agent_ts) : json_null());
-    json_object_set_new(o, "kind", string_or_null(d->kind));
-    json_object_set_new(o, "reasoning_context", parsed_or_null(d->context_json));
-    json_object_set_new(o, "confidence_score", number_or_null(d->has_confidence, d->confidence));
-    json_object_set_new(o, "alternatives_considered", parsed_or_null(d->alternatives_json));
-    json_object_set_new(o, "selected_outcome", string_or_null(d->outcome));
-    json_object_set_new(o, "labels", parsed_or_null(d->labels_json));
-    json_object_set_new(o, "duration_ms", number_or_null(d->has_duration, d->duration_ms));
-    json_object_set_new(o, "tokens", number_or_null(d->has_tokens, d->tokens));
-    json_object_set_new(o, "cost_usd", number_or_null(d->has_cost, d->cost_usd));
+    write_key(out, name);
+    if (s && *s)
+        json_write_string(out, s);
+    else
+        buf_puts(out, "null");
+}
+
+/* A member whose value is stored as JSON text (compact from SQLite, jsonb's text from
+ * PostgreSQL): copied as it is, which is valid JSON either way. */
+static void write_json_member(struct buf *out, const char *name, const char *json)
+{
+    write_key(out, name);
+    buf_puts(out, json ? json : "null");
+}
+
+static void write_number_member(struct buf *out, const char *name, bool has, double x)
+{
+    write_key(out, name);
+    if (has)
+        json_write_real(out, x);
+    else
+        buf_puts(out, "null");
+}
+
+void decision_write(struct buf *out, const struct decision *d, bool null_depth)
+{
+    buf_puts(out, "{");
+    write_text_member(out, "decision_id", d->decision_id);
+    write_text_member(out, "execution_id", d->execution_id);
+    write_text_member(out, "agent_id", d->agent_id);
+    write_text_member(out, "parent_decision_id", d->parent_id);
+    write_time_member(out, "timestamp", true, d->server_ts);
+    write_time_member(out, "agent_ts", d->has_agent_ts, d->agent_ts);
+    write_text_member(out, "kind", d->kind);
+    write_json_member(out, "reasoning_context", d->context_json);
+    write_number_member(out, "confidence_score", d->has_confidence, d->confidence);
+    write_json_member(out, "alternatives_considered", d->alternatives_json);
+    write_text_member(out, "selected_outcome", d->outcome);
+    write_json_member(out, "labels", d->labels_json);
+    write_number_member(out, "duration_ms", d->has_duration, d->duration_ms);
+    write_number_member(out, "tokens", d->has_tokens, d->tokens);
+    write_number_member(out, "cost_usd", d->has_cost, d->cost_usd);
     if (d->path)
-        json_object_set_new(o, "depth", json_integer(d->depth));
-    return o;
+        buf_printf(out, ",\"depth\":%d", d->depth);
+    else if (null_depth)
+        buf_puts(out, ",\"depth\":null");
+    buf_puts(out, "}");
 }
 
 json_t *execution_to_json(const struct execution *e)
@@ -356,12 +409,23 @@ char *trace_render_execution(const struct execution *e)
 
 char *trace_render_decisions(const struct decision *rows, size_t n, int limit)
 {
+    /* Written directly: pages of hundreds of decisions are read all the time. */
     size_t shown = n > (size_t)limit ? (size_t)limit : n;
-    json_t *list = json_array();
-    for (size_t i = 0; i < shown; i++)
-        json_array_append_new(list, decision_to_json(&rows[i]));
-    json_t *next = shown < n && shown > 0 ? json_string(rows[shown - 1].path) : json_null();
-    return json_render(json_pack("{s:o, s:o}", "decisions", list, "next", next));
+    struct buf out = {0};
+    buf_reserve(&out, 64 + shown * 1024);
+    buf_puts(&out, "{\"decisions\":[");
+    for (size_t i = 0; i < shown; i++) {
+        if (i)
+            buf_puts(&out, ",");
+        decision_write(&out, &rows[i], false);
+    }
+    buf_puts(&out, "],\"next\":");
+    if (shown < n && shown > 0)
+        json_write_string(&out, rows[shown - 1].path);
+    else
+        buf_puts(&out, "null");
+    buf_puts(&out, "}");
+    return out.data; /* NUL-ended by buf */
 }
 
 void decision_clear(struct decision *d)

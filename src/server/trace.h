@@ -76,8 +76,16 @@ struct execution {
  * On success the caller releases d with decision_clear(). */
 int decision_from_json(const json_t *v, long i, struct decision *d, struct problem *pb);
 
-/* Returns the JSON of a stored decision. Caller releases with json_decref(). */
-json_t *decision_to_json(const struct decision *d);
+/* The fast path of a POST /api/v0/traces body (trace_fast.c): parses one decision object or an
+ * array of 1 to TRACE_BATCH_MAX of them, all valid, into *out (n of them, each as
+ * decision_from_json() would fill it). Returns AEI_EINVAL, nothing allocated, for anything else:
+ * then decision_from_json() on the parsed body decides and words the errors. The caller frees
+ * each decision with decision_clear() and free(), and the array with free(). */
+int decisions_parse_fast(const char *body, size_t len, struct decision ***out, size_t *n);
+
+/* Appends the JSON of a stored decision: its depth when it has a place in the tree, else
+ * "depth": null when null_depth, else no depth. */
+void decision_write(struct buf *out, const struct decision *d, bool null_depth);
 /* Returns the JSON of an execution's summary. Caller releases with json_decref(). */
 json_t *execution_to_json(const struct execution *e);
 

@@ -3,6 +3,7 @@
 #include "aei/error.h"
 #include "common/log.h"
 #include "common/time.h"
+#include "server/export.h"
 #include "server/metrics.h"
 
 #include <pthread.h>
@@ -253,6 +254,9 @@ static void run_read(struct store *store, struct job *j)
         }
         break;
     }
+    case JOB_EXPORT_PAGE:
+        j->rc = export_next_page(store, j->export);
+        break;
     case JOB_PUT_HEARTBEAT:
     case JOB_PUT_DECISIONS:
     case JOB_END_EXECUTION:

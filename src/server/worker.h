@@ -14,7 +14,10 @@ enum job_kind {
     JOB_LIST_EXECUTIONS,
     JOB_GET_EXECUTION,
     JOB_LIST_DECISIONS,
+    JOB_EXPORT_PAGE,
 };
+
+struct export;
 
 /* A unit of storage work. The loop thread fills the inputs and submits it; a worker runs it and
  * hands it back through the completion queue with the outputs set. */
@@ -42,6 +45,7 @@ struct job {
     bool changed;                 /* ... and, once done, whether any was running */
     struct execution *executions; /* JOB_PUT_DECISIONS, JOB_END_EXECUTION: the executions */
     size_t n_executions;          /* touched, as they are after the commit, for the hub */
+    struct export *export;        /* JOB_EXPORT_PAGE: the request's export (borrowed), next page */
 };
 
 struct workers;

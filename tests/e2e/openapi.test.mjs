@@ -96,6 +96,7 @@ test('every contract route is described, with the right security', () => {
         ['get', '/api/v0/executions/{execution_id}'],
         ['patch', '/api/v0/executions/{execution_id}'],
         ['get', '/api/v0/executions/{execution_id}/decisions'],
+        ['get', '/api/v0/executions/{execution_id}/export'],
     ];
     const described = Object.entries(doc.paths).flatMap(([path, item]) =>
         Object.keys(item).filter((k) => k !== 'parameters').map((m) => `${m} ${path}`));
@@ -114,7 +115,8 @@ test('every contract route is described, with the right security', () => {
         }
     }
     for (const path of ['/api/v0/agents/{agent_id}', '/api/v0/agents/{agent_id}/heartbeats',
-        '/api/v0/executions/{execution_id}', '/api/v0/executions/{execution_id}/decisions']) {
+        '/api/v0/executions/{execution_id}', '/api/v0/executions/{execution_id}/decisions',
+        '/api/v0/executions/{execution_id}/export']) {
         assert.ok(doc.paths[path].get.responses['404'], `GET ${path}: no 404`);
     }
     for (const path of ['/api/v0/heartbeats', '/api/v0/traces']) {

@@ -166,3 +166,30 @@ Test(json, written_reals_look_like_janssons)
         buf_free(&out);
     }
 }
+
+Test(json, utf8_validity_over_a_length)
+{
+    const char ascii[] = "a plain ASCII text longer than eight bytes, twice over";
+    cr_assert(utf8_valid(ascii, sizeof(ascii) - 1));
+    cr_assert(utf8_valid("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 and more ASCII", 30));
+    cr_assert(utf8_valid("", 0));
+    /* Cut short by the length, though more bytes follow in memory. */
+    cr_assert_not(utf8_valid("12345678\xe2\x82\xac", 10));
+    cr_assert_not(utf8_valid("\xc0\xaf", 2), "overlong");
+    cr_assert_not(utf8_valid("\xed\xa0\x80", 3), "a surrogate");
+    cr_assert_not(utf8_valid("\xf4\x90\x80\x80", 4), "past U+10FFFF");
+    cr_assert_not(utf8_valid("abcdefgh\xff", 9));
+}
+
+Test(json, written_strings_of_a_length_need_no_nul)
+{
+    struct buf out = {0};
+    json_write_string_n(&out,
+                        "a\"b\\c\nd\x01"
+                        "tail not written",
+                        8);
+    cr_assert_eq(out.len, strlen("\"a\\\"b\\\\c\\nd\\u0001\""));
+    cr_assert(memcmp(out.data, "\"a\\\"b\\\\c\\nd\\u0001\"", out.len) == 0, "%.*s", (int)out.len,
+              out.data);
+    buf_free(&out);
+}

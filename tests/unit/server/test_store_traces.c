@@ -217,6 +217,78 @@ Test(store_traces, a_child_before_its_parent_waits_then_takes_its_place)
     }
 }
 
+/* The decisions of one execution that wait for their parent, page by page after `after_id`. */
+static struct decision *waiting(struct store *s, const char *prefix, const char *exec,
+                                int64_t after_id, int limit, size_t *n)
+{
+    char id[256];
+    snprintf(id, sizeof(id), "%s-%s", prefix, exec);
+    struct decision_query q = {
+        .execution_id = id, .waiting = true, .after_id = after_id, .limit = limit};
+    struct decision *rows;
+    cr_assert_eq(store_list_decisions(s, &q, &rows, n), 0);
+    return rows;
+}
+
+Test(store_traces, waiting_decisions_are_listed_apart_in_arrival_order)
+{
+    char urls[2][512];
+    int n = store_fixture_urls(urls, "aei-unit-traces");
+    for (int u = 0; u < n; u++) {
+        struct store *s = store_fixture_open(urls[u]);
+        char p[96];
+        unique(p, sizeof(p), "wait");
+        /* A rooted pair, and three decisions whose parents never come, one of them the child of
+         * another waiting one; another execution's waiting decision is not listed. */
+        struct decision ds[6] = {make(p, "r", "e", NULL, 1),    make(p, "w1", "e", "gone", 2),
+                                 make(p, "a", "e", "r", 3),     make(p, "w2", "e", "w1", 4),
+                                 make(p, "w3", "e", "lost", 5), make(p, "o", "e2", "gone", 6)};
+        bool stored[6];
+        put(s, ds, 6, stored);
+        size_t nrows;
+        struct decision *rows = waiting(s, p, "e", 0, -1, &nrows);
+        cr_assert_eq(nrows, 3, "%s: three wait", urls[u]);
+        const char *order[] = {"w1", "w2", "w3"};
+        for (int i = 0; i < 3; i++) {
+            cr_assert_str_eq(name_of(&rows[i], p), order[i], "%s: arrival order", urls[u]);
+            cr_assert_null(rows[i].path);
+            cr_assert_eq(rows[i].depth, -1);
+        }
+        cr_assert_str_eq(rows[1].parent_id + strlen(p) + 1, "w1");
+        int64_t first = rows[0].id, second = rows[1].id;
+        store_free_decisions(rows, nrows);
+
+        /* Keyset pages: after the first, one at a time. */
+        rows = waiting(s, p, "e", first, 1, &nrows);
+        cr_assert_eq(nrows, 1, "%s", urls[u]);
+        cr_assert_str_eq(name_of(&rows[0], p), "w2", "%s: the page after w1", urls[u]);
+        store_free_decisions(rows, nrows);
+        rows = waiting(s, p, "e", second, 10, &nrows);
+        cr_assert_eq(nrows, 1, "%s", urls[u]);
+        cr_assert_str_eq(name_of(&rows[0], p), "w3", "%s", urls[u]);
+        int64_t last = rows[0].id;
+        store_free_decisions(rows, nrows);
+        rows = waiting(s, p, "e", last, 10, &nrows);
+        cr_assert_eq(nrows, 0, "%s: nothing after the last", urls[u]);
+        store_free_decisions(rows, nrows);
+
+        /* Once w1's parent lands, w1 and w2 take their place and only w3 still waits. */
+        struct decision late[1] = {make(p, "gone", "e", NULL, 7)};
+        put(s, late, 1, stored);
+        rows = waiting(s, p, "e", 0, -1, &nrows);
+        cr_assert_eq(nrows, 1, "%s", urls[u]);
+        cr_assert_str_eq(name_of(&rows[0], p), "w3", "%s", urls[u]);
+        store_free_decisions(rows, nrows);
+        rows = tree(s, p, "e", &nrows);
+        cr_assert_eq(nrows, 5, "%s: the tree has the rest", urls[u]);
+        store_free_decisions(rows, nrows);
+        clear_all(ds, 6);
+        clear_all(late, 1);
+        store_close(s);
+        store_fixture_remove(urls[u]);
+    }
+}
+
 Test(store_traces, a_shuffled_tree_in_one_batch_resolves)
 {
     char urls[2][512];

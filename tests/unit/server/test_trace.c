@@ -130,8 +130,13 @@ Test(trace, stored_decision_renders_with_depth)
     d.server_ts = 1767225600000000LL;
     d.path = strdup("00000000000000010000000000000002");
     d.depth = 1;
-    json_t *o = decision_to_json(&d);
+    struct buf text = {0};
+    decision_write(&text, &d, false);
+    json_t *o = json_loads(text.data, 0, NULL);
+    cr_assert_not_null(o, "%s", text.data);
+    buf_free(&text);
     cr_assert_eq(json_integer_value(json_object_get(o, "depth")), 1);
+    cr_assert_float_eq(json_number_value(json_object_get(o, "confidence_score")), 50, 1e-9);
     cr_assert_str_eq(json_string_value(json_object_get(o, "timestamp")),
                      "2026-01-01T00:00:00.000000Z");
     cr_assert(json_is_null(json_object_get(o, "parent_decision_id")));
@@ -155,4 +160,30 @@ Test(trace, execution_summary_has_mean_confidence)
     cr_assert_str_eq(json_string_value(json_object_get(o, "status")), "running");
     cr_assert(json_is_null(json_object_get(o, "ended")));
     json_decref(o);
+}
+
+/* A decision as GET and the export give it goes back in as it is: agent_ts is the agent's clock,
+ * the server time in timestamp and the depth are checked and ignored. */
+Test(trace, a_stored_decision_posts_back)
+{
+    struct decision d;
+    struct problem pb;
+    int rc = check("{" BASE ",\"timestamp\":\"2026-11-24T15:00:00.123456Z\","
+                   "\"agent_ts\":\"2001-01-01T00:00:00Z\",\"depth\":3}",
+                   -1, &d, &pb);
+    cr_assert_eq(rc, 0, "%s", pb.message);
+    cr_assert(d.has_agent_ts);
+    cr_assert_eq(d.agent_ts, 978307200000000LL, "agent_ts, not the server's timestamp");
+    decision_clear(&d);
+    rc = check("{" BASE ",\"agent_ts\":null,\"timestamp\":\"2026-11-24T15:00:00Z\",\"depth\":null}",
+               -1, &d, &pb);
+    cr_assert_eq(rc, 0, "%s", pb.message);
+    cr_assert(!d.has_agent_ts, "agent_ts null: no agent clock, whatever timestamp says");
+    decision_clear(&d);
+    expect_field("{" BASE ",\"depth\":-1}", -1, "depth", "0 to 255");
+    expect_field("{" BASE ",\"depth\":\"2\"}", -1, "depth", "0 to 255");
+    expect_field("[{" BASE ",\"agent_ts\":\"yesterday\"}]", -1, "(body)", "decision object");
+    expect_field("{" BASE ",\"agent_ts\":\"yesterday\"}", 2, "[2].agent_ts", "RFC 3339");
+    expect_field("{" BASE ",\"agent_ts\":null,\"timestamp\":\"noon\"}", -1, "timestamp",
+                 "RFC 3339");
 }

@@ -1,7 +1,9 @@
 // dashboard.test.mjs - the dashboard in Debian's Chromium against the real aeid: sign-in, agents
 // live from heartbeats, liveness going stale and dead, the executions list, the decision tree
-// with its details, live decisions, exports, and the connection indicator across a restart.
+// with its details, live decisions, exports (downloads of JSON and Markdown), and the connection
+// indicator across a restart.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Agents, launchBrowser, screenshot, signedInPage, startServer } from './lib.mjs';
 
@@ -184,6 +186,22 @@ describe('dashboard in Chromium', () => {
     assert.equal(end.status, 200, end.text);
     await until('failed in the summary', async () => /failed/.test(await page.getByTestId('execution-summary').textContent()));
     assert.match(await page.getByTestId('execution-failure').textContent(), /the tool timed out/);
+  });
+
+  it('export buttons download the execution as JSON and as Markdown', async () => {
+    const [json] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-json').click()]);
+    assert.equal(json.suggestedFilename(), `${EXECUTION}.json`);
+    const doc = JSON.parse(fs.readFileSync(await json.path(), 'utf8'));
+    assert.ok(Array.isArray(doc), 'the JSON export is an array of decisions');
+    assert.equal(doc.length, 28);
+    assert.deepEqual(doc.slice(0, 2).map((d) => d.decision_id), ['r0', 'r0.c0']);
+    assert.equal(doc.find((d) => d.decision_id === 'r0.c1').alternatives_considered[0].reason_rejected, 'rejected because r0.c1 fits better');
+    const [md] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-markdown').click()]);
+    assert.equal(md.suggestedFilename(), `${EXECUTION}.md`);
+    const text = fs.readFileSync(await md.path(), 'utf8');
+    assert.match(text, /run-ui-1/);
+    assert.match(text, /r0\.c1/);
+    assert.match(text, /rejected because r0\.c1 fits better/);
   });
 
   it('the connection indicator says reconnecting while aeid is down, connected after', async () => {
