@@ -140,19 +140,25 @@ function instrument(MARK) {
   const root = document.querySelector('[data-testid="agents-scroll"]');
   new MutationObserver((records) => {
     const found = [];
-    for (const r of records)
-      for (const n of r.addedNodes) {
-        if (!(n instanceof HTMLElement) || n.dataset.col !== 'tpm') continue;
-        const v = Number(n.textContent.replace(/,/g, ''));
+    const seen = new Set();
+    for (const r of records) {
+      // A new row, or new text in a cell: look at the tokens/min cell it is in or holds.
+      const el = r.target.nodeType === Node.TEXT_NODE ? r.target.parentElement : r.target;
+      const cells = el?.closest('[data-col="tpm"]') ? [el.closest('[data-col="tpm"]')] : [...(el?.querySelectorAll?.('[data-col="tpm"]') ?? [])];
+      for (const c of cells) {
+        if (seen.has(c)) continue;
+        seen.add(c);
+        const v = Number(c.textContent.replace(/,/g, ''));
         if (v >= MARK) found.push(v);
       }
+    }
     if (!found.length) return;
     const first = pending.length === 0;
     pending.push(...found);
     // After this task the frame is drawn; the message after the next animation frame runs once
     // it has been.
     if (first) requestAnimationFrame(() => ch.port2.postMessage(0));
-  }).observe(root, { childList: true, subtree: true });
+  }).observe(root, { childList: true, characterData: true, subtree: true });
 }
 
 async function runScenario(browser, { agents, everyMs, seconds }, first) {
