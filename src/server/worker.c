@@ -1,4 +1,5 @@
-/* worker.c - storage threads: a group-committing writer and a reader, off the service loop */
+/* worker.c - storage threads: a group-committing writer, a reader and (PostgreSQL) trace writers,
+ * off the service loop */
 #include "server/worker.h"
 #include "aei/error.h"
 #include "common/log.h"
@@ -14,6 +15,11 @@
 
 /* The most heartbeats committed in one transaction. */
 #define BATCH_MAX 1024
+/* On PostgreSQL, decision batches are written by threads of their own, each on its own
+ * connection: the store runs them side by side (a batch takes about 4 ms of server time), and
+ * heartbeats never wait behind them. SQLite has one writer at a time, so there the writer
+ * thread takes them too. */
+#define TRACE_WRITERS 2
 
 struct queue {
     pthread_mutex_t lock;
@@ -32,6 +38,9 @@ struct worker {
 
 struct workers {
     struct worker writer, reader;
+    struct worker trace_writers[TRACE_WRITERS]; /* PostgreSQL only */
+    size_t n_trace_writers;
+    size_t next_trace_writer; /* round robin; loop thread only */
     pthread_mutex_t done_lock;
     struct job *done_head, *done_tail;
     void (*notify)(void *);
@@ -140,6 +149,30 @@ static int end_executions(struct store *store, struct job *j)
     return rc;
 }
 
+/* Runs a write of decision traces. A request's decisions are one transaction of their own: all
+ * or none. */
+static void run_trace_write(struct store *store, struct job *j)
+{
+    if (j->kind == JOB_PUT_DECISIONS) {
+        j->rc = store_put_decisions(store, j->decisions, j->n_decisions, j->stored);
+        if (j->rc == 0)
+            read_executions(store, j);
+    } else if (j->kind == JOB_END_EXECUTION) {
+        j->rc = end_executions(store, j);
+    }
+}
+
+static void *trace_writer_main(void *arg)
+{
+    struct worker *self = arg;
+    struct job *j;
+    while ((j = queue_take(&self->in, 1))) {
+        run_trace_write(self->store, j);
+        complete(self->owner, j);
+    }
+    return NULL;
+}
+
 /* Group commit: whatever queued while the last transaction ran goes into the next one. */
 static void *writer_main(void *arg)
 {
@@ -161,16 +194,9 @@ static void *writer_main(void *arg)
             for (struct job *j = batch; j; j = j->next)
                 if (j->kind == JOB_PUT_HEARTBEAT)
                     j->rc = store_put_heartbeats(self->store, (struct heartbeat *[]){&j->hb}, 1);
-        /* A request's decisions are one transaction of their own: all or none. */
-        for (struct job *j = batch; j; j = j->next) {
-            if (j->kind == JOB_PUT_DECISIONS) {
-                j->rc = store_put_decisions(self->store, j->decisions, j->n_decisions, j->stored);
-                if (j->rc == 0)
-                    read_executions(self->store, j);
-            } else if (j->kind == JOB_END_EXECUTION) {
-                j->rc = end_executions(self->store, j);
-            }
-        }
+        for (struct job *j = batch; j; j = j->next)
+            if (j->kind != JOB_PUT_HEARTBEAT)
+                run_trace_write(self->store, j);
         int64_t now = aei_mono_us();
         for (struct job *j = batch; j; j = j->next)
             if (j->rc == 0 && j->kind == JOB_PUT_HEARTBEAT)
@@ -323,17 +349,32 @@ struct workers *workers_start(const char *db_url, void (*notify)(void *), void *
     w->notify_arg = arg;
     pthread_mutex_init(&w->done_lock, NULL);
     if (worker_start(&w->writer, w, db_url, writer_main, err, errlen) != 0 ||
-        worker_start(&w->reader, w, db_url, reader_main, err, errlen) != 0) {
-        workers_stop(w); /* no job was submitted, so none comes back */
-        return NULL;
+        worker_start(&w->reader, w, db_url, reader_main, err, errlen) != 0)
+        goto err_stop;
+    if (strncmp(db_url, "sqlite:", 7) != 0) {
+        for (; w->n_trace_writers < TRACE_WRITERS; w->n_trace_writers++)
+            if (worker_start(&w->trace_writers[w->n_trace_writers], w, db_url, trace_writer_main,
+                             err, errlen) != 0) {
+                w->n_trace_writers++; /* stopped with the others */
+                goto err_stop;
+            }
     }
     return w;
+
+err_stop:
+    workers_stop(w); /* no job was submitted, so none comes back */
+    return NULL;
 }
 
 void workers_submit(struct workers *w, struct job *job)
 {
-    bool write = job->kind == JOB_PUT_HEARTBEAT || job->kind == JOB_PUT_DECISIONS ||
-                 job->kind == JOB_END_EXECUTION;
+    bool traces = job->kind == JOB_PUT_DECISIONS || job->kind == JOB_END_EXECUTION;
+    if (traces && w->n_trace_writers) {
+        struct worker *wk = &w->trace_writers[w->next_trace_writer++ % w->n_trace_writers];
+        queue_push(&wk->in, job);
+        return;
+    }
+    bool write = job->kind == JOB_PUT_HEARTBEAT || traces;
     queue_push(write ? &w->writer.in : &w->reader.in, job);
 }
 
@@ -352,6 +393,8 @@ struct job *workers_stop(struct workers *w)
         return NULL;
     worker_stop(&w->writer);
     worker_stop(&w->reader);
+    for (size_t i = 0; i < w->n_trace_writers; i++)
+        worker_stop(&w->trace_writers[i]);
     struct job *left = workers_take_done(w);
     pthread_mutex_destroy(&w->done_lock);
     free(w);
