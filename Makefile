@@ -36,8 +36,9 @@ test:
 	scripts/test.sh
 
 # Suites of `make bench`: ingest (scripts/bench.sh), hub (scripts/bench-hub.sh), traces
-# (scripts/bench-traces.sh) and export (scripts/bench-export.sh), in that order.
-BENCH_SUITES ?= ingest hub traces export
+# (scripts/bench-traces.sh), export (scripts/bench-export.sh) and dashboard
+# (scripts/bench-dashboard.sh), in that order.
+BENCH_SUITES ?= ingest hub traces export dashboard
 
 bench:
 	scripts/bootstrap.sh
@@ -46,9 +47,10 @@ bench:
 	    case $$suite in \
 	    ingest) scripts/bench.sh || status=1 ;; \
 	    hub) scripts/bench-hub.sh || status=1 ;; \
-	    traces) scripts/bench-traces.sh || status=1 ;; \
-	    export) scripts/bench-export.sh || status=1 ;; \
-	    *) echo "make bench: unknown suite '$$suite' in BENCH_SUITES; use ingest, hub, traces, export" >&2; \
+# Suites of `make bench`: ingest (scripts/bench.sh), hub (scripts/bench-hub.sh), traces
+# (scripts/bench-traces.sh), export (scripts/bench-export.sh) and dashboard
+# (scripts/bench-dashboard.sh), in that order.
+BENCH_SUITES ?= ingest hub traces export dashboard
 	       status=1 ;; \
 	    esac; \
 	done; exit $$status

@@ -8,6 +8,7 @@ packages=(
     librust-blake3-dev b3sum libcriterion-dev clang libclang-rt-14-dev
     postgresql pgbouncer nginx-light prometheus
     nodejs npm
+    chromium # the dashboard's browser tests drive it (playwright-core); never a downloaded one
 )
 
 missing=()

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test.sh - build with AddressSanitizer and UndefinedBehaviorSanitizer, then run every suite:
 # the Criterion unit tests (store tests on SQLite and on PostgreSQL), libFuzzer on the parsers
-# for FUZZ_SECONDS each, and the black-box node:test suites against the real aeid on both
-# stores. Ends with one line "N passed, N failed".
+# for FUZZ_SECONDS each, the black-box node:test suites against the real aeid on both
+# stores, and the dashboard's Vitest tests and its browser tests (Debian's Chromium against the
+# real aeid). Ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -127,6 +128,46 @@ if (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error >"$tmp/npm.log"
 else
     echo "test.sh: npm ci failed in tests/e2e:" >&2
     tail -n 20 "$tmp/npm.log" >&2
+    failed=$((failed + 1))
+fi
+
+echo "== dashboard (Vitest; Chromium against the real aeid)"
+if (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build) >"$tmp/web-build.log" 2>&1; then
+    (cd web && npx vitest run --reporter=json --outputFile="$tmp/vitest.json") >"$tmp/vitest.log" 2>&1
+    vitest_rc=$?
+    counts=$(node -e 'const r = require(process.argv[1]); console.log(r.numPassedTests, r.numFailedTests)' \
+        "$tmp/vitest.json" 2>/dev/null)
+    read -r p f <<<"${counts:-0 0}"
+    if [ "$vitest_rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        f=1 # it failed outside a test (a suite that does not load, a type error)
+    fi
+    [ "$f" -ne 0 ] && tail -n 60 "$tmp/vitest.log"
+    echo "  vitest: $p passed, $f failed"
+    passed=$((passed + p))
+    failed=$((failed + f))
+
+    AEID=$root/build-san/aeid node --test --test-reporter=tap web/tests/browser/ >"$tmp/browser.tap" 2>&1
+    node_rc=$?
+    if grep -q '^not ok' "$tmp/browser.tap"; then
+        awk '/^ *not ok/{show=1} show{print} /^ *\.\.\.$/{show=0}' "$tmp/browser.tap" | head -n 100
+    fi
+    p=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$tmp/browser.tap" | tail -n 1)
+    f=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$tmp/browser.tap" | tail -n 1)
+    if [ -z "$p" ]; then
+        echo "test.sh: the browser tests printed no summary:" >&2
+        tail -n 30 "$tmp/browser.tap" >&2
+        f=$((${f:-0} + 1))
+    fi
+    if [ "$node_rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then
+        echo "test.sh: the browser tests exited $node_rc with no failing test counted" >&2
+        f=1
+    fi
+    echo "  browser: ${p:-0} passed, ${f:-0} failed (screenshots in web/tests/browser/artifacts/)"
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0}))
+else
+    echo "test.sh: building the dashboard failed:" >&2
+    tail -n 30 "$tmp/web-build.log" >&2
     failed=$((failed + 1))
 fi
 

@@ -40,6 +40,7 @@ void export_free(struct export *ex)
 {
     if (!ex)
         return;
+    execution_clear(&ex->exec); /* an ended execution's failure is on the heap */
     buf_free(&ex->page);
     free(ex);
 }

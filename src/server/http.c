@@ -8,6 +8,7 @@
 #include "server/hub.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "server/static.h"
 #include "server/worker.h"
 #include "server/ws.h"
 
@@ -51,6 +52,7 @@ enum route {
     R_EXECUTION,
     R_EXECUTION_DECISIONS,
     R_EXECUTION_EXPORT,
+    R_STATIC, /* the dashboard (static.c) */
     R_COUNT
 };
 
@@ -68,10 +70,12 @@ static const char *const route_names[] = {
     "/api/v0/executions/{execution_id}",
     "/api/v0/executions/{execution_id}/decisions",
     "/api/v0/executions/{execution_id}/export",
+    "dashboard",
 };
 /* The methods each route answers (those that answer GET answer HEAD too). */
-static const char *const route_methods[] = {"",    "GET",  "GET", "POST",       "GET", "GET",
-                                            "GET", "POST", "GET", "GET, PATCH", "GET", "GET"};
+static const char *const route_methods[] = {"",    "GET", "GET",  "POST", "GET",
+                                            "GET", "GET", "POST", "GET",  "GET, PATCH",
+                                            "GET", "GET", "GET"};
 /* A batch of decisions may be this many times --max-body. */
 #define TRACE_BODY_FACTOR 64
 #define EXECUTIONS_LIMIT_DEFAULT 100
@@ -86,6 +90,7 @@ struct server {
     struct ws *ws;
     struct auth auth;
     const char *ws_origins; /* allowed browser origins: NULL (same origin), "*" or a list */
+    const char *web_root;   /* the built dashboard (web/dist) */
     size_t max_body;
     int64_t request_timeout_us;  /* from a request's headers to the end of its body */
     int64_t last_ts;             /* the last server time stamped; stamps strictly increase */
@@ -163,8 +168,10 @@ static void render_head(struct lws *wsi, struct buf *out, int status, const char
                                       (const unsigned char *)clen, (int)strlen(clen), &p, end)) ||
         (!clen && lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING,
                                                (const unsigned char *)"chunked", 7, &p, end)) ||
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-                                     (const unsigned char *)"no-store", 8, &p, end)) {
+        /* API answers are never cached; the dashboard's files say how they may be. */
+        (!(headers && strstr(headers, "Cache-Control:")) &&
+         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                      (const unsigned char *)"no-store", 8, &p, end))) {
         log_error("http: answer headers do not fit");
         *close = true;
     }
@@ -750,6 +757,19 @@ err_free:
     job_free(job);
 }
 
+/* GET of a dashboard file or client-side route; needs no token, as the sign-in page is one. */
+static void get_static(struct request *req)
+{
+    char path[1024] = "";
+    struct static_answer sa = {0};
+    if (lws_hdr_copy(req->wsi, path, sizeof(path), WSI_TOKEN_GET_URI) <= 0 &&
+        lws_hdr_copy(req->wsi, path, sizeof(path), WSI_TOKEN_HEAD_URI) <= 0)
+        snprintf(path, sizeof(path), "%s", "-"); /* too long: refused as not plain */
+    static_serve(req->srv->web_root, path, &sa);
+    answer(req, sa.status, sa.ctype, sa.body.data ? sa.body.data : "", sa.body.len, sa.headers);
+    buf_free(&sa.body);
+}
+
 /* PATCH /api/v0/executions/{id}: ends a running execution. */
 static void patch_execution(struct request *req)
 {
@@ -878,6 +898,9 @@ static void dispatch(struct request *req)
         break;
     case R_EXECUTION_EXPORT:
         get_export(req);
+        break;
+    case R_STATIC:
+        get_static(req);
         break;
     case R_NONE:
     case R_COUNT:
@@ -1043,6 +1066,8 @@ static int on_headers(struct server *srv, struct lws *wsi, struct pss *pss, cons
     req->method = request_method(wsi);
     pss->req = req;
     req->route = match_route(uri, req->agent_id);
+    if (req->route == R_NONE && static_is_path(uri))
+        req->route = R_STATIC;
     if (stop_requested)
         req->close_after = true;
 
@@ -1055,7 +1080,8 @@ static int on_headers(struct server *srv, struct lws *wsi, struct pss *pss, cons
         parse_int64(clen, &body_len);
     bool has_body = body_len > 0 || chunked;
 
-    enum auth_result auth = req->route == R_HEALTHZ ? AUTH_OK : authorize(srv, wsi, false);
+    enum auth_result auth =
+        req->route == R_HEALTHZ || req->route == R_STATIC ? AUTH_OK : authorize(srv, wsi, false);
     if (auth != AUTH_OK) {
         defer_error(req, 401, auth_errors[auth].code, auth_errors[auth].message,
                     auth_errors[auth].header);
@@ -1514,7 +1540,8 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
 {
     struct server srv = {.max_body = cfg->max_body,
                          .request_timeout_us = cfg->request_timeout * 1000000LL,
-                         .ws_origins = cfg->ws_origins};
+                         .ws_origins = cfg->ws_origins,
+                         .web_root = cfg->web_root};
     int rc;
     auth_init(&srv.auth, cfg->token);
     hb_set_liveness_after(cfg->stale_after_us, cfg->dead_after_us);

@@ -27,6 +27,8 @@ static const char usage[] =
     "  --max-body BYTES   largest request body accepted       [AEI_MAX_BODY, default 65536]\n"
     "  --request-timeout SECONDS  time a client has to send a request's body\n"
     "                     [AEI_REQUEST_TIMEOUT, default 30]\n"
+    "  --web-root DIR     the built dashboard, served at / on the HTTP address\n"
+    "                     [AEI_WEB_ROOT, default web/dist]\n"
     "\n"
     "Live hub (WebSocket on the --ws address at / and on the HTTP address at /ws):\n"
     "  --ws-origins LIST  browser origins allowed besides the page's own, comma-separated\n"
@@ -118,6 +120,7 @@ int main(int argc, char **argv)
     const char *max_body = env_or("AEI_MAX_BODY", "65536");
     const char *request_timeout = env_or("AEI_REQUEST_TIMEOUT", "30");
     const char *ws_origins = env_or("AEI_WS_ORIGINS", NULL);
+    const char *web_root = env_or("AEI_WEB_ROOT", "web/dist");
     const char *client_buffer = env_or("AEI_WS_CLIENT_BUFFER", "1048576");
     const char *slow_timeout = env_or("AEI_SLOW_CONSUMER_TIMEOUT", "10");
     const char *stale_after = env_or("AEI_STALE_AFTER", "30");
@@ -130,6 +133,7 @@ int main(int argc, char **argv)
         {"max-body", required_argument, NULL, 'B'},
         {"request-timeout", required_argument, NULL, 'T'},
         {"ws-origins", required_argument, NULL, 'O'},
+        {"web-root", required_argument, NULL, 'R'},
         {"ws-client-buffer", required_argument, NULL, 'C'},
         {"slow-consumer-timeout", required_argument, NULL, 'S'},
         {"stale-after", required_argument, NULL, 's'},
@@ -160,6 +164,9 @@ int main(int argc, char **argv)
             break;
         case 'O':
             ws_origins = optarg;
+            break;
+        case 'R':
+            web_root = optarg;
             break;
         case 'C':
             client_buffer = optarg;
@@ -215,6 +222,11 @@ int main(int argc, char **argv)
         return bad_option("--ws-origins", ws_origins,
                           "origins such as http://localhost:5173, or *");
     cfg.ws_origins = ws_origins;
+    /* A missing directory is not an error: the API works without the dashboard, and / says how
+     * to build it. */
+    if (!*web_root)
+        return bad_option("--web-root", web_root, "a directory, such as web/dist");
+    cfg.web_root = web_root;
     if (!parse_number(client_buffer, 4096, 1 << 30, &v) || v != (double)(long long)v)
         return bad_option("--ws-client-buffer", client_buffer,
                           "a whole number of bytes from 4096 to 1073741824");

@@ -16,6 +16,7 @@ struct config {
     size_t max_body;
     int request_timeout;        /* seconds from a request's headers to the end of its body */
     const char *ws_origins;     /* browser origins allowed on WebSocket: NULL (same), "*", list */
+    const char *web_root;       /* directory of the built dashboard, served at / */
     size_t ws_client_buffer;    /* bytes a subscriber may lag before it gets a snapshot */
     int64_t slow_consumer_us;   /* how long a subscriber may stay behind */
     int64_t stale_after_us;     /* no heartbeat for this long: stale */

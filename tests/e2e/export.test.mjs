@@ -114,6 +114,19 @@ describeEachStore('trace export', (srv, store) => {
         assert.equal(same.text, r.text, 'format=json is the default');
     });
 
+    it('an execution that ended with a failure exports in both formats (and leaks nothing at shutdown)', async () => {
+        const ex = uniqueId('run');
+        await postAll(srv, [decision(ex, `${ex}-a`), decision(ex, `${ex}-b`, `${ex}-a`)]);
+        const end = await srv.api(`/api/v0/executions/${ex}`, { method: 'PATCH', body: { status: 'failed', failure: { error: 'tool timed out' } } });
+        assert.equal(end.status, 200, end.text);
+        for (const format of ['json', 'markdown']) {
+            const r = await exportOf(srv, ex, format);
+            assert.equal(r.status, 200, r.text);
+            assert.match(r.text, new RegExp(`${ex}-b`));
+        }
+        assert.match((await exportOf(srv, ex, 'markdown')).text, /failed/);
+    });
+
     it('JSON round trip: export, import into a fresh server with aei trace import, export again', async () => {
         const ex = uniqueId('run');
         const ds = bigTree(ex, 1234);

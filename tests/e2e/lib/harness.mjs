@@ -292,8 +292,9 @@ export class Aeid {
         }
     }
 
-    /* Start aeid (again, on the same store) and wait until GET /healthz answers 200. */
-    async start() {
+    /* Start aeid (again, on the same store) and wait until GET /healthz answers 200; with
+     * samePorts, on the ports of the last run (clients reconnect to the same address). */
+    async start({ samePorts = false } = {}) {
         assert.ok(!this.proc, 'aeid is already running');
         if (!aeidExists()) {
             throw new Error(`no aeid binary at ${AEID}; build it (make build) or set AEID`);
@@ -301,7 +302,7 @@ export class Aeid {
         await this.prepareStore();
         for (let attempt = 0; ; attempt++) {
             try {
-                await this.spawnOnce();
+                await this.spawnOnce(samePorts && attempt === 0);
                 return this;
             } catch (e) {
                 // A port race shows up as an early exit; try once more on new ports.
@@ -310,9 +311,11 @@ export class Aeid {
         }
     }
 
-    async spawnOnce() {
-        this.port = await freePort();
-        this.wsPort = await freePort();
+    async spawnOnce(samePorts = false) {
+        if (!samePorts || !this.port) {
+            this.port = await freePort();
+            this.wsPort = await freePort();
+        }
         const argv = [
             '--http', `127.0.0.1:${this.port}`,
             '--ws', `127.0.0.1:${this.wsPort}`,
