@@ -1,6 +1,7 @@
 /* metrics.c - counters and histograms, rendered in the Prometheus text format */
 #include "server/metrics.h"
 #include "server/heartbeat.h"
+#include "server/retention.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -21,12 +22,19 @@ static const double latency_bounds[NBUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 
 static const double batch_bounds[NBUCKETS] = {1,   2,   4,   8,    16,   32,   64,
                                               128, 256, 512, 1024, 2048, 4096, 8192};
 
+/* Retention runs take from milliseconds to many minutes (steps interleave with ingest). */
+static const double run_bounds[NBUCKETS] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1,
+                                            5,     10,    30,   60,   300, 900, 3600};
+
 static struct histogram commit_latency = {.bounds = latency_bounds};
 static struct histogram push_latency = {.bounds = latency_bounds};
 static struct histogram batch_size = {.bounds = batch_bounds};
 static atomic_uint_fast64_t batch_failures;
 static uint64_t heartbeats_received;
 static uint64_t agent_deaths, ws_messages, ws_frames, ws_bytes, ws_slow_closes;
+static struct histogram retention_duration = {.bounds = run_bounds};
+static uint64_t retention_runs, retention_failures, retention_rolled_up, retention_deleted[3],
+    retention_partitions_made, retention_partitions_dropped;
 static uint64_t ws_snapshots_subscribe, ws_snapshots_behind, ws_resumed, ws_resume_failed;
 
 struct http_count {
@@ -99,6 +107,19 @@ void metrics_count_ws_resume(bool recovered)
 void metrics_observe_push(double seconds)
 {
     observe(&push_latency, seconds);
+}
+
+void metrics_count_retention(const struct retention_stats *st, double seconds, bool ok)
+{
+    observe(&retention_duration, seconds);
+    retention_runs++;
+    retention_failures += !ok;
+    retention_rolled_up += (uint64_t)st->rolled_up;
+    retention_deleted[0] += (uint64_t)st->heartbeats_deleted;
+    retention_deleted[1] += (uint64_t)st->decisions_deleted;
+    retention_deleted[2] += (uint64_t)st->executions_deleted;
+    retention_partitions_made += (uint64_t)st->partitions_made;
+    retention_partitions_dropped += (uint64_t)st->partitions_dropped;
 }
 
 /* Appends a counter or gauge with no labels. */
@@ -194,6 +215,33 @@ void metrics_render(struct buf *out, const struct metrics_gauges *g)
     render_histogram(out, "aei_ws_push_latency_seconds",
                      "Time from receiving a heartbeat to writing its delta to a subscriber.",
                      &push_latency);
+    buf_printf(out,
+               "# HELP aei_retention_runs_total Retention runs, by outcome.\n"
+               "# TYPE aei_retention_runs_total counter\n"
+               "aei_retention_runs_total{outcome=\"ok\"} %llu\n"
+               "aei_retention_runs_total{outcome=\"failed\"} %llu\n",
+               (unsigned long long)(retention_runs - retention_failures),
+               (unsigned long long)retention_failures);
+    render_histogram(out, "aei_retention_run_duration_seconds",
+                     "Time from the start of a retention run to its end, its steps interleaved "
+                     "with ingest.",
+                     &retention_duration);
+    buf_printf(out,
+               "# HELP aei_retention_rows_deleted_total Rows deleted by retention one by one, by "
+               "kind (heartbeats of dropped partitions are not counted).\n"
+               "# TYPE aei_retention_rows_deleted_total counter\n"
+               "aei_retention_rows_deleted_total{kind=\"heartbeats\"} %llu\n"
+               "aei_retention_rows_deleted_total{kind=\"decisions\"} %llu\n"
+               "aei_retention_rows_deleted_total{kind=\"executions\"} %llu\n",
+               (unsigned long long)retention_deleted[0], (unsigned long long)retention_deleted[1],
+               (unsigned long long)retention_deleted[2]);
+    render_one(out, "aei_retention_heartbeats_rolled_up_total", "counter",
+               "Heartbeats added to the daily rollups.", retention_rolled_up);
+    render_one(out, "aei_retention_partitions_created_total", "counter",
+               "Daily heartbeat partitions made ahead (PostgreSQL).", retention_partitions_made);
+    render_one(out, "aei_retention_partitions_dropped_total", "counter",
+               "Daily heartbeat partitions dropped whole (PostgreSQL).",
+               retention_partitions_dropped);
     buf_puts(out, "# HELP aei_http_requests_total HTTP requests answered, by route and code.\n"
                   "# TYPE aei_http_requests_total counter\n");
     for (size_t i = 0; i < http_len; i++)

@@ -27,6 +27,10 @@ void metrics_count_ws_resume(bool recovered);
 /* Observes the time from a heartbeat's arrival to the write of its delta to a subscriber. */
 void metrics_observe_push(double seconds);
 
+/* Counts one finished retention run and what it did. Loop thread only. */
+struct retention_stats;
+void metrics_count_retention(const struct retention_stats *st, double seconds, bool ok);
+
 /* Values that live elsewhere, read when rendering. */
 struct metrics_gauges {
     const size_t *agents_by_status;   /* indexed like hb_status_names */

@@ -109,6 +109,11 @@ static void *writer_main(void *arg)
         for (struct job *j = batch; j; j = j->next)
             if (j->kind == JOB_PUT_DECISIONS)
                 j->rc = store_put_decisions(self->store, j->decisions, j->n_decisions, j->stored);
+        /* Retention goes one short step at a time, after the batch's heartbeats, so that
+         * ingest never waits for more than one step. */
+        for (struct job *j = batch; j; j = j->next)
+            if (j->kind == JOB_RETENTION)
+                j->rc = retention_step(self->store, j->retention);
         int64_t now = aei_mono_us();
         for (struct job *j = batch; j; j = j->next)
             if (j->rc == 0 && j->kind == JOB_PUT_HEARTBEAT)
@@ -190,8 +195,26 @@ static void run_read(struct store *store, struct job *j)
         }
         break;
     }
+    case JOB_LIST_ROLLUPS: {
+        /* The agent must exist for its rollups to be asked for. */
+        struct rollup *ru;
+        j->rollup_query.agent_id = j->agent_id;
+        j->rc = store_get_agent(store, j->agent_id, &agent);
+        if (j->rc == 0) {
+            hb_clear(&agent);
+            j->rollup_query.limit++;
+            j->rc = store_list_rollups(store, &j->rollup_query, &ru, &n);
+            j->rollup_query.limit--;
+        }
+        if (j->rc == 0) {
+            j->body = retention_render_rollups(j->agent_id, ru, n, j->rollup_query.limit);
+            free(ru);
+        }
+        break;
+    }
     case JOB_PUT_HEARTBEAT:
     case JOB_PUT_DECISIONS:
+    case JOB_RETENTION:
         break; /* the writer's, never queued here */
     }
 }
@@ -256,7 +279,8 @@ struct workers *workers_start(const char *db_url, void (*notify)(void *), void *
 
 void workers_submit(struct workers *w, struct job *job)
 {
-    bool write = job->kind == JOB_PUT_HEARTBEAT || job->kind == JOB_PUT_DECISIONS;
+    bool write = job->kind == JOB_PUT_HEARTBEAT || job->kind == JOB_PUT_DECISIONS ||
+                 job->kind == JOB_RETENTION;
     queue_push(write ? &w->writer.in : &w->reader.in, job);
 }
 

@@ -2,6 +2,7 @@
 #ifndef AEI_SERVER_WORKER_H
 #define AEI_SERVER_WORKER_H
 
+#include "server/retention.h"
 #include "server/store.h"
 
 enum job_kind {
@@ -13,6 +14,8 @@ enum job_kind {
     JOB_LIST_EXECUTIONS,
     JOB_GET_EXECUTION,
     JOB_LIST_DECISIONS,
+    JOB_LIST_ROLLUPS,
+    JOB_RETENTION,
 };
 
 /* A unit of storage work. The loop thread fills the inputs and submits it; a worker runs it and
@@ -35,6 +38,9 @@ struct job {
     struct decision_query decision_query; /* JOB_LIST_DECISIONS (likewise) */
     char ids[2][AEI_ID_MAX + 1];          /* agent_id / execution_id / parent filters */
     char cursor[TRACE_DEPTH_MAX * TRACE_KEY_LEN + TRACE_KEY_LEN + 1]; /* a page cursor */
+    struct rollup_query rollup_query; /* JOB_LIST_ROLLUPS (agent_id points into agent_id) */
+    struct retention_run *retention;  /* JOB_RETENTION: the run to step (not owned); rc is
+                                         retention_step()'s */
 };
 
 struct workers;
