@@ -204,20 +204,24 @@ LANGUAGE plpgsql AS $fn$
 DECLARE
     lim bigint;
     lim_id bigint;
+    hi bigint;
 BEGIN
     deleted := 0;
     SELECT rolled_ts, rolled_id INTO lim, lim_id FROM retention_state;
-    SELECT c.relname INTO dropped
+    SELECT c.relname, ((to_date(right(c.relname, 8), 'YYYYMMDD') - date '1970-01-01') + 1)::bigint
+                      * 86400000000
+    INTO dropped, hi
     FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
     WHERE i.inhparent = 'heartbeats'::regclass AND c.relname ~ '^heartbeats_[0-9]{8}$'
-      AND ((to_date(right(c.relname, 8), 'YYYYMMDD') - date '1970-01-01') + 1)::bigint
-          * 86400000000 <= least(before, lim)
     ORDER BY c.relname LIMIT 1;
-    IF dropped IS NOT NULL THEN
+    -- The oldest partition goes if it ended before `before` and all its rows are rolled up.
+    IF dropped IS NOT NULL AND hi <= before AND NOT EXISTS (
+           SELECT 1 FROM heartbeats WHERE server_ts < hi AND (server_ts, id) > (lim, lim_id)) THEN
         PERFORM set_config('lock_timeout', '200ms', true);
         EXECUTE format('DROP TABLE %I', dropped);
         RETURN;
     END IF;
+    dropped := NULL;
     DELETE FROM heartbeats_default WHERE ctid = ANY (ARRAY(
         SELECT ctid FROM heartbeats_default
         WHERE server_ts < before AND (server_ts, id) <= (lim, lim_id)
