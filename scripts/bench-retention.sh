@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# bench-retention.sh - does retention hold up heartbeat ingest? For each store, fills a store with
+# BENCH_ROWS old heartbeats (8 to 15 days old, 100 agents), then measures ingest latency with
+# `aei bench` at BENCH_RATE heartbeats/s twice: once with retention finding nothing to do (its
+# clock moved 30 days back with the test-only AEI_TEST_RETENTION_CLOCK_OFFSET), once while
+# retention rolls up and deletes all of those rows. Writes
+# bench/results/retention-<UTC date>.{json,md}.
+#
+# Run after `make build`. Environment (all optional): BENCH_ROWS (1000000), BENCH_RATE (1000),
+# BENCH_DURATION (seconds per run, 10), BENCH_AGENTS (100), BENCH_STORES ("sqlite postgresql"),
+# BENCH_OUT (bench/results), AEI, AEID.
+set -euo pipefail
+
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
+ROWS=${BENCH_ROWS:-1000000}
+RATE=${BENCH_RATE:-1000}
+DURATION=${BENCH_DURATION:-10}
+AGENTS=${BENCH_AGENTS:-100}
+STORES=${BENCH_STORES:-sqlite postgresql}
+OUT=${BENCH_OUT:-$ROOT/bench/results}
+
+[ -x "$AEI" ] || die "no $AEI; run 'make build' first"
+[ -x "$AEID" ] || die "no $AEID; run 'make build' first"
+
+tmp=$(bench_tmp aei-bench-retention)
+aeid_pid=""
+pg_dir=""
+trap 'cleanup "$aeid_pid"' EXIT
+trap 'exit 130' INT TERM
+
+AEI_TOKEN=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+export AEI_TOKEN
+today=$(($(date -u +%s) / 86400))
+first_day=$((today - 15)) # 8 days, all older than the 7 kept
+days=8
+
+# start_aeid STORE DB OFFSET_SECONDS: starts aeid with a retention run every second.
+start_aeid() {
+    port=$(free_port)
+    AEI_TEST_RETENTION_CLOCK_OFFSET=$3 "$AEID" --http "127.0.0.1:$port" \
+        --ws "127.0.0.1:$(free_port)" --db "$2" --retention-interval 1 \
+        2>>"$tmp/aeid-$1.log" &
+    aeid_pid=$!
+    wait_ready "$aeid_pid" "$port" /healthz || die "aeid did not start on $1: $(tail -n 3 "$tmp/aeid-$1.log")"
+}
+
+metrics() {
+    python3 -c 'import os, sys, urllib.request as u
+r = u.Request(sys.argv[1], headers={"Authorization": "Bearer " + os.environ["AEI_TOKEN"]})
+print(u.urlopen(r, timeout=5).read().decode())' "http://127.0.0.1:$port/metrics"
+}
+
+# fill STORE DB: the old heartbeats, spread evenly over the 8 days, straight into the table.
+fill() {
+    local us_per_row=$((days * 86400000000 / ROWS)) start=$((first_day * 86400000000))
+    case "$1" in
+    sqlite)
+        python3 - "${2#sqlite:}" "$ROWS" "$start" "$us_per_row" <<'PY'
+import sqlite3, sys
+path, rows, start, step = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+c = sqlite3.connect(path)
+c.execute("""WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < ?)
+INSERT INTO heartbeats (agent_id, server_ts, status, cpu_pct, mem_pct, tokens_per_min, cost_usd,
+                        child_agent_ids, labels)
+SELECT 'old-' || (i % 100), ? + i * ?, 'processing', i % 100, 50, 1000, (i / 100) * 0.001,
+       '[]', '{}' FROM s""", (rows - 1, start, step))
+c.commit()
+PY
+        ;;
+    postgresql)
+        psql "$2" -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
+SELECT aei_heartbeat_partition(d) FROM generate_series($first_day, $((first_day + days - 1))) d;
+INSERT INTO heartbeats (agent_id, server_ts, status, cpu_pct, mem_pct, tokens_per_min, cost_usd,
+                        child_agent_ids, labels)
+SELECT 'old-' || (i % 100), $start + i * $us_per_row, 'processing', i % 100, 50, 1000,
+       (i / 100) * 0.001, '[]', '{}' FROM generate_series(0::bigint, $ROWS - 1) i;
+ANALYZE heartbeats;
+SQL
+        ;;
+    esac
+}
+
+# run_bench STORE SCENARIO: one recorded run against the aeid on $port.
+run_bench() {
+    local label="$1-$2"
+    echo "== $label"
+    "$AEI" bench --server "127.0.0.1:$port" --agents "$AGENTS" --rate "$RATE" \
+        --duration "$DURATION" --warmup 1 --label "$label" --quiet --json "$tmp/runs/$label.json"
+}
+
+for store in $STORES; do
+    case "$store" in
+    sqlite) db="sqlite:$tmp/bench.db" ;;
+    postgresql)
+        pg_dir="$tmp/pg"
+        pg_url=$("$ROOT/scripts/pg.sh" start "$pg_dir") || die "PostgreSQL did not start"
+        psql "$pg_url" -qc "CREATE DATABASE retention" >/dev/null
+        db="${pg_url%/postgres}/retention"
+        ;;
+    *) die "unknown store '$store' in BENCH_STORES; use sqlite and/or postgresql" ;;
+    esac
+    # Migrate, stop, fill.
+    start_aeid "$store" "$db" -2592000
+    stop_pid "$aeid_pid"
+    echo "== $store: filling $ROWS old heartbeats"
+    fill "$store" "$db"
+
+    # Without: retention runs every second but, 30 days back, finds nothing to do.
+    start_aeid "$store" "$db" -2592000
+    run_bench "$store" without-retention
+    metrics >"$tmp/runs/$store-without.metrics"
+    stop_pid "$aeid_pid"
+
+    # With: the same store, retention at the real time, starting as the load does.
+    started=$(date +%s.%N)
+    start_aeid "$store" "$db" 0
+    run_bench "$store" with-retention
+    # Then wait for the run to finish, to record how long it took.
+    for _ in $(seq 1 600); do
+        metrics >"$tmp/runs/$store-with.metrics"
+        grep -q '^aei_retention_runs_total{outcome="ok"} [1-9]' "$tmp/runs/$store-with.metrics" && break
+        sleep 1
+    done
+    grep 'info retention: rolled up' "$tmp/aeid-$store.log" | head -n 1 >"$tmp/runs/$store-with.log" || true
+    stop_pid "$aeid_pid"
+    aeid_pid=""
+    if [ "$store" = postgresql ]; then
+        "$ROOT/scripts/pg.sh" stop "$pg_dir" >/dev/null 2>&1 || true
+        pg_dir=""
+    fi
+done
+
+mkdir -p "$OUT"
+run_stamp
+python3 - "$tmp/runs" "$OUT" "$day" "$commit" "$cpu" "$ROWS" "$RATE" "$DURATION" "$AGENTS" \
+    "$STORES" <<'PY'
+import json, os, re, sys
+runs_dir, out, day, commit, cpu, rows, rate, duration, agents, stores = sys.argv[1:11]
+
+def metric(text, name):
+    m = re.search("^" + re.escape(name) + r" ([0-9.e+]+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+results = []
+for store in stores.split():
+    for scenario in ("without-retention", "with-retention"):
+        r = json.load(open(f"{runs_dir}/{store}-{scenario}.json"))
+        mt = open(f"{runs_dir}/{store}-{scenario.split('-')[0]}.metrics").read()
+        log = ""
+        if scenario == "with-retention" and os.path.exists(f"{runs_dir}/{store}-with.log"):
+            log = open(f"{runs_dir}/{store}-with.log").read().strip()
+        m = re.search(r"in (\d+) steps, ([0-9.]+) s", log)
+        results.append({
+            "store": store, "scenario": scenario, "rps": r["rps"], "requests": r["requests"],
+            "errors": r["errors"], "p50_ms": r["latency_ms"]["p50"],
+            "p99_ms": r["latency_ms"]["p99"], "p999_ms": r["latency_ms"]["p999"],
+            "max_ms": r["latency_ms"]["max"],
+            "rolled_up": metric(mt, "aei_retention_heartbeats_rolled_up_total"),
+            "rows_deleted": metric(mt, 'aei_retention_rows_deleted_total{kind="heartbeats"}'),
+            "partitions_dropped": metric(mt, "aei_retention_partitions_dropped_total"),
+            "retention_steps": int(m.group(1)) if m else None,
+            "retention_s": float(m.group(2)) if m else None,
+        })
+doc = {"benchmark": "retention", "date": day, "command": "scripts/bench-retention.sh",
+       "machine": {"nproc": os.cpu_count(), "cpu": cpu, "git_commit": commit},
+       "old_rows": int(rows), "rate": int(rate), "duration_s": int(duration),
+       "agents": int(agents), "results": results}
+json.dump(doc, open(f"{out}/retention-{day}.json", "w"), indent=2)
+lines = [f"# Retention beside ingest, {day}", "",
+         f"`scripts/bench-retention.sh` on {os.cpu_count()} cores ({cpu}), commit {commit}: a store "
+         f"holding {int(rows):,} heartbeats 8 to 15 days old, then `aei bench` at {rate} "
+         f"heartbeats/s from {agents} agents for {duration} s, once with retention finding nothing "
+         "to do and once while it rolls up and deletes all of those rows (a step of at most "
+         "1,000 rows per writer job).", "",
+         "| store | retention | heartbeats/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | "
+         "rolled up | rows deleted | partitions dropped | retention run |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+for x in results:
+    run = (f"{x['retention_s']:.1f} s, {x['retention_steps']} steps"
+           if x["retention_s"] is not None else "-")
+    fmt = lambda v: "-" if v is None else f"{int(v):,}"
+    lines.append(f"| {x['store']} | {'running' if x['scenario'] == 'with-retention' else 'idle'} "
+                 f"| {x['rps']:.0f} | {x['p50_ms']:.2f} | {x['p99_ms']:.2f} | "
+                 f"{x['p999_ms']:.2f} | {x['max_ms']:.2f} | {x['errors']['total']} | "
+                 f"{fmt(x['rolled_up'])} | {fmt(x['rows_deleted'])} | "
+                 f"{fmt(x['partitions_dropped'])} | {run} |")
+open(f"{out}/retention-{day}.md", "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY
