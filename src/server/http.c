@@ -97,6 +97,8 @@ struct server {
     int64_t retention_next;    /* monotonic time of the next run */
     int64_t retention_started; /* monotonic start of the current run */
     struct job *retention_job; /* non-NULL while a run is under way */
+    bool retention_pausing;    /* ... and held here between two steps */
+    lws_sorted_usec_list_t retention_pause;
     struct retention_run retention_run;
 };
 
@@ -1165,7 +1167,7 @@ static void finish_job(struct server *srv, struct job *job)
     }
 }
 
-/* Starts a retention run when one is due: its steps go to the writer one job at a time. */
+/* Starts a retention run when one is due: its steps go to the store one job at a time. */
 static void retention_start(struct server *srv)
 {
     int64_t mono = aei_mono_us();
@@ -1179,12 +1181,24 @@ static void retention_start(struct server *srv)
     workers_submit(srv->workers, srv->retention_job);
 }
 
-/* A retention step is done: queue the next, behind whatever ingest arrived meanwhile, or end
- * the run. A failed run ends; the next one resumes where it stopped. */
+/* Submits the run's next step once its pause is over. */
+static void retention_resume(lws_sorted_usec_list_t *sul)
+{
+    struct server *srv = lws_container_of(sul, struct server, retention_pause);
+    srv->retention_pausing = false;
+    workers_submit(srv->workers, srv->retention_job);
+}
+
+/* A retention step is done: queue the next after a pause of RETENTION_PACE times the step's
+ * length, so that retention takes at most a share of the store's time and ingest queued behind
+ * a step drains first; or end the run. A failed run ends; the next one resumes where it
+ * stopped. */
 static void retention_done(struct server *srv, struct job *job)
 {
     if (job->rc > 0 && !stop_requested) {
-        workers_submit(srv->workers, job);
+        srv->retention_pausing = true;
+        lws_sul_schedule(srv->ctx, 0, &srv->retention_pause, retention_resume,
+                         job->step_us * RETENTION_PACE + 1);
         return;
     }
     const struct retention_stats *st = &srv->retention_run.stats;
@@ -1444,6 +1458,11 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
             break;
     }
     lws_sul_cancel(&srv.tick);
+    lws_sul_cancel(&srv.retention_pause);
+    if (srv.retention_pausing) {
+        retention_run_close(&srv.retention_run);
+        job_free(srv.retention_job);
+    }
     rc = 0;
 
     /* Workers stop before the context goes, as they wake it; jobs they finish now are not

@@ -33,6 +33,7 @@ static atomic_uint_fast64_t batch_failures;
 static uint64_t heartbeats_received;
 static uint64_t agent_deaths, ws_messages, ws_frames, ws_bytes, ws_slow_closes;
 static struct histogram retention_duration = {.bounds = run_bounds};
+static struct histogram retention_step_time = {.bounds = latency_bounds};
 static uint64_t retention_runs, retention_failures, retention_rolled_up, retention_deleted[3],
     retention_partitions_made, retention_partitions_dropped;
 static uint64_t ws_snapshots_subscribe, ws_snapshots_behind, ws_resumed, ws_resume_failed;
@@ -107,6 +108,11 @@ void metrics_count_ws_resume(bool recovered)
 void metrics_observe_push(double seconds)
 {
     observe(&push_latency, seconds);
+}
+
+void metrics_observe_retention_step(double seconds)
+{
+    observe(&retention_step_time, seconds);
 }
 
 void metrics_count_retention(const struct retention_stats *st, double seconds, bool ok)
@@ -226,6 +232,10 @@ void metrics_render(struct buf *out, const struct metrics_gauges *g)
                      "Time from the start of a retention run to its end, its steps interleaved "
                      "with ingest.",
                      &retention_duration);
+    render_histogram(out, "aei_retention_step_duration_seconds",
+                     "Time the writer spent on one retention step (one transaction), during "
+                     "which heartbeats wait.",
+                     &retention_step_time);
     buf_printf(out,
                "# HELP aei_retention_rows_deleted_total Rows deleted by retention one by one, by "
                "kind (heartbeats of dropped partitions are not counted).\n"

@@ -27,6 +27,8 @@ void metrics_count_ws_resume(bool recovered);
 /* Observes the time from a heartbeat's arrival to the write of its delta to a subscriber. */
 void metrics_observe_push(double seconds);
 
+/* Thread-safe: called by the writer after each retention step, the time ingest waited for it. */
+void metrics_observe_retention_step(double seconds);
 /* Counts one finished retention run and what it did. Loop thread only. */
 struct retention_stats;
 void metrics_count_retention(const struct retention_stats *st, double seconds, bool ok);

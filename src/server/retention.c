@@ -79,7 +79,7 @@ void retention_day_format(int64_t day, char *out)
     int d = (int)(doy - (153 * mp + 2) / 5 + 1);
     int m = (int)(mp < 10 ? mp + 3 : mp - 9);
     int64_t y = yoe + era * 400 + (m <= 2);
-    snprintf(out, 11, "%04lld-%02d-%02d", (long long)y, m, d);
+    snprintf(out, RETENTION_DAY_LEN, "%04lld-%02d-%02d", (long long)y, m, d);
 }
 
 bool retention_day_parse(const char *s, int64_t *day)
@@ -233,7 +233,7 @@ static json_t *mean_max(int64_t n, double sum, double max)
 
 static json_t *rollup_json(const struct rollup *r)
 {
-    char day[11];
+    char day[RETENTION_DAY_LEN];
     retention_day_format(r->day, day);
     return json_pack("{s:s, s:I, s:o, s:o, s:o, s:f}", "day", day, "heartbeats",
                      (json_int_t)r->heartbeats, "cpu_pct",
@@ -251,7 +251,7 @@ char *retention_render_rollups(const char *agent_id, const struct rollup *rows, 
         json_array_append_new(list, rollup_json(&rows[i]));
     json_t *next = json_null();
     if (shown < n && shown > 0) {
-        char day[11];
+        char day[RETENTION_DAY_LEN];
         retention_day_format(rows[shown - 1].day, day);
         next = json_string(day);
     }

@@ -12,6 +12,9 @@
 #define RETENTION_ROLLUP_DELAY_US (3600 * 1000000LL)
 /* Daily partitions are made up to this many days ahead. */
 #define RETENTION_PARTITIONS_AHEAD 3
+/* After each step, the next waits this many times the step's length: retention then takes at
+ * most a third of its connection's time. */
+#define RETENTION_PACE 2
 /* The most rows one step deletes or rolls up: one short transaction. */
 #define RETENTION_BATCH_ROWS 1000
 
@@ -61,7 +64,9 @@ int64_t retention_heartbeat_cutoff(const struct retention_policy *p, int64_t now
 int64_t retention_rollup_cutoff(int64_t now);
 int64_t retention_trace_cutoff(const struct retention_policy *p, int64_t now);
 
-/* The UTC day of a server time, and its "YYYY-MM-DD" (out has 11 bytes or more). */
+/* The UTC day of a server time, and its "YYYY-MM-DD" (out has RETENTION_DAY_LEN bytes; far
+ * years take more digits). */
+#define RETENTION_DAY_LEN 32
 int64_t retention_day(int64_t us);
 void retention_day_format(int64_t day, char *out);
 /* Parses "YYYY-MM-DD" into a day number; false if it is not a valid date. */

@@ -71,6 +71,7 @@ struct old_execution {
 /* The operations each backend provides; see the wrappers below for their contracts. */
 struct store_ops {
     const char *name;
+    bool parallel_writers; /* writes on several connections run side by side (not SQLite's) */
     /* latest[i] marks the last heartbeat of each agent in the batch, the one whose state the
      * agents table keeps; first_ts[i] is then the time of that agent's first heartbeat in the
      * batch (its first_seen if it is new). */

@@ -708,6 +708,7 @@ static void pg_close(struct store *base)
 
 static const struct store_ops pg_ops = {
     .name = "postgres",
+    .parallel_writers = true,
     .put_heartbeats = pg_put_heartbeats,
     .list_agents = pg_list_agents,
     .get_agent = pg_get_agent,

@@ -30,6 +30,7 @@ struct worker {
 
 struct workers {
     struct worker writer, reader;
+    struct worker retention; /* started only when the store's writers run side by side */
     pthread_mutex_t done_lock;
     struct job *done_head, *done_tail;
     void (*notify)(void *);
@@ -84,6 +85,14 @@ static void complete(struct workers *w, struct job *first)
     w->notify(w->notify_arg);
 }
 
+static void run_retention(struct store *store, struct job *j)
+{
+    int64_t start = aei_mono_us();
+    j->rc = retention_step(store, j->retention);
+    j->step_us = aei_mono_us() - start;
+    metrics_observe_retention_step((double)j->step_us / 1e6);
+}
+
 /* Group commit: whatever queued while the last transaction ran goes into the next one. */
 static void *writer_main(void *arg)
 {
@@ -113,7 +122,7 @@ static void *writer_main(void *arg)
          * ingest never waits for more than one step. */
         for (struct job *j = batch; j; j = j->next)
             if (j->kind == JOB_RETENTION)
-                j->rc = retention_step(self->store, j->retention);
+                run_retention(self->store, j);
         int64_t now = aei_mono_us();
         for (struct job *j = batch; j; j = j->next)
             if (j->rc == 0 && j->kind == JOB_PUT_HEARTBEAT)
@@ -230,6 +239,18 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
+/* Retention on its own connection: on PostgreSQL, ingest then never waits for a step. */
+static void *retention_main(void *arg)
+{
+    struct worker *self = arg;
+    struct job *j;
+    while ((j = queue_take(&self->in, 1))) {
+        run_retention(self->store, j);
+        complete(self->owner, j);
+    }
+    return NULL;
+}
+
 static int worker_start(struct worker *wk, struct workers *w, const char *url, void *(*fn)(void *),
                         char *err, size_t errlen)
 {
@@ -248,6 +269,8 @@ static int worker_start(struct worker *wk, struct workers *w, const char *url, v
 
 static void worker_stop(struct worker *wk)
 {
+    if (!wk->owner)
+        return; /* never started (the retention thread on SQLite) */
     if (wk->started) {
         pthread_mutex_lock(&wk->in.lock);
         wk->in.stopping = true;
@@ -270,7 +293,9 @@ struct workers *workers_start(const char *db_url, void (*notify)(void *), void *
     w->notify_arg = arg;
     pthread_mutex_init(&w->done_lock, NULL);
     if (worker_start(&w->writer, w, db_url, writer_main, err, errlen) != 0 ||
-        worker_start(&w->reader, w, db_url, reader_main, err, errlen) != 0) {
+        worker_start(&w->reader, w, db_url, reader_main, err, errlen) != 0 ||
+        (w->writer.store->ops->parallel_writers &&
+         worker_start(&w->retention, w, db_url, retention_main, err, errlen) != 0)) {
         workers_stop(w); /* no job was submitted, so none comes back */
         return NULL;
     }
@@ -279,9 +304,13 @@ struct workers *workers_start(const char *db_url, void (*notify)(void *), void *
 
 void workers_submit(struct workers *w, struct job *job)
 {
-    bool write = job->kind == JOB_PUT_HEARTBEAT || job->kind == JOB_PUT_DECISIONS ||
-                 job->kind == JOB_RETENTION;
-    queue_push(write ? &w->writer.in : &w->reader.in, job);
+    if (job->kind == JOB_RETENTION && w->retention.started)
+        queue_push(&w->retention.in, job);
+    else if (job->kind == JOB_PUT_HEARTBEAT || job->kind == JOB_PUT_DECISIONS ||
+             job->kind == JOB_RETENTION)
+        queue_push(&w->writer.in, job);
+    else
+        queue_push(&w->reader.in, job);
 }
 
 struct job *workers_take_done(struct workers *w)
@@ -299,6 +328,7 @@ struct job *workers_stop(struct workers *w)
         return NULL;
     worker_stop(&w->writer);
     worker_stop(&w->reader);
+    worker_stop(&w->retention);
     struct job *left = workers_take_done(w);
     pthread_mutex_destroy(&w->done_lock);
     free(w);

@@ -332,7 +332,7 @@ Test(retention, executions_go_after_their_last_activity)
 
 Test(retention, days)
 {
-    char out[11];
+    char out[RETENTION_DAY_LEN];
     int64_t d;
     retention_day_format(0, out);
     cr_assert_str_eq(out, "1970-01-01");
