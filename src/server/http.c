@@ -1203,7 +1203,7 @@ static void retention_done(struct server *srv, struct job *job)
     }
     const struct retention_stats *st = &srv->retention_run.stats;
     int64_t mono = aei_mono_us();
-    metrics_count_retention(st, (double)(mono - srv->retention_started) / 1e6, job->rc == 0);
+    metrics_count_retention(st, (double)(mono - srv->retention_started) / 1e6, job->rc >= 0);
     if (job->rc < 0)
         log_warn("retention: stopped after %d steps (%s); the next run goes on from there",
                  st->steps, aei_strerror(job->rc));

@@ -125,7 +125,8 @@ INSERT INTO retention_state VALUES (1, -9223372036854775808, -922337203685477580
 CREATE INDEX decisions_execution_time ON decisions (execution_id, server_ts);
 
 -- Rolls up the next heartbeats, at most n of them, older than `before`, in (server_ts, id)
--- order; returns how many. One call is one statement for the client (pgbouncer), and callers
+-- order; returns how many. The plain bounds on server_ts beside the row comparisons let the
+-- planner leave out the partitions outside them (a row comparison does not prune). One call is one statement for the client (pgbouncer), and callers
 -- on several nodes take turns so that no heartbeat is counted twice.
 CREATE FUNCTION aei_rollup_step(before bigint, n int) RETURNS int
 LANGUAGE plpgsql AS $fn$
@@ -141,7 +142,7 @@ BEGIN
     SELECT x.server_ts, x.id, x.k INTO e_ts, e_id, v_rows
     FROM (SELECT h.server_ts, h.id, row_number() OVER (ORDER BY h.server_ts, h.id) AS k
           FROM (SELECT server_ts, id FROM heartbeats
-                WHERE (server_ts, id) > (c_ts, c_id) AND server_ts < before
+                WHERE server_ts >= c_ts AND (server_ts, id) > (c_ts, c_id) AND server_ts < before
                 ORDER BY server_ts, id LIMIT n) h) x
     ORDER BY x.k DESC LIMIT 1;
     IF e_ts IS NULL THEN
@@ -150,7 +151,9 @@ BEGIN
     WITH b AS (
         SELECT agent_id, server_ts, id, (server_ts / 86400000000)::int AS day, cpu_pct, mem_pct,
                tokens_per_min, cost_usd
-        FROM heartbeats WHERE (server_ts, id) > (c_ts, c_id) AND (server_ts, id) <= (e_ts, e_id)),
+        FROM heartbeats
+        WHERE server_ts BETWEEN c_ts AND e_ts
+          AND (server_ts, id) > (c_ts, c_id) AND (server_ts, id) <= (e_ts, e_id)),
     c AS (
         SELECT b.agent_id, b.day, b.cost_usd AS cost,
                coalesce(lag(b.cost_usd) OVER (PARTITION BY b.agent_id ORDER BY b.server_ts, b.id),
@@ -185,7 +188,8 @@ BEGIN
         cost_added = r.cost_added + excluded.cost_added;
     INSERT INTO rollup_agents (agent_id, last_cost)
     SELECT DISTINCT ON (agent_id) agent_id, cost_usd FROM heartbeats
-    WHERE (server_ts, id) > (c_ts, c_id) AND (server_ts, id) <= (e_ts, e_id)
+    WHERE server_ts BETWEEN c_ts AND e_ts
+      AND (server_ts, id) > (c_ts, c_id) AND (server_ts, id) <= (e_ts, e_id)
       AND cost_usd IS NOT NULL
     ORDER BY agent_id, server_ts DESC, id DESC
     ON CONFLICT (agent_id) DO UPDATE SET last_cost = excluded.last_cost;
