@@ -3,11 +3,12 @@
 # BENCH_ROWS old heartbeats (8 to 15 days old, 100 agents), then measures ingest latency with
 # `aei bench` at BENCH_RATE heartbeats/s twice: once with retention finding nothing to do (its
 # clock moved 30 days back with the test-only AEI_TEST_RETENTION_CLOCK_OFFSET), once while
-# retention rolls up and deletes all of those rows. Writes
+# retention rolls up and deletes those rows; BENCH_REPEATS times, as the machine is noisy. Writes
 # bench/results/retention-<UTC date>.{json,md}.
 #
 # Run after `make build`. Environment (all optional): BENCH_ROWS (1000000), BENCH_RATE (1000),
-# BENCH_DURATION (seconds per run, 10), BENCH_AGENTS (100), BENCH_STORES ("sqlite postgresql"),
+# BENCH_DURATION (seconds per run, 10), BENCH_REPEATS (3), BENCH_AGENTS (100),
+# BENCH_STORES ("sqlite postgresql"),
 # BENCH_OUT (bench/results), AEI, AEID.
 set -euo pipefail
 
@@ -16,6 +17,7 @@ set -euo pipefail
 ROWS=${BENCH_ROWS:-1000000}
 RATE=${BENCH_RATE:-1000}
 DURATION=${BENCH_DURATION:-10}
+REPEATS=${BENCH_REPEATS:-3}
 AGENTS=${BENCH_AGENTS:-100}
 STORES=${BENCH_STORES:-sqlite postgresql}
 OUT=${BENCH_OUT:-$ROOT/bench/results}
@@ -92,41 +94,38 @@ run_bench() {
 }
 
 for store in $STORES; do
-    case "$store" in
-    sqlite) db="sqlite:$tmp/bench.db" ;;
-    postgresql)
+    if [ "$store" = postgresql ]; then
         pg_dir="$tmp/pg"
         pg_url=$("$ROOT/scripts/pg.sh" start "$pg_dir") || die "PostgreSQL did not start"
-        psql "$pg_url" -qc "CREATE DATABASE retention" >/dev/null
-        db="${pg_url%/postgres}/retention"
-        ;;
-    *) die "unknown store '$store' in BENCH_STORES; use sqlite and/or postgresql" ;;
-    esac
-    # Migrate, stop, fill.
-    start_aeid "$store" "$db" -2592000
-    stop_pid "$aeid_pid"
-    echo "== $store: filling $ROWS old heartbeats"
-    fill "$store" "$db"
-
-    # Without: retention runs every second but, 30 days back, finds nothing to do.
-    start_aeid "$store" "$db" -2592000
-    run_bench "$store" without-retention
-    metrics >"$tmp/runs/$store-without.metrics"
-    stop_pid "$aeid_pid"
-
-    # With: the same store, retention at the real time, starting as the load does.
-    started=$(date +%s.%N)
-    start_aeid "$store" "$db" 0
-    run_bench "$store" with-retention
-    # Then wait for the run to finish, to record how long it took.
-    for _ in $(seq 1 600); do
-        metrics >"$tmp/runs/$store-with.metrics"
-        grep -q '^aei_retention_runs_total{outcome="ok"} [1-9]' "$tmp/runs/$store-with.metrics" && break
-        sleep 1
+    elif [ "$store" != sqlite ]; then
+        die "unknown store '$store' in BENCH_STORES; use sqlite and/or postgresql"
+    fi
+    for rep in $(seq 1 "$REPEATS"); do
+        # A fresh store each time, as retention empties it.
+        if [ "$store" = sqlite ]; then
+            db="sqlite:$tmp/bench-$rep.db"
+        else
+            psql "$pg_url" -qc "CREATE DATABASE retention_$rep" >/dev/null
+            db="${pg_url%/postgres}/retention_$rep"
+        fi
+        start_aeid "$store" "$db" -2592000 # migrates
+        stop_pid "$aeid_pid"
+        echo "== $store #$rep: filling $ROWS old heartbeats"
+        fill "$store" "$db"
+        # Idle: retention runs every second but, its clock 30 days back, finds nothing to do.
+        start_aeid "$store" "$db" -2592000
+        run_bench "$store" "idle-$rep"
+        metrics >"$tmp/runs/$store-idle-$rep.metrics"
+        stop_pid "$aeid_pid"
+        # Running: the same store, retention at the real time, starting as the load does; it
+        # is still at work when the load ends (see the rows it got through).
+        start_aeid "$store" "$db" 0
+        run_bench "$store" "running-$rep"
+        metrics >"$tmp/runs/$store-running-$rep.metrics"
+        stop_pid "$aeid_pid"
+        aeid_pid=""
+        [ "$store" = sqlite ] && rm -f "${db#sqlite:}"*
     done
-    grep 'info retention: rolled up' "$tmp/aeid-$store.log" | head -n 1 >"$tmp/runs/$store-with.log" || true
-    stop_pid "$aeid_pid"
-    aeid_pid=""
     if [ "$store" = postgresql ]; then
         "$ROOT/scripts/pg.sh" stop "$pg_dir" >/dev/null 2>&1 || true
         pg_dir=""
@@ -136,61 +135,65 @@ done
 mkdir -p "$OUT"
 run_stamp
 python3 - "$tmp/runs" "$OUT" "$day" "$commit" "$cpu" "$ROWS" "$RATE" "$DURATION" "$AGENTS" \
-    "$STORES" <<'PY'
-import json, os, re, sys
-runs_dir, out, day, commit, cpu, rows, rate, duration, agents, stores = sys.argv[1:11]
+    "$STORES" "$REPEATS" <<'PY'
+import json, os, re, statistics, sys
+runs_dir, out, day, commit, cpu, rows, rate, duration, agents, stores, repeats = sys.argv[1:12]
 
 def metric(text, name):
     m = re.search("^" + re.escape(name) + r" ([0-9.e+]+)$", text, re.M)
-    return float(m.group(1)) if m else None
+    return float(m.group(1)) if m else 0.0
 
-results = []
+runs = []
 for store in stores.split():
-    for scenario in ("without-retention", "with-retention"):
-        r = json.load(open(f"{runs_dir}/{store}-{scenario}.json"))
-        mt = open(f"{runs_dir}/{store}-{scenario.split('-')[0]}.metrics").read()
-        log = ""
-        if scenario == "with-retention" and os.path.exists(f"{runs_dir}/{store}-with.log"):
-            log = open(f"{runs_dir}/{store}-with.log").read().strip()
-        m = re.search(r"in (\d+) steps, ([0-9.]+) s", log)
-        results.append({
-            "store": store, "scenario": scenario, "rps": r["rps"], "requests": r["requests"],
-            "errors": r["errors"], "p50_ms": r["latency_ms"]["p50"],
-            "p99_ms": r["latency_ms"]["p99"], "p999_ms": r["latency_ms"]["p999"],
-            "max_ms": r["latency_ms"]["max"],
-            "rolled_up": metric(mt, "aei_retention_heartbeats_rolled_up_total"),
-            "rows_deleted": metric(mt, 'aei_retention_rows_deleted_total{kind="heartbeats"}'),
-            "partitions_dropped": metric(mt, "aei_retention_partitions_dropped_total"),
-            "retention_steps": int(m.group(1)) if m else None,
-            "step_mean_ms": (1000 * metric(mt, "aei_retention_step_duration_seconds_sum") /
-                             metric(mt, "aei_retention_step_duration_seconds_count"))
-                            if metric(mt, "aei_retention_step_duration_seconds_count") else None,
-            "retention_s": float(m.group(2)) if m else None,
-        })
+    for rep in range(1, int(repeats) + 1):
+        for scenario in ("idle", "running"):
+            r = json.load(open(f"{runs_dir}/{store}-{scenario}-{rep}.json"))
+            mt = open(f"{runs_dir}/{store}-{scenario}-{rep}.metrics").read()
+            steps = metric(mt, "aei_retention_step_duration_seconds_count")
+            runs.append({
+                "store": store, "retention": scenario, "repeat": rep, "rps": r["rps"],
+                "requests": r["requests"], "errors": r["errors"]["total"],
+                "p50_ms": r["latency_ms"]["p50"], "p99_ms": r["latency_ms"]["p99"],
+                "p999_ms": r["latency_ms"]["p999"], "max_ms": r["latency_ms"]["max"],
+                "rolled_up": int(metric(mt, "aei_retention_heartbeats_rolled_up_total")),
+                "rows_deleted": int(metric(
+                    mt, 'aei_retention_rows_deleted_total{kind="heartbeats"}')),
+                "partitions_dropped": int(metric(mt, "aei_retention_partitions_dropped_total")),
+                "retention_steps": int(steps),
+                "step_mean_ms": 1000 * metric(mt, "aei_retention_step_duration_seconds_sum")
+                                / steps if steps else None,
+            })
 doc = {"benchmark": "retention", "date": day, "command": "scripts/bench-retention.sh",
        "machine": {"nproc": os.cpu_count(), "cpu": cpu, "git_commit": commit},
        "old_rows": int(rows), "rate": int(rate), "duration_s": int(duration),
-       "agents": int(agents), "results": results}
+       "agents": int(agents), "repeats": int(repeats), "runs": runs}
 json.dump(doc, open(f"{out}/retention-{day}.json", "w"), indent=2)
 lines = [f"# Retention beside ingest, {day}", "",
-         f"`scripts/bench-retention.sh` on {os.cpu_count()} cores ({cpu}), commit {commit}: a store "
-         f"holding {int(rows):,} heartbeats 8 to 15 days old, then `aei bench` at {rate} "
-         f"heartbeats/s from {agents} agents for {duration} s, once with retention finding nothing "
-         "to do and once while it rolls up and deletes all of those rows (steps of at most "
-         "1,000 rows, each followed by a pause of twice its length; on SQLite in the writer "
-         "between heartbeat batches, on PostgreSQL on a connection of its own).", "",
-         "| store | retention | heartbeats/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | "
-         "rolled up | rows deleted | partitions dropped | retention run |",
+         f"`scripts/bench-retention.sh` on {os.cpu_count()} cores ({cpu}, shared with other "
+         f"work), commit {commit}. Each repeat fills a fresh store with {int(rows):,} heartbeats "
+         f"8 to 15 days old, then runs `aei bench` at {rate} heartbeats/s from {agents} agents "
+         f"for {duration} s twice: with retention idle (its clock 30 days back), then while a "
+         "retention run rolls up and deletes those rows (steps of at most 1,000 rows, each "
+         "followed by a pause of twice its length; on SQLite in the writer between heartbeat "
+         "batches, on PostgreSQL on a connection of its own). The retention columns say how far "
+         "the run got during the load.", "",
+         "| store | retention | repeat | p50 ms | p99 ms | p99.9 ms | max ms | errors | "
+         "rolled up | rows deleted | partitions dropped | steps (mean ms) |",
          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-for x in results:
-    run = (f"{x['retention_s']:.1f} s, {x['retention_steps']} steps of "
-           f"{x['step_mean_ms']:.1f} ms on average" if x["retention_s"] is not None else "-")
-    fmt = lambda v: "-" if v is None else f"{int(v):,}"
-    lines.append(f"| {x['store']} | {'running' if x['scenario'] == 'with-retention' else 'idle'} "
-                 f"| {x['rps']:.0f} | {x['p50_ms']:.2f} | {x['p99_ms']:.2f} | "
-                 f"{x['p999_ms']:.2f} | {x['max_ms']:.2f} | {x['errors']['total']} | "
-                 f"{fmt(x['rolled_up'])} | {fmt(x['rows_deleted'])} | "
-                 f"{fmt(x['partitions_dropped'])} | {run} |")
+for x in runs:
+    steps = (f"{x['retention_steps']} ({x['step_mean_ms']:.1f})" if x["step_mean_ms"] else "-")
+    lines.append(f"| {x['store']} | {x['retention']} | {x['repeat']} | {x['p50_ms']:.2f} | "
+                 f"{x['p99_ms']:.2f} | {x['p999_ms']:.2f} | {x['max_ms']:.2f} | {x['errors']} "
+                 f"| {x['rolled_up']:,} | {x['rows_deleted']:,} | {x['partitions_dropped']} "
+                 f"| {steps} |")
+lines += ["", "Medians over the repeats:", "",
+          "| store | retention | p50 ms | p99 ms | p99.9 ms |", "|---|---|---|---|---|"]
+for store in stores.split():
+    for scenario in ("idle", "running"):
+        sel = [x for x in runs if x["store"] == store and x["retention"] == scenario]
+        med = lambda k: statistics.median(x[k] for x in sel)
+        lines.append(f"| {store} | {scenario} | {med('p50_ms'):.2f} | {med('p99_ms'):.2f} | "
+                     f"{med('p999_ms'):.2f} |")
 open(f"{out}/retention-{day}.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
