@@ -173,7 +173,8 @@ lines = [f"# Retention beside ingest, {day}", "",
          f"work), commit {commit}. Each repeat fills a fresh store with {int(rows):,} heartbeats "
          f"8 to 15 days old, then runs `aei bench` at {rate} heartbeats/s from {agents} agents "
          f"for {duration} s twice: with retention idle (its clock 30 days back), then while a "
-         "retention run rolls up and deletes those rows (steps of at most 1,000 rows, each "
+         "retention run rolls up and deletes those rows (steps of at most 250 rows on SQLite and "
+         "1,000 on PostgreSQL, each "
          "followed by a pause of twice its length; on SQLite in the writer between heartbeat "
          "batches, on PostgreSQL on a connection of its own). The retention columns say how far "
          "the run got during the load.", "",

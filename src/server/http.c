@@ -100,6 +100,7 @@ struct server {
     bool retention_pausing;    /* ... and held here between two steps */
     lws_sorted_usec_list_t retention_pause;
     struct retention_run retention_run;
+    struct retention_stats retention_counted; /* what of the run the metrics have counted */
 };
 
 /* One HTTP request, from its headers to its answer. It outlives its connection while a worker
@@ -1176,6 +1177,7 @@ static void retention_start(struct server *srv)
     retention_run_init(&srv->retention_run, &srv->retention,
                        aei_now_us() + srv->retention_clock_offset_us);
     srv->retention_started = mono;
+    memset(&srv->retention_counted, 0, sizeof(srv->retention_counted));
     srv->retention_job = job_new(JOB_RETENTION);
     srv->retention_job->retention = &srv->retention_run;
     workers_submit(srv->workers, srv->retention_job);
@@ -1195,6 +1197,7 @@ static void retention_resume(lws_sorted_usec_list_t *sul)
  * stopped. */
 static void retention_done(struct server *srv, struct job *job)
 {
+    metrics_count_retention_progress(&srv->retention_run.stats, &srv->retention_counted);
     if (job->rc > 0 && !stop_requested) {
         srv->retention_pausing = true;
         lws_sul_schedule(srv->ctx, 0, &srv->retention_pause, retention_resume,
@@ -1203,7 +1206,7 @@ static void retention_done(struct server *srv, struct job *job)
     }
     const struct retention_stats *st = &srv->retention_run.stats;
     int64_t mono = aei_mono_us();
-    metrics_count_retention(st, (double)(mono - srv->retention_started) / 1e6, job->rc >= 0);
+    metrics_count_retention_run((double)(mono - srv->retention_started) / 1e6, job->rc >= 0);
     if (job->rc < 0)
         log_warn("retention: stopped after %d steps (%s); the next run goes on from there",
                  st->steps, aei_strerror(job->rc));
@@ -1394,7 +1397,7 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
                          .ws_origins = cfg->ws_origins,
                          .retention = {.heartbeat_days = cfg->heartbeat_retention_days,
                                        .trace_days = cfg->trace_retention_days,
-                                       .batch_rows = RETENTION_BATCH_ROWS},
+                                       .batch_rows = cfg->retention_batch},
                          .retention_interval_us = cfg->retention_interval_us,
                          .retention_clock_offset_us = cfg->retention_clock_offset_us};
     int rc;

@@ -52,6 +52,8 @@ static const char usage[] =
     "default 30]\n"
     "  --retention-interval SECONDS  time between retention runs [AEI_RETENTION_INTERVAL, "
     "default 600]\n"
+    "  --retention-batch ROWS  the most rows one retention step (one transaction) handles\n"
+    "                     [AEI_RETENTION_BATCH, default 250 on SQLite, 1000 on PostgreSQL]\n"
     "  For tests only: AEI_TEST_RETENTION_CLOCK_OFFSET=SECONDS shifts the clock retention works\n"
     "  by (not the time stamped on heartbeats), to test retention without waiting for days.\n"
     "\n"
@@ -139,6 +141,7 @@ int main(int argc, char **argv)
     const char *hb_days = env_or("AEI_HEARTBEAT_RETENTION_DAYS", "7");
     const char *trace_days = env_or("AEI_TRACE_RETENTION_DAYS", "30");
     const char *retention_interval = env_or("AEI_RETENTION_INTERVAL", "600");
+    const char *retention_batch = env_or("AEI_RETENTION_BATCH", NULL);
     const char *clock_offset = env_or("AEI_TEST_RETENTION_CLOCK_OFFSET", "0");
     static const struct option longopts[] = {
         {"http", required_argument, NULL, 'H'},
@@ -155,6 +158,7 @@ int main(int argc, char **argv)
         {"heartbeat-retention-days", required_argument, NULL, 'r'},
         {"trace-retention-days", required_argument, NULL, 't'},
         {"retention-interval", required_argument, NULL, 'i'},
+        {"retention-batch", required_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -204,6 +208,9 @@ int main(int argc, char **argv)
             break;
         case 'i':
             retention_interval = optarg;
+            break;
+        case 'b':
+            retention_batch = optarg;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -273,6 +280,10 @@ int main(int argc, char **argv)
         return bad_option("--retention-interval", retention_interval,
                           "a number of seconds from 1 to 86400");
     cfg.retention_interval_us = (int64_t)(v * 1e6);
+    if (retention_batch && (!parse_number(retention_batch, 1, 100000, &v) || v != (double)(int)v))
+        return bad_option("--retention-batch", retention_batch,
+                          "a whole number of rows from 1 to 100000");
+    cfg.retention_batch = retention_batch ? (int)v : 0; /* 0: the store's default */
     if (!parse_number(clock_offset, -3.2e9, 3.2e9, &v))
         return bad_option("AEI_TEST_RETENTION_CLOCK_OFFSET", clock_offset,
                           "a number of seconds within 100 years either way");

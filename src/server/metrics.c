@@ -115,17 +115,23 @@ void metrics_observe_retention_step(double seconds)
     observe(&retention_step_time, seconds);
 }
 
-void metrics_count_retention(const struct retention_stats *st, double seconds, bool ok)
+void metrics_count_retention_progress(const struct retention_stats *now,
+                                      struct retention_stats *seen)
+{
+    retention_rolled_up += (uint64_t)(now->rolled_up - seen->rolled_up);
+    retention_deleted[0] += (uint64_t)(now->heartbeats_deleted - seen->heartbeats_deleted);
+    retention_deleted[1] += (uint64_t)(now->decisions_deleted - seen->decisions_deleted);
+    retention_deleted[2] += (uint64_t)(now->executions_deleted - seen->executions_deleted);
+    retention_partitions_made += (uint64_t)(now->partitions_made - seen->partitions_made);
+    retention_partitions_dropped += (uint64_t)(now->partitions_dropped - seen->partitions_dropped);
+    *seen = *now;
+}
+
+void metrics_count_retention_run(double seconds, bool ok)
 {
     observe(&retention_duration, seconds);
     retention_runs++;
     retention_failures += !ok;
-    retention_rolled_up += (uint64_t)st->rolled_up;
-    retention_deleted[0] += (uint64_t)st->heartbeats_deleted;
-    retention_deleted[1] += (uint64_t)st->decisions_deleted;
-    retention_deleted[2] += (uint64_t)st->executions_deleted;
-    retention_partitions_made += (uint64_t)st->partitions_made;
-    retention_partitions_dropped += (uint64_t)st->partitions_dropped;
 }
 
 /* Appends a counter or gauge with no labels. */

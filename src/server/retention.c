@@ -102,8 +102,6 @@ void retention_run_init(struct retention_run *r, const struct retention_policy *
 {
     memset(r, 0, sizeof(*r));
     r->policy = *p;
-    if (r->policy.batch_rows < 1)
-        r->policy.batch_rows = RETENTION_BATCH_ROWS;
     r->now = now;
     r->phase = PH_PARTITIONS;
     r->after_started = INT64_MIN;
@@ -200,6 +198,9 @@ int retention_step(struct store *s, struct retention_run *r)
 {
     if (r->phase == PH_DONE)
         return 0;
+    if (r->policy.batch_rows < 1)
+        r->policy.batch_rows =
+            s->ops->parallel_writers ? RETENTION_BATCH_ROWS : RETENTION_BATCH_ROWS_SHARED;
     int rc = phase_step(s, r);
     r->stats.steps++;
     if (rc) {

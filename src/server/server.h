@@ -24,6 +24,7 @@ struct config {
     int heartbeat_retention_days; /* raw heartbeats: whole UTC days kept before today */
     int trace_retention_days;     /* executions: kept this long after their last activity */
     int64_t retention_interval_us;
+    int retention_batch;               /* rows per retention step; 0 for the store's default */
     int64_t retention_clock_offset_us; /* tests only: added to the clock retention works by */
 };
 

@@ -144,6 +144,8 @@ describe('retention options', () => {
         [['--heartbeat-retention-days', '1.5'], {}, /--heartbeat-retention-days/],
         [['--trace-retention-days', 'month'], {}, /--trace-retention-days.*month/],
         [['--retention-interval', '0'], {}, /--retention-interval/],
+        [['--retention-batch', '0'], {}, /--retention-batch.*"0"/],
+        [[], { AEI_RETENTION_BATCH: '1e9' }, /--retention-batch/],
         [[], { AEI_RETENTION_INTERVAL: 'often' }, /--retention-interval.*often/],
         [[], { AEI_TEST_RETENTION_CLOCK_OFFSET: 'x' }, /AEI_TEST_RETENTION_CLOCK_OFFSET/],
     ];
@@ -157,7 +159,7 @@ describe('retention options', () => {
     it('--help names the retention options', async () => {
         const r = await runAeid(['--help']);
         for (const o of ['--heartbeat-retention-days', '--trace-retention-days',
-            '--retention-interval', 'AEI_TEST_RETENTION_CLOCK_OFFSET']) {
+            '--retention-interval', '--retention-batch', 'AEI_TEST_RETENTION_CLOCK_OFFSET']) {
             assert.ok(r.stdout.includes(o), o);
         }
     });
