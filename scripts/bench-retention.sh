@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # bench-retention.sh - does retention hold up heartbeat ingest? For each store, fills a store with
 # BENCH_ROWS old heartbeats (8 to 15 days old, 100 agents), then measures ingest latency with
-# `aei bench` at BENCH_RATE heartbeats/s twice: once with retention finding nothing to do (its
-# clock moved 30 days back with the test-only AEI_TEST_RETENTION_CLOCK_OFFSET), once while
-# retention rolls up and deletes those rows; BENCH_REPEATS times, as the machine is noisy. Writes
+# `aei bench` at BENCH_RATE heartbeats/s three times: with retention finding nothing to do (its
+# clock moved 30 days back with the test-only AEI_TEST_RETENTION_CLOCK_OFFSET), while retention
+# rolls those rows up, and while it deletes them; BENCH_REPEATS times, as the machine is noisy. Writes
 # bench/results/retention-<UTC date>.{json,md}.
 #
 # Run after `make build`. Environment (all optional): BENCH_ROWS (1000000), BENCH_RATE (1000),
-# BENCH_DURATION (seconds per run, 10), BENCH_REPEATS (3), BENCH_AGENTS (100),
+# BENCH_DURATION (seconds per run, 10), BENCH_REPEATS (2), BENCH_AGENTS (100),
 # BENCH_STORES ("sqlite postgresql"),
 # BENCH_OUT (bench/results), AEI, AEID.
 set -euo pipefail
@@ -17,7 +17,7 @@ set -euo pipefail
 ROWS=${BENCH_ROWS:-1000000}
 RATE=${BENCH_RATE:-1000}
 DURATION=${BENCH_DURATION:-10}
-REPEATS=${BENCH_REPEATS:-3}
+REPEATS=${BENCH_REPEATS:-2}
 AGENTS=${BENCH_AGENTS:-100}
 STORES=${BENCH_STORES:-sqlite postgresql}
 OUT=${BENCH_OUT:-$ROOT/bench/results}
@@ -37,14 +37,16 @@ today=$(($(date -u +%s) / 86400))
 first_day=$((today - 15)) # 8 days, all older than the 7 kept
 days=8
 
-# start_aeid STORE DB OFFSET_SECONDS: starts aeid with a retention run every second.
+# start_aeid STORE DB OFFSET_SECONDS [OPTION...]: starts aeid with a retention run every second.
 start_aeid() {
+    local store=$1 db=$2 offset=$3
+    shift 3
     port=$(free_port)
-    AEI_TEST_RETENTION_CLOCK_OFFSET=$3 "$AEID" --http "127.0.0.1:$port" \
-        --ws "127.0.0.1:$(free_port)" --db "$2" --retention-interval 1 \
-        2>>"$tmp/aeid-$1.log" &
+    AEI_TEST_RETENTION_CLOCK_OFFSET=$offset "$AEID" --http "127.0.0.1:$port" \
+        --ws "127.0.0.1:$(free_port)" --db "$db" --retention-interval 1 "$@" \
+        2>>"$tmp/aeid-$store.log" &
     aeid_pid=$!
-    wait_ready "$aeid_pid" "$port" /healthz || die "aeid did not start on $1: $(tail -n 3 "$tmp/aeid-$1.log")"
+    wait_ready "$aeid_pid" "$port" /healthz || die "aeid did not start on $store: $(tail -n 3 "$tmp/aeid-$store.log")"
 }
 
 metrics() {
@@ -117,11 +119,22 @@ for store in $STORES; do
         run_bench "$store" "idle-$rep"
         metrics >"$tmp/runs/$store-idle-$rep.metrics"
         stop_pid "$aeid_pid"
-        # Running: the same store, retention at the real time, starting as the load does; it
-        # is still at work when the load ends (see the rows it got through).
+        # Rolling up: the same store, retention at the real time but keeping every raw row, so
+        # that the run only rolls up; it starts as the load does and is still at work when the
+        # load ends (see the rows it got through). Then let it finish.
+        start_aeid "$store" "$db" 0 --heartbeat-retention-days 36500
+        run_bench "$store" "rollup-$rep"
+        metrics >"$tmp/runs/$store-rollup-$rep.metrics"
+        for _ in $(seq 1 600); do
+            metrics | grep -q '^aei_retention_runs_total{outcome="ok"} [1-9]' && break
+            sleep 1
+        done
+        stop_pid "$aeid_pid"
+        # Deleting: everything is rolled up; the run deletes the old rows (SQLite) or drops
+        # their partitions (PostgreSQL) as the load starts.
         start_aeid "$store" "$db" 0
-        run_bench "$store" "running-$rep"
-        metrics >"$tmp/runs/$store-running-$rep.metrics"
+        run_bench "$store" "delete-$rep"
+        metrics >"$tmp/runs/$store-delete-$rep.metrics"
         stop_pid "$aeid_pid"
         aeid_pid=""
         [ "$store" = sqlite ] && rm -f "${db#sqlite:}"*
@@ -146,7 +159,7 @@ def metric(text, name):
 runs = []
 for store in stores.split():
     for rep in range(1, int(repeats) + 1):
-        for scenario in ("idle", "running"):
+        for scenario in ("idle", "rollup", "delete"):
             r = json.load(open(f"{runs_dir}/{store}-{scenario}-{rep}.json"))
             mt = open(f"{runs_dir}/{store}-{scenario}-{rep}.metrics").read()
             steps = metric(mt, "aei_retention_step_duration_seconds_count")
@@ -172,12 +185,13 @@ lines = [f"# Retention beside ingest, {day}", "",
          f"`scripts/bench-retention.sh` on {os.cpu_count()} cores ({cpu}, shared with other "
          f"work), commit {commit}. Each repeat fills a fresh store with {int(rows):,} heartbeats "
          f"8 to 15 days old, then runs `aei bench` at {rate} heartbeats/s from {agents} agents "
-         f"for {duration} s twice: with retention idle (its clock 30 days back), then while a "
-         "retention run rolls up and deletes those rows (steps of at most 250 rows on SQLite and "
+         f"for {duration} s three times: with retention idle (its clock 30 days back), while a "
+         "retention run rolls those rows up (`rollup`, raw rows kept), and, once they are all rolled "
+         "up, while a run deletes them (`delete`; steps of at most 250 rows on SQLite and "
          "1,000 on PostgreSQL, each "
          "followed by a pause of twice its length; on SQLite in the writer between heartbeat "
          "batches, on PostgreSQL on a connection of its own). The retention columns say how far "
-         "the run got during the load.", "",
+         "the run got during the load (the `rollup` runs do not get through all of it).", "",
          "| store | retention | repeat | p50 ms | p99 ms | p99.9 ms | max ms | errors | "
          "rolled up | rows deleted | partitions dropped | steps (mean ms) |",
          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -190,7 +204,7 @@ for x in runs:
 lines += ["", "Medians over the repeats:", "",
           "| store | retention | p50 ms | p99 ms | p99.9 ms |", "|---|---|---|---|---|"]
 for store in stores.split():
-    for scenario in ("idle", "running"):
+    for scenario in ("idle", "rollup", "delete"):
         sel = [x for x in runs if x["store"] == store and x["retention"] == scenario]
         med = lambda k: statistics.median(x[k] for x in sel)
         lines.append(f"| {store} | {scenario} | {med('p50_ms'):.2f} | {med('p99_ms'):.2f} | "
