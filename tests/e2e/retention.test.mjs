@@ -108,8 +108,11 @@ describeEachStore('retention and rollups', (srv, store) => {
         const none = await srv.api(`/api/v0/agents/${agent}/rollups?cursor=${day}`);
         assert.deepEqual(none.json.rollups, []);
 
-        const m = (await srv.api('/metrics')).text;
-        assert.ok(metric(m, 'aei_retention_runs_total{outcome="ok"}') >= 1, m);
+        // A run is counted when it ends, which may be a moment after its work shows.
+        const m = await until(async () => {
+            const text = (await srv.api('/metrics')).text;
+            return metric(text, 'aei_retention_runs_total{outcome="ok"}') >= 1 ? text : null;
+        }, 15000, 'a finished retention run in /metrics');
         assert.ok(metric(m, 'aei_retention_heartbeats_rolled_up_total') >= 3, m);
         assert.ok(metric(m, 'aei_retention_rows_deleted_total{kind="executions"}') >= 1, m);
         if (store === 'postgres') {
