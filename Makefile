@@ -35,10 +35,10 @@ test:
 	scripts/bootstrap.sh
 	scripts/test.sh
 
-# Suites of `make bench`: ingest (scripts/bench.sh), hub (scripts/bench-hub.sh), traces
-# (scripts/bench-traces.sh), export (scripts/bench-export.sh) and dashboard
-# (scripts/bench-dashboard.sh), in that order.
-BENCH_SUITES ?= ingest hub traces export dashboard
+# Suites of `make bench`, in this order: ingest (scripts/bench.sh), hub (scripts/bench-hub.sh),
+# traces (scripts/bench-traces.sh), export (scripts/bench-export.sh), retention
+# (scripts/bench-retention.sh) and dashboard (scripts/bench-dashboard.sh).
+BENCH_SUITES ?= ingest hub traces export retention dashboard
 
 bench:
 	scripts/bootstrap.sh
@@ -47,10 +47,11 @@ bench:
 	    case $$suite in \
 	    ingest) scripts/bench.sh || status=1 ;; \
 	    hub) scripts/bench-hub.sh || status=1 ;; \
-# Suites of `make bench`: ingest (scripts/bench.sh), hub (scripts/bench-hub.sh), traces
-# (scripts/bench-traces.sh), export (scripts/bench-export.sh) and dashboard
-# (scripts/bench-dashboard.sh), in that order.
-BENCH_SUITES ?= ingest hub traces export dashboard
+	    traces) scripts/bench-traces.sh || status=1 ;; \
+	    export) scripts/bench-export.sh || status=1 ;; \
+	    retention) scripts/bench-retention.sh || status=1 ;; \
+	    dashboard) scripts/bench-dashboard.sh || status=1 ;; \
+	    *) echo "make bench: unknown suite '$$suite' in BENCH_SUITES; use ingest, hub, traces, export, retention, dashboard" >&2; \
 	       status=1 ;; \
 	    esac; \
 	done; exit $$status

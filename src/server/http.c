@@ -53,6 +53,7 @@ enum route {
     R_EXECUTION_DECISIONS,
     R_EXECUTION_EXPORT,
     R_STATIC, /* the dashboard (static.c) */
+    R_AGENT_ROLLUPS,
     R_COUNT
 };
 
@@ -71,11 +72,12 @@ static const char *const route_names[] = {
     "/api/v0/executions/{execution_id}/decisions",
     "/api/v0/executions/{execution_id}/export",
     "dashboard",
+    "/api/v0/agents/{agent_id}/rollups",
 };
 /* The methods each route answers (those that answer GET answer HEAD too). */
 static const char *const route_methods[] = {"",    "GET", "GET",  "POST", "GET",
                                             "GET", "GET", "POST", "GET",  "GET, PATCH",
-                                            "GET", "GET", "GET"};
+                                            "GET", "GET", "GET",  "GET"};
 /* A batch of decisions may be this many times --max-body. */
 #define TRACE_BODY_FACTOR 64
 #define EXECUTIONS_LIMIT_DEFAULT 100
@@ -98,6 +100,15 @@ struct server {
     size_t answering;            /* requests whose answer is not fully written */
     int64_t stop_deadline;       /* monotonic time by which a stopping server gives up waiting */
     lws_sorted_usec_list_t tick; /* health, totals and slow subscribers; wakes a stopping loop */
+    struct retention_policy retention;
+    int64_t retention_interval_us, retention_clock_offset_us;
+    int64_t retention_next;    /* monotonic time of the next run */
+    int64_t retention_started; /* monotonic start of the current run */
+    struct job *retention_job; /* non-NULL while a run is under way */
+    bool retention_pausing;    /* ... and held here between two steps */
+    lws_sorted_usec_list_t retention_pause;
+    struct retention_run retention_run;
+    struct retention_stats retention_counted; /* what of the run the metrics have counted */
 };
 
 /* One HTTP request, from its headers to its answer. It outlives its connection while a worker
@@ -326,6 +337,8 @@ static enum route match_route(const char *path, char *id)
             return R_AGENT;
         if (strcmp(path + 8 + n, "/heartbeats") == 0)
             return R_AGENT_HEARTBEATS;
+        if (strcmp(path + 8 + n, "/rollups") == 0)
+            return R_AGENT_ROLLUPS;
     }
     if (strncmp(path, "/executions/", 12) == 0 && (n = path_id(path + 12, id))) {
         if (path[12 + n] == '\0')
@@ -520,6 +533,47 @@ static void get_heartbeats(struct request *req)
             bad_param(req, "cursor", "the value of \"next\" from the previous page", v);
             goto err_free;
         }
+    }
+    snprintf(job->agent_id, sizeof(job->agent_id), "%s", req->agent_id);
+    submit(req, job);
+    return;
+
+err_free:
+    job_free(job);
+}
+
+/* Reads the optional day parameter `name` ("YYYY-MM-DD") into *day. Answers 400 and returns
+ * false when it is not a date. */
+static bool day_param(struct request *req, const char *name, int64_t *day)
+{
+    char v[QUERY_VALUE_MAX];
+    if (!query_param(req->wsi, name, v, sizeof(v)) || retention_day_parse(v, day))
+        return true;
+    bad_param(req, name, "a date YYYY-MM-DD", v);
+    return false;
+}
+
+/* GET /api/v0/agents/{id}/rollups[?from&to&limit&cursor]: daily rollups, ascending by day. */
+static void get_rollups(struct request *req)
+{
+    static const char *const known[] = {"from", "to", "limit", "cursor", NULL};
+    if (!params_ok(req, known, "one of from, to, limit, cursor"))
+        return;
+    struct job *job = job_new(JOB_LIST_ROLLUPS);
+    struct rollup_query *q = &job->rollup_query;
+    *q = (struct rollup_query){NULL, INT64_MIN, INT64_MAX, INT64_MIN, HISTORY_LIMIT_DEFAULT};
+    char v[QUERY_VALUE_MAX];
+    if (!day_param(req, "from", &q->from_day) || !day_param(req, "to", &q->to_day) ||
+        !limit_param(req, HISTORY_LIMIT_MAX, &q->limit))
+        goto err_free;
+    if (q->to_day < q->from_day) {
+        query_param(req->wsi, "to", v, sizeof(v));
+        bad_param(req, "to", "a date on or after from", v);
+        goto err_free;
+    }
+    if (query_param(req->wsi, "cursor", v, sizeof(v)) && !retention_day_parse(v, &q->after_day)) {
+        bad_param(req, "cursor", "the value of \"next\" from the previous page", v);
+        goto err_free;
     }
     snprintf(job->agent_id, sizeof(job->agent_id), "%s", req->agent_id);
     submit(req, job);
@@ -901,6 +955,9 @@ static void dispatch(struct request *req)
         break;
     case R_STATIC:
         get_static(req);
+        break;
+    case R_AGENT_ROLLUPS:
+        get_rollups(req);
         break;
     case R_NONE:
     case R_COUNT:
@@ -1350,12 +1407,71 @@ static void finish_job(struct server *srv, struct job *job)
     case JOB_LIST_EXECUTIONS:
     case JOB_GET_EXECUTION:
     case JOB_LIST_DECISIONS:
+    case JOB_LIST_ROLLUPS:
         answer(req, 200, "application/json", job->body, strlen(job->body), NULL);
         break;
     case JOB_EXPORT_PAGE:
         stream_page(req);
         break;
+    case JOB_RETENTION:
+        break; /* retention_done()'s */
     }
+}
+
+/* Starts a retention run when one is due: its steps go to the store one job at a time. */
+static void retention_start(struct server *srv)
+{
+    int64_t mono = aei_mono_us();
+    if (srv->retention_job || stop_requested || mono < srv->retention_next)
+        return;
+    retention_run_init(&srv->retention_run, &srv->retention,
+                       aei_now_us() + srv->retention_clock_offset_us);
+    srv->retention_started = mono;
+    memset(&srv->retention_counted, 0, sizeof(srv->retention_counted));
+    srv->retention_job = job_new(JOB_RETENTION);
+    srv->retention_job->retention = &srv->retention_run;
+    workers_submit(srv->workers, srv->retention_job);
+}
+
+/* Submits the run's next step once its pause is over. */
+static void retention_resume(lws_sorted_usec_list_t *sul)
+{
+    struct server *srv = lws_container_of(sul, struct server, retention_pause);
+    srv->retention_pausing = false;
+    workers_submit(srv->workers, srv->retention_job);
+}
+
+/* A retention step is done: queue the next after a pause of RETENTION_PACE times the step's
+ * length, so that retention takes at most a share of the store's time and ingest queued behind
+ * a step drains first; or end the run. A failed run ends; the next one resumes where it
+ * stopped. */
+static void retention_done(struct server *srv, struct job *job)
+{
+    metrics_count_retention_progress(&srv->retention_run.stats, &srv->retention_counted);
+    if (job->rc > 0 && !stop_requested) {
+        srv->retention_pausing = true;
+        lws_sul_schedule(srv->ctx, 0, &srv->retention_pause, retention_resume,
+                         job->step_us * RETENTION_PACE + 1);
+        return;
+    }
+    const struct retention_stats *st = &srv->retention_run.stats;
+    int64_t mono = aei_mono_us();
+    metrics_count_retention_run((double)(mono - srv->retention_started) / 1e6, job->rc >= 0);
+    if (job->rc < 0)
+        log_warn("retention: stopped after %d steps (%s); the next run goes on from there",
+                 st->steps, aei_strerror(job->rc));
+    else if (st->rolled_up + st->heartbeats_deleted + st->partitions_dropped +
+             st->executions_deleted)
+        log_info("retention: rolled up %lld heartbeats, deleted %lld heartbeats, %lld "
+                 "partitions, %lld executions (%lld decisions) in %d steps, %.3f s",
+                 (long long)st->rolled_up, (long long)st->heartbeats_deleted,
+                 (long long)st->partitions_dropped, (long long)st->executions_deleted,
+                 (long long)st->decisions_deleted, st->steps,
+                 (double)(mono - srv->retention_started) / 1e6);
+    retention_run_close(&srv->retention_run);
+    srv->retention_job = NULL;
+    srv->retention_next = mono + srv->retention_interval_us;
+    job_free(job);
 }
 
 /* Takes the jobs the workers finished and answers their requests. */
@@ -1364,8 +1480,12 @@ static void drain_completions(struct server *srv)
     struct job *job = workers_take_done(srv->workers);
     while (job) {
         struct job *next = job->next;
-        finish_job(srv, job);
-        job_free(job);
+        if (job->kind == JOB_RETENTION) {
+            retention_done(srv, job);
+        } else {
+            finish_job(srv, job);
+            job_free(job);
+        }
         job = next;
     }
 }
@@ -1482,6 +1602,7 @@ static void tick(lws_sorted_usec_list_t *sul)
     struct server *srv = lws_container_of(sul, struct server, tick);
     hub_check_health(srv->hub, aei_now_us());
     ws_tick(srv->ws, aei_mono_us());
+    retention_start(srv);
     lws_sul_schedule(srv->ctx, 0, &srv->tick, tick, TICK_US);
 }
 
@@ -1541,7 +1662,12 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
     struct server srv = {.max_body = cfg->max_body,
                          .request_timeout_us = cfg->request_timeout * 1000000LL,
                          .ws_origins = cfg->ws_origins,
-                         .web_root = cfg->web_root};
+                         .web_root = cfg->web_root,
+                         .retention = {.heartbeat_days = cfg->heartbeat_retention_days,
+                                       .trace_days = cfg->trace_retention_days,
+                                       .batch_rows = cfg->retention_batch},
+                         .retention_interval_us = cfg->retention_interval_us,
+                         .retention_clock_offset_us = cfg->retention_clock_offset_us};
     int rc;
     auth_init(&srv.auth, cfg->token);
     hb_set_liveness_after(cfg->stale_after_us, cfg->dead_after_us);
@@ -1604,6 +1730,11 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
             break;
     }
     lws_sul_cancel(&srv.tick);
+    lws_sul_cancel(&srv.retention_pause);
+    if (srv.retention_pausing) {
+        retention_run_close(&srv.retention_run);
+        job_free(srv.retention_job);
+    }
     rc = 0;
 
     /* Workers stop before the context goes, as they wake it; jobs they finish now are not
@@ -1611,6 +1742,11 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
     for (struct job *job = workers_stop(srv.workers), *next; job; job = next) {
         struct request *req = job->owner;
         next = job->next;
+        if (job->kind == JOB_RETENTION) {
+            retention_run_close(&srv.retention_run);
+            job_free(job);
+            continue;
+        }
         if (req) {
             req->job = NULL;
             if (!req->wsi)

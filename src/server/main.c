@@ -44,6 +44,21 @@ static const char usage[] =
     "120]\n"
     "  --price-per-1k-tokens USD  prices the tokens of agents that report no cost\n"
     "                     [AEI_PRICE_PER_1K_TOKENS, default 0.002]\n"
+    "\n"
+    "Retention (in small steps between heartbeat writes; see README):\n"
+    "  --heartbeat-retention-days DAYS  raw heartbeats kept for this many whole UTC days\n"
+    "                     before today; daily rollups stay     [AEI_HEARTBEAT_RETENTION_DAYS, "
+    "default 7]\n"
+    "  --trace-retention-days DAYS  executions and their decisions kept this long after their\n"
+    "                     last decision (or end)               [AEI_TRACE_RETENTION_DAYS, "
+    "default 30]\n"
+    "  --retention-interval SECONDS  time between retention runs [AEI_RETENTION_INTERVAL, "
+    "default 600]\n"
+    "  --retention-batch ROWS  the most rows one retention step (one transaction) handles\n"
+    "                     [AEI_RETENTION_BATCH, default 250 on SQLite, 1000 on PostgreSQL]\n"
+    "  For tests only: AEI_TEST_RETENTION_CLOCK_OFFSET=SECONDS shifts the clock retention works\n"
+    "  by (not the time stamped on heartbeats), to test retention without waiting for days.\n"
+    "\n"
     "  -h, --help         print this help and exit\n"
     "  -V, --version      print the version and exit\n"
     "\n"
@@ -126,6 +141,11 @@ int main(int argc, char **argv)
     const char *stale_after = env_or("AEI_STALE_AFTER", "30");
     const char *dead_after = env_or("AEI_DEAD_AFTER", "120");
     const char *price = env_or("AEI_PRICE_PER_1K_TOKENS", "0.002");
+    const char *hb_days = env_or("AEI_HEARTBEAT_RETENTION_DAYS", "7");
+    const char *trace_days = env_or("AEI_TRACE_RETENTION_DAYS", "30");
+    const char *retention_interval = env_or("AEI_RETENTION_INTERVAL", "600");
+    const char *retention_batch = env_or("AEI_RETENTION_BATCH", NULL);
+    const char *clock_offset = env_or("AEI_TEST_RETENTION_CLOCK_OFFSET", "0");
     static const struct option longopts[] = {
         {"http", required_argument, NULL, 'H'},
         {"ws", required_argument, NULL, 'W'},
@@ -139,6 +159,10 @@ int main(int argc, char **argv)
         {"stale-after", required_argument, NULL, 's'},
         {"dead-after", required_argument, NULL, 'd'},
         {"price-per-1k-tokens", required_argument, NULL, 'P'},
+        {"heartbeat-retention-days", required_argument, NULL, 'r'},
+        {"trace-retention-days", required_argument, NULL, 't'},
+        {"retention-interval", required_argument, NULL, 'i'},
+        {"retention-batch", required_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -182,6 +206,18 @@ int main(int argc, char **argv)
             break;
         case 'P':
             price = optarg;
+            break;
+        case 'r':
+            hb_days = optarg;
+            break;
+        case 't':
+            trace_days = optarg;
+            break;
+        case 'i':
+            retention_interval = optarg;
+            break;
+        case 'b':
+            retention_batch = optarg;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -244,6 +280,26 @@ int main(int argc, char **argv)
     cfg.dead_after_us = (int64_t)(dead * 1e6);
     if (!parse_number(price, 0, 1000, &cfg.price_per_1k_tokens))
         return bad_option("--price-per-1k-tokens", price, "a price in USD from 0 to 1000");
+    if (!parse_number(hb_days, 1, 36500, &v) || v != (double)(int)v)
+        return bad_option("--heartbeat-retention-days", hb_days,
+                          "a whole number of days from 1 to 36500");
+    cfg.heartbeat_retention_days = (int)v;
+    if (!parse_number(trace_days, 1, 36500, &v) || v != (double)(int)v)
+        return bad_option("--trace-retention-days", trace_days,
+                          "a whole number of days from 1 to 36500");
+    cfg.trace_retention_days = (int)v;
+    if (!parse_number(retention_interval, 1, 86400, &v))
+        return bad_option("--retention-interval", retention_interval,
+                          "a number of seconds from 1 to 86400");
+    cfg.retention_interval_us = (int64_t)(v * 1e6);
+    if (retention_batch && (!parse_number(retention_batch, 1, 100000, &v) || v != (double)(int)v))
+        return bad_option("--retention-batch", retention_batch,
+                          "a whole number of rows from 1 to 100000");
+    cfg.retention_batch = retention_batch ? (int)v : 0; /* 0: the store's default */
+    if (!parse_number(clock_offset, -3.2e9, 3.2e9, &v))
+        return bad_option("AEI_TEST_RETENTION_CLOCK_OFFSET", clock_offset,
+                          "a number of seconds within 100 years either way");
+    cfg.retention_clock_offset_us = (int64_t)(v * 1e6);
     cfg.token = getenv("AEI_TOKEN");
     if (!cfg.token || !*cfg.token) {
         fputs("aeid: no token configured: set AEI_TOKEN to a secret, for example "

@@ -1,6 +1,7 @@
 /* metrics.c - counters and histograms, rendered in the Prometheus text format */
 #include "server/metrics.h"
 #include "server/heartbeat.h"
+#include "server/retention.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -25,6 +26,9 @@ static const double batch_bounds[NBUCKETS] = {1,   2,   4,   8,    16,   32,   6
 /* Exports run from milliseconds (a small tree) to seconds (100,000 decisions). */
 static const double export_bounds[NBUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                0.25,  0.5,    1,     2.5,  5,     10,   30};
+/* Retention runs take from milliseconds to many minutes (steps interleave with ingest). */
+static const double run_bounds[NBUCKETS] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1,
+                                            5,     10,    30,   60,   300, 900, 3600};
 
 static struct histogram commit_latency = {.bounds = latency_bounds};
 static struct histogram push_latency = {.bounds = latency_bounds};
@@ -40,6 +44,10 @@ static uint64_t decisions_exported;
 static atomic_uint_fast64_t batch_failures;
 static uint64_t heartbeats_received;
 static uint64_t agent_deaths, ws_messages, ws_frames, ws_bytes, ws_slow_closes;
+static struct histogram retention_duration = {.bounds = run_bounds};
+static struct histogram retention_step_time = {.bounds = latency_bounds};
+static uint64_t retention_runs, retention_failures, retention_rolled_up, retention_deleted[3],
+    retention_partitions_made, retention_partitions_dropped;
 static uint64_t ws_snapshots_subscribe, ws_snapshots_behind, ws_resumed, ws_resume_failed;
 
 struct http_count {
@@ -130,6 +138,30 @@ void metrics_count_decisions(size_t stored, size_t duplicates)
 void metrics_observe_trace_query(enum trace_query q, double seconds)
 {
     observe(&trace_queries[q], seconds);
+}
+
+void metrics_observe_retention_step(double seconds)
+{
+    observe(&retention_step_time, seconds);
+}
+
+void metrics_count_retention_progress(const struct retention_stats *now,
+                                      struct retention_stats *seen)
+{
+    retention_rolled_up += (uint64_t)(now->rolled_up - seen->rolled_up);
+    retention_deleted[0] += (uint64_t)(now->heartbeats_deleted - seen->heartbeats_deleted);
+    retention_deleted[1] += (uint64_t)(now->decisions_deleted - seen->decisions_deleted);
+    retention_deleted[2] += (uint64_t)(now->executions_deleted - seen->executions_deleted);
+    retention_partitions_made += (uint64_t)(now->partitions_made - seen->partitions_made);
+    retention_partitions_dropped += (uint64_t)(now->partitions_dropped - seen->partitions_dropped);
+    *seen = *now;
+}
+
+void metrics_count_retention_run(double seconds, bool ok)
+{
+    observe(&retention_duration, seconds);
+    retention_runs++;
+    retention_failures += !ok;
 }
 
 /* Appends a counter or gauge with no labels. */
@@ -256,6 +288,37 @@ void metrics_render(struct buf *out, const struct metrics_gauges *g)
                      &export_latency);
     render_one(out, "aei_trace_exported_decisions_total", "counter",
                "Decisions written by finished trace exports.", decisions_exported);
+    buf_printf(out,
+               "# HELP aei_retention_runs_total Retention runs, by outcome.\n"
+               "# TYPE aei_retention_runs_total counter\n"
+               "aei_retention_runs_total{outcome=\"ok\"} %llu\n"
+               "aei_retention_runs_total{outcome=\"failed\"} %llu\n",
+               (unsigned long long)(retention_runs - retention_failures),
+               (unsigned long long)retention_failures);
+    render_histogram(out, "aei_retention_run_duration_seconds",
+                     "Time from the start of a retention run to its end, its steps interleaved "
+                     "with ingest.",
+                     &retention_duration);
+    render_histogram(out, "aei_retention_step_duration_seconds",
+                     "Time the writer spent on one retention step (one transaction), during "
+                     "which heartbeats wait.",
+                     &retention_step_time);
+    buf_printf(out,
+               "# HELP aei_retention_rows_deleted_total Rows deleted by retention one by one, by "
+               "kind (heartbeats of dropped partitions are not counted).\n"
+               "# TYPE aei_retention_rows_deleted_total counter\n"
+               "aei_retention_rows_deleted_total{kind=\"heartbeats\"} %llu\n"
+               "aei_retention_rows_deleted_total{kind=\"decisions\"} %llu\n"
+               "aei_retention_rows_deleted_total{kind=\"executions\"} %llu\n",
+               (unsigned long long)retention_deleted[0], (unsigned long long)retention_deleted[1],
+               (unsigned long long)retention_deleted[2]);
+    render_one(out, "aei_retention_heartbeats_rolled_up_total", "counter",
+               "Heartbeats added to the daily rollups.", retention_rolled_up);
+    render_one(out, "aei_retention_partitions_created_total", "counter",
+               "Daily heartbeat partitions made ahead (PostgreSQL).", retention_partitions_made);
+    render_one(out, "aei_retention_partitions_dropped_total", "counter",
+               "Daily heartbeat partitions dropped whole (PostgreSQL).",
+               retention_partitions_dropped);
     buf_puts(out, "# HELP aei_http_requests_total HTTP requests answered, by route and code.\n"
                   "# TYPE aei_http_requests_total counter\n");
     for (size_t i = 0; i < http_len; i++)

@@ -41,6 +41,14 @@ enum trace_query {
     TRACE_QUERY_COUNT
 };
 void metrics_observe_trace_query(enum trace_query q, double seconds);
+/* Thread-safe: called by the writer after each retention step, the time ingest waited for it. */
+void metrics_observe_retention_step(double seconds);
+/* Counts what a retention run did since the last call (seen, which this updates), so that the
+ * counters rise during a long run; and a finished run. Loop thread only. */
+struct retention_stats;
+void metrics_count_retention_progress(const struct retention_stats *now,
+                                      struct retention_stats *seen);
+void metrics_count_retention_run(double seconds, bool ok);
 
 /* Values that live elsewhere, read when rendering. */
 struct metrics_gauges {

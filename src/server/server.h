@@ -14,14 +14,19 @@ struct config {
     const char *db_url;
     const char *token; /* the bootstrap admin token; never logged */
     size_t max_body;
-    int request_timeout;        /* seconds from a request's headers to the end of its body */
-    const char *ws_origins;     /* browser origins allowed on WebSocket: NULL (same), "*", list */
-    const char *web_root;       /* directory of the built dashboard, served at / */
-    size_t ws_client_buffer;    /* bytes a subscriber may lag before it gets a snapshot */
-    int64_t slow_consumer_us;   /* how long a subscriber may stay behind */
-    int64_t stale_after_us;     /* no heartbeat for this long: stale */
-    int64_t dead_after_us;      /* ... and for this long: dead */
-    double price_per_1k_tokens; /* for estimating the cost of agents that report none */
+    int request_timeout;          /* seconds from a request's headers to the end of its body */
+    const char *ws_origins;       /* browser origins allowed on WebSocket: NULL (same), "*", list */
+    const char *web_root;         /* directory of the built dashboard, served at / */
+    size_t ws_client_buffer;      /* bytes a subscriber may lag before it gets a snapshot */
+    int64_t slow_consumer_us;     /* how long a subscriber may stay behind */
+    int64_t stale_after_us;       /* no heartbeat for this long: stale */
+    int64_t dead_after_us;        /* ... and for this long: dead */
+    double price_per_1k_tokens;   /* for estimating the cost of agents that report none */
+    int heartbeat_retention_days; /* raw heartbeats: whole UTC days kept before today */
+    int trace_retention_days;     /* executions: kept this long after their last activity */
+    int64_t retention_interval_us;
+    int retention_batch;               /* rows per retention step; 0 for the store's default */
+    int64_t retention_clock_offset_us; /* tests only: added to the clock retention works by */
 };
 
 /* Opens the store, listens and serves until server_stop(). Returns 0 after a clean stop, or a

@@ -136,6 +136,46 @@ void store_free_decisions(struct decision *rows, size_t n)
     free(rows);
 }
 
+int store_list_rollups(struct store *s, const struct rollup_query *q, struct rollup **out,
+                       size_t *n)
+{
+    return s->ops->list_rollups(s, q, out, n);
+}
+
+int store_rollup_step(struct store *s, int64_t before, int max_rows, int *rows)
+{
+    return s->ops->rollup_step(s, before, max_rows, rows);
+}
+
+int store_make_partitions(struct store *s, int64_t first_day, int64_t last_day, int *made)
+{
+    *made = 0;
+    return s->ops->make_partitions ? s->ops->make_partitions(s, first_day, last_day, made) : 0;
+}
+
+int store_expire_heartbeats(struct store *s, int64_t before, int max_rows, int64_t *deleted,
+                            char *dropped, size_t dropped_len)
+{
+    *deleted = 0;
+    dropped[0] = '\0';
+    return s->ops->expire_heartbeats(s, before, max_rows, deleted, dropped, dropped_len);
+}
+
+int store_list_old_executions(struct store *s, int64_t before, int64_t after_started,
+                              const char *after_id, int limit, struct old_execution **out,
+                              size_t *n)
+{
+    return s->ops->list_old_executions(s, before, after_started, after_id, limit, out, n);
+}
+
+int store_expire_execution(struct store *s, const char *execution_id, int64_t before, int max_rows,
+                           int64_t *deleted, bool *gone)
+{
+    *deleted = 0;
+    *gone = false;
+    return s->ops->expire_execution(s, execution_id, before, max_rows, deleted, gone);
+}
+
 void store_close(struct store *s)
 {
     if (s)

@@ -50,9 +50,40 @@ struct decision_batch {
     int rc;       /* out: 0, or why this batch was not stored */
 };
 
+/* Retention works in UTC days numbered from 1970-01-01 (day 0). */
+#define STORE_DAY_US 86400000000LL
+
+/* One agent's heartbeats of one day, summed up; kept after the raw rows are deleted. */
+struct rollup {
+    int64_t day;
+    int64_t heartbeats;
+    int64_t cpu_n, mem_n; /* heartbeats that reported cpu_pct, mem_pct */
+    double cpu_sum, cpu_max, mem_sum, mem_max;
+    bool has_tokens_per_min;
+    double tokens_per_min_max;
+    double cost_added; /* the rise of the cumulative cost_usd that day (retention.c) */
+};
+
+/* A page of one agent's rollups, ascending by day. */
+struct rollup_query {
+    const char *agent_id;
+    int64_t from_day, to_day; /* both inclusive */
+    int64_t after_day;        /* keyset cursor: days strictly after it */
+    int limit;
+};
+
+/* An execution that started before a retention cutoff; expired when its last activity (its last
+ * decision, or its end) is before the cutoff too. */
+struct old_execution {
+    char execution_id[AEI_ID_MAX + 1];
+    int64_t started;
+    bool expired;
+};
+
 /* The operations each backend provides; see the wrappers below for their contracts. */
 struct store_ops {
     const char *name;
+    bool parallel_writers; /* writes on several connections run side by side (not SQLite's) */
     /* latest[i] marks the last heartbeat of each agent in the batch, the one whose state the
      * agents table keeps; first_ts[i] is then the time of that agent's first heartbeat in the
      * batch (its first_seen if it is new). */
@@ -74,6 +105,18 @@ struct store_ops {
                          bool *changed);
     int (*list_decisions)(struct store *s, const struct decision_query *q, struct decision **out,
                           size_t *n);
+    int (*list_rollups)(struct store *s, const struct rollup_query *q, struct rollup **out,
+                        size_t *n);
+    int (*rollup_step)(struct store *s, int64_t before, int max_rows, int *rows);
+    /* NULL when the backend has no partitions. */
+    int (*make_partitions)(struct store *s, int64_t first_day, int64_t last_day, int *made);
+    int (*expire_heartbeats)(struct store *s, int64_t before, int max_rows, int64_t *deleted,
+                             char *dropped, size_t dropped_len);
+    int (*list_old_executions)(struct store *s, int64_t before, int64_t after_started,
+                               const char *after_id, int limit, struct old_execution **out,
+                               size_t *n);
+    int (*expire_execution)(struct store *s, const char *execution_id, int64_t before, int max_rows,
+                            int64_t *deleted, bool *gone);
     void (*close)(struct store *s);
 };
 
@@ -134,6 +177,37 @@ int store_end_execution(struct store *s, const char *execution_id, enum executio
 int store_list_decisions(struct store *s, const struct decision_query *q, struct decision **out,
                          size_t *n);
 void store_free_decisions(struct decision *rows, size_t n);
+
+/* Retention, in short transactions that retention.c strings together. `before` is a server
+ * time; nothing at or after it is touched. */
+
+/* Returns up to q->limit rollups of one agent. Caller frees with free(). */
+int store_list_rollups(struct store *s, const struct rollup_query *q, struct rollup **out,
+                       size_t *n);
+/* Adds the next heartbeats not yet rolled up, at most max_rows of them, all older than `before`,
+ * to their agents' daily rollups, in (server_ts, id) order, in one transaction; *rows says how
+ * many (fewer than max_rows: none are left). Each heartbeat is counted once however often this
+ * runs. */
+int store_rollup_step(struct store *s, int64_t before, int max_rows, int *rows);
+/* Makes the daily heartbeat partitions of days first_day..last_day that do not exist (*made
+ * counts them); a no-op with *made = 0 on a store without partitions. */
+int store_make_partitions(struct store *s, int64_t first_day, int64_t last_day, int *made);
+/* Deletes rolled-up heartbeats older than `before` in one short transaction: either drops one
+ * whole daily partition (its name in dropped, PostgreSQL) or deletes at most max_rows rows
+ * (*deleted; dropped ""). Nothing deleted and nothing dropped: none are left. */
+int store_expire_heartbeats(struct store *s, int64_t before, int max_rows, int64_t *deleted,
+                            char *dropped, size_t dropped_len);
+/* Returns up to `limit` executions started before `before`, ascending by (started,
+ * execution_id) after the cursor (after_id "" for the first), each marked expired when its last
+ * activity is before `before` too. Caller frees with free(). */
+int store_list_old_executions(struct store *s, int64_t before, int64_t after_started,
+                              const char *after_id, int limit, struct old_execution **out,
+                              size_t *n);
+/* If the execution's last activity is before `before`, deletes at most max_rows of its
+ * decisions (*deleted) and, once none are left, the execution (*gone), in one transaction. */
+int store_expire_execution(struct store *s, const char *execution_id, int64_t before, int max_rows,
+                           int64_t *deleted, bool *gone);
+
 /* Closes the connection; store_close(NULL) is a no-op. */
 void store_close(struct store *s);
 

@@ -567,6 +567,166 @@ static int pg_list_decisions(struct store *base, const struct decision_query *q,
     return rc;
 }
 
+/* Retention: each call is one statement, so one short transaction (and pgbouncer-safe); the
+ * functions are in migrations/pg/0003_retention.sql. */
+static const char SQL_LIST_ROLLUPS[] =
+    "SELECT day, heartbeats, cpu_n, cpu_sum, cpu_max, mem_n, mem_sum, mem_max, "
+    "tokens_per_min_max, cost_added FROM rollups "
+    "WHERE agent_id = $1 AND day >= $2 AND day <= $3 AND day > $4 ORDER BY day LIMIT $5";
+static const char SQL_OLD_EXECS[] =
+    "SELECT execution_id, started, coalesce(ended, 0) < $1 AND NOT EXISTS (SELECT 1 FROM "
+    "decisions d WHERE d.execution_id = e.execution_id AND d.server_ts >= $1) FROM executions e "
+    "WHERE started < $1 AND (started, execution_id) > ($2, $3) "
+    "ORDER BY started, execution_id LIMIT $4";
+
+/* Days outside what an int column holds are clamped; no rollup lives there. */
+static void day_param(char *out, size_t n, int64_t day)
+{
+    snprintf(out, n, "%lld",
+             (long long)(day < INT32_MIN   ? INT32_MIN
+                         : day > INT32_MAX ? INT32_MAX
+                                           : day));
+}
+
+static void read_rollup(PGresult *res, int r, void *row)
+{
+    struct rollup *ru = row;
+    memset(ru, 0, sizeof(*ru));
+    ru->day = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+    ru->heartbeats = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+    ru->cpu_n = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+    ru->cpu_sum = strtod(PQgetvalue(res, r, 3), NULL);
+    ru->cpu_max = strtod(PQgetvalue(res, r, 4), NULL);
+    ru->mem_n = strtoll(PQgetvalue(res, r, 5), NULL, 10);
+    ru->mem_sum = strtod(PQgetvalue(res, r, 6), NULL);
+    ru->mem_max = strtod(PQgetvalue(res, r, 7), NULL);
+    ru->has_tokens_per_min = !PQgetisnull(res, r, 8);
+    ru->tokens_per_min_max = strtod(PQgetvalue(res, r, 8), NULL);
+    ru->cost_added = strtod(PQgetvalue(res, r, 9), NULL);
+}
+
+static int pg_list_rollups(struct store *base, const struct rollup_query *q, struct rollup **out,
+                           size_t *n)
+{
+    char from[24], to[24], after[24], limit[16];
+    day_param(from, sizeof(from), q->from_day);
+    day_param(to, sizeof(to), q->to_day);
+    day_param(after, sizeof(after), q->after_day);
+    snprintf(limit, sizeof(limit), "%d", q->limit);
+    const char *params[] = {q->agent_id, from, to, after, limit};
+    void *rows;
+    int rc = select_rows((struct store_pg *)base, SQL_LIST_ROLLUPS, 5, params, "reading rollups",
+                         sizeof(**out), read_rollup, &rows, n);
+    if (rc == 0)
+        *out = rows;
+    return rc;
+}
+
+/* Runs a statement that returns one row, and hands it back (caller clears), or fails. */
+static int one_row(struct store_pg *s, const char *sql, int nparams, const char *const *params,
+                   const char *what, PGresult **out)
+{
+    PGresult *res = run(s, sql, nparams, params);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+        return fail(s, res, what);
+    *out = res;
+    return 0;
+}
+
+static int pg_rollup_step(struct store *base, int64_t before, int max_rows, int *rows)
+{
+    char b[24], n[16];
+    snprintf(b, sizeof(b), "%lld", (long long)before);
+    snprintf(n, sizeof(n), "%d", max_rows);
+    const char *params[] = {b, n};
+    PGresult *res;
+    int rc = one_row((struct store_pg *)base, "SELECT aei_rollup_step($1, $2)", 2, params,
+                     "rolling up heartbeats", &res);
+    *rows = rc ? 0 : atoi(PQgetvalue(res, 0, 0));
+    if (rc == 0)
+        PQclear(res);
+    return rc;
+}
+
+static int pg_make_partitions(struct store *base, int64_t first_day, int64_t last_day, int *made)
+{
+    char first[24], last[24];
+    day_param(first, sizeof(first), first_day);
+    day_param(last, sizeof(last), last_day);
+    const char *params[] = {first, last};
+    PGresult *res;
+    int rc = one_row((struct store_pg *)base,
+                     "SELECT count(*) FILTER (WHERE aei_heartbeat_partition(d)) "
+                     "FROM generate_series($1::int, $2::int) d",
+                     2, params, "making heartbeat partitions", &res);
+    if (rc == 0) {
+        *made = atoi(PQgetvalue(res, 0, 0));
+        PQclear(res);
+    }
+    return rc;
+}
+
+static int pg_expire_heartbeats(struct store *base, int64_t before, int max_rows, int64_t *deleted,
+                                char *dropped, size_t dropped_len)
+{
+    char b[24], n[16];
+    snprintf(b, sizeof(b), "%lld", (long long)before);
+    snprintf(n, sizeof(n), "%d", max_rows);
+    const char *params[] = {b, n};
+    PGresult *res;
+    int rc = one_row((struct store_pg *)base, "SELECT * FROM aei_expire_heartbeats($1, $2)", 2,
+                     params, "deleting old heartbeats", &res);
+    if (rc == 0) {
+        *deleted = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        snprintf(dropped, dropped_len, "%s", PQgetvalue(res, 0, 1)); /* "" for NULL */
+        PQclear(res);
+    }
+    return rc;
+}
+
+static void read_old_execution(PGresult *res, int r, void *row)
+{
+    struct old_execution *e = row;
+    snprintf(e->execution_id, sizeof(e->execution_id), "%s", PQgetvalue(res, r, 0));
+    e->started = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+    e->expired = PQgetvalue(res, r, 2)[0] == 't';
+}
+
+static int pg_list_old_executions(struct store *base, int64_t before, int64_t after_started,
+                                  const char *after_id, int limit, struct old_execution **out,
+                                  size_t *n)
+{
+    char b[24], a[24], l[16];
+    snprintf(b, sizeof(b), "%lld", (long long)before);
+    snprintf(a, sizeof(a), "%lld", (long long)after_started);
+    snprintf(l, sizeof(l), "%d", limit);
+    const char *params[] = {b, a, after_id, l};
+    void *rows;
+    int rc = select_rows((struct store_pg *)base, SQL_OLD_EXECS, 4, params,
+                         "finding old executions", sizeof(**out), read_old_execution, &rows, n);
+    if (rc == 0)
+        *out = rows;
+    return rc;
+}
+
+static int pg_expire_execution(struct store *base, const char *execution_id, int64_t before,
+                               int max_rows, int64_t *deleted, bool *gone)
+{
+    char b[24], n[16];
+    snprintf(b, sizeof(b), "%lld", (long long)before);
+    snprintf(n, sizeof(n), "%d", max_rows);
+    const char *params[] = {execution_id, b, n};
+    PGresult *res;
+    int rc = one_row((struct store_pg *)base, "SELECT * FROM aei_expire_execution($1, $2, $3)", 3,
+                     params, "deleting an old execution", &res);
+    if (rc == 0) {
+        *deleted = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        *gone = PQgetvalue(res, 0, 1)[0] == 't';
+        PQclear(res);
+    }
+    return rc;
+}
+
 static void pg_close(struct store *base)
 {
     struct store_pg *s = (struct store_pg *)base;
@@ -577,6 +737,7 @@ static void pg_close(struct store *base)
 
 static const struct store_ops pg_ops = {
     .name = "postgres",
+    .parallel_writers = true,
     .put_heartbeats = pg_put_heartbeats,
     .list_agents = pg_list_agents,
     .get_agent = pg_get_agent,
@@ -586,6 +747,12 @@ static const struct store_ops pg_ops = {
     .get_execution = pg_get_execution,
     .end_execution = pg_end_execution,
     .list_decisions = pg_list_decisions,
+    .list_rollups = pg_list_rollups,
+    .rollup_step = pg_rollup_step,
+    .make_partitions = pg_make_partitions,
+    .expire_heartbeats = pg_expire_heartbeats,
+    .list_old_executions = pg_list_old_executions,
+    .expire_execution = pg_expire_execution,
     .close = pg_close,
 };
 

@@ -916,6 +916,275 @@ static int sqlite_list_decisions(struct store *base, const struct decision_query
     return rc;
 }
 
+/* Retention. These statements run seldom, so they are prepared when used. */
+
+/* The rollups of the heartbeats in ((?1, ?2), (?3, ?4)] by (server_ts, id). A heartbeat's cost
+ * rise is measured from the agent's previous cost report (in the batch, else the last one rolled
+ * up); see retention.c for the rule. max(coalesce(a, b), coalesce(b, a)) is the larger of two
+ * values either of which may be NULL. */
+static const char SQL_ROLLUP[] =
+    "WITH b AS (SELECT agent_id, server_ts, id, server_ts / 86400000000 AS day, cpu_pct, "
+    "mem_pct, tokens_per_min, cost_usd FROM heartbeats "
+    "WHERE (server_ts, id) > (?1, ?2) AND (server_ts, id) <= (?3, ?4)), "
+    "c AS (SELECT b.agent_id, b.day, b.cost_usd AS cost, coalesce(lag(b.cost_usd) OVER "
+    "(PARTITION BY b.agent_id ORDER BY b.server_ts, b.id), (SELECT a.last_cost FROM "
+    "rollup_agents a WHERE a.agent_id = b.agent_id)) AS prev FROM b WHERE b.cost_usd IS NOT NULL), "
+    "cd AS (SELECT agent_id, day, sum(CASE WHEN prev IS NULL THEN cost WHEN cost >= prev THEN "
+    "cost - prev ELSE cost END) AS added FROM c GROUP BY agent_id, day), "
+    "g AS (SELECT agent_id, day, count(*) AS heartbeats, count(cpu_pct) AS cpu_n, "
+    "total(cpu_pct) AS cpu_sum, max(cpu_pct) AS cpu_max, count(mem_pct) AS mem_n, "
+    "total(mem_pct) AS mem_sum, max(mem_pct) AS mem_max, max(tokens_per_min) AS tpm_max "
+    "FROM b GROUP BY agent_id, day) "
+    "INSERT INTO rollups (agent_id, day, heartbeats, cpu_n, cpu_sum, cpu_max, mem_n, mem_sum, "
+    "mem_max, tokens_per_min_max, cost_added) "
+    "SELECT g.agent_id, g.day, g.heartbeats, g.cpu_n, g.cpu_sum, g.cpu_max, g.mem_n, g.mem_sum, "
+    "g.mem_max, g.tpm_max, coalesce(cd.added, 0) FROM g LEFT JOIN cd USING (agent_id, day) "
+    "WHERE true ON CONFLICT (agent_id, day) DO UPDATE SET "
+    "heartbeats = heartbeats + excluded.heartbeats, cpu_n = cpu_n + excluded.cpu_n, "
+    "cpu_sum = cpu_sum + excluded.cpu_sum, "
+    "cpu_max = max(coalesce(cpu_max, excluded.cpu_max), coalesce(excluded.cpu_max, cpu_max)), "
+    "mem_n = mem_n + excluded.mem_n, mem_sum = mem_sum + excluded.mem_sum, "
+    "mem_max = max(coalesce(mem_max, excluded.mem_max), coalesce(excluded.mem_max, mem_max)), "
+    "tokens_per_min_max = max(coalesce(tokens_per_min_max, excluded.tokens_per_min_max), "
+    "coalesce(excluded.tokens_per_min_max, tokens_per_min_max)), "
+    "cost_added = cost_added + excluded.cost_added";
+static const char SQL_ROLLUP_AGENTS[] =
+    "INSERT INTO rollup_agents (agent_id, last_cost) SELECT agent_id, cost_usd FROM "
+    "(SELECT agent_id, cost_usd, row_number() OVER (PARTITION BY agent_id ORDER BY server_ts "
+    "DESC, id DESC) AS k FROM heartbeats WHERE (server_ts, id) > (?1, ?2) "
+    "AND (server_ts, id) <= (?3, ?4) AND cost_usd IS NOT NULL) WHERE k = 1 "
+    "ON CONFLICT (agent_id) DO UPDATE SET last_cost = excluded.last_cost";
+/* The last of the next ?4 heartbeats to roll up, and how many they are. */
+static const char SQL_ROLLUP_END[] =
+    "SELECT server_ts, id, k FROM (SELECT server_ts, id, row_number() OVER "
+    "(ORDER BY server_ts, id) AS k FROM (SELECT server_ts, id FROM heartbeats "
+    "WHERE (server_ts, id) > (?1, ?2) AND server_ts < ?3 ORDER BY server_ts, id LIMIT ?4)) "
+    "ORDER BY k DESC LIMIT 1";
+static const char SQL_EXPIRE_HBS[] =
+    "DELETE FROM heartbeats WHERE id IN (SELECT h.id FROM heartbeats h, retention_state r "
+    "WHERE h.server_ts < ?1 AND (h.server_ts, h.id) <= (r.rolled_ts, r.rolled_id) "
+    "ORDER BY h.server_ts, h.id LIMIT ?2)";
+static const char SQL_LIST_ROLLUPS[] =
+    "SELECT day, heartbeats, cpu_n, cpu_sum, cpu_max, mem_n, mem_sum, mem_max, "
+    "tokens_per_min_max, cost_added FROM rollups "
+    "WHERE agent_id = ?1 AND day >= ?2 AND day <= ?3 AND day > ?4 ORDER BY day LIMIT ?5";
+static const char SQL_OLD_EXECS[] =
+    "SELECT execution_id, started, coalesce(ended, 0) < ?1 AND NOT EXISTS (SELECT 1 FROM "
+    "decisions d WHERE d.execution_id = e.execution_id AND d.server_ts >= ?1) FROM executions e "
+    "WHERE started < ?1 AND (started, execution_id) > (?2, ?3) "
+    "ORDER BY started, execution_id LIMIT ?4";
+static const char SQL_EXEC_ACTIVE[] =
+    "SELECT NOT EXISTS (SELECT 1 FROM executions WHERE execution_id = ?1 AND "
+    "coalesce(ended, 0) < ?2) OR EXISTS (SELECT 1 FROM decisions WHERE execution_id = ?1 AND "
+    "server_ts >= ?2)";
+static const char SQL_EXPIRE_DECISIONS[] =
+    "DELETE FROM decisions WHERE id IN (SELECT id FROM decisions WHERE execution_id = ?1 "
+    "LIMIT ?2)";
+static const char SQL_DELETE_EXEC[] = "DELETE FROM executions WHERE execution_id = ?1";
+
+/* Prepares a statement with ?1..?n bound to the int64 values in v (n of them). */
+static sqlite3_stmt *prepare_ints(struct store_sqlite *s, const char *sql, const int64_t *v, int n)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        sqlite3_bind_int64(st, i + 1, v[i]);
+    return st;
+}
+
+/* Runs a statement that returns no rows, and finalizes it. */
+static int run_done(struct store_sqlite *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = st && sqlite3_step(st) == SQLITE_DONE ? 0 : fail(s, what);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void read_rollup(sqlite3_stmt *st, void *row)
+{
+    struct rollup *r = row;
+    memset(r, 0, sizeof(*r));
+    r->day = sqlite3_column_int64(st, 0);
+    r->heartbeats = sqlite3_column_int64(st, 1);
+    r->cpu_n = sqlite3_column_int64(st, 2);
+    r->cpu_sum = sqlite3_column_double(st, 3);
+    r->cpu_max = sqlite3_column_double(st, 4);
+    r->mem_n = sqlite3_column_int64(st, 5);
+    r->mem_sum = sqlite3_column_double(st, 6);
+    r->mem_max = sqlite3_column_double(st, 7);
+    r->has_tokens_per_min = sqlite3_column_type(st, 8) != SQLITE_NULL;
+    r->tokens_per_min_max = sqlite3_column_double(st, 8);
+    r->cost_added = sqlite3_column_double(st, 9);
+}
+
+static int sqlite_list_rollups(struct store *base, const struct rollup_query *q,
+                               struct rollup **out, size_t *n)
+{
+    struct store_sqlite *s = (struct store_sqlite *)base;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, SQL_LIST_ROLLUPS, -1, &st, NULL) != SQLITE_OK)
+        return fail(s, "reading rollups");
+    sqlite3_bind_text(st, 1, q->agent_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, q->from_day);
+    sqlite3_bind_int64(st, 3, q->to_day);
+    sqlite3_bind_int64(st, 4, q->after_day);
+    sqlite3_bind_int(st, 5, q->limit);
+    void *rows;
+    int rc = collect_rows(s, st, "reading rollups", sizeof(**out), read_rollup, NULL, &rows, n);
+    sqlite3_finalize(st);
+    if (rc == 0)
+        *out = rows;
+    return rc;
+}
+
+static int sqlite_rollup_step(struct store *base, int64_t before, int max_rows, int *rows)
+{
+    struct store_sqlite *s = (struct store_sqlite *)base;
+    *rows = 0;
+    int rc = exec(s, "BEGIN IMMEDIATE");
+    if (rc)
+        return rc;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT rolled_ts, rolled_id FROM retention_state", -1, &st,
+                           NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        rc = fail(s, "reading the rollup position");
+        goto err_rollback;
+    }
+    int64_t range[4] = {sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1)};
+    sqlite3_finalize(st);
+    int64_t end_args[4] = {range[0], range[1], before, max_rows};
+    st = prepare_ints(s, SQL_ROLLUP_END, end_args, 4);
+    int step = st ? sqlite3_step(st) : SQLITE_ERROR;
+    if (step == SQLITE_ROW) {
+        range[2] = sqlite3_column_int64(st, 0);
+        range[3] = sqlite3_column_int64(st, 1);
+        *rows = sqlite3_column_int(st, 2);
+    }
+    sqlite3_finalize(st);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        rc = fail(s, "finding heartbeats to roll up");
+        goto err_rollback;
+    }
+    if (*rows == 0) {
+        exec(s, "COMMIT");
+        return 0;
+    }
+    /* The rollups read the agents' last costs before they move on. */
+    if ((rc = run_done(s, prepare_ints(s, SQL_ROLLUP, range, 4), "rolling up heartbeats")) ||
+        (rc = run_done(s, prepare_ints(s, SQL_ROLLUP_AGENTS, range, 4), "rolling up costs")) ||
+        (rc = run_done(s,
+                       prepare_ints(s, "UPDATE retention_state SET rolled_ts = ?1, rolled_id = ?2",
+                                    range + 2, 2),
+                       "moving the rollup position")) ||
+        (rc = exec(s, "COMMIT")))
+        goto err_rollback;
+    return 0;
+
+err_rollback:
+    *rows = 0;
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static int sqlite_expire_heartbeats(struct store *base, int64_t before, int max_rows,
+                                    int64_t *deleted, char *dropped, size_t dropped_len)
+{
+    struct store_sqlite *s = (struct store_sqlite *)base;
+    (void)dropped;
+    (void)dropped_len;
+    int64_t args[2] = {before, max_rows};
+    int rc = run_done(s, prepare_ints(s, SQL_EXPIRE_HBS, args, 2), "deleting old heartbeats");
+    if (rc == 0)
+        *deleted = sqlite3_changes(s->db);
+    return rc;
+}
+
+static void read_old_execution(sqlite3_stmt *st, void *row)
+{
+    struct old_execution *e = row;
+    snprintf(e->execution_id, sizeof(e->execution_id), "%s",
+             (const char *)sqlite3_column_text(st, 0));
+    e->started = sqlite3_column_int64(st, 1);
+    e->expired = sqlite3_column_int(st, 2) != 0;
+}
+
+static int sqlite_list_old_executions(struct store *base, int64_t before, int64_t after_started,
+                                      const char *after_id, int limit, struct old_execution **out,
+                                      size_t *n)
+{
+    struct store_sqlite *s = (struct store_sqlite *)base;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, SQL_OLD_EXECS, -1, &st, NULL) != SQLITE_OK)
+        return fail(s, "finding old executions");
+    sqlite3_bind_int64(st, 1, before);
+    sqlite3_bind_int64(st, 2, after_started);
+    sqlite3_bind_text(st, 3, after_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, limit);
+    void *rows;
+    int rc = collect_rows(s, st, "finding old executions", sizeof(**out), read_old_execution, NULL,
+                          &rows, n);
+    sqlite3_finalize(st);
+    if (rc == 0)
+        *out = rows;
+    return rc;
+}
+
+/* Prepares a statement whose ?1 is an execution id and ?2 a number. */
+static sqlite3_stmt *prepare_exec(struct store_sqlite *s, const char *sql, const char *id,
+                                  int64_t v)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, v);
+    return st;
+}
+
+static int sqlite_expire_execution(struct store *base, const char *execution_id, int64_t before,
+                                   int max_rows, int64_t *deleted, bool *gone)
+{
+    struct store_sqlite *s = (struct store_sqlite *)base;
+    int rc = exec(s, "BEGIN IMMEDIATE");
+    if (rc)
+        return rc;
+    /* Checked again here: a decision may have arrived since the execution was listed. */
+    sqlite3_stmt *st = prepare_exec(s, SQL_EXEC_ACTIVE, execution_id, before);
+    bool ok = st && sqlite3_step(st) == SQLITE_ROW, active = ok && sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (!ok) {
+        rc = fail(s, "checking an execution");
+        goto err_rollback;
+    }
+    if (!active) {
+        rc = run_done(s, prepare_exec(s, SQL_EXPIRE_DECISIONS, execution_id, max_rows),
+                      "deleting old decisions");
+        if (rc)
+            goto err_rollback;
+        *deleted = sqlite3_changes(s->db);
+        if (*deleted < max_rows) {
+            rc = run_done(s, prepare_exec(s, SQL_DELETE_EXEC, execution_id, 0),
+                          "deleting an old execution");
+            if (rc)
+                goto err_rollback;
+            *gone = true;
+        }
+    }
+    rc = exec(s, "COMMIT");
+    if (rc)
+        goto err_rollback;
+    return 0;
+
+err_rollback:
+    *deleted = 0;
+    *gone = false;
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
 static void sqlite_close(struct store *base)
 {
     struct store_sqlite *s = (struct store_sqlite *)base;
@@ -950,6 +1219,12 @@ static const struct store_ops sqlite_ops = {
     .get_execution = sqlite_get_execution,
     .end_execution = sqlite_end_execution,
     .list_decisions = sqlite_list_decisions,
+    .list_rollups = sqlite_list_rollups,
+    .rollup_step = sqlite_rollup_step,
+    .make_partitions = NULL,
+    .expire_heartbeats = sqlite_expire_heartbeats,
+    .list_old_executions = sqlite_list_old_executions,
+    .expire_execution = sqlite_expire_execution,
     .close = sqlite_close,
 };
 

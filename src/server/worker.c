@@ -41,6 +41,7 @@ struct workers {
     struct worker trace_writers[TRACE_WRITERS]; /* PostgreSQL only */
     size_t n_trace_writers;
     size_t next_trace_writer; /* round robin; loop thread only */
+    struct worker retention;  /* started only when the store's writers run side by side */
     pthread_mutex_t done_lock;
     struct job *done_head, *done_tail;
     void (*notify)(void *);
@@ -199,6 +200,14 @@ static void *trace_writer_main(void *arg)
     return NULL;
 }
 
+static void run_retention(struct store *store, struct job *j)
+{
+    int64_t start = aei_mono_us();
+    j->rc = retention_step(store, j->retention);
+    j->step_us = aei_mono_us() - start;
+    metrics_observe_retention_step((double)j->step_us / 1e6);
+}
+
 /* Group commit: whatever queued while the last transaction ran goes into the next one. */
 static void *writer_main(void *arg)
 {
@@ -224,6 +233,11 @@ static void *writer_main(void *arg)
         for (struct job *j = batch; j; j = j->next)
             if (j->kind == JOB_END_EXECUTION)
                 run_trace_write(self->store, j);
+        /* Retention goes one short step at a time, after the batch's heartbeats, so that
+         * ingest never waits for more than one step. */
+        for (struct job *j = batch; j; j = j->next)
+            if (j->kind == JOB_RETENTION)
+                run_retention(self->store, j);
         int64_t now = aei_mono_us();
         for (struct job *j = batch; j; j = j->next)
             if (j->rc == 0 && j->kind == JOB_PUT_HEARTBEAT)
@@ -307,12 +321,30 @@ static void run_read(struct store *store, struct job *j)
         }
         break;
     }
+    case JOB_LIST_ROLLUPS: {
+        /* The agent must exist for its rollups to be asked for. */
+        struct rollup *ru;
+        j->rollup_query.agent_id = j->agent_id;
+        j->rc = store_get_agent(store, j->agent_id, &agent);
+        if (j->rc == 0) {
+            hb_clear(&agent);
+            j->rollup_query.limit++;
+            j->rc = store_list_rollups(store, &j->rollup_query, &ru, &n);
+            j->rollup_query.limit--;
+        }
+        if (j->rc == 0) {
+            j->body = retention_render_rollups(j->agent_id, ru, n, j->rollup_query.limit);
+            free(ru);
+        }
+        break;
+    }
     case JOB_EXPORT_PAGE:
         j->rc = export_next_page(store, j->export);
         break;
     case JOB_PUT_HEARTBEAT:
     case JOB_PUT_DECISIONS:
     case JOB_END_EXECUTION:
+    case JOB_RETENTION:
         break; /* the writer's, never queued here */
     }
 }
@@ -336,6 +368,18 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
+/* Retention on its own connection: on PostgreSQL, ingest then never waits for a step. */
+static void *retention_main(void *arg)
+{
+    struct worker *self = arg;
+    struct job *j;
+    while ((j = queue_take(&self->in, 1))) {
+        run_retention(self->store, j);
+        complete(self->owner, j);
+    }
+    return NULL;
+}
+
 static int worker_start(struct worker *wk, struct workers *w, const char *url, void *(*fn)(void *),
                         char *err, size_t errlen)
 {
@@ -354,6 +398,8 @@ static int worker_start(struct worker *wk, struct workers *w, const char *url, v
 
 static void worker_stop(struct worker *wk)
 {
+    if (!wk->owner)
+        return; /* never started (the retention thread on SQLite) */
     if (wk->started) {
         pthread_mutex_lock(&wk->in.lock);
         wk->in.stopping = true;
@@ -378,7 +424,9 @@ struct workers *workers_start(const char *db_url, void (*notify)(void *), void *
     if (worker_start(&w->writer, w, db_url, writer_main, err, errlen) != 0 ||
         worker_start(&w->reader, w, db_url, reader_main, err, errlen) != 0)
         goto err_stop;
-    if (strncmp(db_url, "sqlite:", 7) != 0) {
+    if (w->writer.store->ops->parallel_writers) {
+        if (worker_start(&w->retention, w, db_url, retention_main, err, errlen) != 0)
+            goto err_stop;
         for (; w->n_trace_writers < TRACE_WRITERS; w->n_trace_writers++)
             if (worker_start(&w->trace_writers[w->n_trace_writers], w, db_url, trace_writer_main,
                              err, errlen) != 0) {
@@ -399,10 +447,13 @@ void workers_submit(struct workers *w, struct job *job)
     if (traces && w->n_trace_writers) {
         struct worker *wk = &w->trace_writers[w->next_trace_writer++ % w->n_trace_writers];
         queue_push(&wk->in, job);
-        return;
+    } else if (job->kind == JOB_RETENTION && w->retention.started) {
+        queue_push(&w->retention.in, job);
+    } else if (job->kind == JOB_PUT_HEARTBEAT || traces || job->kind == JOB_RETENTION) {
+        queue_push(&w->writer.in, job);
+    } else {
+        queue_push(&w->reader.in, job);
     }
-    bool write = job->kind == JOB_PUT_HEARTBEAT || traces;
-    queue_push(write ? &w->writer.in : &w->reader.in, job);
 }
 
 struct job *workers_take_done(struct workers *w)
@@ -422,6 +473,7 @@ struct job *workers_stop(struct workers *w)
     worker_stop(&w->reader);
     for (size_t i = 0; i < w->n_trace_writers; i++)
         worker_stop(&w->trace_writers[i]);
+    worker_stop(&w->retention);
     struct job *left = workers_take_done(w);
     pthread_mutex_destroy(&w->done_lock);
     free(w);

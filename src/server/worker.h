@@ -2,6 +2,7 @@
 #ifndef AEI_SERVER_WORKER_H
 #define AEI_SERVER_WORKER_H
 
+#include "server/retention.h"
 #include "server/store.h"
 
 enum job_kind {
@@ -15,6 +16,8 @@ enum job_kind {
     JOB_GET_EXECUTION,
     JOB_LIST_DECISIONS,
     JOB_EXPORT_PAGE,
+    JOB_LIST_ROLLUPS,
+    JOB_RETENTION,
 };
 
 struct export;
@@ -46,11 +49,17 @@ struct job {
     struct execution *executions; /* JOB_PUT_DECISIONS, JOB_END_EXECUTION: the executions */
     size_t n_executions;          /* touched, as they are after the commit, for the hub */
     struct export *export;        /* JOB_EXPORT_PAGE: the request's export (borrowed), next page */
+    struct rollup_query rollup_query; /* JOB_LIST_ROLLUPS (agent_id points into agent_id) */
+    struct retention_run *retention;  /* JOB_RETENTION: the run to step (not owned); rc is
+                                         retention_step()'s */
+    int64_t step_us;                  /* JOB_RETENTION: how long the step took */
 };
 
 struct workers;
 
-/* Opens one store connection per thread and starts the writer and reader. `notify(arg)` is
+/* Opens one store connection per thread and starts the writer and reader, and on a store whose
+ * connections write side by side (PostgreSQL) a retention thread; on SQLite retention steps go
+ * to the writer, between heartbeat batches. `notify(arg)` is
  * called from a worker thread whenever jobs complete (it must be thread-safe, such as
  * lws_cancel_service()). Returns NULL with a reason in err. */
 struct workers *workers_start(const char *db_url, void (*notify)(void *), void *arg, char *err,

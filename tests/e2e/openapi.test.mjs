@@ -37,6 +37,7 @@ test('every contract route is described, with the right security', () => {
         ['get', '/api/v0/agents'],
         ['get', '/api/v0/agents/{agent_id}'],
         ['get', '/api/v0/agents/{agent_id}/heartbeats'],
+        ['get', '/api/v0/agents/{agent_id}/rollups'],
         ['post', '/api/v0/traces'],
         ['get', '/api/v0/executions'],
         ['get', '/api/v0/executions/{execution_id}'],
@@ -61,6 +62,7 @@ test('every contract route is described, with the right security', () => {
         }
     }
     for (const path of ['/api/v0/agents/{agent_id}', '/api/v0/agents/{agent_id}/heartbeats',
+        '/api/v0/agents/{agent_id}/rollups',
         '/api/v0/executions/{execution_id}', '/api/v0/executions/{execution_id}/decisions',
         '/api/v0/executions/{execution_id}/export']) {
         assert.ok(doc.paths[path].get.responses['404'], `GET ${path}: no 404`);

@@ -9,6 +9,10 @@
  * SQLite file /tmp/<name>-<pid>-<seq>.db, and PostgreSQL when the test script started one. */
 int store_fixture_urls(char urls[2][512], const char *name);
 
+/* Like store_fixture_urls(), but the PostgreSQL URL names a database of its own, created empty
+ * (for tests that look at the whole store, such as retention). */
+int store_fixture_fresh_urls(char urls[2][512], const char *name);
+
 /* Opens the store at url, failing the test when it cannot. Caller closes with store_close(). */
 struct store *store_fixture_open(const char *url);
 
