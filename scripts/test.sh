@@ -21,6 +21,29 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# tap_counts FILE RC WHAT: sets p and f from a node:test TAP report, printing its failures; a run
+# that exited non-zero with no failure counted, or printed no summary, counts one failure.
+tap_counts() {
+    local file=$1 rc=$2 what=$3
+    if grep -q '^not ok' "$file"; then
+        echo "-- failures in detail:"
+        awk '/^ *not ok/{show=1} show{print} /^ *\.\.\.$/{show=0}' "$file" | head -n 200
+    fi
+    p=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$file" | tail -n 1)
+    f=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$file" | tail -n 1)
+    p=${p:-0}
+    f=${f:-0}
+    if ! grep -q '^# pass ' "$file"; then
+        echo "test.sh: $what printed no summary:" >&2
+        tail -n 30 "$file" >&2
+        f=$((f + 1))
+    fi
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "test.sh: $what exited $rc with no failing test counted (a hook failed?)" >&2
+        f=1
+    fi
+}
+
 echo "== build (sanitizers)"
 if ! make --no-print-directory build-san; then
     echo "0 passed, 1 failed"
@@ -108,23 +131,9 @@ if (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error >"$tmp/npm.log"
         node --test --test-reporter=tap tests/e2e/ >"$tmp/e2e.tap" 2>&1
     node_rc=$?
     grep -E '^not ok|^# (tests|pass|fail)' "$tmp/e2e.tap" | head -n 60
-    if grep -q '^not ok' "$tmp/e2e.tap"; then
-        echo "-- failures in detail:"
-        awk '/^ *not ok/{show=1} show{print} /^ *\.\.\.$/{show=0}' "$tmp/e2e.tap" | head -n 200
-    fi
-    p=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$tmp/e2e.tap" | tail -n 1)
-    f=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$tmp/e2e.tap" | tail -n 1)
-    if [ -z "$p" ]; then
-        echo "test.sh: the node test runner printed no summary:" >&2
-        tail -n 30 "$tmp/e2e.tap" >&2
-        f=$((${f:-0} + 1))
-    fi
-    if [ "$node_rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then
-        echo "test.sh: node --test exited $node_rc with no failing test counted (a hook failed?)" >&2
-        f=1
-    fi
-    passed=$((passed + ${p:-0}))
-    failed=$((failed + ${f:-0}))
+    tap_counts "$tmp/e2e.tap" "$node_rc" "the black-box tests"
+    passed=$((passed + p))
+    failed=$((failed + f))
 else
     echo "test.sh: npm ci failed in tests/e2e:" >&2
     tail -n 20 "$tmp/npm.log" >&2
@@ -148,23 +157,10 @@ if (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build) >"$
 
     AEID=$root/build-san/aeid node --test --test-reporter=tap web/tests/browser/ >"$tmp/browser.tap" 2>&1
     node_rc=$?
-    if grep -q '^not ok' "$tmp/browser.tap"; then
-        awk '/^ *not ok/{show=1} show{print} /^ *\.\.\.$/{show=0}' "$tmp/browser.tap" | head -n 100
-    fi
-    p=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$tmp/browser.tap" | tail -n 1)
-    f=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$tmp/browser.tap" | tail -n 1)
-    if [ -z "$p" ]; then
-        echo "test.sh: the browser tests printed no summary:" >&2
-        tail -n 30 "$tmp/browser.tap" >&2
-        f=$((${f:-0} + 1))
-    fi
-    if [ "$node_rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then
-        echo "test.sh: the browser tests exited $node_rc with no failing test counted" >&2
-        f=1
-    fi
-    echo "  browser: ${p:-0} passed, ${f:-0} failed (screenshots in web/tests/browser/artifacts/)"
-    passed=$((passed + ${p:-0}))
-    failed=$((failed + ${f:-0}))
+    tap_counts "$tmp/browser.tap" "$node_rc" "the browser tests"
+    echo "  browser: $p passed, $f failed (screenshots in web/tests/browser/artifacts/)"
+    passed=$((passed + p))
+    failed=$((failed + f))
 else
     echo "test.sh: building the dashboard failed:" >&2
     tail -n 30 "$tmp/web-build.log" >&2
