@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -192,6 +193,45 @@ class AgainstAeid(unittest.TestCase):
             agent.end_execution("never-started", "completed")
         self.assertEqual(e.exception.status, 404)
         self.assertEqual(agent.stats()["retries"], 0)
+
+
+@unittest.skipUnless(os.access(AEID, os.X_OK), f"no aeid at {AEID}; run make build")
+class MockAgents(unittest.TestCase):
+    """scripts/mock-agents/: real clients on this SDK."""
+
+    def test_each_mock_agent_reports_and_runs_executions_of_10_to_30_decisions(self):
+        srv = Server().start()
+        self.addCleanup(srv.stop)
+        procs = []
+        for i in range(1, 6):
+            procs.append(subprocess.Popen(
+                [sys.executable, os.path.join(ROOT, "scripts", "mock-agents", f"agent{i}.py"),
+                 "--server", srv.address, "--every", "1", "--heartbeat", "0.5"],
+                env=dict(os.environ, AEI_TOKEN=TOKEN), stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True))
+        deadline = time.monotonic() + 60
+        done = []
+        while time.monotonic() < deadline:
+            done = [e for e in srv.get("/api/v0/executions?status=completed&limit=1000")
+                    ["executions"]]
+            if len({e["agent_id"] for e in done}) == 5:
+                break
+            time.sleep(0.5)
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        outputs = [p.communicate(timeout=30)[0] for p in procs]
+        self.assertEqual([p.returncode for p in procs], [0] * 5, outputs)
+        self.assertEqual(len({e["agent_id"] for e in done}), 5, outputs)
+        for e in done:
+            self.assertTrue(10 <= e["decisions"] <= 30, e)
+            self.assertIsNotNone(e["mean_confidence"])
+        agents = {a["agent_id"]: a for a in srv.get("/api/v0/agents")["agents"]}
+        self.assertEqual(set(agents), {"researcher-1", "coder-1", "planner-1", "reviewer-1",
+                                       "orchestrator-1"})
+        self.assertEqual(len(agents["orchestrator-1"]["child_agent_ids"]), 2)
+        d = srv.all_decisions(done[0]["execution_id"])
+        self.assertTrue(all(x["alternatives_considered"] for x in d))
+        self.assertTrue(all(x["reasoning_context"] for x in d))
 
 
 class Scripted(http.server.BaseHTTPRequestHandler):

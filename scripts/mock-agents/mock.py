@@ -1,0 +1,195 @@
+"""mock.py - the shared body of the mock agents agent1.py ... agent5.py.
+
+Each mock agent is a real client of AEI through sdk/python/aei_agent.py: it sends a heartbeat every
+5 seconds with CPU, memory, tokens per minute and cost that vary as it works, and runs executions
+of 10-30 decisions whose reasoning reads like a model's (alternatives with why they were turned
+down, a confidence that moves). It runs an execution when it receives an `execute` command, and
+also, with --every SECONDS, on its own every so often; `pause` and `resume` are obeyed between
+decisions, `terminate` ends it (the running execution is ended as abandoned, with the reason).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import sys
+import threading
+import time
+import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sdk",
+                                "python"))
+import aei_agent  # noqa: E402
+
+# What each role weighs at a step: (kind, reasoning, options with reasons, chosen).
+STEPS = {
+    "researcher": [
+        ("llm_call", "The question needs figures newer than the context holds; a summary from "
+         "memory would be stale.", [("answer from context", "stops two quarters ago"),
+                                     ("ask the user", "the source is public")],
+         "search for the latest report"),
+        ("tool_selection", "Three sources match; the agency's own PDF is primary, the others "
+         "quote it with rounding.", [("news article", "secondary, rounded figures"),
+                                     ("blog summary", "no citations")],
+         "read the agency PDF"),
+        ("refinement", "Two tables disagree by 3%; the footnote says one excludes Q4 "
+         "adjustments.", [("average the two", "hides the reason they differ")],
+         "use the adjusted table and say why"),
+    ],
+    "coder": [
+        ("planning", "The failing test points at date parsing; the stack trace ends in the "
+         "timezone offset branch.", [("rewrite the parser", "too broad for one bug"),
+                                      ("skip the test", "hides a real defect")],
+         "fix the offset sign and add a case"),
+        ("tool_selection", "Running the whole suite takes 4 minutes; the module's tests take 3 "
+         "seconds and cover the change.", [("run everything", "slow feedback")],
+         "run the module's tests first"),
+        ("llm_call", "The fix passes; one more edge case (offsets of :30) is untested.",
+         [("ship now", "the edge case is common in India")], "add the :30 case, then ship"),
+    ],
+    "planner": [
+        ("planning", "The goal has four parts; two depend on the schema. Doing the schema first "
+         "unblocks both.", [("start with the UI", "would be redone"),
+                            ("do all in parallel", "conflicts in the schema")],
+         "schema first, then API and UI in parallel"),
+        ("refinement", "The estimate for the API is half the last similar task's; the risk is "
+         "in auth.", [("keep the estimate", "history says it is low")],
+         "double the API estimate"),
+    ],
+    "reviewer": [
+        ("llm_call", "The change adds a retry without a bound; under an outage it would hammer "
+         "the server.", [("approve", "unbounded retries"), ("reject outright", "the idea is good")],
+         "request a capped backoff"),
+        ("refinement", "The second version caps at 10 s with jitter and has a test of the "
+         "timing.", [("ask for more tests", "the timing test covers it")], "approve"),
+    ],
+    "orchestrator": [
+        ("planning", "The task splits into research and writing; the researcher needs 2-3 "
+         "sources, the writer one draft.", [("do it all myself", "slower than delegating")],
+         "spawn a researcher and a writer"),
+        ("tool_selection", "The researcher finished; its sources are enough for the writer.",
+         [("ask for more sources", "diminishing returns")], "hand the sources to the writer"),
+        ("refinement", "The draft misses one of the three questions asked.",
+         [("publish as is", "incomplete")], "send it back with the missing question"),
+    ],
+}
+
+
+class Mock:
+    def __init__(self, role: str, agent_id: str, args: argparse.Namespace):
+        self.role, self.rng = role, random.Random(f"{agent_id}-{os.getpid()}")
+        self.paused = threading.Event()
+        self.stopping = threading.Event()
+        self.wanted = threading.Event()  # an execute command or the timer asked for a run
+        self.prompt = None
+        self.cost = 0.0
+        self.agent = aei_agent.Agent(args.server, args.token, agent_id, name=role.title(),
+                                     heartbeat_interval=args.heartbeat,
+                                     on_command=self.on_command)
+        self.every = args.every
+        self.children = []
+
+    def on_command(self, command: dict) -> None:
+        action = command.get("action") or command.get("type")
+        if action == "execute":
+            self.prompt = (command.get("params") or {}).get("prompt") or command.get("prompt")
+            self.wanted.set()
+        elif action == "pause":
+            self.paused.set()
+            self.agent.set_status("waiting")
+        elif action == "resume":
+            self.paused.clear()
+        elif action == "terminate":
+            self.stopping.set()
+            self.paused.clear()
+
+    def vary(self, busy: bool) -> None:
+        tpm = self.rng.uniform(1500, 6000) if busy else self.rng.uniform(0, 50)
+        self.cost += tpm / 60 * 5 * 0.000002 + (0.0005 if busy else 0)
+        self.agent.set_metrics(cpu_pct=round(self.rng.uniform(40, 95) if busy else
+                                             self.rng.uniform(0.5, 5), 1),
+                               mem_pct=round(self.rng.uniform(20, 70), 1),
+                               tokens_per_min=round(tpm), cost_usd=round(self.cost, 5),
+                               confidence=round(self.rng.uniform(60, 95)))
+
+    def run_execution(self) -> None:
+        execution = f"{self.agent.agent_id}-{uuid.uuid4().hex[:8]}"
+        self.agent.set_status("processing")
+        n = self.rng.randint(10, 30)
+        confidence = self.rng.uniform(50, 70)
+        ids: list[str] = []
+        for i in range(n):
+            while self.paused.is_set() and not self.stopping.is_set():
+                time.sleep(0.1)
+            if self.stopping.is_set():
+                self.agent.end_execution(execution, "abandoned",
+                                         {"reason": "terminated", "after_decisions": i})
+                return
+            kind, reasoning, options, chosen = self.rng.choice(STEPS[self.role])
+            if i == 0 and self.prompt:
+                reasoning = f"Asked: {self.prompt}. {reasoning}"
+            confidence = min(99, max(5, confidence + self.rng.uniform(-8, 12)))
+            parent = ids[self.rng.randrange(len(ids))] if ids and self.rng.random() < 0.8 else (
+                ids[0] if ids else None)
+            ids.append(self.agent.trace(
+                execution, parent=parent, kind=kind, reasoning=reasoning,
+                confidence=round(confidence, 1),
+                alternatives=[(o, r, round(self.rng.random(), 2)) for o, r in options],
+                outcome=chosen, duration_ms=self.rng.randint(40, 3000),
+                tokens=self.rng.randint(100, 4000), cost_usd=round(self.rng.uniform(0, 0.01), 5)))
+            self.vary(True)
+            time.sleep(self.rng.uniform(0.05, 0.4))
+        self.prompt = None
+        self.agent.end_execution(execution, "completed")
+        self.agent.set_status("idle")
+        print(f"{self.agent.agent_id}: execution {execution} completed with {n} decisions",
+              flush=True)
+
+    def main(self) -> int:
+        if self.role == "orchestrator":
+            self.children = [f"{self.agent.agent_id}-child-{k}" for k in (1, 2)]
+            self.agent.set_children(self.children)
+        self.vary(False)
+        self.agent.start()
+        print(f"{self.agent.agent_id}: {self.role} reporting to {self.agent._host}:"
+              f"{self.agent._port}", flush=True)
+        next_auto = time.monotonic() + (self.every or 0)
+        while not self.stopping.is_set():
+            if self.every and time.monotonic() >= next_auto:
+                self.wanted.set()
+                next_auto = time.monotonic() + self.every
+            if self.wanted.wait(0.5):
+                self.wanted.clear()
+                self.run_execution()
+            elif not self.paused.is_set():
+                self.vary(False)
+        self.agent.stop()
+        return 0
+
+
+def run(role: str, default_id: str) -> int:
+    p = argparse.ArgumentParser(description=f"A mock {role} agent reporting to an AEI server.")
+    p.add_argument("--server", default="127.0.0.1:3000", help="HOST:PORT of aeid's HTTP API")
+    p.add_argument("--token", default=os.environ.get("AEI_TOKEN"),
+                   help="bearer token (default: $AEI_TOKEN)")
+    p.add_argument("--id", default=default_id, help=f"agent id (default {default_id})")
+    p.add_argument("--every", type=float, default=0,
+                   help="also run an execution on its own every SECONDS (default: only on "
+                        "an execute command)")
+    p.add_argument("--heartbeat", type=float, default=5.0, help="seconds between heartbeats")
+    args = p.parse_args()
+    if not args.token:
+        p.error("no token: pass --token or set AEI_TOKEN")
+    mock = Mock(role, args.id, args)
+    signal.signal(signal.SIGTERM, lambda *_: mock.stopping.set())
+    try:
+        return mock.main()
+    except KeyboardInterrupt:
+        mock.stopping.set()
+        mock.agent.stop()
+        return 0
+    except aei_agent.AeiError as e:
+        print(f"{args.id}: the server refused: {e}", file=sys.stderr)
+        return 1
