@@ -178,7 +178,8 @@ static int pg_migrate(struct store_pg *s, char *err, size_t errlen)
     for (int i = have; i < known; i++) {
         const struct migration *m = &store_pg_migrations[i];
         res = PQexec(s->conn, m->sql);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        /* A migration of comments alone (a placeholder) is an empty query. */
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_EMPTY_QUERY)
             goto err_res;
         PQclear(res);
         char version[16];

@@ -1,0 +1,1 @@
+-- 0004 placeholder: replaced at merge
