@@ -1,6 +1,7 @@
 /* store.c - opening a store by URL, and the backend-independent wrappers */
 #include "server/store.h"
 #include "aei/error.h"
+#include "common/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +126,196 @@ void store_free_decisions(struct decision *rows, size_t n)
     for (size_t i = 0; i < n; i++)
         decision_clear(&rows[i]);
     free(rows);
+}
+
+int store_append_audit(struct store *s, const uint8_t key[AUDIT_KEY_LEN], struct audit_row *rows,
+                       size_t n)
+{
+    if (n == 0)
+        return 0;
+    int rc = s->ops->begin(s);
+    if (rc)
+        return rc;
+    rc = s->ops->append_audit(s, key, rows, n);
+    if (rc == 0)
+        rc = s->ops->commit(s);
+    if (rc)
+        s->ops->rollback(s);
+    return rc;
+}
+
+int store_list_audit(struct store *s, const struct audit_query *q, struct audit_row **out,
+                     size_t *n)
+{
+    return s->ops->list_audit(s, q, out, n);
+}
+
+void store_free_audit(struct audit_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        audit_row_clear(&rows[i]);
+    free(rows);
+}
+
+int store_scan_audit(struct store *s, const char *team_id,
+                     int (*each)(void *arg, const struct audit_row *r), void *arg)
+{
+    return s->ops->scan_audit(s, team_id, each, arg);
+}
+
+int store_audit_heads(struct store *s, struct audit_head **out, size_t *n)
+{
+    return s->ops->audit_heads(s, out, n);
+}
+
+/* Verification stops at the first fault: a non-zero answer that is not a store error. */
+#define VERIFY_STOP 1
+
+static int verify_each(void *arg, const struct audit_row *r)
+{
+    return audit_verify_row(arg, r) ? 0 : VERIFY_STOP;
+}
+
+int store_verify_audit(struct store *s, const char *team_id, struct audit_verifier *v)
+{
+    int rc = s->ops->scan_audit(s, team_id, verify_each, v);
+    if (rc == VERIFY_STOP)
+        rc = 0;
+    audit_verify_finish(v);
+    return rc;
+}
+
+/* Fills an audit row of an administrative action; context is a JSON object built by the caller
+ * (its reference is taken). */
+static void admin_row(struct audit_row *r, const struct audit_actor_ref *actor, const char *team_id,
+                      const char *action, const char *resource, int64_t now, json_t *context)
+{
+    memset(r, 0, sizeof(*r));
+    r->ts = now;
+    snprintf(r->team_id, sizeof(r->team_id), "%s", team_id);
+    r->actor_type = actor->type;
+    snprintf(r->actor_id, sizeof(r->actor_id), "%s", actor->id);
+    snprintf(r->action_type, sizeof(r->action_type), "%s", action);
+    snprintf(r->resource_id, sizeof(r->resource_id), "%s", resource);
+    char err[128];
+    r->context = audit_canonical_value(context, err, sizeof(err));
+    if (!r->context)
+        abort(); /* built here from ids and roles: always canonical */
+    json_decref(context);
+}
+
+/* Ensures the team exists inside a transaction, adding its audit row to rows when it is new. */
+static int ensure_team(struct store *s, const struct audit_actor_ref *actor, const char *team_id,
+                       int64_t now, struct audit_row *rows, size_t *n)
+{
+    bool created;
+    int rc = s->ops->ensure_team(s, team_id, now, &created);
+    if (rc == 0 && created)
+        admin_row(&rows[(*n)++], actor, team_id, "team_create", team_id, now,
+                  json_pack("{s:{s:s}}", "after", "team_id", team_id));
+    return rc;
+}
+
+/* Appends rows, commits, and frees the rows; rolls back on any failure (rc non-zero). */
+static int finish(struct store *s, const uint8_t *key, int rc, struct audit_row *rows, size_t n)
+{
+    if (rc == 0)
+        rc = s->ops->append_audit(s, key, rows, n);
+    if (rc == 0)
+        rc = s->ops->commit(s);
+    if (rc)
+        s->ops->rollback(s);
+    for (size_t i = 0; i < n; i++)
+        audit_row_clear(&rows[i]);
+    return rc;
+}
+
+int store_create_user(struct store *s, const uint8_t key[AUDIT_KEY_LEN],
+                      const struct audit_actor_ref *actor, const char *team_id, const char *user_id,
+                      const char *role, int64_t now)
+{
+    struct audit_row rows[2];
+    size_t n = 0;
+    int rc = s->ops->begin(s);
+    if (rc)
+        return rc;
+    rc = ensure_team(s, actor, team_id, now, rows, &n);
+    bool created = false;
+    char team[AEI_ID_MAX + 1], had_role[16];
+    if (rc == 0)
+        rc = s->ops->ensure_user(s, user_id, team_id, role, now, &created, team, had_role);
+    if (rc == 0 && !created)
+        rc = AEI_ECONFLICT;
+    if (rc == 0)
+        admin_row(&rows[n++], actor, team_id, "user_create", user_id, now,
+                  json_pack("{s:{s:s,s:s,s:s}}", "after", "user_id", user_id, "team_id", team_id,
+                            "role", role));
+    return finish(s, key, rc, rows, n);
+}
+
+int store_create_token(struct store *s, const uint8_t key[AUDIT_KEY_LEN],
+                       const struct audit_actor_ref *actor, struct token_rec *t, int64_t now,
+                       char *err, size_t errlen)
+{
+    struct audit_row rows[3];
+    size_t n = 0;
+    bool user = strcmp(t->kind, "user") == 0;
+    t->created = now;
+    t->revoked = 0;
+    int rc = s->ops->begin(s);
+    if (rc)
+        return rc;
+    rc = ensure_team(s, actor, t->team_id, now, rows, &n);
+    if (rc == 0 && user) {
+        bool created;
+        char team[AEI_ID_MAX + 1], role[16];
+        rc = s->ops->ensure_user(s, t->user_id, t->team_id, t->role, now, &created, team, role);
+        if (rc == 0 && !created && (strcmp(team, t->team_id) || strcmp(role, t->role))) {
+            snprintf(err, errlen, "user %s exists in team %s with role %s", t->user_id, team, role);
+            rc = AEI_ECONFLICT;
+        } else if (rc == 0 && created) {
+            admin_row(&rows[n++], actor, t->team_id, "user_create", t->user_id, now,
+                      json_pack("{s:{s:s,s:s,s:s}}", "after", "user_id", t->user_id, "team_id",
+                                t->team_id, "role", t->role));
+        }
+    }
+    if (rc == 0)
+        rc = s->ops->insert_token(s, t);
+    if (rc == 0) {
+        json_t *after = json_pack("{s:s,s:s,s:s}", "token_id", t->token_id, "kind", t->kind,
+                                  "team_id", t->team_id);
+        json_object_set_new(after, user ? "user_id" : "agent_id",
+                            json_string(user ? t->user_id : t->agent_id));
+        if (user)
+            json_object_set_new(after, "role", json_string(t->role));
+        admin_row(&rows[n++], actor, t->team_id, "token_create", t->token_id, now,
+                  json_pack("{s:o}", "after", after));
+    }
+    return finish(s, key, rc, rows, n);
+}
+
+int store_revoke_token(struct store *s, const uint8_t key[AUDIT_KEY_LEN],
+                       const struct audit_actor_ref *actor, const char *token_id, int64_t now,
+                       struct token_rec *out)
+{
+    struct audit_row row;
+    size_t n = 0;
+    int rc = s->ops->begin(s);
+    if (rc)
+        return rc;
+    rc = s->ops->revoke_token(s, token_id, now, out);
+    if (rc == 0) {
+        admin_row(&row, actor, out->team_id, "token_revoke", token_id, now,
+                  json_pack("{s:{s:n},s:{s:I}}", "before", "revoked", "after", "revoked",
+                            (json_int_t)now));
+        n = 1;
+    }
+    return finish(s, key, rc, &row, n);
+}
+
+int store_list_tokens(struct store *s, const char *team_id, struct token_rec **out, size_t *n)
+{
+    return s->ops->list_tokens(s, team_id, out, n);
 }
 
 void store_close(struct store *s)
