@@ -231,10 +231,15 @@ static void make_parents(const char *path)
     }
 }
 
-static int create_key(const char *path, uint8_t key[AUDIT_KEY_LEN], char *err, size_t errlen)
+/* Writes the key to a private temporary file and links it into place, so that another process
+ * never reads half a key; if one got there first, its key is the one used. */
+static int create_key(const char *path, uint8_t key[AUDIT_KEY_LEN], bool *created, char *err,
+                      size_t errlen)
 {
     make_parents(path);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         snprintf(err, errlen, "cannot create the audit key %s: %s", path, strerror(errno));
         return AEI_EIO;
@@ -243,23 +248,34 @@ static int create_key(const char *path, uint8_t key[AUDIT_KEY_LEN], char *err, s
         write(fd, key, AUDIT_KEY_LEN) != AUDIT_KEY_LEN || fsync(fd) != 0) {
         snprintf(err, errlen, "cannot write the audit key %s: %s", path, strerror(errno));
         close(fd);
-        unlink(path);
+        unlink(tmp);
         return AEI_EIO;
     }
     close(fd);
-    return 0;
+    int linked = link(tmp, path);
+    int link_errno = errno;
+    unlink(tmp);
+    if (linked == 0) {
+        *created = true;
+        return 0;
+    }
+    if (link_errno == EEXIST)
+        return audit_key_load(path, false, key, NULL, err, errlen);
+    snprintf(err, errlen, "cannot create the audit key %s: %s", path, strerror(link_errno));
+    return AEI_EIO;
 }
 
 int audit_key_load(const char *path, bool create, uint8_t key[AUDIT_KEY_LEN], bool *created,
                    char *err, size_t errlen)
 {
+    bool made = false;
     if (created)
         *created = false;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT && create) {
-        int rc = create_key(path, key, err, errlen);
-        if (rc == 0 && created)
-            *created = true;
+        int rc = create_key(path, key, &made, err, errlen);
+        if (created)
+            *created = made;
         return rc;
     }
     if (fd < 0) {

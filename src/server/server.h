@@ -14,13 +14,16 @@ struct config {
     const char *db_url;
     const char *token; /* the bootstrap admin token; never logged */
     size_t max_body;
-    int request_timeout;        /* seconds from a request's headers to the end of its body */
-    const char *ws_origins;     /* browser origins allowed on WebSocket: NULL (same), "*", list */
-    size_t ws_client_buffer;    /* bytes a subscriber may lag before it gets a snapshot */
-    int64_t slow_consumer_us;   /* how long a subscriber may stay behind */
-    int64_t stale_after_us;     /* no heartbeat for this long: stale */
-    int64_t dead_after_us;      /* ... and for this long: dead */
-    double price_per_1k_tokens; /* for estimating the cost of agents that report none */
+    int request_timeout;          /* seconds from a request's headers to the end of its body */
+    const char *ws_origins;       /* browser origins allowed on WebSocket: NULL (same), "*", list */
+    size_t ws_client_buffer;      /* bytes a subscriber may lag before it gets a snapshot */
+    int64_t slow_consumer_us;     /* how long a subscriber may stay behind */
+    int64_t stale_after_us;       /* no heartbeat for this long: stale */
+    int64_t dead_after_us;        /* ... and for this long: dead */
+    double price_per_1k_tokens;   /* for estimating the cost of agents that report none */
+    uint8_t audit_key[32];        /* the audit log's hash key, read from its file */
+    const char *audit_checkpoint; /* the checkpoint file of chain heads, or NULL */
+    int64_t audit_checkpoint_every_us; /* how often the heads are checked and appended */
 };
 
 /* Opens the store, listens and serves until server_stop(). Returns 0 after a clean stop, or a

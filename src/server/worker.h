@@ -15,9 +15,13 @@ enum job_kind {
     JOB_GET_EXECUTION,
     JOB_LIST_DECISIONS,
     JOB_EXPORT_PAGE,
+    JOB_LIST_AUDIT,       /* GET /api/v0/audit */
+    JOB_VERIFY_AUDIT,     /* GET /api/v0/audit/verify */
+    JOB_AUDIT_CHECKPOINT, /* the server's own: the chain heads to the checkpoint file */
 };
 
 struct export;
+struct audit_job;
 
 /* A unit of storage work. The loop thread fills the inputs and submits it; a worker runs it and
  * hands it back through the completion queue with the outputs set. */
@@ -46,6 +50,7 @@ struct job {
     struct execution *executions; /* JOB_PUT_DECISIONS, JOB_END_EXECUTION: the executions */
     size_t n_executions;          /* touched, as they are after the commit, for the hub */
     struct export *export;        /* JOB_EXPORT_PAGE: the request's export (borrowed), next page */
+    struct audit_job *audit;      /* the audit jobs' inputs (owned) */
 };
 
 struct workers;
