@@ -17,4 +17,6 @@ if [ -z "${AEI_TOKEN:-}" ]; then
     echo "and watch it live over WebSocket at ws://${AEI_WS:-127.0.0.1:8080}/?token=<the token>"
 fi
 export AEI_DATABASE_URL=${AEI_DATABASE_URL:-sqlite:.aei/aei.db}
+# The audit key is made next to the database (.aei/aei.db.audit-key); the chain heads go here.
+export AEI_AUDIT_CHECKPOINT=${AEI_AUDIT_CHECKPOINT:-.aei/audit.checkpoint}
 exec build/aeid "$@"
