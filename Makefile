@@ -36,8 +36,9 @@ test:
 	scripts/test.sh
 
 # Suites of `make bench`: ingest (scripts/bench.sh), hub (scripts/bench-hub.sh), traces
-# (scripts/bench-traces.sh) and export (scripts/bench-export.sh), in that order.
-BENCH_SUITES ?= ingest hub traces export
+# (scripts/bench-traces.sh), export (scripts/bench-export.sh) and audit (scripts/bench-audit.sh),
+# in that order.
+BENCH_SUITES ?= ingest hub traces export audit
 
 bench:
 	scripts/bootstrap.sh
@@ -48,7 +49,8 @@ bench:
 	    hub) scripts/bench-hub.sh || status=1 ;; \
 	    traces) scripts/bench-traces.sh || status=1 ;; \
 	    export) scripts/bench-export.sh || status=1 ;; \
-	    *) echo "make bench: unknown suite '$$suite' in BENCH_SUITES; use ingest, hub, traces, export" >&2; \
+	    audit) scripts/bench-audit.sh || status=1 ;; \
+	    *) echo "make bench: unknown suite '$$suite' in BENCH_SUITES; use ingest, hub, traces, export, audit" >&2; \
 	       status=1 ;; \
 	    esac; \
 	done; exit $$status

@@ -2,6 +2,7 @@
 #ifndef AEI_SERVER_STORE_H
 #define AEI_SERVER_STORE_H
 
+#include "common/buf.h"
 #include "server/audit.h"
 #include "server/auth.h"
 #include "server/heartbeat.h"
@@ -99,9 +100,9 @@ struct store_ops {
     int (*list_audit)(struct store *s, const struct audit_query *q, struct audit_row **out,
                       size_t *n);
     /* Calls each(arg, row) for every audit row (of one team, or all for NULL) in (team, seq)
-     * order (row and its context are borrowed for the call); stops when each returns non-zero
-     * and returns that. */
-    int (*scan_audit)(struct store *s, const char *team_id,
+     * order, or in id order with by_id (row and its context are borrowed for the call); stops
+     * when each returns non-zero and returns that. */
+    int (*scan_audit)(struct store *s, const char *team_id, bool by_id,
                       int (*each)(void *arg, const struct audit_row *r), void *arg);
     int (*audit_heads)(struct store *s, struct audit_head **out, size_t *n);
     /* In a transaction: *created tells whether the row is new. */
@@ -127,6 +128,12 @@ struct store {
  * the migrations this binary knows and the store lacks (in one transaction). Returns 0 and *out, or
  * a negative AEI_E* code with a one-line reason in err. Caller closes with store_close(). */
 int store_open(const char *url, struct store **out, char *err, size_t errlen);
+/* The SQL of an audit page on each backend (parameters: SQLite ?1 team, ?2 actor, ?3 action,
+ * ?4 resource, ?5 from, ?6 to, ?7 and ?8 the cursor, ?9 limit; PostgreSQL $1 from, $2 to, $3
+ * and $4 the cursor, $5 limit, then the filters present in that order), for EXPLAIN in the
+ * benchmark. */
+void store_sqlite_audit_sql(const struct audit_query *q, struct buf *sql);
+void store_pg_audit_sql(const struct audit_query *q, struct buf *sql);
 /* Backend constructors used by store_open(). */
 int store_sqlite_open(const char *path, struct store **out, char *err, size_t errlen);
 int store_pg_open(const char *url, struct store **out, char *err, size_t errlen);

@@ -703,6 +703,19 @@ static void read_audit_owned(PGresult *res, int r, void *row)
         abort();
 }
 
+void store_pg_audit_sql(const struct audit_query *q, struct buf *sql)
+{
+    buf_puts(sql, "SELECT " STORE_AUDIT_COLUMNS " FROM audit_logs WHERE ts >= $1 AND ts < $2 "
+                  "AND (ts, id) < ($3, $4)");
+    const char *names[] = {"team_id", "actor_id", "action_type", "resource_id"};
+    const char *values[] = {q->team_id, q->actor_id, q->action_type, q->resource_id};
+    int np = 5;
+    for (int i = 0; i < 4; i++)
+        if (values[i])
+            buf_printf(sql, " AND %s = $%d", names[i], ++np);
+    buf_puts(sql, " ORDER BY ts DESC, id DESC LIMIT $5");
+}
+
 static int pg_list_audit(struct store *base, const struct audit_query *q, struct audit_row **out,
                          size_t *n)
 {
@@ -715,18 +728,12 @@ static int pg_list_audit(struct store *base, const struct audit_query *q, struct
     snprintf(limit, sizeof(limit), "%d", q->limit);
     const char *params[9] = {from, to, bts, bid, limit};
     int np = 5;
-    struct buf sql = {0};
-    buf_puts(&sql, "SELECT " STORE_AUDIT_COLUMNS " FROM audit_logs WHERE ts >= $1 AND ts < $2 "
-                   "AND (ts, id) < ($3, $4)");
-    const char *names[] = {"team_id", "actor_id", "action_type", "resource_id"};
     const char *values[] = {q->team_id, q->actor_id, q->action_type, q->resource_id};
-    for (int i = 0; i < 4; i++) {
-        if (!values[i])
-            continue;
-        params[np++] = values[i];
-        buf_printf(&sql, " AND %s = $%d", names[i], np);
-    }
-    buf_puts(&sql, " ORDER BY ts DESC, id DESC LIMIT $5");
+    for (int i = 0; i < 4; i++)
+        if (values[i])
+            params[np++] = values[i];
+    struct buf sql = {0};
+    store_pg_audit_sql(q, &sql);
     void *rows;
     int rc = select_rows(s, sql.data, np, params, "reading an audit page", sizeof(**out),
                          read_audit_owned, &rows, n);
@@ -738,21 +745,28 @@ static int pg_list_audit(struct store *base, const struct audit_query *q, struct
 
 #define SCAN_PAGE "10000"
 
-static int pg_scan_audit(struct store *base, const char *team_id,
+/* The scans, by (team, seq) or by id, of every team or one ($3). */
+static const char *const SQL_SCAN[2][2] = {
+    {"SELECT " STORE_AUDIT_COLUMNS " FROM audit_logs WHERE (team_id, seq) > ($1, $2) "
+     "ORDER BY team_id, seq LIMIT " SCAN_PAGE,
+     "SELECT " STORE_AUDIT_COLUMNS " FROM audit_logs WHERE team_id = $3 AND seq > $2 AND "
+     "$1::text IS NOT NULL ORDER BY seq LIMIT " SCAN_PAGE},
+    {"SELECT " STORE_AUDIT_COLUMNS " FROM audit_logs WHERE id > $2 AND $1::text IS NOT NULL "
+     "ORDER BY id LIMIT " SCAN_PAGE,
+     "SELECT " STORE_AUDIT_COLUMNS " FROM audit_logs WHERE team_id = $3 AND id > $2 AND "
+     "$1::text IS NOT NULL ORDER BY id LIMIT " SCAN_PAGE},
+};
+
+static int pg_scan_audit(struct store *base, const char *team_id, bool by_id,
                          int (*each)(void *arg, const struct audit_row *r), void *arg)
 {
     struct store_pg *s = (struct store_pg *)base;
-    char team[AEI_ID_MAX + 1] = "", seq[24] = "0";
-    if (team_id)
-        snprintf(team, sizeof(team), "%s", team_id);
-    /* Keyset pages keep memory flat however long the log is. */
-    const char *sql = team_id ? "SELECT " STORE_AUDIT_COLUMNS " FROM audit_logs WHERE team_id = "
-                                "$1 AND seq > $2 ORDER BY seq LIMIT " SCAN_PAGE
-                              : "SELECT " STORE_AUDIT_COLUMNS " FROM audit_logs WHERE (team_id, "
-                                "seq) > ($1, $2) ORDER BY team_id, seq LIMIT " SCAN_PAGE;
+    /* Keyset pages keep memory flat however long the log is: after (team, seq), or after id. */
+    char team[AEI_ID_MAX + 1] = "", after[24] = "0";
+    const char *sql = SQL_SCAN[by_id][team_id != NULL];
     for (;;) {
-        const char *params[] = {team, seq};
-        PGresult *res = run(s, sql, 2, params);
+        const char *params[] = {team, after, team_id};
+        PGresult *res = run(s, sql, team_id ? 3 : 2, params);
         if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
             return fail(s, res, "reading the audit log");
         int rows = PQntuples(res);
@@ -767,7 +781,7 @@ static int pg_scan_audit(struct store *base, const char *team_id,
         }
         if (rows > 0) {
             value_copy(res, rows - 1, 1, team, sizeof(team));
-            snprintf(seq, sizeof(seq), "%s", PQgetvalue(res, rows - 1, 2));
+            snprintf(after, sizeof(after), "%s", PQgetvalue(res, rows - 1, by_id ? 0 : 2));
         }
         PQclear(res);
         if (rows < atoi(SCAN_PAGE))

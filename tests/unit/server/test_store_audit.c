@@ -497,6 +497,17 @@ Test(store_audit, pages_with_filters_and_a_keyset_cursor)
     }
 }
 
+/* Gives a token record the hash and id of a new random token of its kind. */
+static void new_identity(struct token_rec *t)
+{
+    char token[AUTH_TOKEN_MAX + 1];
+    cr_assert_eq(auth_token_new(t->kind, token), 0);
+    uint8_t h[32];
+    auth_token_hash(token, strlen(token), h);
+    audit_hex(h, 32, t->hash);
+    auth_token_id(h, t->token_id);
+}
+
 Test(store_audit, tokens_users_and_teams_are_audited)
 {
     char urls[2][512];
@@ -507,32 +518,24 @@ Test(store_audit, tokens_users_and_teams_are_audited)
         unique(team, sizeof(team), "tok");
         unique(user, sizeof(user), "carol");
         struct audit_actor_ref admin = {AUDIT_ACTOR_SERVICE, "aei-cli"};
-        char token[AUTH_TOKEN_MAX + 1];
-        cr_assert_eq(auth_token_new("user", token), 0);
         struct token_rec t = {.kind = "user", .role = "operator"};
-        uint8_t h[32];
-        auth_token_hash(token, strlen(token), h);
-        audit_hex(h, 32, t.hash);
-        auth_token_id(h, t.token_id);
+        new_identity(&t);
         snprintf(t.team_id, sizeof(t.team_id), "%s", team);
         snprintf(t.user_id, sizeof(t.user_id), "%s", user);
         cr_assert_eq(store_create_token(s, key, &admin, &t, 100, err, sizeof(err)), 0, "%s", err);
         /* A second token for the same user, then one that disagrees about the role. */
         struct token_rec t2 = t;
-        t2.hash[0] = t2.hash[0] == 'a' ? 'b' : 'a';
-        snprintf(t2.token_id, sizeof(t2.token_id), "tk_000000000001");
+        new_identity(&t2);
         cr_assert_eq(store_create_token(s, key, &admin, &t2, 101, err, sizeof(err)), 0, "%s", err);
         struct token_rec t3 = t2;
-        snprintf(t3.token_id, sizeof(t3.token_id), "tk_000000000002");
-        t3.hash[1] = t3.hash[1] == 'a' ? 'b' : 'a';
+        new_identity(&t3);
         snprintf(t3.role, sizeof(t3.role), "admin");
         cr_assert_eq(store_create_token(s, key, &admin, &t3, 102, err, sizeof(err)), AEI_ECONFLICT);
         cr_assert(strstr(err, "with role operator"), "%s", err);
         /* An agent token. */
         struct token_rec ta = {.kind = "agent", .agent_id = "agent-7"};
         snprintf(ta.team_id, sizeof(ta.team_id), "%s", team);
-        snprintf(ta.token_id, sizeof(ta.token_id), "tk_000000000003");
-        memset(ta.hash, 'c', AUDIT_HEX_LEN);
+        new_identity(&ta);
         cr_assert_eq(store_create_token(s, key, &admin, &ta, 103, err, sizeof(err)), 0, "%s", err);
         struct token_rec *list;
         size_t nt;
