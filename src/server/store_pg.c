@@ -675,18 +675,29 @@ static int pg_append_audit(struct store *base, const uint8_t *key, struct audit_
     return 0;
 }
 
+/* Copies a value into out[n], cut short if longer (four times a row in a verification walk,
+ * so no printf). */
+static void text_copy(PGresult *res, int r, int c, char *out, size_t n)
+{
+    size_t len = (size_t)PQgetlength(res, r, c);
+    if (len >= n)
+        len = n - 1;
+    memcpy(out, PQgetvalue(res, r, c), len);
+    out[len] = '\0';
+}
+
 /* Reads a row in STORE_AUDIT_COLUMNS order; context points into res. */
 static void read_audit_pg(PGresult *res, int r, struct audit_row *row)
 {
     row->id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
-    value_copy(res, r, 1, row->team_id, sizeof(row->team_id));
+    text_copy(res, r, 1, row->team_id, sizeof(row->team_id));
     row->seq = strtoll(PQgetvalue(res, r, 2), NULL, 10);
     row->ts = strtoll(PQgetvalue(res, r, 3), NULL, 10);
     int actor = audit_actor_parse(PQgetvalue(res, r, 4));
     row->actor_type = actor < 0 ? AUDIT_ACTOR_SERVICE : (enum audit_actor)actor;
-    value_copy(res, r, 5, row->actor_id, sizeof(row->actor_id));
-    value_copy(res, r, 6, row->action_type, sizeof(row->action_type));
-    value_copy(res, r, 7, row->resource_id, sizeof(row->resource_id));
+    text_copy(res, r, 5, row->actor_id, sizeof(row->actor_id));
+    text_copy(res, r, 6, row->action_type, sizeof(row->action_type));
+    text_copy(res, r, 7, row->resource_id, sizeof(row->resource_id));
     row->context = PQgetvalue(res, r, 8);
     if (!audit_unhex(PQgetvalue(res, r, 9), row->prev_hash, AUDIT_HASH_LEN))
         memset(row->prev_hash, 0xff, AUDIT_HASH_LEN);
