@@ -20,6 +20,10 @@ static const struct command commands[] = {
     {"bench", "load-test a server with simulated agents' heartbeats", bench_main, bench_help},
     {"trace", "export an execution's decisions (JSON, Markdown) or import a JSON export",
      trace_main, trace_help},
+    {"token", "create, list and revoke users' and agents' tokens (audited)", token_main,
+     token_help},
+    {"audit", "verify the audit log's hash chains against the key and checkpoint", audit_main,
+     audit_help},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

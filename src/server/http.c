@@ -3,6 +3,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/time.h"
+#include "server/audit_api.h"
 #include "server/auth.h"
 #include "server/export.h"
 #include "server/hub.h"
@@ -54,6 +55,8 @@ enum route {
     R_EXECUTION_EXPORT,
     R_STATIC, /* the dashboard (static.c) */
     R_AGENT_ROLLUPS,
+    R_AUDIT,
+    R_AUDIT_VERIFY,
     R_COUNT
 };
 
@@ -73,11 +76,16 @@ static const char *const route_names[] = {
     "/api/v0/executions/{execution_id}/export",
     "dashboard",
     "/api/v0/agents/{agent_id}/rollups",
+    "/api/v0/audit",
+    "/api/v0/audit/verify",
 };
 /* The methods each route answers (those that answer GET answer HEAD too). */
-static const char *const route_methods[] = {"",    "GET", "GET",  "POST", "GET",
-                                            "GET", "GET", "POST", "GET",  "GET, PATCH",
-                                            "GET", "GET", "GET",  "GET"};
+static const char *const route_methods[] = {"",    "GET",  "GET", "POST",       "GET", "GET",
+                                            "GET", "POST", "GET", "GET, PATCH", "GET", "GET",
+                                            "GET", "GET",  "GET", "GET"};
+_Static_assert(sizeof(route_methods) / sizeof(route_methods[0]) == R_COUNT,
+               "a method list for each route");
+_Static_assert(sizeof(route_names) / sizeof(route_names[0]) == R_COUNT, "a name for each route");
 /* A batch of decisions may be this many times --max-body. */
 #define TRACE_BODY_FACTOR 64
 #define EXECUTIONS_LIMIT_DEFAULT 100
@@ -109,6 +117,8 @@ struct server {
     lws_sorted_usec_list_t retention_pause;
     struct retention_run retention_run;
     struct retention_stats retention_counted; /* what of the run the metrics have counted */
+    struct audit_state audit; /* the audit key, checkpoint file and heads written there */
+    int64_t checkpoint_every_us, next_checkpoint_us;
 };
 
 /* One HTTP request, from its headers to its answer. It outlives its connection while a worker
@@ -331,6 +341,10 @@ static enum route match_route(const char *path, char *id)
         return R_TRACES;
     if (strcmp(path, "/executions") == 0)
         return R_EXECUTIONS;
+    if (strcmp(path, "/audit") == 0)
+        return R_AUDIT;
+    if (strcmp(path, "/audit/verify") == 0)
+        return R_AUDIT_VERIFY;
     size_t n;
     if (strncmp(path, "/agents/", 8) == 0 && (n = path_id(path + 8, id))) {
         if (path[8 + n] == '\0')
@@ -576,6 +590,74 @@ static void get_rollups(struct request *req)
         goto err_free;
     }
     snprintf(job->agent_id, sizeof(job->agent_id), "%s", req->agent_id);
+    submit(req, job);
+    return;
+
+err_free:
+    job_free(job);
+}
+
+/* Reads an optional text filter of at most max bytes into out; answers 400 when it is empty or
+ * longer. */
+static bool filter_param(struct request *req, const char *name, char *out, size_t max,
+                         const char **set)
+{
+    char v[QUERY_VALUE_MAX], expected[64];
+    if (!query_param(req->wsi, name, v, sizeof(v)))
+        return true;
+    if (!*v || strlen(v) > max) {
+        snprintf(expected, sizeof(expected), "1 to %zu bytes", max);
+        bad_param(req, name, expected, v);
+        return false;
+    }
+    memcpy(out, v, strlen(v) + 1);
+    *set = out;
+    return true;
+}
+
+/* GET /api/v0/audit[?actor&action_type&resource_id&from&to&cursor&limit]: audit rows, newest
+ * first, each verified on read. Admin only: today every accepted token (AEI_TOKEN) is. */
+static void get_audit(struct request *req)
+{
+    static const char *const known[] = {"actor", "action_type", "resource_id", "from",
+                                        "to",    "cursor",      "limit",       NULL};
+    char v[QUERY_VALUE_MAX];
+    if (!params_ok(req, known, "one of actor, action_type, resource_id, from, to, cursor, limit"))
+        return;
+    struct job *job = job_new(JOB_LIST_AUDIT);
+    struct audit_job *a = job->audit = calloc(1, sizeof(*job->audit));
+    if (!a)
+        abort();
+    a->state = &req->srv->audit;
+    a->q = (struct audit_query){.from = INT64_MIN,
+                                .to = INT64_MAX,
+                                .before_ts = INT64_MAX,
+                                .before_id = INT64_MAX,
+                                .limit = HISTORY_LIMIT_DEFAULT};
+    if (!filter_param(req, "actor", a->actor, AEI_ID_MAX, &a->q.actor_id) ||
+        !filter_param(req, "action_type", a->action, AUDIT_ACTION_MAX, &a->q.action_type) ||
+        !filter_param(req, "resource_id", a->resource, AUDIT_RESOURCE_MAX, &a->q.resource_id) ||
+        !limit_param(req, HISTORY_LIMIT_MAX, &a->q.limit))
+        goto err_free;
+    if (query_param(req->wsi, "from", v, sizeof(v)) && !aei_time_parse(v, &a->q.from)) {
+        bad_param(req, "from", "an RFC 3339 date-time (encode + as %2B)", v);
+        goto err_free;
+    }
+    if (query_param(req->wsi, "to", v, sizeof(v)) && !aei_time_parse(v, &a->q.to)) {
+        bad_param(req, "to", "an RFC 3339 date-time (encode + as %2B)", v);
+        goto err_free;
+    }
+    if (query_param(req->wsi, "cursor", v, sizeof(v))) {
+        /* A cursor is "<ts>-<id>" of the last row of the previous page. */
+        char *dash = strchr(v, '-');
+        if (!dash || (*dash = '\0', !parse_int64(v, &a->q.before_ts)) ||
+            !parse_int64(dash + 1, &a->q.before_id)) {
+            if (dash)
+                *dash = '-';
+            bad_param(req, "cursor", "the value of \"next\" from the previous page", v);
+            goto err_free;
+        }
+    }
     submit(req, job);
     return;
 
@@ -959,6 +1041,20 @@ static void dispatch(struct request *req)
     case R_AGENT_ROLLUPS:
         get_rollups(req);
         break;
+    case R_AUDIT:
+        get_audit(req);
+        break;
+    case R_AUDIT_VERIFY: {
+        static const char *const none[] = {NULL};
+        if (!params_ok(req, none, "no parameters"))
+            break;
+        struct job *job = job_new(JOB_VERIFY_AUDIT);
+        if (!(job->audit = calloc(1, sizeof(*job->audit))))
+            abort();
+        job->audit->state = &req->srv->audit;
+        submit(req, job);
+        break;
+    }
     case R_NONE:
     case R_COUNT:
         break;
@@ -1333,6 +1429,11 @@ static void finish_job(struct server *srv, struct job *job)
     struct request *req = job->owner;
     if (job->rc == 0)
         publish_traces(srv, job);
+    if (!req && job->kind == JOB_AUDIT_CHECKPOINT) {
+        if (job->rc)
+            log_warn("could not write the audit checkpoint: %s", aei_strerror(job->rc));
+        return;
+    }
     if (!req) { /* the server's own job: an agent died */
         if (job->rc)
             log_warn("could not mark the running executions of dead agent %s abandoned: %s",
@@ -1408,8 +1509,12 @@ static void finish_job(struct server *srv, struct job *job)
     case JOB_GET_EXECUTION:
     case JOB_LIST_DECISIONS:
     case JOB_LIST_ROLLUPS:
+    case JOB_LIST_AUDIT:
+    case JOB_VERIFY_AUDIT:
         answer(req, 200, "application/json", job->body, strlen(job->body), NULL);
         break;
+    case JOB_AUDIT_CHECKPOINT:
+        break; /* the server's own, handled above */
     case JOB_EXPORT_PAGE:
         stream_page(req);
         break;
@@ -1603,6 +1708,16 @@ static void tick(lws_sorted_usec_list_t *sul)
     hub_check_health(srv->hub, aei_now_us());
     ws_tick(srv->ws, aei_mono_us());
     retention_start(srv);
+    if (srv->audit.checkpoint && srv->workers && !stop_requested &&
+        aei_mono_us() >= srv->next_checkpoint_us) {
+        /* The reader compares the heads with those it wrote last and appends those that moved. */
+        srv->next_checkpoint_us = aei_mono_us() + srv->checkpoint_every_us;
+        struct job *job = job_new(JOB_AUDIT_CHECKPOINT);
+        if (!(job->audit = calloc(1, sizeof(*job->audit))))
+            abort();
+        job->audit->state = &srv->audit;
+        workers_submit(srv->workers, job);
+    }
     lws_sul_schedule(srv->ctx, 0, &srv->tick, tick, TICK_US);
 }
 
@@ -1670,6 +1785,9 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
                          .retention_clock_offset_us = cfg->retention_clock_offset_us};
     int rc;
     auth_init(&srv.auth, cfg->token);
+    memcpy(srv.audit.key, cfg->audit_key, AUDIT_KEY_LEN);
+    srv.audit.checkpoint = cfg->audit_checkpoint;
+    srv.checkpoint_every_us = cfg->audit_checkpoint_every_us;
     hb_set_liveness_after(cfg->stale_after_us, cfg->dead_after_us);
     struct hub_settings hs = {.price_per_1k_tokens = cfg->price_per_1k_tokens,
                               .died = on_agent_died};
@@ -1761,6 +1879,7 @@ err_context:
 err_hub:
     ws_free(srv.ws);
     hub_free(srv.hub);
+    free(srv.audit.written);
     the_server = NULL;
     return rc;
 }

@@ -1,5 +1,6 @@
 /* main.c - aeid: options, environment and signals around the server */
 #include "aei/error.h"
+#include "server/audit.h"
 #include "server/server.h"
 
 #include <getopt.h>
@@ -59,6 +60,12 @@ static const char usage[] =
     "  For tests only: AEI_TEST_RETENTION_CLOCK_OFFSET=SECONDS shifts the clock retention works\n"
     "  by (not the time stamped on heartbeats), to test retention without waiting for days.\n"
     "\n"
+    "  --audit-key FILE   the audit log's 32-byte hash key, created (mode 0600) if missing\n"
+    "                     [AEI_AUDIT_KEY_FILE, default PATH.audit-key next to a SQLite file,\n"
+    "                     else $AEI_STATE_DIR or ~/.local/state/aei/audit.key]\n"
+    "  --audit-checkpoint FILE  append the audit chains' heads to FILE [AEI_AUDIT_CHECKPOINT]\n"
+    "  --audit-checkpoint-interval SECONDS  how often they are appended when they moved\n"
+    "                     [AEI_AUDIT_CHECKPOINT_INTERVAL, default 10]\n"
     "  -h, --help         print this help and exit\n"
     "  -V, --version      print the version and exit\n"
     "\n"
@@ -146,6 +153,9 @@ int main(int argc, char **argv)
     const char *retention_interval = env_or("AEI_RETENTION_INTERVAL", "600");
     const char *retention_batch = env_or("AEI_RETENTION_BATCH", NULL);
     const char *clock_offset = env_or("AEI_TEST_RETENTION_CLOCK_OFFSET", "0");
+    const char *audit_key = env_or("AEI_AUDIT_KEY_FILE", NULL);
+    const char *audit_checkpoint = env_or("AEI_AUDIT_CHECKPOINT", NULL);
+    const char *checkpoint_every = env_or("AEI_AUDIT_CHECKPOINT_INTERVAL", "10");
     static const struct option longopts[] = {
         {"http", required_argument, NULL, 'H'},
         {"ws", required_argument, NULL, 'W'},
@@ -163,6 +173,9 @@ int main(int argc, char **argv)
         {"trace-retention-days", required_argument, NULL, 't'},
         {"retention-interval", required_argument, NULL, 'i'},
         {"retention-batch", required_argument, NULL, 'b'},
+        {"audit-key", required_argument, NULL, 'K'},
+        {"audit-checkpoint", required_argument, NULL, 'k'},
+        {"audit-checkpoint-interval", required_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -218,6 +231,15 @@ int main(int argc, char **argv)
             break;
         case 'b':
             retention_batch = optarg;
+            break;
+        case 'K':
+            audit_key = optarg;
+            break;
+        case 'k':
+            audit_checkpoint = optarg;
+            break;
+        case 'I':
+            checkpoint_every = optarg;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -300,6 +322,12 @@ int main(int argc, char **argv)
         return bad_option("AEI_TEST_RETENTION_CLOCK_OFFSET", clock_offset,
                           "a number of seconds within 100 years either way");
     cfg.retention_clock_offset_us = (int64_t)(v * 1e6);
+    double every;
+    if (!parse_number(checkpoint_every, 0.1, 86400, &every))
+        return bad_option("--audit-checkpoint-interval", checkpoint_every,
+                          "a number of seconds from 0.1 to 86400");
+    cfg.audit_checkpoint_every_us = (int64_t)(every * 1e6);
+    cfg.audit_checkpoint = audit_checkpoint && *audit_checkpoint ? audit_checkpoint : NULL;
     cfg.token = getenv("AEI_TOKEN");
     if (!cfg.token || !*cfg.token) {
         fputs("aeid: no token configured: set AEI_TOKEN to a secret, for example "
@@ -310,6 +338,21 @@ int main(int argc, char **argv)
     if (strlen(cfg.token) < 16)
         fputs("aeid: warning: AEI_TOKEN is shorter than 16 characters; use a longer secret\n",
               stderr);
+    char key_path[4096], key_err[512];
+    if (!audit_key || !*audit_key) {
+        audit_key_default_path(db, key_path, sizeof(key_path));
+        audit_key = key_path;
+    }
+    bool key_created;
+    if (audit_key_load(audit_key, true, cfg.audit_key, &key_created, key_err, sizeof(key_err))) {
+        fprintf(stderr, "aeid: %s\n", key_err);
+        return EXIT_FAILURE;
+    }
+    if (key_created)
+        fprintf(stderr,
+                "aeid: created the audit key %s (mode 0600); keep it outside backups of "
+                "the database\n",
+                audit_key);
 
     /* Each storage batch allocates and frees a few hundred kilobytes in the writer's arena;
      * without this, glibc hands that memory back to the kernel (madvise) after every batch and

@@ -1,6 +1,7 @@
 /* store.c - opening a store by URL, and the backend-independent wrappers */
 #include "server/store.h"
 #include "aei/error.h"
+#include "common/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,6 +175,318 @@ int store_expire_execution(struct store *s, const char *execution_id, int64_t be
     *deleted = 0;
     *gone = false;
     return s->ops->expire_execution(s, execution_id, before, max_rows, deleted, gone);
+}
+
+int store_append_audit(struct store *s, const uint8_t key[AUDIT_KEY_LEN], struct audit_row *rows,
+                       size_t n)
+{
+    if (n == 0)
+        return 0;
+    int rc = s->ops->begin(s);
+    if (rc)
+        return rc;
+    rc = s->ops->append_audit(s, key, rows, n);
+    if (rc == 0)
+        rc = s->ops->commit(s);
+    if (rc)
+        s->ops->rollback(s);
+    return rc;
+}
+
+int store_list_audit(struct store *s, const struct audit_query *q, struct audit_row **out,
+                     size_t *n)
+{
+    return s->ops->list_audit(s, q, out, n);
+}
+
+void store_free_audit(struct audit_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        audit_row_clear(&rows[i]);
+    free(rows);
+}
+
+int store_scan_audit(struct store *s, const char *team_id,
+                     int (*each)(void *arg, const struct audit_row *r), void *arg)
+{
+    return s->ops->scan_audit(s, team_id, false, each, arg);
+}
+
+int store_audit_heads(struct store *s, struct audit_head **out, size_t *n)
+{
+    return s->ops->audit_heads(s, out, n);
+}
+
+/* Verification stops at the first fault: a non-zero answer that is not a store error. */
+#define VERIFY_STOP 1
+
+static int verify_each(void *arg, const struct audit_row *r)
+{
+    return audit_verify_row(arg, r) ? 0 : VERIFY_STOP;
+}
+
+/* The fast walk: rows in id order, which is file order, with one verifier per team. On a log
+ * that was not tampered with, each team's rows come in seq order this way too (appends of a
+ * team are serialised and ids only grow); anything else is reported by the walk in (team, seq)
+ * order, whose findings are the ones documented. */
+struct fast_team {
+    char team_id[AEI_ID_MAX + 1];
+    struct audit_verifier v;
+};
+
+struct fast_walk {
+    const uint8_t *key;
+    const struct audit_head *checkpoint;
+    size_t n_checkpoint;
+    struct fast_team **slots; /* open addressing by team id */
+    size_t n_slots, n_teams;
+    int64_t checked;
+};
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    while (*s)
+        h = (h ^ (uint8_t)*s++) * 1099511628211ULL;
+    return h;
+}
+
+static void fast_grow(struct fast_walk *w);
+
+static struct fast_team *fast_team_of(struct fast_walk *w, const char *team)
+{
+    if (2 * (w->n_teams + 1) > w->n_slots)
+        fast_grow(w);
+    size_t i = fnv1a(team) & (w->n_slots - 1);
+    while (w->slots[i] && strcmp(w->slots[i]->team_id, team) != 0)
+        i = (i + 1) & (w->n_slots - 1);
+    if (!w->slots[i]) {
+        struct fast_team *t = calloc(1, sizeof(*t));
+        if (!t)
+            abort();
+        snprintf(t->team_id, sizeof(t->team_id), "%s", team);
+        const struct audit_head *head = NULL;
+        for (size_t k = 0; k < w->n_checkpoint && !head; k++)
+            if (strcmp(w->checkpoint[k].team_id, team) == 0)
+                head = &w->checkpoint[k];
+        audit_verify_init(&t->v, w->key, head, head ? 1 : 0);
+        w->slots[i] = t;
+        w->n_teams++;
+    }
+    return w->slots[i];
+}
+
+static void fast_grow(struct fast_walk *w)
+{
+    struct fast_team **old = w->slots;
+    size_t n = w->n_slots;
+    w->n_slots = n ? 2 * n : 64;
+    w->slots = calloc(w->n_slots, sizeof(*w->slots));
+    if (!w->slots)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        if (!old[i])
+            continue;
+        size_t k = fnv1a(old[i]->team_id) & (w->n_slots - 1);
+        while (w->slots[k])
+            k = (k + 1) & (w->n_slots - 1);
+        w->slots[k] = old[i];
+    }
+    free(old);
+}
+
+static int fast_each(void *arg, const struct audit_row *r)
+{
+    struct fast_walk *w = arg;
+    struct fast_team *t = fast_team_of(w, r->team_id);
+    w->checked++;
+    return audit_verify_row(&t->v, r) ? 0 : VERIFY_STOP;
+}
+
+static struct fast_team *fast_find(const struct fast_walk *w, const char *team)
+{
+    if (!w->n_slots)
+        return NULL;
+    size_t i = fnv1a(team) & (w->n_slots - 1);
+    while (w->slots[i] && strcmp(w->slots[i]->team_id, team) != 0)
+        i = (i + 1) & (w->n_slots - 1);
+    return w->slots[i];
+}
+
+/* Returns 0 with *clean when every chain verifies in the fast walk, or a store error. */
+static int fast_verify(struct store *s, const char *team_id, const struct audit_verifier *v,
+                       bool *clean, int64_t *checked)
+{
+    struct fast_walk w = {
+        .key = v->key, .checkpoint = v->checkpoint, .n_checkpoint = v->n_checkpoint};
+    int rc = s->ops->scan_audit(s, team_id, true, fast_each, &w);
+    *clean = rc == 0;
+    /* A team the checkpoint knows must have rows. */
+    for (size_t k = 0; k < v->n_checkpoint && *clean; k++)
+        *clean = fast_find(&w, v->checkpoint[k].team_id) != NULL;
+    for (size_t i = 0; i < w.n_slots; i++) {
+        if (!w.slots[i])
+            continue;
+        audit_verify_finish(&w.slots[i]->v);
+        *clean = *clean && w.slots[i]->v.fault == AUDIT_FAULT_NONE;
+        free(w.slots[i]);
+    }
+    free(w.slots);
+    *checked = w.checked;
+    return rc == VERIFY_STOP ? 0 : rc;
+}
+
+int store_verify_audit(struct store *s, const char *team_id, struct audit_verifier *v)
+{
+    bool clean;
+    int64_t checked;
+    int rc = fast_verify(s, team_id, v, &clean, &checked);
+    if (rc)
+        return rc;
+    if (clean) {
+        v->checked = checked;
+        v->n_checkpoint = 0; /* each team was held to its head in the fast walk */
+        audit_verify_finish(v);
+        return 0;
+    }
+    rc = s->ops->scan_audit(s, team_id, false, verify_each, v);
+    if (rc == VERIFY_STOP)
+        rc = 0;
+    audit_verify_finish(v);
+    return rc;
+}
+
+/* Fills an audit row of an administrative action; context is a JSON object built by the caller
+ * (its reference is taken). */
+static void admin_row(struct audit_row *r, const struct audit_actor_ref *actor, const char *team_id,
+                      const char *action, const char *resource, int64_t now, json_t *context)
+{
+    memset(r, 0, sizeof(*r));
+    r->ts = now;
+    snprintf(r->team_id, sizeof(r->team_id), "%s", team_id);
+    r->actor_type = actor->type;
+    snprintf(r->actor_id, sizeof(r->actor_id), "%s", actor->id);
+    snprintf(r->action_type, sizeof(r->action_type), "%s", action);
+    snprintf(r->resource_id, sizeof(r->resource_id), "%s", resource);
+    char err[128];
+    r->context = audit_canonical_value(context, err, sizeof(err));
+    if (!r->context)
+        abort(); /* built here from ids and roles: always canonical */
+    json_decref(context);
+}
+
+/* Ensures the team exists inside a transaction, adding its audit row to rows when it is new. */
+static int ensure_team(struct store *s, const struct audit_actor_ref *actor, const char *team_id,
+                       int64_t now, struct audit_row *rows, size_t *n)
+{
+    bool created;
+    int rc = s->ops->ensure_team(s, team_id, now, &created);
+    if (rc == 0 && created)
+        admin_row(&rows[(*n)++], actor, team_id, "team_create", team_id, now,
+                  json_pack("{s:{s:s}}", "after", "team_id", team_id));
+    return rc;
+}
+
+/* Appends rows, commits, and frees the rows; rolls back on any failure (rc non-zero). */
+static int finish(struct store *s, const uint8_t *key, int rc, struct audit_row *rows, size_t n)
+{
+    if (rc == 0)
+        rc = s->ops->append_audit(s, key, rows, n);
+    if (rc == 0)
+        rc = s->ops->commit(s);
+    if (rc)
+        s->ops->rollback(s);
+    for (size_t i = 0; i < n; i++)
+        audit_row_clear(&rows[i]);
+    return rc;
+}
+
+int store_create_user(struct store *s, const uint8_t key[AUDIT_KEY_LEN],
+                      const struct audit_actor_ref *actor, const char *team_id, const char *user_id,
+                      const char *role, int64_t now)
+{
+    struct audit_row rows[2];
+    size_t n = 0;
+    int rc = s->ops->begin(s);
+    if (rc)
+        return rc;
+    rc = ensure_team(s, actor, team_id, now, rows, &n);
+    bool created = false;
+    char team[AEI_ID_MAX + 1], had_role[16];
+    if (rc == 0)
+        rc = s->ops->ensure_user(s, user_id, team_id, role, now, &created, team, had_role);
+    if (rc == 0 && !created)
+        rc = AEI_ECONFLICT;
+    if (rc == 0)
+        admin_row(&rows[n++], actor, team_id, "user_create", user_id, now,
+                  json_pack("{s:{s:s,s:s,s:s}}", "after", "user_id", user_id, "team_id", team_id,
+                            "role", role));
+    return finish(s, key, rc, rows, n);
+}
+
+int store_create_token(struct store *s, const uint8_t key[AUDIT_KEY_LEN],
+                       const struct audit_actor_ref *actor, struct token_rec *t, int64_t now,
+                       char *err, size_t errlen)
+{
+    struct audit_row rows[3];
+    size_t n = 0;
+    bool user = strcmp(t->kind, "user") == 0;
+    t->created = now;
+    t->revoked = 0;
+    int rc = s->ops->begin(s);
+    if (rc)
+        return rc;
+    rc = ensure_team(s, actor, t->team_id, now, rows, &n);
+    if (rc == 0 && user) {
+        bool created;
+        char team[AEI_ID_MAX + 1], role[16];
+        rc = s->ops->ensure_user(s, t->user_id, t->team_id, t->role, now, &created, team, role);
+        if (rc == 0 && !created && (strcmp(team, t->team_id) || strcmp(role, t->role))) {
+            snprintf(err, errlen, "user %s exists in team %s with role %s", t->user_id, team, role);
+            rc = AEI_ECONFLICT;
+        } else if (rc == 0 && created) {
+            admin_row(&rows[n++], actor, t->team_id, "user_create", t->user_id, now,
+                      json_pack("{s:{s:s,s:s,s:s}}", "after", "user_id", t->user_id, "team_id",
+                                t->team_id, "role", t->role));
+        }
+    }
+    if (rc == 0)
+        rc = s->ops->insert_token(s, t);
+    if (rc == 0) {
+        json_t *after = json_pack("{s:s,s:s,s:s}", "token_id", t->token_id, "kind", t->kind,
+                                  "team_id", t->team_id);
+        json_object_set_new(after, user ? "user_id" : "agent_id",
+                            json_string(user ? t->user_id : t->agent_id));
+        if (user)
+            json_object_set_new(after, "role", json_string(t->role));
+        admin_row(&rows[n++], actor, t->team_id, "token_create", t->token_id, now,
+                  json_pack("{s:o}", "after", after));
+    }
+    return finish(s, key, rc, rows, n);
+}
+
+int store_revoke_token(struct store *s, const uint8_t key[AUDIT_KEY_LEN],
+                       const struct audit_actor_ref *actor, const char *token_id, int64_t now,
+                       struct token_rec *out)
+{
+    struct audit_row row;
+    size_t n = 0;
+    int rc = s->ops->begin(s);
+    if (rc)
+        return rc;
+    rc = s->ops->revoke_token(s, token_id, now, out);
+    if (rc == 0) {
+        admin_row(&row, actor, out->team_id, "token_revoke", token_id, now,
+                  json_pack("{s:{s:n},s:{s:I}}", "before", "revoked", "after", "revoked",
+                            (json_int_t)now));
+        n = 1;
+    }
+    return finish(s, key, rc, &row, n);
+}
+
+int store_list_tokens(struct store *s, const char *team_id, struct token_rec **out, size_t *n)
+{
+    return s->ops->list_tokens(s, team_id, out, n);
 }
 
 void store_close(struct store *s)

@@ -2,6 +2,9 @@
 #ifndef AEI_SERVER_STORE_H
 #define AEI_SERVER_STORE_H
 
+#include "common/buf.h"
+#include "server/audit.h"
+#include "server/auth.h"
 #include "server/heartbeat.h"
 #include "server/trace.h"
 
@@ -80,6 +83,29 @@ struct old_execution {
     bool expired;
 };
 
+/* A page of audit rows, newest first (ts descending, then id descending). */
+struct audit_query {
+    const char *team_id;  /* NULL for every team */
+    const char *actor_id; /* filters: NULL for any */
+    const char *action_type;
+    const char *resource_id;
+    int64_t from, to;             /* server time, from inclusive, to exclusive */
+    int64_t before_ts, before_id; /* keyset cursor: rows strictly before (before_ts, before_id) */
+    int limit;
+};
+
+/* A token as the store keeps it: never the token itself, only its hash. */
+struct token_rec {
+    char token_id[AUTH_TOKEN_ID_LEN + 1];
+    char hash[AUDIT_HEX_LEN + 1]; /* BLAKE3 of the token, hex */
+    char kind[8];                 /* "user" or "agent" */
+    char team_id[AEI_ID_MAX + 1];
+    char user_id[AEI_ID_MAX + 1];  /* kind user, else "" */
+    char agent_id[AEI_ID_MAX + 1]; /* kind agent, else "" */
+    char role[16];                 /* the user's role (admin, operator, viewer), "" for agents */
+    int64_t created, revoked;      /* revoked 0 while the token is valid */
+};
+
 /* The operations each backend provides; see the wrappers below for their contracts. */
 struct store_ops {
     const char *name;
@@ -117,6 +143,32 @@ struct store_ops {
                                size_t *n);
     int (*expire_execution)(struct store *s, const char *execution_id, int64_t before, int max_rows,
                             int64_t *deleted, bool *gone);
+    /* Transactions for the operations marked "in a transaction" below. */
+    int (*begin)(struct store *s);
+    int (*commit)(struct store *s);
+    void (*rollback)(struct store *s);
+    /* In a transaction: appends rows of one team, setting their id, seq, prev_hash and hash
+     * (under key) from the team's chain head, which stays locked until the end. */
+    int (*append_audit)(struct store *s, const uint8_t *key, struct audit_row *rows, size_t n);
+    int (*list_audit)(struct store *s, const struct audit_query *q, struct audit_row **out,
+                      size_t *n);
+    /* Calls each(arg, row) for every audit row (of one team, or all for NULL) in (team, seq)
+     * order, or in id order with by_id (row and its context are borrowed for the call); stops
+     * when each returns non-zero and returns that. */
+    int (*scan_audit)(struct store *s, const char *team_id, bool by_id,
+                      int (*each)(void *arg, const struct audit_row *r), void *arg);
+    int (*audit_heads)(struct store *s, struct audit_head **out, size_t *n);
+    /* In a transaction: *created tells whether the row is new. */
+    int (*ensure_team)(struct store *s, const char *team_id, int64_t now, bool *created);
+    /* In a transaction: an existing user keeps its team and role, returned in team and role. */
+    int (*ensure_user)(struct store *s, const char *user_id, const char *team_id, const char *role,
+                       int64_t now, bool *created, char *team, char *role_out);
+    int (*insert_token)(struct store *s, const struct token_rec *t);
+    /* In a transaction: revokes a valid token; AEI_ENOTFOUND if none such, AEI_ECONFLICT if
+     * it was revoked already. *out is the token as it was found. */
+    int (*revoke_token)(struct store *s, const char *token_id, int64_t now, struct token_rec *out);
+    /* Tokens of one team (all teams for NULL), by creation. */
+    int (*list_tokens)(struct store *s, const char *team_id, struct token_rec **out, size_t *n);
     void (*close)(struct store *s);
 };
 
@@ -129,6 +181,12 @@ struct store {
  * the migrations this binary knows and the store lacks (in one transaction). Returns 0 and *out, or
  * a negative AEI_E* code with a one-line reason in err. Caller closes with store_close(). */
 int store_open(const char *url, struct store **out, char *err, size_t errlen);
+/* The SQL of an audit page on each backend (parameters: SQLite ?1 team, ?2 actor, ?3 action,
+ * ?4 resource, ?5 from, ?6 to, ?7 and ?8 the cursor, ?9 limit; PostgreSQL $1 from, $2 to, $3
+ * and $4 the cursor, $5 limit, then the filters present in that order), for EXPLAIN in the
+ * benchmark. */
+void store_sqlite_audit_sql(const struct audit_query *q, struct buf *sql);
+void store_pg_audit_sql(const struct audit_query *q, struct buf *sql);
 /* Backend constructors used by store_open(). */
 int store_sqlite_open(const char *path, struct store **out, char *err, size_t errlen);
 int store_pg_open(const char *url, struct store **out, char *err, size_t errlen);
@@ -207,6 +265,49 @@ int store_list_old_executions(struct store *s, int64_t before, int64_t after_sta
  * decisions (*deleted) and, once none are left, the execution (*gone), in one transaction. */
 int store_expire_execution(struct store *s, const char *execution_id, int64_t before, int max_rows,
                            int64_t *deleted, bool *gone);
+/* Appends audit rows of one team (rows[i].team_id all equal; context canonical) in one
+ * transaction; on success each row has its id, seq, prev_hash and hash. Concurrent appenders,
+ * in this process or others, make one contiguous chain per team. */
+int store_append_audit(struct store *s, const uint8_t key[AUDIT_KEY_LEN], struct audit_row *rows,
+                       size_t n);
+/* Returns a page of audit rows. Caller frees with store_free_audit(). */
+int store_list_audit(struct store *s, const struct audit_query *q, struct audit_row **out,
+                     size_t *n);
+void store_free_audit(struct audit_row *rows, size_t n);
+/* Calls each() for every audit row in (team, seq) order; see store_ops.scan_audit. */
+int store_scan_audit(struct store *s, const char *team_id,
+                     int (*each)(void *arg, const struct audit_row *r), void *arg);
+/* The head (last seq and hash) of every team's chain. Caller frees *out with free(). */
+int store_audit_heads(struct store *s, struct audit_head **out, size_t *n);
+/* Walks every chain (or one team's) with v (audit_verify_init() done by the caller, with the
+ * checkpoint heads of that team alone when one team is walked; this ends the walk with
+ * audit_verify_finish()). Returns 0, a fault included, or a store error. */
+int store_verify_audit(struct store *s, const char *team_id, struct audit_verifier *v);
+
+/* Who performs an audited action. */
+struct audit_actor_ref {
+    enum audit_actor type;
+    const char *id;
+};
+
+/* Creates a user of a team (the team too if new) with a role, audited (team_create,
+ * user_create) in the same transaction. AEI_ECONFLICT if the user exists. */
+int store_create_user(struct store *s, const uint8_t key[AUDIT_KEY_LEN],
+                      const struct audit_actor_ref *actor, const char *team_id, const char *user_id,
+                      const char *role, int64_t now);
+/* Stores a new token (t: its id, hash, kind, team and user or agent; role for a user), creating
+ * its team and user when new, audited (team_create, user_create, token_create) in one
+ * transaction. A user that exists in another team or with another role is AEI_ECONFLICT, with a
+ * reason in err. */
+int store_create_token(struct store *s, const uint8_t key[AUDIT_KEY_LEN],
+                       const struct audit_actor_ref *actor, struct token_rec *t, int64_t now,
+                       char *err, size_t errlen);
+/* Revokes a token, audited (token_revoke) in the same transaction; *out is the token. */
+int store_revoke_token(struct store *s, const uint8_t key[AUDIT_KEY_LEN],
+                       const struct audit_actor_ref *actor, const char *token_id, int64_t now,
+                       struct token_rec *out);
+/* Lists tokens (of one team, or all for NULL). Caller frees *out with free(). */
+int store_list_tokens(struct store *s, const char *team_id, struct token_rec **out, size_t *n);
 
 /* Closes the connection; store_close(NULL) is a no-op. */
 void store_close(struct store *s);
@@ -228,6 +329,17 @@ void store_close(struct store *s);
     "confidence = excluded.confidence, parent_agent_id = excluded.parent_agent_id, "               \
     "child_agent_ids = excluded.child_agent_ids, labels = excluded.labels, "                       \
     "agent_ts = excluded.agent_ts, last_heartbeat = excluded.last_heartbeat"
+
+/* The audit columns every audit read returns, in this order. */
+#define STORE_AUDIT_COLUMNS                                                                        \
+    "id, team_id, seq, ts, actor_type, actor_id, action_type, resource_id, context, prev_hash, "   \
+    "immutable_hash"
+/* Tokens with their user's role: token_id, hash, kind, team, user, agent, role, created,
+ * revoked (0 while valid). */
+#define STORE_SELECT_TOKENS                                                                        \
+    "SELECT t.token_id, t.token_hash, t.kind, t.team_id, coalesce(t.user_id, ''), "                \
+    "coalesce(t.agent_id, ''), coalesce(u.role, ''), t.created, coalesce(t.revoked, 0) "           \
+    "FROM tokens t LEFT JOIN users u ON u.user_id = t.user_id "
 
 /* A migration: a version number, a name, and the SQL that applies it. */
 struct migration {

@@ -22,6 +22,7 @@ struct store_pg {
     struct store base;
     PGconn *conn;
     bool broken;      /* a statement timed out: reconnect before the next */
+    bool in_tx;       /* between begin and commit: a lost connection fails, never reconnects */
     struct buf batch; /* reused for the JSON of each heartbeat batch */
 };
 
@@ -94,6 +95,8 @@ static const char *first_line(const char *msg, char *out, size_t n)
 static PGresult *run(struct store_pg *s, const char *sql, int nparams, const char *const *params)
 {
     if (s->broken || PQstatus(s->conn) != CONNECTION_OK) {
+        if (s->in_tx)
+            return NULL; /* the transaction, and its locks, are gone with the connection */
         PQreset(s->conn);
         if (PQstatus(s->conn) != CONNECTION_OK)
             return NULL;
@@ -178,7 +181,8 @@ static int pg_migrate(struct store_pg *s, char *err, size_t errlen)
     for (int i = have; i < known; i++) {
         const struct migration *m = &store_pg_migrations[i];
         res = PQexec(s->conn, m->sql);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        /* A migration of comments alone (a placeholder) is an empty query. */
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_EMPTY_QUERY)
             goto err_res;
         PQclear(res);
         char version[16];
@@ -709,6 +713,189 @@ static int pg_list_old_executions(struct store *base, int64_t before, int64_t af
     return rc;
 }
 
+/* The audit log, teams, users and tokens. */
+
+static int pg_begin(struct store *base)
+{
+    struct store_pg *s = (struct store_pg *)base;
+    int rc = command(s, "BEGIN", 0, NULL, "beginning a transaction");
+    s->in_tx = rc == 0;
+    return rc;
+}
+
+static int pg_commit(struct store *base)
+{
+    struct store_pg *s = (struct store_pg *)base;
+    int rc = command(s, "COMMIT", 0, NULL, "committing");
+    s->in_tx = false;
+    return rc;
+}
+
+static void pg_rollback(struct store *base)
+{
+    struct store_pg *s = (struct store_pg *)base;
+    if (s->in_tx && !s->broken && PQstatus(s->conn) == CONNECTION_OK)
+        PQclear(run(s, "ROLLBACK", 0, NULL));
+    s->in_tx = false;
+}
+
+/* Appenders of one team queue on a transaction-scoped advisory lock (it works through
+ * pgbouncer in transaction mode); the head is read in a later statement, whose snapshot is
+ * taken once the lock is held. */
+static const char SQL_AUDIT_LOCK[] = "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))";
+static const char SQL_AUDIT_LAST[] =
+    "SELECT seq, immutable_hash FROM audit_logs WHERE team_id = $1 ORDER BY seq DESC LIMIT 1";
+static const char SQL_AUDIT_INSERT[] =
+    "INSERT INTO audit_logs (team_id, seq, ts, actor_type, actor_id, action_type, resource_id, "
+    "context, prev_hash, immutable_hash) "
+    "SELECT team_id, seq, ts, actor_type, actor_id, action_type, resource_id, context, prev_hash, "
+    "immutable_hash FROM jsonb_to_recordset($1::jsonb) AS x(team_id text, seq bigint, ts bigint, "
+    "actor_type text, actor_id text, action_type text, resource_id text, context text, "
+    "prev_hash text, immutable_hash text) ORDER BY seq RETURNING seq, id";
+
+static int pg_append_audit(struct store *base, const uint8_t *key, struct audit_row *rows, size_t n)
+{
+    struct store_pg *s = (struct store_pg *)base;
+    if (n == 0)
+        return 0;
+    const char *team[] = {rows[0].team_id};
+    PGresult *res = run(s, SQL_AUDIT_LOCK, 1, team);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+        return fail(s, res, "locking the audit chain");
+    PQclear(res);
+    res = run(s, SQL_AUDIT_LAST, 1, team);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+        return fail(s, res, "reading the audit chain head");
+    int64_t seq = 0;
+    uint8_t prev[AUDIT_HASH_LEN] = {0};
+    if (PQntuples(res) == 1) {
+        seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        if (!audit_unhex(PQgetvalue(res, 0, 1), prev, AUDIT_HASH_LEN)) {
+            log_error("postgres: the audit chain head of team %s has no valid hash", team[0]);
+            PQclear(res);
+            return AEI_EIO;
+        }
+    }
+    PQclear(res);
+    struct buf b = {0};
+    buf_puts(&b, "[");
+    for (size_t i = 0; i < n; i++) {
+        struct audit_row *r = &rows[i];
+        r->seq = ++seq;
+        memcpy(r->prev_hash, prev, AUDIT_HASH_LEN);
+        audit_hash(key, r, r->hash);
+        memcpy(prev, r->hash, AUDIT_HASH_LEN);
+        char prev_hex[AUDIT_HEX_LEN + 1], hash_hex[AUDIT_HEX_LEN + 1];
+        audit_hex(r->prev_hash, AUDIT_HASH_LEN, prev_hex);
+        audit_hex(r->hash, AUDIT_HASH_LEN, hash_hex);
+        buf_printf(&b, "%s{\"team_id\":", i ? "," : "");
+        json_write_string(&b, r->team_id);
+        buf_printf(&b, ",\"seq\":%lld,\"ts\":%lld,\"actor_type\":\"%s\",\"actor_id\":",
+                   (long long)r->seq, (long long)r->ts, audit_actor_names[r->actor_type]);
+        json_write_string(&b, r->actor_id);
+        buf_puts(&b, ",\"action_type\":");
+        json_write_string(&b, r->action_type);
+        buf_puts(&b, ",\"resource_id\":");
+        json_write_string(&b, r->resource_id);
+        buf_puts(&b, ",\"context\":");
+        json_write_string(&b, r->context ? r->context : "{}");
+        buf_printf(&b, ",\"prev_hash\":\"%s\",\"immutable_hash\":\"%s\"}", prev_hex, hash_hex);
+    }
+    buf_puts(&b, "]");
+    const char *params[] = {b.data};
+    res = run(s, SQL_AUDIT_INSERT, 1, params);
+    buf_free(&b);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+        return fail(s, res, "appending audit rows");
+    int64_t first = rows[0].seq;
+    for (int i = 0; i < PQntuples(res); i++) {
+        int64_t at = strtoll(PQgetvalue(res, i, 0), NULL, 10) - first;
+        if (at >= 0 && at < (int64_t)n)
+            rows[at].id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* Copies a value into out[n], cut short if longer (four times a row in a verification walk,
+ * so no printf). */
+static void text_copy(PGresult *res, int r, int c, char *out, size_t n)
+{
+    size_t len = (size_t)PQgetlength(res, r, c);
+    if (len >= n)
+        len = n - 1;
+    memcpy(out, PQgetvalue(res, r, c), len);
+    out[len] = '\0';
+}
+
+/* Reads a row in STORE_AUDIT_COLUMNS order; context points into res. */
+static void read_audit_pg(PGresult *res, int r, struct audit_row *row)
+{
+    row->id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+    text_copy(res, r, 1, row->team_id, sizeof(row->team_id));
+    row->seq = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+    row->ts = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+    int actor = audit_actor_parse(PQgetvalue(res, r, 4));
+    row->actor_type = actor < 0 ? AUDIT_ACTOR_SERVICE : (enum audit_actor)actor;
+    text_copy(res, r, 5, row->actor_id, sizeof(row->actor_id));
+    text_copy(res, r, 6, row->action_type, sizeof(row->action_type));
+    text_copy(res, r, 7, row->resource_id, sizeof(row->resource_id));
+    row->context = PQgetvalue(res, r, 8);
+    if (!audit_unhex(PQgetvalue(res, r, 9), row->prev_hash, AUDIT_HASH_LEN))
+        memset(row->prev_hash, 0xff, AUDIT_HASH_LEN);
+    if (!audit_unhex(PQgetvalue(res, r, 10), row->hash, AUDIT_HASH_LEN))
+        memset(row->hash, 0, AUDIT_HASH_LEN);
+}
+
+static void read_audit_owned(PGresult *res, int r, void *row)
+{
+    struct audit_row *a = row;
+    read_audit_pg(res, r, a);
+    a->context = strdup(a->context);
+    if (!a->context)
+        abort();
+}
+
+void store_pg_audit_sql(const struct audit_query *q, struct buf *sql)
+{
+    buf_puts(sql, "SELECT " STORE_AUDIT_COLUMNS " FROM audit_logs WHERE ts >= $1 AND ts < $2 "
+                  "AND (ts, id) < ($3, $4)");
+    const char *names[] = {"team_id", "actor_id", "action_type", "resource_id"};
+    const char *values[] = {q->team_id, q->actor_id, q->action_type, q->resource_id};
+    int np = 5;
+    for (int i = 0; i < 4; i++)
+        if (values[i])
+            buf_printf(sql, " AND %s = $%d", names[i], ++np);
+    buf_puts(sql, " ORDER BY ts DESC, id DESC LIMIT $5");
+}
+
+static int pg_list_audit(struct store *base, const struct audit_query *q, struct audit_row **out,
+                         size_t *n)
+{
+    struct store_pg *s = (struct store_pg *)base;
+    char from[24], to[24], bts[24], bid[24], limit[16];
+    snprintf(from, sizeof(from), "%lld", (long long)q->from);
+    snprintf(to, sizeof(to), "%lld", (long long)q->to);
+    snprintf(bts, sizeof(bts), "%lld", (long long)q->before_ts);
+    snprintf(bid, sizeof(bid), "%lld", (long long)q->before_id);
+    snprintf(limit, sizeof(limit), "%d", q->limit);
+    const char *params[9] = {from, to, bts, bid, limit};
+    int np = 5;
+    const char *values[] = {q->team_id, q->actor_id, q->action_type, q->resource_id};
+    for (int i = 0; i < 4; i++)
+        if (values[i])
+            params[np++] = values[i];
+    struct buf sql = {0};
+    store_pg_audit_sql(q, &sql);
+    void *rows;
+    int rc = select_rows(s, sql.data, np, params, "reading an audit page", sizeof(**out),
+                         read_audit_owned, &rows, n);
+    buf_free(&sql);
+    if (rc == 0)
+        *out = rows;
+    return rc;
+}
+
 static int pg_expire_execution(struct store *base, const char *execution_id, int64_t before,
                                int max_rows, int64_t *deleted, bool *gone)
 {
@@ -724,6 +911,198 @@ static int pg_expire_execution(struct store *base, const char *execution_id, int
         *gone = PQgetvalue(res, 0, 1)[0] == 't';
         PQclear(res);
     }
+    return rc;
+}
+
+#define SCAN_PAGE "10000"
+
+/* The scans, by (team, seq) or by id, of every team or one ($3). */
+static const char *const SQL_SCAN[2][2] = {
+    {"SELECT " STORE_AUDIT_COLUMNS " FROM audit_logs WHERE (team_id, seq) > ($1, $2) "
+     "ORDER BY team_id, seq LIMIT " SCAN_PAGE,
+     "SELECT " STORE_AUDIT_COLUMNS " FROM audit_logs WHERE team_id = $3 AND seq > $2 AND "
+     "$1::text IS NOT NULL ORDER BY seq LIMIT " SCAN_PAGE},
+    {"SELECT " STORE_AUDIT_COLUMNS " FROM audit_logs WHERE id > $2 AND $1::text IS NOT NULL "
+     "ORDER BY id LIMIT " SCAN_PAGE,
+     "SELECT " STORE_AUDIT_COLUMNS " FROM audit_logs WHERE team_id = $3 AND id > $2 AND "
+     "$1::text IS NOT NULL ORDER BY id LIMIT " SCAN_PAGE},
+};
+
+static int pg_scan_audit(struct store *base, const char *team_id, bool by_id,
+                         int (*each)(void *arg, const struct audit_row *r), void *arg)
+{
+    struct store_pg *s = (struct store_pg *)base;
+    /* Keyset pages keep memory flat however long the log is: after (team, seq), or after id. */
+    char team[AEI_ID_MAX + 1] = "", after[24] = "0";
+    const char *sql = SQL_SCAN[by_id][team_id != NULL];
+    for (;;) {
+        const char *params[] = {team, after, team_id};
+        PGresult *res = run(s, sql, team_id ? 3 : 2, params);
+        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+            return fail(s, res, "reading the audit log");
+        int rows = PQntuples(res);
+        struct audit_row r;
+        for (int i = 0; i < rows; i++) {
+            read_audit_pg(res, i, &r);
+            int stop = each(arg, &r);
+            if (stop) {
+                PQclear(res);
+                return stop;
+            }
+        }
+        if (rows > 0) {
+            value_copy(res, rows - 1, 1, team, sizeof(team));
+            snprintf(after, sizeof(after), "%s", PQgetvalue(res, rows - 1, by_id ? 0 : 2));
+        }
+        PQclear(res);
+        if (rows < atoi(SCAN_PAGE))
+            return 0;
+    }
+}
+
+static void read_head(PGresult *res, int r, void *row)
+{
+    struct audit_head *h = row;
+    value_copy(res, r, 0, h->team_id, sizeof(h->team_id));
+    h->seq = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+    if (!audit_unhex(PQgetvalue(res, r, 2), h->hash, AUDIT_HASH_LEN))
+        memset(h->hash, 0, AUDIT_HASH_LEN);
+}
+
+static int pg_audit_heads(struct store *base, struct audit_head **out, size_t *n)
+{
+    void *rows;
+    int rc = select_rows((struct store_pg *)base,
+                         "SELECT DISTINCT ON (team_id) team_id, seq, immutable_hash FROM "
+                         "audit_logs ORDER BY team_id, seq DESC",
+                         0, NULL, "reading the audit heads", sizeof(**out), read_head, &rows, n);
+    if (rc == 0)
+        *out = rows;
+    return rc;
+}
+
+/* Runs an INSERT ... ON CONFLICT DO NOTHING RETURNING: *created when it inserted a row. */
+static int insert_if_new(struct store_pg *s, const char *sql, int np, const char *const *params,
+                         const char *what, bool *created)
+{
+    PGresult *res = run(s, sql, np, params);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+        return fail(s, res, what);
+    *created = PQntuples(res) == 1;
+    PQclear(res);
+    return 0;
+}
+
+static int pg_ensure_team(struct store *base, const char *team_id, int64_t now, bool *created)
+{
+    char ts[24];
+    snprintf(ts, sizeof(ts), "%lld", (long long)now);
+    const char *params[] = {team_id, ts};
+    return insert_if_new((struct store_pg *)base,
+                         "INSERT INTO teams (team_id, created) VALUES ($1, $2) "
+                         "ON CONFLICT DO NOTHING RETURNING team_id",
+                         2, params, "creating a team", created);
+}
+
+static int pg_ensure_user(struct store *base, const char *user_id, const char *team_id,
+                          const char *role, int64_t now, bool *created, char *team, char *role_out)
+{
+    struct store_pg *s = (struct store_pg *)base;
+    char ts[24];
+    snprintf(ts, sizeof(ts), "%lld", (long long)now);
+    const char *params[] = {user_id, team_id, role, ts};
+    int rc = insert_if_new(s,
+                           "INSERT INTO users (user_id, team_id, role, created) "
+                           "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING user_id",
+                           4, params, "creating a user", created);
+    if (rc)
+        return rc;
+    PGresult *res = run(s, "SELECT team_id, role FROM users WHERE user_id = $1", 1, params);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+        return fail(s, res, "reading a user");
+    value_copy(res, 0, 0, team, AEI_ID_MAX + 1);
+    value_copy(res, 0, 1, role_out, 16);
+    PQclear(res);
+    return 0;
+}
+
+static int pg_insert_token(struct store *base, const struct token_rec *t)
+{
+    struct store_pg *s = (struct store_pg *)base;
+    char ts[24];
+    snprintf(ts, sizeof(ts), "%lld", (long long)t->created);
+    const char *params[] = {t->token_id, t->hash, t->kind, t->team_id, t->user_id, t->agent_id, ts};
+    PGresult *res = run(s,
+                        "INSERT INTO tokens (token_id, token_hash, kind, team_id, user_id, "
+                        "agent_id, created) VALUES ($1, $2, $3, $4, nullif($5, ''), "
+                        "nullif($6, ''), $7)",
+                        7, params);
+    if (res && PQresultStatus(res) == PGRES_FATAL_ERROR) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        if (state && strcmp(state, "23505") == 0) {
+            PQclear(res);
+            return AEI_ECONFLICT;
+        }
+    }
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
+        return fail(s, res, "storing a token");
+    PQclear(res);
+    return 0;
+}
+
+static void read_token(PGresult *res, int r, void *row)
+{
+    struct token_rec *t = row;
+    value_copy(res, r, 0, t->token_id, sizeof(t->token_id));
+    value_copy(res, r, 1, t->hash, sizeof(t->hash));
+    value_copy(res, r, 2, t->kind, sizeof(t->kind));
+    value_copy(res, r, 3, t->team_id, sizeof(t->team_id));
+    value_copy(res, r, 4, t->user_id, sizeof(t->user_id));
+    value_copy(res, r, 5, t->agent_id, sizeof(t->agent_id));
+    value_copy(res, r, 6, t->role, sizeof(t->role));
+    t->created = strtoll(PQgetvalue(res, r, 7), NULL, 10);
+    t->revoked = strtoll(PQgetvalue(res, r, 8), NULL, 10);
+}
+
+static int pg_revoke_token(struct store *base, const char *token_id, int64_t now,
+                           struct token_rec *out)
+{
+    struct store_pg *s = (struct store_pg *)base;
+    const char *params[] = {token_id, NULL};
+    void *rows;
+    size_t n;
+    int rc = select_rows(s, STORE_SELECT_TOKENS "WHERE t.token_id = $1 FOR UPDATE OF t", 1, params,
+                         "reading a token", sizeof(*out), read_token, &rows, &n);
+    if (rc)
+        return rc;
+    if (n == 1)
+        *out = *(struct token_rec *)rows;
+    free(rows);
+    if (n != 1)
+        return AEI_ENOTFOUND;
+    if (out->revoked)
+        return AEI_ECONFLICT;
+    char ts[24];
+    snprintf(ts, sizeof(ts), "%lld", (long long)now);
+    params[1] = ts;
+    rc = command(s, "UPDATE tokens SET revoked = $2 WHERE token_id = $1", 2, params,
+                 "revoking a token");
+    if (rc == 0)
+        out->revoked = now;
+    return rc;
+}
+
+static int pg_list_tokens(struct store *base, const char *team_id, struct token_rec **out,
+                          size_t *n)
+{
+    const char *params[] = {team_id};
+    void *rows;
+    int rc = select_rows((struct store_pg *)base,
+                         STORE_SELECT_TOKENS "WHERE $1::text IS NULL OR t.team_id = $1 "
+                                             "ORDER BY t.created, t.token_id",
+                         1, params, "listing tokens", sizeof(**out), read_token, &rows, n);
+    if (rc == 0)
+        *out = rows;
     return rc;
 }
 
@@ -753,6 +1132,18 @@ static const struct store_ops pg_ops = {
     .expire_heartbeats = pg_expire_heartbeats,
     .list_old_executions = pg_list_old_executions,
     .expire_execution = pg_expire_execution,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .append_audit = pg_append_audit,
+    .list_audit = pg_list_audit,
+    .scan_audit = pg_scan_audit,
+    .audit_heads = pg_audit_heads,
+    .ensure_team = pg_ensure_team,
+    .ensure_user = pg_ensure_user,
+    .insert_token = pg_insert_token,
+    .revoke_token = pg_revoke_token,
+    .list_tokens = pg_list_tokens,
     .close = pg_close,
 };
 

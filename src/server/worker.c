@@ -4,6 +4,7 @@
 #include "aei/error.h"
 #include "common/log.h"
 #include "common/time.h"
+#include "server/audit_api.h"
 #include "server/export.h"
 #include "server/metrics.h"
 
@@ -341,6 +342,15 @@ static void run_read(struct store *store, struct job *j)
     case JOB_EXPORT_PAGE:
         j->rc = export_next_page(store, j->export);
         break;
+    case JOB_LIST_AUDIT:
+        j->rc = audit_api_page(store, j->audit, &j->body);
+        break;
+    case JOB_VERIFY_AUDIT:
+        j->rc = audit_api_verify(store, j->audit, &j->body);
+        break;
+    case JOB_AUDIT_CHECKPOINT:
+        j->rc = audit_api_checkpoint(store, j->audit->state);
+        break;
     case JOB_PUT_HEARTBEAT:
     case JOB_PUT_DECISIONS:
     case JOB_END_EXECUTION:
@@ -494,5 +504,6 @@ void job_free(struct job *job)
     free(job->stored);
     free(job->end.failure_json);
     store_free_executions(job->executions, job->n_executions);
+    free(job->audit);
     free(job);
 }

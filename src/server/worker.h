@@ -18,9 +18,13 @@ enum job_kind {
     JOB_EXPORT_PAGE,
     JOB_LIST_ROLLUPS,
     JOB_RETENTION,
+    JOB_LIST_AUDIT,       /* GET /api/v0/audit */
+    JOB_VERIFY_AUDIT,     /* GET /api/v0/audit/verify */
+    JOB_AUDIT_CHECKPOINT, /* the server's own: the chain heads to the checkpoint file */
 };
 
 struct export;
+struct audit_job;
 
 /* A unit of storage work. The loop thread fills the inputs and submits it; a worker runs it and
  * hands it back through the completion queue with the outputs set. */
@@ -53,6 +57,7 @@ struct job {
     struct retention_run *retention;  /* JOB_RETENTION: the run to step (not owned); rc is
                                          retention_step()'s */
     int64_t step_us;                  /* JOB_RETENTION: how long the step took */
+    struct audit_job *audit;          /* the audit jobs' inputs (owned) */
 };
 
 struct workers;

@@ -44,6 +44,8 @@ test('every contract route is described, with the right security', () => {
         ['patch', '/api/v0/executions/{execution_id}'],
         ['get', '/api/v0/executions/{execution_id}/decisions'],
         ['get', '/api/v0/executions/{execution_id}/export'],
+        ['get', '/api/v0/audit'],
+        ['get', '/api/v0/audit/verify'],
     ];
     const described = Object.entries(doc.paths).flatMap(([path, item]) =>
         Object.keys(item).filter((k) => k !== 'parameters').map((m) => `${m} ${path}`));

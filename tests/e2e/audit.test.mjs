@@ -1,0 +1,212 @@
+// audit.test.mjs - the audit log end to end on both stores: tokens made and revoked with the
+// aei tool, GET /api/v0/audit (filters, pages, verified on read), GET /api/v0/audit/verify,
+// aei audit verify, the checkpoint file, tampering seen by all three, and the key file checks.
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import {
+    AEID, Aeid, STORES, assertError, failOnSanitizerReport, psql, randomToken, runAeid, sleep,
+    tempDir, uniqueId,
+} from './lib/harness.mjs';
+
+const execFileP = promisify(execFile);
+const AEI = path.join(path.dirname(AEID), 'aei');
+
+/* Runs the aei tool; resolves with its exit code, stdout and stderr whatever the code. */
+async function aei(args) {
+    try {
+        const { stdout, stderr } = await execFileP(AEI, args, { timeout: 60000 });
+        return { code: 0, stdout, stderr };
+    } catch (e) {
+        if (typeof e.code !== 'number') throw e;
+        return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    }
+}
+
+/* Changes audit rows behind aeid's back, past the triggers (as an attacker with the database
+ * files or a superuser would). */
+async function tamper(srv, sql) {
+    if (srv.store === 'sqlite') {
+        const file = srv.dbUrl.slice('sqlite:'.length);
+        execFileSync('sqlite3', [file, 'DROP TRIGGER IF EXISTS audit_logs_no_update; ' + sql]);
+    } else {
+        await psql(srv.dbUrl, 'SET session_replication_role = replica; ' + sql);
+    }
+}
+
+for (const store of STORES) {
+    describe(`audit (${store})`, () => {
+        const dir = tempDir('aei-e2e-audit-');
+        const key = path.join(dir, 'audit.key');
+        const checkpoint = path.join(dir, 'checkpoint');
+        const team = uniqueId('team');
+        const srv = new Aeid({
+            store,
+            args: ['--audit-key', key, '--audit-checkpoint', checkpoint,
+                '--audit-checkpoint-interval', '0.2'],
+        });
+        let tokenId;
+
+        before(async () => {
+            await srv.start();
+        });
+        after(async () => {
+            await srv.close();
+        });
+        failOnSanitizerReport(() => srv);
+
+        it('aeid creates the key file, 32 bytes of mode 0600', () => {
+            assert.ok(existsSync(key));
+            assert.equal(readFileSync(key).length, 32);
+            assert.equal(statSync(key).mode & 0o777, 0o600);
+        });
+
+        it('aei token create prints the token last, and the creation is audited', async () => {
+            const r = await aei(['token', 'create', '--db', srv.dbUrl, '--key', key,
+                '--team', team, '--user', 'alice', '--role', 'operator']);
+            assert.equal(r.code, 0, r.stderr);
+            const lines = r.stdout.trim().split('\n');
+            assert.match(lines.at(-1), /^aei_user_[0-9A-Za-z]{36}$/);
+            tokenId = lines.find((l) => l.startsWith('token_id: ')).slice(10);
+            assert.match(tokenId, /^tk_[0-9a-f]{12}$/);
+            const agent = await aei(['token', 'create', '--db', srv.dbUrl, '--key', key,
+                '--team', team, '--agent', 'bot-1']);
+            assert.equal(agent.code, 0, agent.stderr);
+            assert.match(agent.stdout.trim().split('\n').at(-1), /^aei_agent_[0-9A-Za-z]{36}$/);
+            const bad = await aei(['token', 'create', '--db', srv.dbUrl, '--key', key,
+                '--team', team, '--user', 'alice', '--role', 'boss']);
+            assert.equal(bad.code, 2);
+            assert.match(bad.stderr, /--role 'boss': use admin, operator or viewer/);
+            const list = await aei(['token', 'list', '--db', srv.dbUrl, '--team', team]);
+            assert.equal(list.code, 0, list.stderr);
+            assert.match(list.stdout, new RegExp(`${tokenId} user +${team} +alice +operator`));
+        });
+
+        it('GET /api/v0/audit lists the rows newest first, each verified', async () => {
+            const r = await srv.api('/api/v0/audit');
+            assert.equal(r.status, 200, r.text);
+            const mine = r.json.rows.filter((row) => row.team_id === team);
+            assert.deepEqual(mine.map((row) => row.action_type),
+                ['token_create', 'token_create', 'user_create', 'team_create']);
+            assert.deepEqual(mine.map((row) => row.seq), [4, 3, 2, 1]);
+            for (const row of mine) {
+                assert.equal(row.verified, true);
+                assert.equal(row.actor_type, 'service');
+                assert.match(row.immutable_hash, /^[0-9a-f]{64}$/);
+            }
+            assert.equal(mine[3].prev_hash, '0'.repeat(64));
+            assert.equal(mine[2].prev_hash, mine[3].immutable_hash);
+            assert.deepEqual(mine[1].context.after,
+                { kind: 'user', role: 'operator', team_id: team, token_id: tokenId, user_id: 'alice' });
+        });
+
+        it('filters and a keyset cursor page through the rows', async () => {
+            const f = await srv.api(`/api/v0/audit?action_type=user_create&resource_id=alice`);
+            assert.equal(f.status, 200, f.text);
+            assert.equal(f.json.rows.filter((row) => row.team_id === team).length, 1);
+            const seen = [];
+            let url = '/api/v0/audit?action_type=token_create&limit=1';
+            for (let i = 0; i < 10 && url; i++) {
+                const p = await srv.api(url);
+                assert.equal(p.status, 200, p.text);
+                assert.ok(p.json.rows.length <= 1);
+                seen.push(...p.json.rows.map((row) => row.id));
+                url = p.json.next ? `/api/v0/audit?action_type=token_create&limit=1&cursor=${p.json.next}` : null;
+            }
+            assert.equal(new Set(seen).size, seen.length, 'a row came twice');
+            assert.ok(seen.length >= 2);
+            const none = await srv.api('/api/v0/audit?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z');
+            assert.deepEqual(none.json, { rows: [], next: null });
+        });
+
+        it('bad parameters answer 400 naming the parameter; no token answers 401', async () => {
+            for (const [q, field] of [['limit=0', 'limit'], ['limit=1001', 'limit'], ['cursor=abc', 'cursor'],
+                ['from=yesterday', 'from'], ['to=1', 'to'], ['actor=', 'actor'], ['colour=red', 'colour'],
+                [`resource_id=${'x'.repeat(300)}`, 'resource_id']]) {
+                const r = await srv.api(`/api/v0/audit?${q}`);
+                assertError(r, 400, 'invalid_parameter', { field });
+            }
+            assertError(await srv.api('/api/v0/audit/verify?x=1'), 400, 'invalid_parameter');
+            assertError(await srv.api('/api/v0/audit', { token: null }), 401, 'unauthorized');
+            assertError(await srv.api('/api/v0/audit/verify', { token: randomToken() }), 401, 'invalid_token');
+            const post = await srv.api('/api/v0/audit', { method: 'POST', body: {} });
+            assert.equal(post.status, 405);
+        });
+
+        it('revoking is audited; verify and the checkpoint agree the chain is whole', async () => {
+            const r = await aei(['token', 'revoke', '--db', srv.dbUrl, '--key', key, tokenId]);
+            assert.equal(r.code, 0, r.stderr);
+            const again = await aei(['token', 'revoke', '--db', srv.dbUrl, '--key', key, tokenId]);
+            assert.equal(again.code, 1);
+            assert.match(again.stderr, /revoked already/);
+            const typo = await aei(['token', 'revoke', '--db', srv.dbUrl, 'aei_user_0000']);
+            assert.equal(typo.code, 2);
+            const v = await srv.api('/api/v0/audit/verify');
+            assert.equal(v.status, 200, v.text);
+            assert.equal(v.json.ok, true, v.text);
+            assert.ok(v.json.rows_checked >= 5);
+            assert.equal(v.json.first_bad, null);
+            // The server appends the moved head within its interval.
+            let text = '';
+            for (let i = 0; i < 50 && !text.includes(`v1 ${team} 5 `); i++) {
+                await sleep(100);
+                text = existsSync(checkpoint) ? readFileSync(checkpoint, 'utf8') : '';
+            }
+            assert.match(text, new RegExp(`^v1 ${team} 5 [0-9a-f]{64} \\d+$`, 'm'));
+            const cli = await aei(['audit', 'verify', '--db', srv.dbUrl, '--key', key,
+                '--checkpoint', checkpoint]);
+            assert.equal(cli.code, 0, cli.stdout + cli.stderr);
+            assert.match(cli.stdout, /every chain verifies/);
+        });
+
+        it('a changed row is caught by the page, the route and the tool', async () => {
+            await tamper(srv, `UPDATE audit_logs SET context = '{"after":{"role":"admin"}}' ` +
+                `WHERE team_id = '${team}' AND seq = 2`);
+            const page = await srv.api('/api/v0/audit?action_type=user_create&resource_id=alice');
+            const row = page.json.rows.find((x) => x.team_id === team);
+            assert.equal(row.verified, false);
+            const v = await srv.api('/api/v0/audit/verify');
+            assert.equal(v.json.ok, false);
+            assert.equal(v.json.first_bad.reason, 'hash_mismatch');
+            assert.equal(v.json.first_bad.id, row.id);
+            assert.equal(v.json.first_bad.team_id, team);
+            const cli = await aei(['audit', 'verify', '--db', srv.dbUrl, '--key', key, '--json']);
+            assert.equal(cli.code, 1);
+            const rep = JSON.parse(cli.stdout);
+            assert.equal(rep.ok, false);
+            assert.equal(rep.first_bad.reason, 'hash_mismatch');
+            assert.equal(rep.first_bad.id, row.id);
+            // With the wrong key every row fails: the key, not the database, vouches for them.
+            const other = path.join(dir, 'other.key');
+            writeFileSync(other, Buffer.alloc(32, 1), { mode: 0o600 });
+            const wrong = await aei(['audit', 'verify', '--db', srv.dbUrl, '--key', other, '--team', team]);
+            assert.equal(wrong.code, 1);
+            assert.match(wrong.stdout, /seq 1\): hash_mismatch/);
+        });
+    });
+}
+
+describe('audit key file', () => {
+    it('aeid refuses a key others may read, or one of the wrong size, naming the fix', async () => {
+        const dir = tempDir('aei-e2e-key-');
+        const key = path.join(dir, 'k');
+        writeFileSync(key, Buffer.alloc(32, 3));
+        chmodSync(key, 0o644);
+        const db = `sqlite:${path.join(dir, 'aei.db')}`;
+        const env = { AEI_TOKEN: randomToken() };
+        let r = await runAeid(['--db', db, '--audit-key', key, '--http', '127.0.0.1:1'], { env });
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, /mode 0644: others may read it; run chmod 600/);
+        chmodSync(key, 0o600);
+        writeFileSync(key, Buffer.alloc(16, 3));
+        r = await runAeid(['--db', db, '--audit-key', key, '--http', '127.0.0.1:1'], { env });
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, /is 16 bytes; it must be exactly 32/);
+        r = await runAeid(['--db', db, '--audit-checkpoint-interval', 'soon'], { env });
+        assert.equal(r.code, 2);
+        assert.match(r.stderr, /--audit-checkpoint-interval/);
+    });
+});
