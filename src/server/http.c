@@ -1365,12 +1365,14 @@ static void answer_decisions(struct request *req, const struct job *job)
         const struct decision *d = job->decisions[i];
         char ts[AEI_TIME_LEN];
         aei_time_format(d->server_ts, ts);
-        /* Ids are from the id alphabet and need no escaping. */
-        buf_printf(&b,
-                   "%s{\"decision_id\":\"%s\",\"execution_id\":\"%s\",\"timestamp\":\"%s\","
-                   "\"stored\":%s}",
-                   i ? "," : "", d->decision_id, d->execution_id, ts,
-                   job->stored[i] ? "true" : "false");
+        /* Ids are from the id alphabet and need no escaping; no printf: this is per decision. */
+        buf_puts(&b, i ? ",{\"decision_id\":\"" : "{\"decision_id\":\"");
+        buf_puts(&b, d->decision_id);
+        buf_puts(&b, "\",\"execution_id\":\"");
+        buf_puts(&b, d->execution_id);
+        buf_puts(&b, "\",\"timestamp\":\"");
+        buf_puts(&b, ts);
+        buf_puts(&b, job->stored[i] ? "\",\"stored\":true}" : "\",\"stored\":false}");
     }
     buf_puts(&b, "]}");
     answer(req, 200, "application/json", b.data, b.len, NULL);

@@ -1,5 +1,6 @@
 /* worker.c - storage threads: a group-committing writer, a reader and (PostgreSQL) trace writers,
  * off the service loop */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "server/worker.h"
 #include "aei/error.h"
 #include "common/log.h"
@@ -390,8 +391,9 @@ static void *retention_main(void *arg)
     return NULL;
 }
 
+/* Starts a worker thread named `name` (as top -H and perf show it) on its own store connection. */
 static int worker_start(struct worker *wk, struct workers *w, const char *url, void *(*fn)(void *),
-                        char *err, size_t errlen)
+                        const char *name, char *err, size_t errlen)
 {
     wk->owner = w;
     pthread_mutex_init(&wk->in.lock, NULL);
@@ -402,6 +404,7 @@ static int worker_start(struct worker *wk, struct workers *w, const char *url, v
         snprintf(err, errlen, "cannot start a storage thread");
         return -1;
     }
+    pthread_setname_np(wk->thread, name);
     wk->started = true;
     return 0;
 }
@@ -431,15 +434,16 @@ struct workers *workers_start(const char *db_url, void (*notify)(void *), void *
     w->notify = notify;
     w->notify_arg = arg;
     pthread_mutex_init(&w->done_lock, NULL);
-    if (worker_start(&w->writer, w, db_url, writer_main, err, errlen) != 0 ||
-        worker_start(&w->reader, w, db_url, reader_main, err, errlen) != 0)
+    if (worker_start(&w->writer, w, db_url, writer_main, "aeid-writer", err, errlen) != 0 ||
+        worker_start(&w->reader, w, db_url, reader_main, "aeid-reader", err, errlen) != 0)
         goto err_stop;
     if (w->writer.store->ops->parallel_writers) {
-        if (worker_start(&w->retention, w, db_url, retention_main, err, errlen) != 0)
+        if (worker_start(&w->retention, w, db_url, retention_main, "aeid-retention", err, errlen) !=
+            0)
             goto err_stop;
         for (; w->n_trace_writers < TRACE_WRITERS; w->n_trace_writers++)
             if (worker_start(&w->trace_writers[w->n_trace_writers], w, db_url, trace_writer_main,
-                             err, errlen) != 0) {
+                             "aeid-traces", err, errlen) != 0) {
                 w->n_trace_writers++; /* stopped with the others */
                 goto err_stop;
             }
