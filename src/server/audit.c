@@ -174,6 +174,18 @@ void audit_hex(const uint8_t *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+void audit_link(const uint8_t key[AUDIT_KEY_LEN], struct audit_row *r, int64_t *seq,
+                uint8_t prev[AUDIT_HASH_LEN], char prev_hex[AUDIT_HEX_LEN + 1],
+                char hash_hex[AUDIT_HEX_LEN + 1])
+{
+    r->seq = ++*seq;
+    memcpy(r->prev_hash, prev, AUDIT_HASH_LEN);
+    audit_hash(key, r, r->hash);
+    memcpy(prev, r->hash, AUDIT_HASH_LEN);
+    audit_hex(r->prev_hash, AUDIT_HASH_LEN, prev_hex);
+    audit_hex(r->hash, AUDIT_HASH_LEN, hash_hex);
+}
+
 /* Hex digit values, and 0xff for every other byte: a verification walk reads two hashes a row,
  * and a table is several times faster than comparisons (it was a quarter of the walk). */
 static const uint8_t hexval[256] = {

@@ -64,6 +64,11 @@ bool audit_row_is_verified(const uint8_t key[AUDIT_KEY_LEN], const struct audit_
 
 /* Writes n bytes as lowercase hex into out[2n + 1]. */
 void audit_hex(const uint8_t *in, size_t n, char *out);
+/* Links row r after a chain's head (seq, prev): sets its seq, prev_hash and hash (under key),
+ * moves the head to it, and writes both hashes in hex for the store. */
+void audit_link(const uint8_t key[AUDIT_KEY_LEN], struct audit_row *r, int64_t *seq,
+                uint8_t prev[AUDIT_HASH_LEN], char prev_hex[AUDIT_HEX_LEN + 1],
+                char hash_hex[AUDIT_HEX_LEN + 1]);
 /* Reads exactly 2n hex digits into out; false if s is anything else. */
 bool audit_unhex(const char *s, uint8_t *out, size_t n);
 

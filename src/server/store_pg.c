@@ -781,13 +781,8 @@ static int pg_append_audit(struct store *base, const uint8_t *key, struct audit_
     buf_puts(&b, "[");
     for (size_t i = 0; i < n; i++) {
         struct audit_row *r = &rows[i];
-        r->seq = ++seq;
-        memcpy(r->prev_hash, prev, AUDIT_HASH_LEN);
-        audit_hash(key, r, r->hash);
-        memcpy(prev, r->hash, AUDIT_HASH_LEN);
         char prev_hex[AUDIT_HEX_LEN + 1], hash_hex[AUDIT_HEX_LEN + 1];
-        audit_hex(r->prev_hash, AUDIT_HASH_LEN, prev_hex);
-        audit_hex(r->hash, AUDIT_HASH_LEN, hash_hex);
+        audit_link(key, r, &seq, prev, prev_hex, hash_hex);
         buf_printf(&b, "%s{\"team_id\":", i ? "," : "");
         json_write_string(&b, r->team_id);
         buf_printf(&b, ",\"seq\":%lld,\"ts\":%lld,\"actor_type\":\"%s\",\"actor_id\":",

@@ -1284,13 +1284,8 @@ static int sqlite_append_audit(struct store *base, const uint8_t *key, struct au
     sqlite3_reset(st);
     for (size_t i = 0; i < n; i++) {
         struct audit_row *r = &rows[i];
-        r->seq = ++seq;
-        memcpy(r->prev_hash, prev, AUDIT_HASH_LEN);
-        audit_hash(key, r, r->hash);
-        memcpy(prev, r->hash, AUDIT_HASH_LEN);
         char prev_hex[AUDIT_HEX_LEN + 1], hash_hex[AUDIT_HEX_LEN + 1];
-        audit_hex(r->prev_hash, AUDIT_HASH_LEN, prev_hex);
-        audit_hex(r->hash, AUDIT_HASH_LEN, hash_hex);
+        audit_link(key, r, &seq, prev, prev_hex, hash_hex);
         sqlite3_stmt *ins = audit_stmt(s, AS_INSERT);
         if (!ins)
             return fail(s, "preparing the audit insert");
