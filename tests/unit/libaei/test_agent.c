@@ -434,3 +434,81 @@ Test(libaei_retry, other_4xx_are_not_retried)
     cr_expect_str_eq(err.code, "invalid_field");
     cr_expect_str_eq(err.field, "status");
 }
+
+static const char WITH_COMMANDS[] =
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    "Content-Length: 120\r\n\r\n"
+    "{\"commands\":[{\"command_id\":\"c1\",\"type\":\"pause\"},{\"command_id\":\"c1\",\"type\":"
+    "\"pause\"},{\"command_id\":\"c2\",\"type\":\"resume\"}]}";
+
+struct seen {
+    int n;
+    char last[256];
+};
+
+static void on_command(const char *json, void *user)
+{
+    struct seen *s = user;
+    s->n++;
+    snprintf(s->last, sizeof s->last, "%s", json);
+}
+
+Test(libaei_retry, each_command_is_passed_on_once)
+{
+    struct script s = {.answers = {WITH_COMMANDS, WITH_COMMANDS}, .n = 2};
+    int port;
+    s.fd = listen_any(&port);
+    pthread_t t;
+    pthread_create(&t, NULL, serve, &s);
+    char address[64];
+    snprintf(address, sizeof address, "127.0.0.1:%d", port);
+    struct seen seen = {0};
+    struct aei_agent_config cfg = aei_agent_config_default();
+    cfg.on_command = on_command;
+    cfg.user = &seen;
+    struct aei_agent *a = agent(address, "c-cmd-1", &cfg);
+    struct aei_error err;
+    cr_assert_eq(aei_agent_heartbeat(a, &err), AEI_OK, "%s", err.message);
+    cr_assert_eq(aei_agent_heartbeat(a, &err), AEI_OK, "%s", err.message);
+    cr_expect_eq(seen.n, 2, "c1 and c2 once each, got %d", seen.n);
+    cr_expect(strstr(seen.last, "\"c2\"") && strstr(seen.last, "resume"), "%s", seen.last);
+    struct aei_stats st;
+    aei_agent_stats(a, &st);
+    cr_expect_eq(st.commands, 2);
+    aei_agent_free(a);
+    pthread_join(t, NULL);
+    close(s.fd);
+}
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+Test(libaei, stop_gives_up_after_its_timeout_and_says_what_is_left)
+{
+    char address[64];
+    snprintf(address, sizeof address, "127.0.0.1:%d", free_port()); /* nobody there */
+    struct aei_agent_config cfg = aei_agent_config_default();
+    cfg.on_log = count_log;
+    cfg.retry_base_s = 0.05;
+    cfg.retry_cap_s = 0.2;
+    struct aei_agent *a = agent(address, "c-stop-1", &cfg);
+    struct aei_error err;
+    cr_assert_eq(aei_agent_start(a, &err), AEI_OK, "an unreachable server is only logged");
+    for (int i = 0; i < 5; i++) {
+        struct aei_decision d = step("c-run-stop", NULL, "x");
+        cr_assert_eq(aei_trace_emit(a, &d, NULL), AEI_OK);
+    }
+    double t0 = mono();
+    cr_expect_eq(aei_agent_stop(a, 0.5), AEI_ETIMEOUT);
+    double took = mono() - t0;
+    cr_expect(took >= 0.2 && took < 1.5, "stop took %.3f s for a 0.5 s timeout", took);
+    struct aei_stats st;
+    aei_agent_stats(a, &st);
+    cr_expect_eq(st.queued, 5, "nothing sent, nothing thrown away");
+    cr_expect_gt(st.retries, 0);
+    aei_agent_free(a);
+}
