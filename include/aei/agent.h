@@ -88,7 +88,10 @@ struct aei_agent_config {
     double timeout_s;            /* per request, default 5 */
     double retry_base_s;         /* default 0.1 */
     double retry_cap_s;          /* default 10 */
-    int max_attempts;            /* per request, 0 (default) for no limit */
+    /* Per request, 0 (default) for no limit. Background batches that give up stay queued and
+     * are tried again; but with no limit, aei_execution_end() and aei_agent_heartbeat() wait
+     * for as long as the server is away, so an agent that must not block sets one. */
+    int max_attempts;
 
     /* Called with each command's JSON object, once per command_id. */
     void (*on_command)(const char *command_json, void *user);

@@ -243,7 +243,8 @@ static int heartbeat_with(struct aei_agent *a, CURL *curl, int attempts, struct 
         return AEI_ENOMEM;
     }
     json_t *answer = NULL;
-    int rc = aei__request(a, curl, "POST", "/api/v0/heartbeats", body, attempts, &answer, err);
+    int rc =
+        aei__request(a, curl, "POST", "/api/v0/heartbeats", body, attempts, false, &answer, err);
     free(body);
     if (rc != AEI_OK)
         return rc;
@@ -477,7 +478,7 @@ static bool send_batch(struct aei_agent *a, CURL *curl, const char *body, size_t
 {
     json_t *answer = NULL;
     struct aei_error e;
-    int rc = aei__request(a, curl, "POST", "/api/v0/traces", body, 0, &answer, &e);
+    int rc = aei__request(a, curl, "POST", "/api/v0/traces", body, 0, true, &answer, &e);
     if (rc == AEI_OK) {
         pthread_mutex_lock(&a->lock);
         a->stats.batches++;
@@ -683,7 +684,7 @@ int aei_execution_end(struct aei_agent *a, const char *execution_id, const char 
         char path[1024];
         snprintf(path, sizeof path, "/api/v0/executions/%s", escaped);
         json_t *answer = NULL;
-        rc = aei__request(a, curl, "PATCH", path, text, 0, &answer, err);
+        rc = aei__request(a, curl, "PATCH", path, text, 0, true, &answer, err);
         json_decref(answer);
     } else {
         aei__set_error(err, 0, "no_memory", "out of memory");

@@ -44,9 +44,12 @@ struct aei_agent {
 };
 
 /* wire.c: one request, retried per the policy. On AEI_OK *answer holds the answer's JSON
- * (the caller decrefs; NULL for an empty body). attempts 0 uses cfg.max_attempts. */
+ * (the caller decrefs; NULL for an empty body). attempts 0 uses cfg.max_attempts. Once the
+ * agent is stopping, retries go on until the stop's deadline when `until_stop_deadline` (data
+ * that would be lost), else end at once (a late heartbeat carries no news). */
 int aei__request(struct aei_agent *a, CURL *curl, const char *method, const char *path,
-                 const char *body, int attempts, json_t **answer, struct aei_error *err);
+                 const char *body, int attempts, bool until_stop_deadline, json_t **answer,
+                 struct aei_error *err);
 void aei__log(struct aei_agent *a, enum aei_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void aei__set_error(struct aei_error *err, int http_status, const char *code, const char *fmt, ...)

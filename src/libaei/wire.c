@@ -170,17 +170,18 @@ static enum outcome attempt_once(struct aei_agent *a, CURL *curl, const char *me
 }
 
 /* Whether a wait of `wait` seconds still fits before a stop's deadline. */
-static bool may_wait(struct aei_agent *a, double wait)
+static bool may_wait(struct aei_agent *a, double wait, bool until_stop_deadline)
 {
     pthread_mutex_lock(&a->lock);
     a->stats.retries++;
-    bool ok = !a->stopping || a->stop_by - aei__now(a) >= wait;
+    bool ok = !a->stopping || (until_stop_deadline && a->stop_by - aei__now(a) >= wait);
     pthread_mutex_unlock(&a->lock);
     return ok;
 }
 
 int aei__request(struct aei_agent *a, CURL *curl, const char *method, const char *path,
-                 const char *body, int attempts, json_t **answer, struct aei_error *err)
+                 const char *body, int attempts, bool until_stop_deadline, json_t **answer,
+                 struct aei_error *err)
 {
     char url[1024];
     snprintf(url, sizeof url, "%s%s", a->server_url, path);
@@ -202,7 +203,7 @@ int aei__request(struct aei_agent *a, CURL *curl, const char *method, const char
             return AEI_EUNREACHABLE;
         }
         double wait = delay(a, attempt, retry_after);
-        if (!may_wait(a, wait)) {
+        if (!may_wait(a, wait, until_stop_deadline)) {
             aei__set_error(err, 0, "unreachable", "%s %s: stopping: %s", method, path, why);
             return AEI_EUNREACHABLE;
         }
