@@ -578,13 +578,17 @@ int aei_agent_start(struct aei_agent *a, struct aei_error *err)
         aei__set_error(err, 0, "no_memory", "curl_easy_init failed");
         return AEI_ENOMEM;
     }
-    int rc = heartbeat_with(a, curl, 1, err);
+    struct aei_error first;
+    int rc = heartbeat_with(a, curl, 1, &first);
     curl_easy_cleanup(curl);
-    if (rc == AEI_EREFUSED)
+    if (rc == AEI_EREFUSED) {
+        if (err)
+            *err = first;
         return rc;
+    }
     if (rc != AEI_OK)
         aei__log(a, AEI_LOG_WARNING, "first heartbeat failed, retrying in the background: %s",
-                 err ? err->message : "");
+                 first.message);
     pthread_mutex_lock(&a->lock);
     if (a->started) {
         pthread_mutex_unlock(&a->lock);
@@ -606,8 +610,8 @@ int aei_agent_start(struct aei_agent *a, struct aei_error *err)
         aei__set_error(err, 0, "no_threads", "could not start libaei's threads");
         return AEI_ENOMEM;
     }
-    if (err && rc == AEI_OK)
-        memset(err, 0, sizeof *err);
+    if (err) /* started either way; an unreachable server's error is kept for the curious */
+        *err = rc == AEI_OK ? (struct aei_error){0} : first;
     return AEI_OK;
 }
 
