@@ -18,6 +18,8 @@
  */
 int bench_main(int argc, char **argv);
 void bench_help(FILE *out);
+int mock_main(int argc, char **argv);
+void mock_help(FILE *out);
 int trace_main(int argc, char **argv);
 void trace_help(FILE *out);
 int token_main(int argc, char **argv);

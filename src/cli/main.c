@@ -18,6 +18,8 @@ struct command {
 /* New commands (mock, token, audit, trace) slot in here, in the order `aei --help` lists them. */
 static const struct command commands[] = {
     {"bench", "load-test a server with simulated agents' heartbeats", bench_main, bench_help},
+    {"mock", "run simulated agents (heartbeats, executions) on libaei against a server", mock_main,
+     mock_help},
     {"trace", "export an execution's decisions (JSON, Markdown) or import a JSON export",
      trace_main, trace_help},
     {"token", "create, list and revoke users' and agents' tokens (audited)", token_main,

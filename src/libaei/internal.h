@@ -1,0 +1,59 @@
+/* internal.h - libaei's shared state, between agent.c (threads, queue) and wire.c (HTTP). */
+#ifndef LIBAEI_INTERNAL_H
+#define LIBAEI_INTERNAL_H
+
+#include "aei/agent.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+struct queued {
+    struct queued *next;
+    char *json; /* one decision, serialised */
+};
+
+#define SEEN_COMMANDS 1000
+
+struct aei_agent {
+    struct aei_agent_config cfg; /* strings point into the copies below */
+    char *server_url, *token, *agent_id, *name, *parent_agent_id, *auth_header;
+
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* on CLOCK_MONOTONIC: queue grew, batch acknowledged, stopping */
+    char status[16];
+    double metrics[5];
+    bool metric_set[5];
+
+    struct queued *head, *tail;
+    size_t queue_len; /* including the in-flight ones at the front */
+    size_t in_flight;
+    int flushers; /* callers of aei_agent_flush() waiting: send without waiting to fill */
+    double drop_logged_at;
+
+    bool started, stopping;
+    double stop_by; /* cfg.now() deadline for the last sends */
+    pthread_t hb_thread, tr_thread;
+
+    char *seen[SEEN_COMMANDS]; /* command ids delivered, a ring */
+    size_t seen_next;
+
+    struct aei_stats stats;
+};
+
+/* wire.c: one request, retried per the policy. On AEI_OK *answer holds the answer's JSON
+ * (the caller decrefs; NULL for an empty body). attempts 0 uses cfg.max_attempts. Once the
+ * agent is stopping, retries go on until the stop's deadline when `until_stop_deadline` (data
+ * that would be lost), else end at once (a late heartbeat carries no news). */
+int aei__request(struct aei_agent *a, CURL *curl, const char *method, const char *path,
+                 const char *body, int attempts, bool until_stop_deadline, json_t **answer,
+                 struct aei_error *err);
+void aei__log(struct aei_agent *a, enum aei_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void aei__set_error(struct aei_error *err, int http_status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+double aei__now(struct aei_agent *a);
+
+#endif

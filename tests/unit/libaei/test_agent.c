@@ -1,0 +1,514 @@
+/* test_agent.c - libaei against a real aeid (aeid_fixture.c) and, for the retry policy, a small
+ * scripted HTTP server in this file answering 503, 429 and 400. */
+#define _GNU_SOURCE /* strcasestr */
+#include "aei/agent.h"
+#include "aeid_fixture.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct aeid srv;
+
+static void up(void)
+{
+    memset(&srv, 0, sizeof srv);
+    cr_assert(aeid_start(&srv), "aeid did not start (%s)", aeid_path());
+}
+
+static void down(void)
+{
+    aeid_stop(&srv);
+}
+
+static void nap(double s)
+{
+    nanosleep(&(struct timespec){.tv_sec = (time_t)s, .tv_nsec = (long)(fmod(s, 1) * 1e9)}, NULL);
+}
+
+static struct aei_agent *agent(const char *address, const char *id, struct aei_agent_config *cfg)
+{
+    cfg->server = address;
+    cfg->token = FIXTURE_TOKEN;
+    cfg->agent_id = id;
+    struct aei_error err;
+    struct aei_agent *a = aei_agent_new(cfg, &err);
+    cr_assert(a, "aei_agent_new: %s", err.message);
+    return a;
+}
+
+Test(libaei, heartbeats_arrive_with_status_and_metrics, .init = up, .fini = down)
+{
+    struct aei_agent_config cfg = aei_agent_config_default();
+    cfg.name = "C agent";
+    cfg.heartbeat_interval_s = 0.2;
+    struct aei_agent *a = agent(srv.address, "c-hb-1", &cfg);
+    cr_assert_eq(aei_agent_set_status(a, "processing"), AEI_OK);
+    cr_assert_eq(aei_agent_set_metric(a, "cpu_pct", 42.5), AEI_OK);
+    cr_assert_eq(aei_agent_set_metric(a, "cost_usd", 0.5), AEI_OK);
+    struct aei_error err;
+    cr_assert_eq(aei_agent_start(a, &err), AEI_OK, "%s", err.message);
+    nap(0.7);
+    aei_agent_set_status(a, "waiting");
+    nap(0.5);
+    cr_assert_eq(aei_agent_stop(a, 5), AEI_OK);
+    struct aei_stats st;
+    aei_agent_stats(a, &st);
+    cr_expect_geq(st.heartbeats, 4, "heartbeats: %llu", (unsigned long long)st.heartbeats);
+    aei_agent_free(a);
+
+    json_t *got = aeid_get(&srv, "/api/v0/agents/c-hb-1");
+    cr_assert(got);
+    cr_expect_str_eq(json_string_value(json_object_get(got, "status")), "waiting");
+    cr_expect_str_eq(json_string_value(json_object_get(got, "name")), "C agent");
+    double cpu = json_number_value(json_object_get(json_object_get(got, "metrics"), "cpu_pct"));
+    cr_expect_float_eq(cpu, 42.5, 1e-9);
+    json_decref(got);
+    json_t *hist = aeid_get(&srv, "/api/v0/agents/c-hb-1/heartbeats?limit=1000");
+    cr_assert(hist);
+    cr_expect_geq(json_array_size(json_object_get(hist, "heartbeats")), 4);
+    json_decref(hist);
+}
+
+Test(libaei, a_bad_token_is_refused_at_start, .init = up, .fini = down)
+{
+    struct aei_agent_config cfg = aei_agent_config_default();
+    cfg.server = srv.address;
+    cfg.token = "wrong-token-0123456789";
+    cfg.agent_id = "c-bad-1";
+    struct aei_error err;
+    struct aei_agent *a = aei_agent_new(&cfg, &err);
+    cr_assert(a);
+    cr_expect_eq(aei_agent_start(a, &err), AEI_EREFUSED);
+    cr_expect_eq(err.http_status, 401);
+    cr_expect_str_eq(err.code, "invalid_token");
+    aei_agent_free(a);
+}
+
+Test(libaei, bad_arguments_are_refused_at_once)
+{
+    struct aei_agent_config cfg = aei_agent_config_default();
+    struct aei_error err;
+    cfg.token = "t";
+    cfg.agent_id = "a";
+    cfg.server = "ftp://x";
+    cr_expect_null(aei_agent_new(&cfg, &err));
+    cr_expect(strstr(err.message, "server"), "%s", err.message);
+    cfg.server = "127.0.0.1:1";
+    cfg.batch_size = 1001;
+    cr_expect_null(aei_agent_new(&cfg, &err));
+    cr_expect(strstr(err.message, "batch_size"), "%s", err.message);
+    cfg.batch_size = 100;
+    cfg.agent_id = NULL;
+    cr_expect_null(aei_agent_new(&cfg, &err));
+    cr_expect(strstr(err.message, "agent_id"), "%s", err.message);
+    cfg.agent_id = "a";
+    struct aei_agent *a = aei_agent_new(&cfg, &err);
+    cr_assert(a);
+    cr_expect_eq(aei_agent_set_status(a, "sleeping"), AEI_EINVAL);
+    cr_expect_eq(aei_agent_set_metric(a, "gpu", 1), AEI_EINVAL);
+    cr_expect_eq(aei_agent_set_metric(a, "cpu_pct", NAN), AEI_EINVAL);
+    struct aei_decision d = {.confidence = AEI_UNSET};
+    cr_expect_eq(aei_trace_emit(a, &d, NULL), AEI_EINVAL);
+    cr_expect_eq(aei_execution_end(a, "x", "completed", "{not json", &err), AEI_EINVAL);
+    aei_agent_free(a);
+}
+
+static struct aei_decision step(const char *exec, const char *parent, const char *outcome)
+{
+    return (struct aei_decision){.execution_id = exec,
+                                 .parent_decision_id = parent,
+                                 .outcome = outcome,
+                                 .confidence = 70,
+                                 .duration_ms = AEI_UNSET,
+                                 .tokens = AEI_UNSET,
+                                 .cost_usd = AEI_UNSET};
+}
+
+static bool has_each_once(json_t *got, char (*ids)[AEI_ID_LEN], size_t n)
+{
+    if (json_array_size(got) != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        int seen = 0;
+        size_t j;
+        json_t *d;
+        json_array_foreach(got, j, d)
+        {
+            seen += strcmp(json_string_value(json_object_get(d, "decision_id")), ids[i]) == 0;
+        }
+        if (seen != 1)
+            return false;
+    }
+    return true;
+}
+
+Test(libaei, decisions_go_in_batches_of_100, .init = up, .fini = down)
+{
+    struct aei_agent_config cfg = aei_agent_config_default();
+    cfg.flush_interval_s = 5; /* batches fill before the interval passes */
+    struct aei_agent *a = agent(srv.address, "c-tr-1", &cfg);
+    struct aei_error err;
+    cr_assert_eq(aei_agent_start(a, &err), AEI_OK, "%s", err.message);
+    static char ids[250][AEI_ID_LEN];
+    struct aei_alternative alt = {"ask the user", "not needed", 0.1};
+    struct aei_decision root = step("c-run-1", NULL, "search");
+    root.reasoning_json = "{\"goal\":\"answer\"}";
+    root.alternatives = &alt;
+    root.n_alternatives = 1;
+    root.kind = "tool_selection";
+    cr_assert_eq(aei_trace_emit(a, &root, ids[0]), AEI_OK);
+    for (int i = 1; i < 250; i++) {
+        char outcome[32];
+        snprintf(outcome, sizeof outcome, "did %d", i);
+        struct aei_decision d = step("c-run-1", ids[(i - 1) / 4], outcome);
+        cr_assert_eq(aei_trace_emit(a, &d, ids[i]), AEI_OK);
+    }
+    cr_assert_eq(aei_agent_flush(a, 20), AEI_OK);
+    cr_assert_eq(aei_execution_end(a, "c-run-1", "completed", NULL, &err), AEI_OK, "%s",
+                 err.message);
+    struct aei_stats st;
+    aei_agent_stats(a, &st);
+    cr_expect_eq(st.decisions_sent, 250);
+    cr_expect_eq(st.batches, 3, "250 decisions in batches of 100, got %llu batches",
+                 (unsigned long long)st.batches);
+    cr_expect_eq(st.dropped, 0);
+    cr_expect_eq(st.queued, 0);
+    aei_agent_free(a);
+
+    json_t *got = aeid_all_decisions(&srv, "c-run-1");
+    cr_expect(has_each_once(got, ids, 250), "stored %zu of 250", json_array_size(got));
+    json_t *first = json_array_get(got, 0);
+    cr_expect_str_eq(json_string_value(json_object_get(first, "decision_id")), ids[0]);
+    json_t *a0 = json_array_get(json_object_get(first, "alternatives_considered"), 0);
+    cr_expect_str_eq(json_string_value(json_object_get(a0, "reason_rejected")), "not needed");
+    json_decref(got);
+    json_t *exec = aeid_get(&srv, "/api/v0/executions/c-run-1");
+    cr_assert(exec);
+    cr_expect_str_eq(json_string_value(json_object_get(exec, "status")), "completed");
+    json_decref(exec);
+}
+
+Test(libaei, nothing_lost_or_stored_twice_across_a_server_restart, .init = up, .fini = down)
+{
+    struct aei_agent_config cfg = aei_agent_config_default();
+    cfg.batch_size = 50;
+    cfg.flush_interval_s = 0.05;
+    cfg.heartbeat_interval_s = 0.5;
+    cfg.retry_base_s = 0.05;
+    cfg.retry_cap_s = 0.5;
+    cfg.timeout_s = 2;
+    struct aei_agent *a = agent(srv.address, "c-rs-1", &cfg);
+    struct aei_error err;
+    cr_assert_eq(aei_agent_start(a, &err), AEI_OK, "%s", err.message);
+    static char ids[400][AEI_ID_LEN];
+    for (int i = 0; i < 400; i++) {
+        char outcome[32];
+        snprintf(outcome, sizeof outcome, "step %d", i);
+        struct aei_decision d = step("c-run-rs", i % 10 ? ids[i - 1] : NULL, outcome);
+        cr_assert_eq(aei_trace_emit(a, &d, ids[i]), AEI_OK);
+        if (i == 150)
+            aeid_kill(&srv); /* kill -9: a batch in flight may have committed */
+        if (i == 250)
+            cr_assert(aeid_start(&srv), "aeid did not restart");
+        nap(0.003);
+    }
+    cr_assert_eq(aei_agent_flush(a, 30), AEI_OK);
+    struct aei_stats st;
+    aei_agent_stats(a, &st);
+    cr_expect_gt(st.retries, 0, "the outage was noticed");
+    cr_expect_eq(st.dropped, 0);
+    aei_agent_free(a);
+    json_t *got = aeid_all_decisions(&srv, "c-run-rs");
+    cr_expect(has_each_once(got, ids, 400), "stored %zu of 400 (each once)", json_array_size(got));
+    json_decref(got);
+}
+
+static int logged_full;
+
+static void count_log(enum aei_log_level level, const char *message, void *user)
+{
+    if (level == AEI_LOG_WARNING && strstr(message, "queue full"))
+        __atomic_add_fetch(&logged_full, 1, __ATOMIC_SEQ_CST);
+}
+
+Test(libaei, a_full_queue_drops_counts_and_says_so)
+{
+    char address[64];
+    snprintf(address, sizeof address, "127.0.0.1:%d", free_port()); /* nobody there */
+    struct aei_agent_config cfg = aei_agent_config_default();
+    cfg.queue_limit = 10;
+    cfg.on_log = count_log;
+    struct aei_agent *a = agent(address, "c-q-1", &cfg);
+    int full = 0;
+    for (int i = 0; i < 50; i++) {
+        struct aei_decision d = step("c-run-q", NULL, "x");
+        full += aei_trace_emit(a, &d, NULL) == AEI_EFULL;
+    }
+    struct aei_stats st;
+    aei_agent_stats(a, &st);
+    cr_expect_eq(st.dropped, 40);
+    cr_expect_eq(st.queued, 10);
+    cr_expect_eq(full, 40);
+    cr_expect_geq(logged_full, 1, "the drop was logged");
+    aei_agent_free(a); /* never started: frees the queue without sending */
+}
+
+Test(libaei, ending_an_unknown_execution_is_refused_not_retried, .init = up, .fini = down)
+{
+    struct aei_agent_config cfg = aei_agent_config_default();
+    struct aei_agent *a = agent(srv.address, "c-end-1", &cfg);
+    struct aei_error err;
+    cr_expect_eq(aei_execution_end(a, "never-started", "completed", NULL, &err), AEI_EREFUSED);
+    cr_expect_eq(err.http_status, 404);
+    struct aei_stats st;
+    aei_agent_stats(a, &st);
+    cr_expect_eq(st.retries, 0);
+    aei_agent_free(a);
+}
+
+/* ---- the retry policy against a scripted server ------------------------------------------- */
+
+struct script {
+    int fd;
+    const char *answers[8]; /* raw HTTP responses, one per connection, in order */
+    int n, served;
+};
+
+static void *serve(void *arg)
+{
+    struct script *s = arg;
+    while (s->served < s->n) {
+        int c = accept(s->fd, NULL, NULL);
+        if (c < 0)
+            break;
+        char buf[8192];
+        size_t got = 0;
+        /* Read the head and the body (Content-Length) before answering. */
+        for (;;) {
+            ssize_t r = read(c, buf + got, sizeof buf - 1 - got);
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+            buf[got] = '\0';
+            char *end = strstr(buf, "\r\n\r\n");
+            char *cl = strcasestr(buf, "content-length:");
+            if (end && (!cl || got >= (size_t)(end + 4 - buf) + strtoul(cl + 15, NULL, 10)))
+                break;
+        }
+        const char *answer = s->answers[s->served++];
+        if (write(c, answer, strlen(answer)) < 0)
+            break;
+        close(c);
+    }
+    return NULL;
+}
+
+static int listen_any(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(listen(fd, 8), 0);
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+static const char OK[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: "
+                         "close\r\nContent-Length: 15\r\n\r\n{\"commands\":[]}";
+static const char E503[] = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
+                           "Content-Length: 0\r\n\r\n";
+static const char E429[] = "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\n"
+                           "Connection: close\r\nContent-Length: 0\r\n\r\n";
+static const char E400[] =
+    "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\n"
+    "Content-Length: 74\r\n\r\n"
+    "{\"error\":{\"code\":\"invalid_field\",\"message\":\"bad status\",\"field\":\"status\"}}";
+
+struct recorder {
+    double waits[16];
+    int n;
+    double rnd;
+};
+
+static void record_sleep(double s, void *user)
+{
+    struct recorder *r = user;
+    r->waits[r->n++] = s;
+}
+
+static double fixed_random(void *user)
+{
+    return ((struct recorder *)user)->rnd;
+}
+
+static void run_script(struct script *s, struct recorder *rec, bool fixed, int *rc,
+                       struct aei_error *err)
+{
+    int port;
+    s->fd = listen_any(&port);
+    pthread_t t;
+    pthread_create(&t, NULL, serve, s);
+    char address[64];
+    snprintf(address, sizeof address, "127.0.0.1:%d", port);
+    struct aei_agent_config cfg = aei_agent_config_default();
+    cfg.retry_base_s = 0.1;
+    cfg.retry_cap_s = 0.3;
+    cfg.sleep = record_sleep;
+    cfg.random = fixed ? fixed_random : NULL;
+    cfg.user = rec;
+    struct aei_agent *a = agent(address, "c-retry-1", &cfg);
+    *rc = aei_agent_heartbeat(a, err);
+    struct aei_stats st;
+    aei_agent_stats(a, &st);
+    cr_expect_eq(st.retries, (uint64_t)rec->n);
+    aei_agent_free(a);
+    pthread_join(t, NULL);
+    close(s->fd);
+}
+
+Test(libaei_retry, backoff_is_exponential_with_full_jitter_and_capped)
+{
+    struct script s = {.answers = {E503, E503, E503, E503, OK}, .n = 5};
+    struct recorder rec = {.rnd = 0.5};
+    struct aei_error err;
+    int rc;
+    run_script(&s, &rec, true, &rc, &err);
+    cr_assert_eq(rc, AEI_OK, "%s", err.message);
+    cr_assert_eq(rec.n, 4);
+    /* 0.5 * min(0.3, 0.1 * 2^n): 0.05, 0.1, 0.15 (capped), 0.15 */
+    double want[] = {0.05, 0.1, 0.15, 0.15};
+    for (int i = 0; i < 4; i++)
+        cr_expect_float_eq(rec.waits[i], want[i], 1e-9, "wait %d: %f", i, rec.waits[i]);
+}
+
+Test(libaei_retry, real_jitter_stays_within_its_bounds)
+{
+    struct script s = {.answers = {E503, E503, E503, E503, E503, OK}, .n = 6};
+    struct recorder rec = {0};
+    struct aei_error err;
+    int rc;
+    run_script(&s, &rec, false, &rc, &err);
+    cr_assert_eq(rc, AEI_OK, "%s", err.message);
+    cr_assert_eq(rec.n, 5);
+    for (int i = 0; i < 5; i++) {
+        double bound = fmin(0.3, 0.1 * ldexp(1, i));
+        cr_expect(rec.waits[i] >= 0 && rec.waits[i] <= bound, "wait %d: %f not in [0, %f]", i,
+                  rec.waits[i], bound);
+    }
+}
+
+Test(libaei_retry, retry_after_is_honoured_exactly)
+{
+    struct script s = {.answers = {E429, E503, OK}, .n = 3};
+    struct recorder rec = {.rnd = 1.0};
+    struct aei_error err;
+    int rc;
+    run_script(&s, &rec, true, &rc, &err);
+    cr_assert_eq(rc, AEI_OK, "%s", err.message);
+    cr_assert_eq(rec.n, 2);
+    cr_expect_float_eq(rec.waits[0], 2.0, 1e-12, "Retry-After: 2 -> %f", rec.waits[0]);
+    cr_expect_float_eq(rec.waits[1], 0.2, 1e-12, "then backoff: %f", rec.waits[1]);
+}
+
+Test(libaei_retry, other_4xx_are_not_retried)
+{
+    struct script s = {.answers = {E400}, .n = 1};
+    struct recorder rec = {.rnd = 0.5};
+    struct aei_error err;
+    int rc;
+    run_script(&s, &rec, true, &rc, &err);
+    cr_expect_eq(rc, AEI_EREFUSED);
+    cr_expect_eq(rec.n, 0);
+    cr_expect_eq(s.served, 1);
+    cr_expect_eq(err.http_status, 400);
+    cr_expect_str_eq(err.code, "invalid_field");
+    cr_expect_str_eq(err.field, "status");
+}
+
+static const char WITH_COMMANDS[] =
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    "Content-Length: 120\r\n\r\n"
+    "{\"commands\":[{\"command_id\":\"c1\",\"type\":\"pause\"},{\"command_id\":\"c1\",\"type\":"
+    "\"pause\"},{\"command_id\":\"c2\",\"type\":\"resume\"}]}";
+
+struct seen {
+    int n;
+    char last[256];
+};
+
+static void on_command(const char *json, void *user)
+{
+    struct seen *s = user;
+    s->n++;
+    snprintf(s->last, sizeof s->last, "%s", json);
+}
+
+Test(libaei_retry, each_command_is_passed_on_once)
+{
+    struct script s = {.answers = {WITH_COMMANDS, WITH_COMMANDS}, .n = 2};
+    int port;
+    s.fd = listen_any(&port);
+    pthread_t t;
+    pthread_create(&t, NULL, serve, &s);
+    char address[64];
+    snprintf(address, sizeof address, "127.0.0.1:%d", port);
+    struct seen seen = {0};
+    struct aei_agent_config cfg = aei_agent_config_default();
+    cfg.on_command = on_command;
+    cfg.user = &seen;
+    struct aei_agent *a = agent(address, "c-cmd-1", &cfg);
+    struct aei_error err;
+    cr_assert_eq(aei_agent_heartbeat(a, &err), AEI_OK, "%s", err.message);
+    cr_assert_eq(aei_agent_heartbeat(a, &err), AEI_OK, "%s", err.message);
+    cr_expect_eq(seen.n, 2, "c1 and c2 once each, got %d", seen.n);
+    cr_expect(strstr(seen.last, "\"c2\"") && strstr(seen.last, "resume"), "%s", seen.last);
+    struct aei_stats st;
+    aei_agent_stats(a, &st);
+    cr_expect_eq(st.commands, 2);
+    aei_agent_free(a);
+    pthread_join(t, NULL);
+    close(s.fd);
+}
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+Test(libaei, stop_gives_up_after_its_timeout_and_says_what_is_left)
+{
+    char address[64];
+    snprintf(address, sizeof address, "127.0.0.1:%d", free_port()); /* nobody there */
+    struct aei_agent_config cfg = aei_agent_config_default();
+    cfg.on_log = count_log;
+    cfg.retry_base_s = 0.05;
+    cfg.retry_cap_s = 0.2;
+    struct aei_agent *a = agent(address, "c-stop-1", &cfg);
+    struct aei_error err;
+    cr_assert_eq(aei_agent_start(a, &err), AEI_OK, "an unreachable server is only logged");
+    for (int i = 0; i < 5; i++) {
+        struct aei_decision d = step("c-run-stop", NULL, "x");
+        cr_assert_eq(aei_trace_emit(a, &d, NULL), AEI_OK);
+    }
+    double t0 = mono();
+    cr_expect_eq(aei_agent_stop(a, 0.5), AEI_ETIMEOUT);
+    double took = mono() - t0;
+    cr_expect(took >= 0.2 && took < 1.5, "stop took %.3f s for a 0.5 s timeout", took);
+    struct aei_stats st;
+    aei_agent_stats(a, &st);
+    cr_expect_eq(st.queued, 5, "nothing sent, nothing thrown away");
+    cr_expect_gt(st.retries, 0);
+    aei_agent_free(a);
+}
