@@ -1342,6 +1342,32 @@ static void read_audit(sqlite3_stmt *st, struct audit_row *r)
         memset(r->hash, 0, AUDIT_HASH_LEN);
 }
 
+/* collect_rows() readers: an audit row that owns its context, and an audit chain's head. */
+static void read_audit_owned(sqlite3_stmt *st, void *row)
+{
+    struct audit_row *r = row;
+    memset(r, 0, sizeof(*r));
+    read_audit(st, r);
+    r->context = strdup(r->context ? r->context : "{}");
+    if (!r->context)
+        abort();
+}
+
+static void clear_audit(void *row)
+{
+    audit_row_clear(row);
+}
+
+static void read_head(sqlite3_stmt *st, void *row)
+{
+    struct audit_head *h = row;
+    copy_text(st, 0, h->team_id, sizeof(h->team_id));
+    h->seq = sqlite3_column_int64(st, 1);
+    const char *hex = (const char *)sqlite3_column_text(st, 2);
+    if (!hex || !audit_unhex(hex, h->hash, AUDIT_HASH_LEN))
+        memset(h->hash, 0, AUDIT_HASH_LEN);
+}
+
 void store_sqlite_audit_sql(const struct audit_query *q, struct buf *sql)
 {
     buf_puts(sql, "SELECT " STORE_AUDIT_COLUMNS " FROM audit_logs WHERE ts >= ?5 AND ts < ?6 "
@@ -1377,32 +1403,13 @@ static int sqlite_list_audit(struct store *base, const struct audit_query *q,
     sqlite3_bind_int64(st, 7, q->before_ts);
     sqlite3_bind_int64(st, 8, q->before_id);
     sqlite3_bind_int(st, 9, q->limit);
-    size_t cap = 16, count = 0;
-    struct audit_row *rows = calloc(cap, sizeof(*rows));
-    if (!rows)
-        abort();
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (count == cap) {
-            rows = realloc(rows, 2 * cap * sizeof(*rows));
-            if (!rows)
-                abort();
-            memset(rows + cap, 0, cap * sizeof(*rows));
-            cap *= 2;
-        }
-        read_audit(st, &rows[count]);
-        rows[count].context = strdup(rows[count].context ? rows[count].context : "{}");
-        if (!rows[count].context)
-            abort();
-        count++;
-    }
+    void *rows;
+    rc = collect_rows(s, st, "reading an audit page", sizeof(**out), read_audit_owned, clear_audit,
+                      &rows, n);
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        store_free_audit(rows, count);
-        return fail(s, "reading an audit page");
-    }
-    *out = rows;
-    *n = count;
-    return 0;
+    if (rc == 0)
+        *out = rows;
+    return rc;
 }
 
 static int sqlite_scan_audit(struct store *base, const char *team_id, bool by_id,
@@ -1437,31 +1444,12 @@ static int sqlite_audit_heads(struct store *base, struct audit_head **out, size_
     sqlite3_stmt *st = audit_stmt(s, AS_HEADS);
     if (!st)
         return fail(s, "preparing the audit heads");
-    size_t cap = 0, count = 0;
-    struct audit_head *heads = NULL;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (count == cap) {
-            cap = cap ? 2 * cap : 8;
-            heads = realloc(heads, cap * sizeof(*heads));
-            if (!heads)
-                abort();
-        }
-        struct audit_head *h = &heads[count++];
-        copy_text(st, 0, h->team_id, sizeof(h->team_id));
-        h->seq = sqlite3_column_int64(st, 1);
-        const char *hex = (const char *)sqlite3_column_text(st, 2);
-        if (!hex || !audit_unhex(hex, h->hash, AUDIT_HASH_LEN))
-            memset(h->hash, 0, AUDIT_HASH_LEN);
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        free(heads);
-        return fail(s, "reading the audit heads");
-    }
-    *out = heads;
-    *n = count;
-    return 0;
+    void *heads;
+    int rc =
+        collect_rows(s, st, "reading the audit heads", sizeof(**out), read_head, NULL, &heads, n);
+    if (rc == 0)
+        *out = heads;
+    return rc;
 }
 
 static int sqlite_ensure_team(struct store *base, const char *team_id, int64_t now, bool *created)
@@ -1529,8 +1517,9 @@ static int sqlite_insert_token(struct store *base, const struct token_rec *t)
 }
 
 /* Reads a row of STORE_SELECT_TOKENS. */
-static void read_token(sqlite3_stmt *st, struct token_rec *t)
+static void read_token(sqlite3_stmt *st, void *row)
 {
+    struct token_rec *t = row;
     copy_text(st, 0, t->token_id, sizeof(t->token_id));
     copy_text(st, 1, t->hash, sizeof(t->hash));
     copy_text(st, 2, t->kind, sizeof(t->kind));
@@ -1583,26 +1572,12 @@ static int sqlite_list_tokens(struct store *base, const char *team_id, struct to
         return fail(s, "preparing the token list");
     if (team_id)
         sqlite3_bind_text(st, 1, team_id, -1, SQLITE_STATIC);
-    size_t cap = 0, count = 0;
-    struct token_rec *rows = NULL;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (count == cap) {
-            cap = cap ? 2 * cap : 8;
-            rows = realloc(rows, cap * sizeof(*rows));
-            if (!rows)
-                abort();
-        }
-        read_token(st, &rows[count++]);
-    }
+    void *rows;
+    int rc = collect_rows(s, st, "listing tokens", sizeof(**out), read_token, NULL, &rows, n);
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        free(rows);
-        return fail(s, "listing tokens");
-    }
-    *out = rows;
-    *n = count;
-    return 0;
+    if (rc == 0)
+        *out = rows;
+    return rc;
 }
 
 static void sqlite_close(struct store *base)
