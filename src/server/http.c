@@ -6,6 +6,7 @@
 #include "server/audit_api.h"
 #include "server/auth.h"
 #include "server/export.h"
+#include "server/health.h"
 #include "server/hub.h"
 #include "server/metrics.h"
 #include "server/server.h"
@@ -57,6 +58,7 @@ enum route {
     R_AGENT_ROLLUPS,
     R_AUDIT,
     R_AUDIT_VERIFY,
+    R_DEBUG_HEALTH,
     R_COUNT
 };
 
@@ -78,11 +80,12 @@ static const char *const route_names[] = {
     "/api/v0/agents/{agent_id}/rollups",
     "/api/v0/audit",
     "/api/v0/audit/verify",
+    "/api/v0/debug/health",
 };
 /* The methods each route answers (those that answer GET answer HEAD too). */
 static const char *const route_methods[] = {"",    "GET",  "GET", "POST",       "GET", "GET",
                                             "GET", "POST", "GET", "GET, PATCH", "GET", "GET",
-                                            "GET", "GET",  "GET", "GET"};
+                                            "GET", "GET",  "GET", "GET",        "GET"};
 _Static_assert(sizeof(route_methods) / sizeof(route_methods[0]) == R_COUNT,
                "a method list for each route");
 _Static_assert(sizeof(route_names) / sizeof(route_names[0]) == R_COUNT, "a name for each route");
@@ -118,6 +121,7 @@ struct server {
     struct retention_run retention_run;
     struct retention_stats retention_counted; /* what of the run the metrics have counted */
     struct audit_state audit; /* the audit key, checkpoint file and heads written there */
+    struct health health;     /* rates and recent errors for GET /api/v0/debug/health */
     int64_t checkpoint_every_us, next_checkpoint_us;
 };
 
@@ -231,6 +235,9 @@ static void answer(struct request *req, int status, const char *ctype, const cha
     req->answering = true;
     req->srv->answering++;
     metrics_count_http(req->method, route_names[req->route], status);
+    if (status >= 400)
+        health_note_answer(&req->srv->health, req->method, route_names[req->route], status, body,
+                           len);
     lws_callback_on_writable(req->wsi);
 }
 
@@ -345,6 +352,8 @@ static enum route match_route(const char *path, char *id)
         return R_AUDIT;
     if (strcmp(path, "/audit/verify") == 0)
         return R_AUDIT_VERIFY;
+    if (strcmp(path, "/debug/health") == 0)
+        return R_DEBUG_HEALTH;
     size_t n;
     if (strncmp(path, "/agents/", 8) == 0 && (n = path_id(path + 8, id))) {
         if (path[8 + n] == '\0')
@@ -409,6 +418,7 @@ static void post_heartbeat(struct request *req)
     job->hb.server_ts = stamp(req->srv);
     job->received_mono = aei_mono_us();
     metrics_count_heartbeat();
+    health_count_heartbeats(&req->srv->health, 1);
     submit(req, job);
 }
 
@@ -984,6 +994,30 @@ static void get_metrics(struct request *req)
     buf_free(&b);
 }
 
+/* A route without parameters whose reader job reads the audit log: verify and health. */
+static void submit_audit_job(struct request *req, enum job_kind kind)
+{
+    static const char *const none[] = {NULL};
+    if (!params_ok(req, none, "no parameters"))
+        return;
+    struct job *job = job_new(kind);
+    if (!(job->audit = calloc(1, sizeof(*job->audit))))
+        abort();
+    job->audit->state = &req->srv->audit;
+    submit(req, job);
+}
+
+/* Answers the health page: the reader's probe with the loop's own figures. It answers 200 with
+ * the store's failure inside, since a failing store is what the page is for. */
+static void answer_health(struct request *req, const struct job *job)
+{
+    struct health_ws ws;
+    ws_count_subscribers(req->srv->ws, &ws);
+    char *text = health_render(&req->srv->health, &ws, job->body);
+    answer(req, 200, "application/json", text, strlen(text), NULL);
+    free(text);
+}
+
 /* Acts on a request whose headers and body have arrived. */
 static void dispatch(struct request *req)
 {
@@ -1044,17 +1078,13 @@ static void dispatch(struct request *req)
     case R_AUDIT:
         get_audit(req);
         break;
-    case R_AUDIT_VERIFY: {
-        static const char *const none[] = {NULL};
-        if (!params_ok(req, none, "no parameters"))
-            break;
-        struct job *job = job_new(JOB_VERIFY_AUDIT);
-        if (!(job->audit = calloc(1, sizeof(*job->audit))))
-            abort();
-        job->audit->state = &req->srv->audit;
-        submit(req, job);
+    case R_AUDIT_VERIFY:
+        submit_audit_job(req, JOB_VERIFY_AUDIT);
         break;
-    }
+    case R_DEBUG_HEALTH:
+        /* Admin only (the route's required role); today every accepted token is the admin. */
+        submit_audit_job(req, JOB_HEALTH);
+        break;
     case R_NONE:
     case R_COUNT:
         break;
@@ -1413,6 +1443,7 @@ static void publish_traces(struct server *srv, const struct job *job)
             buf_free(&text);
         }
         metrics_count_decisions(stored, job->n_decisions - stored);
+        health_count_decisions(&srv->health, stored);
     }
     for (size_t i = 0; i < job->n_executions; i++) {
         const struct execution *e = &job->executions[i];
@@ -1432,14 +1463,18 @@ static void finish_job(struct server *srv, struct job *job)
     if (job->rc == 0)
         publish_traces(srv, job);
     if (!req && job->kind == JOB_AUDIT_CHECKPOINT) {
-        if (job->rc)
+        if (job->rc) {
             log_warn("could not write the audit checkpoint: %s", aei_strerror(job->rc));
+            health_note_failure(&srv->health, "audit checkpoint", job->rc);
+        }
         return;
     }
     if (!req) { /* the server's own job: an agent died */
-        if (job->rc)
+        if (job->rc) {
             log_warn("could not mark the running executions of dead agent %s abandoned: %s",
                      job->agent_id, aei_strerror(job->rc));
+            health_note_failure(&srv->health, "ending a dead agent's executions", job->rc);
+        }
         return;
     }
     req->job = NULL;
@@ -1449,6 +1484,10 @@ static void finish_job(struct server *srv, struct job *job)
         request_free(req); /* the client went away */
         if (committed)
             hub_heartbeat(srv->hub, &job->hb, job->received_mono);
+        return;
+    }
+    if (job->kind == JOB_HEALTH) {
+        answer_health(req, job);
         return;
     }
     if (job->kind == JOB_EXPORT_PAGE && req->answering && (job->rc || stop_requested)) {
@@ -1516,7 +1555,8 @@ static void finish_job(struct server *srv, struct job *job)
         answer(req, 200, "application/json", job->body, strlen(job->body), NULL);
         break;
     case JOB_AUDIT_CHECKPOINT:
-        break; /* the server's own, handled above */
+    case JOB_HEALTH:
+        break; /* handled above */
     case JOB_EXPORT_PAGE:
         stream_page(req);
         break;
@@ -1564,11 +1604,12 @@ static void retention_done(struct server *srv, struct job *job)
     const struct retention_stats *st = &srv->retention_run.stats;
     int64_t mono = aei_mono_us();
     metrics_count_retention_run((double)(mono - srv->retention_started) / 1e6, job->rc >= 0);
-    if (job->rc < 0)
+    if (job->rc < 0) {
         log_warn("retention: stopped after %d steps (%s); the next run goes on from there",
                  st->steps, aei_strerror(job->rc));
-    else if (st->rolled_up + st->heartbeats_deleted + st->partitions_dropped +
-             st->executions_deleted)
+        health_note_failure(&srv->health, "retention", job->rc);
+    } else if (st->rolled_up + st->heartbeats_deleted + st->partitions_dropped +
+               st->executions_deleted)
         log_info("retention: rolled up %lld heartbeats, deleted %lld heartbeats, %lld "
                  "partitions, %lld executions (%lld decisions) in %d steps, %.3f s",
                  (long long)st->rolled_up, (long long)st->heartbeats_deleted,
@@ -1788,6 +1829,7 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
     int rc;
     auth_init(&srv.auth, cfg->token);
     memcpy(srv.audit.key, cfg->audit_key, AUDIT_KEY_LEN);
+    health_init(&srv.health, cfg->db_url);
     srv.audit.checkpoint = cfg->audit_checkpoint;
     srv.checkpoint_every_us = cfg->audit_checkpoint_every_us;
     hb_set_liveness_after(cfg->stale_after_us, cfg->dead_after_us);

@@ -7,6 +7,7 @@
 #include "common/time.h"
 #include "server/audit_api.h"
 #include "server/export.h"
+#include "server/health.h"
 #include "server/metrics.h"
 
 #include <pthread.h>
@@ -351,6 +352,9 @@ static void run_read(struct store *store, struct job *j)
         break;
     case JOB_AUDIT_CHECKPOINT:
         j->rc = audit_api_checkpoint(store, j->audit->state);
+        break;
+    case JOB_HEALTH:
+        j->rc = health_probe(store, j->audit, &j->body);
         break;
     case JOB_PUT_HEARTBEAT:
     case JOB_PUT_DECISIONS:

@@ -21,6 +21,7 @@ enum job_kind {
     JOB_LIST_AUDIT,       /* GET /api/v0/audit */
     JOB_VERIFY_AUDIT,     /* GET /api/v0/audit/verify */
     JOB_AUDIT_CHECKPOINT, /* the server's own: the chain heads to the checkpoint file */
+    JOB_HEALTH,           /* GET /api/v0/debug/health: a store probe and the newest audit rows */
 };
 
 struct export;

@@ -105,6 +105,19 @@ size_t ws_connections(const struct ws *ws)
     return ws->n_clients;
 }
 
+void ws_count_subscribers(const struct ws *ws, struct health_ws *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->connections = ws->n_clients;
+    for (const struct ws_client *c = ws->clients; c; c = c->next) {
+        size_t agents = json_object_size(c->topics), executions = json_object_size(c->executions);
+        out->subscribed += c->all || agents || executions;
+        out->agents_all += c->all;
+        out->agent_topics += agents;
+        out->execution_topics += executions;
+    }
+}
+
 bool ws_watches_execution(const struct ws *ws, const char *execution_id)
 {
     return json_object_get(ws->watched, execution_id) != NULL;

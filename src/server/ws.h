@@ -2,6 +2,7 @@
 #ifndef AEI_SERVER_WS_H
 #define AEI_SERVER_WS_H
 
+#include "server/health.h"
 #include "server/hub.h"
 
 #include <libwebsockets.h>
@@ -42,6 +43,8 @@ void ws_tick(struct ws *ws, int64_t now_mono);
 void ws_close_all(struct ws *ws);
 
 size_t ws_connections(const struct ws *ws);
+/* Counts the connections and the topics they hold, for the health page. */
+void ws_count_subscribers(const struct ws *ws, struct health_ws *out);
 /* Whether some client holds the topic execution:<execution_id>: only then is it published. */
 bool ws_watches_execution(const struct ws *ws, const char *execution_id);
 

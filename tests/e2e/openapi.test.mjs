@@ -46,6 +46,7 @@ test('every contract route is described, with the right security', () => {
         ['get', '/api/v0/executions/{execution_id}/export'],
         ['get', '/api/v0/audit'],
         ['get', '/api/v0/audit/verify'],
+        ['get', '/api/v0/debug/health'],
     ];
     const described = Object.entries(doc.paths).flatMap(([path, item]) =>
         Object.keys(item).filter((k) => k !== 'parameters').map((m) => `${m} ${path}`));
