@@ -4,14 +4,13 @@
 // still answers with the store's failure inside.
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import {
     AEID, Aeid, PG_SH, STORES, assertError, failOnSanitizerReport, itShutsDownCleanly,
-    makeHeartbeat, randomToken, tempDir, uniqueId,
+    makeHeartbeat, ownClusterAeid, randomToken, tempDir, uniqueId,
 } from './lib/harness.mjs';
 import { bundle } from './lib/openapi.mjs';
 import { closeAll, subscribed } from './lib/ws.mjs';
@@ -159,23 +158,11 @@ for (const store of STORES) {
 
 if (STORES.includes('postgres')) {
     describe('debug health with the store down (postgres, own cluster)', () => {
-        const parent = tempDir('aei-e2e-health-pg-');
-        const dir = path.join(parent, 'pg');
-        let srv;
-        before(async () => {
-            chmodSync(parent, 0o755); // PostgreSQL runs as the postgres user
-            const url = execFileSync(PG_SH, ['start', dir], { encoding: 'utf8' }).trim();
-            srv = new Aeid({ store: 'postgres', dbUrl: url });
-            await srv.start();
-        });
-        after(async () => {
-            await srv?.close();
-            execFileSync(PG_SH, ['stop', dir]);
-        });
-        failOnSanitizerReport(() => srv);
+        const own = ownClusterAeid('aei-e2e-health-pg-');
 
         it('answers 200 with the probe failed and the 503s listed; recovers when the store returns', async () => {
-            execFileSync(PG_SH, ['halt', dir]);
+            const srv = own.srv;
+            execFileSync(PG_SH, ['halt', own.dir]);
             try {
                 assertError(await srv.api('/api/v0/heartbeats', { body: makeHeartbeat(uniqueId('down')) }), 503, 'store_unavailable');
                 const h = await health(srv);
@@ -186,7 +173,7 @@ if (STORES.includes('postgres')) {
                 const e = h.errors.recent[0];
                 assert.deepEqual([e.where, e.status, e.code], ['POST /api/v0/heartbeats', 503, 'store_unavailable']);
             } finally {
-                execFileSync(PG_SH, ['start', dir]);
+                execFileSync(PG_SH, ['start', own.dir]);
             }
             let h;
             for (let i = 0; i < 50; i++) {
@@ -196,6 +183,6 @@ if (STORES.includes('postgres')) {
             }
             assert.equal(h.store.probe.ok, true, JSON.stringify(h.store.probe));
         });
-        itShutsDownCleanly(() => srv);
+        itShutsDownCleanly(() => own.srv);
     });
 }

@@ -8,27 +8,11 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { AEID, tempDir } from '../../../tests/e2e/lib/harness.mjs';
-import { launchBrowser, screenshot, signedInPage, startServer } from './lib.mjs';
+import { launchBrowser, screenshot, signedInPage, startServer, until } from './lib.mjs';
 
 const execFileP = promisify(execFile);
 const AEI = path.join(path.dirname(AEID), 'aei');
 const USERS = 13; // with their tokens and the team: 27 rows, two pages of 25
-
-/** Polls fn until it returns a truthy value or timeoutMs passes. */
-async function until(what, fn, timeoutMs = 10000) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e.message;
-    }
-    if (Date.now() > end) assert.fail(`${what}: not within ${timeoutMs} ms (last: ${JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('audit log and health in Chromium', () => {
   const key = path.join(tempDir('aei-browser-audit-'), 'audit.key');
