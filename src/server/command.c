@@ -101,8 +101,7 @@ static bool fits_audit_row(const json_t *params, const char *reason, struct prob
     json_decref(trial);
     if (!text) {
         problem_field(pb, "(body)", "JSON the audit log can keep", NULL);
-        snprintf(pb->message, sizeof(pb->message),
-                 "this command cannot be audited: %s (write fractions as strings)", err);
+        snprintf(pb->message, sizeof(pb->message), "this command cannot be audited: %s", err);
         return false;
     }
     free(text);
@@ -128,12 +127,14 @@ int command_request_parse(enum command_action action, const json_t *doc, struct 
             k++;
         bool known = k < 4 && shapes[action].members[k];
         if (!known && strcmp(key, "reason") != 0) {
-            char expected[160] = "no such member (this action takes";
+            char takes[120] = "";
             for (int i = 0; i < 4 && shapes[action].members[i]; i++)
-                snprintf(expected + strlen(expected), sizeof(expected) - strlen(expected), " %s,",
+                snprintf(takes + strlen(takes), sizeof(takes) - strlen(takes), "%s, ",
                          shapes[action].members[i]);
-            snprintf(expected + strlen(expected), sizeof(expected) - strlen(expected), " reason)");
-            problem_field(pb, key, expected, NULL);
+            problem_field(pb, key, "a known member", NULL);
+            snprintf(pb->message, sizeof(pb->message),
+                     "field %.60s: no such member; %s takes %sreason", key,
+                     command_action_names[action], takes);
             goto err;
         }
         if (json_is_null(v) && (!known || k >= shapes[action].required))
@@ -303,8 +304,7 @@ int command_ack_parse(const json_t *doc, enum command_status *status, char **res
         json_decref(trial);
         if (!canonical) {
             problem_field(pb, "result", "JSON the audit log can keep", NULL);
-            snprintf(pb->message, sizeof(pb->message),
-                     "field result: %s (write fractions as strings)", err);
+            snprintf(pb->message, sizeof(pb->message), "field result: %s", err);
             free(text);
             return AEI_EINVAL;
         }
