@@ -110,7 +110,9 @@ int health_probe(struct store *s, struct audit_job *a, char **fragment)
     if (rc == 0)
         store_free_rows(rows, n);
 
-    a->q = (struct audit_query){.from = INT64_MIN,
+    /* The newest rows of whatever the caller may see (submit() set the team scope). */
+    a->q = (struct audit_query){.team_id = a->q.team_id,
+                                .from = INT64_MIN,
                                 .to = INT64_MAX,
                                 .before_ts = INT64_MAX,
                                 .before_id = INT64_MAX,
@@ -190,17 +192,17 @@ char *health_render(const struct health *h, const struct health_ws *ws, const ch
                   latency_json(METRICS_LATENCY_COMMIT), "read", latency_json(METRICS_LATENCY_READ));
     json_t *sample = json_object_get(reader, "audit_sample");
     json_t *doc = json_pack(
-        "{s:s, s:s, s:s, s:f, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:o}, s:{s:o, s:o}, "
+        "{s:s, s:s, s:s, s:f, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:o}, s:{s:o, s:o}, "
         "s:{s:I, s:o}, s:O}",
         "version", AEI_VERSION, "started", started, "now", now, "uptime_seconds",
         (double)(aei_mono_us() - h->started_mono) / 1e6, "store", store, "websocket", "connections",
         (json_int_t)ws->connections, "subscribed", (json_int_t)ws->subscribed, "agents_all",
         (json_int_t)ws->agents_all, "agent_topics", (json_int_t)ws->agent_topics,
-        "execution_topics", (json_int_t)ws->execution_topics, "push_latency",
-        latency_json(METRICS_LATENCY_PUSH), "rates", "heartbeats",
-        rates_json(&h->heartbeats, now_s), "decisions", rates_json(&h->decisions, now_s), "errors",
-        "total", (json_int_t)h->n_errors, "recent", errors_json(h), "audit_sample",
-        sample ? sample : json_null());
+        "execution_topics", (json_int_t)ws->execution_topics, "command_topics",
+        (json_int_t)ws->command_topics, "push_latency", latency_json(METRICS_LATENCY_PUSH), "rates",
+        "heartbeats", rates_json(&h->heartbeats, now_s), "decisions",
+        rates_json(&h->decisions, now_s), "errors", "total", (json_int_t)h->n_errors, "recent",
+        errors_json(h), "audit_sample", sample ? sample : json_null());
     json_decref(reader);
     return json_render(doc);
 }

@@ -46,7 +46,7 @@ struct health {
 struct health_ws {
     size_t connections;
     size_t subscribed; /* connections holding at least one topic */
-    size_t agents_all, agent_topics, execution_topics;
+    size_t agents_all, agent_topics, execution_topics, command_topics;
 };
 
 void health_init(struct health *h, const char *db_url);

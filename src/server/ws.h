@@ -35,6 +35,10 @@ void ws_publish(struct ws *ws, const struct hub_update *u);
 int ws_callback(struct ws *ws, struct lws *wsi, enum lws_callback_reasons reason,
                 struct ws_client **client, void *in, size_t len);
 
+/* Confines a client to what its caller may see: one team's agents and streams (team NULL: every
+ * team), and for an agent's token (agent_id not NULL) that agent's topics alone. */
+void ws_client_set_principal(struct ws_client *c, const char *team, const char *agent_id);
+
 /* Sends coalesced totals and closes clients that stayed behind too long; call a few times a
  * second. */
 void ws_tick(struct ws *ws, int64_t now_mono);

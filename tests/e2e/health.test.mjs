@@ -122,7 +122,7 @@ for (const store of STORES) {
                 const ws = (await health(srv)).websocket;
                 assert.deepEqual(
                     { ...ws, push_latency: undefined },
-                    { connections: 3, subscribed: 2, agents_all: 1, agent_topics: 1, execution_topics: 1, push_latency: undefined },
+                    { connections: 3, subscribed: 2, agents_all: 1, agent_topics: 1, execution_topics: 1, command_topics: 0, push_latency: undefined },
                 );
             } finally {
                 await closeAll(a, b, c);
@@ -141,6 +141,18 @@ for (const store of STORES) {
             const page = await srv.api('/api/v0/audit?limit=10');
             assert.deepEqual(h.audit_sample.rows.map((r) => r.id), page.json.rows.map((r) => r.id));
             assert.ok(h.audit_sample.rows.every((r) => r.verified === true));
+        });
+
+        it("is for admins alone: an operator's or a viewer's token answers 403", async () => {
+            const team = uniqueId('team');
+            for (const role of ['operator', 'viewer', 'admin']) {
+                const { stdout } = await execFileP(AEI, ['token', 'create', '--db', srv.dbUrl, '--key', key,
+                    '--team', team, '--user', `${role}-1`, '--role', role], { timeout: 60000 });
+                const token = stdout.trim().split('\n').at(-1);
+                const r = await srv.api('/api/v0/debug/health', { token });
+                if (role === 'admin') assert.equal(r.status, 200, r.text);
+                else assertError(r, 403, 'forbidden', { mentions: [role] });
+            }
         });
 
         it('refuses bad input: unknown parameters 400, no or wrong token 401, POST 405', async () => {

@@ -83,7 +83,7 @@ test('error responses carry the contract codes and headers', () => {
     const error = doc.components.schemas.Error.properties.error;
     assert.deepEqual([...error.required].sort(), ['code', 'message']);
     assert.deepEqual([...error.properties.code.enum].sort(), [
-        'conflict', 'empty_body', 'internal', 'invalid_field', 'invalid_parameter', 'invalid_token',
+        'conflict', 'empty_body', 'forbidden', 'internal', 'invalid_field', 'invalid_parameter', 'invalid_token',
         'length_required', 'malformed_json', 'method_not_allowed', 'not_found', 'payload_too_large',
         'store_unavailable', 'too_deep', 'unauthorized', 'unsupported_media_type',
     ]);

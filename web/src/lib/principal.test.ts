@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ApiError } from './api';
 import { clearToken, setToken } from './auth';
-import { BOOTSTRAP, canAct, fetchPrincipal, getPrincipal, isAdmin, setPrincipal } from './principal';
+import { canAct, fetchPrincipal, getPrincipal, isAdmin, setPrincipal } from './principal';
 import type { Principal } from './types';
 
 function answer(status: number, body: unknown) {
@@ -26,11 +26,6 @@ describe('principal', () => {
     const calls = answer(200, viewer);
     expect(await fetchPrincipal('tok-1')).toEqual(viewer);
     expect(calls).toEqual([{ url: '/api/v0/me', auth: 'Bearer tok-1' }]);
-  });
-
-  it('takes a server without the route (404) for the bootstrap admin', async () => {
-    answer(404, { error: { code: 'not_found', message: 'no such route' } });
-    expect(await fetchPrincipal('tok-1')).toEqual(BOOTSTRAP);
   });
 
   it('passes a refused token on as the 401 it is', async () => {

@@ -1,15 +1,11 @@
 // principal.ts - who is signed in (GET /api/v0/me), kept beside the token in session storage, and
 // what that role may see and do. The views ask here, never the role strings themselves.
 import { useSyncExternalStore } from 'react';
-import { ApiError, getMe } from './api';
+import { getMe } from './api';
 import { getToken, onTokenChange } from './auth';
 import type { Principal } from './types';
 
 const KEY = 'aei.principal';
-
-/** Until GET /api/v0/me exists on every server, its 404 means the one token there is: the
- * bootstrap admin (AEI_TOKEN). */
-export const BOOTSTRAP: Principal = { id: 'bootstrap', kind: 'admin', team: 'default', role: 'admin' };
 
 type Listener = () => void;
 const listeners = new Set<Listener>();
@@ -47,15 +43,10 @@ export function usePrincipal(): Principal | null {
   return useSyncExternalStore(onPrincipalChange, getPrincipal);
 }
 
-/** Asks the server who `token` is. Rejects as getMe does, except for the 404 of a server
- * without the route. */
-export async function fetchPrincipal(token?: string): Promise<Principal> {
-  try {
-    return await getMe(token);
-  } catch (e) {
-    if (e instanceof ApiError && e.status === 404) return BOOTSTRAP;
-    throw e;
-  }
+/** Asks the server who `token` is (GET /api/v0/me); rejects with an ApiError, 401 for a token
+ * the server refuses. */
+export function fetchPrincipal(token?: string): Promise<Principal> {
+  return getMe(token);
 }
 
 /** Admins see the server's health. */

@@ -27,6 +27,10 @@ export interface Agent {
   agent_ts: string | null;
   liveness: Liveness;
   estimated_cost_usd: number | null;
+  /** The team of the token that registered it. */
+  team_id?: string;
+  /** What operators last asked of it: pause makes it paused, terminate terminated. */
+  control?: 'active' | 'paused' | 'terminated';
 }
 
 export interface Totals {
@@ -192,6 +196,7 @@ export interface DebugHealth {
     agents_all: number;
     agent_topics: number;
     execution_topics: number;
+    command_topics: number;
     push_latency: LatencySummary;
   };
   rates: { heartbeats: Rates; decisions: Rates };
@@ -210,6 +215,8 @@ export interface Principal {
   kind: 'admin' | 'user' | 'agent';
   team: string;
   role: Role;
+  /** The token's id; null for the bootstrap token. */
+  token_id?: string | null;
 }
 
 export type AgentAction = 'execute' | 'pause' | 'resume' | 'terminate';

@@ -2,6 +2,7 @@ import { act, cleanup, fireEvent, render, screen, waitFor } from '@testing-libra
 import { MemoryRouter } from 'react-router';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { setPrincipal } from '../../lib/principal';
+import { fleet } from '../../lib/session';
 import type { Principal } from '../../lib/types';
 import { ActionsButton } from './ActionsButton';
 import { AgentActionsPanel } from './AgentActionsPanel';
@@ -111,6 +112,22 @@ describe('agent actions', () => {
       await waitFor(() => expect(screen.getByTestId('action-outcome').textContent).toBe(shown));
     });
   }
+
+  it("shows the agent's state, paused included", () => {
+    setPrincipal(as('operator'));
+    const agent = {
+      agent_id: 'bot-1', name: 'Bot', status: 'idle', metrics: { cpu_pct: null, mem_pct: null, tokens_per_min: null, cost_usd: null, confidence: null },
+      parent_agent_id: null, child_agent_ids: [], labels: {}, schema_version: '0', first_seen: '', last_heartbeat: '', agent_ts: null,
+      liveness: 'online', estimated_cost_usd: null, team_id: 'red', control: 'paused',
+    } as const;
+    act(() => {
+      fleet.handle({ type: 'snapshot', topic: 'agents:all', epoch: 'e', seq: 1, agents: [{ ...agent, child_agent_ids: [], labels: {}, metrics: { ...agent.metrics } }], totals: null as never });
+      fleet.flush();
+    });
+    ui();
+    fireEvent.click(screen.getByRole('button', { name: 'actions for bot-1' }));
+    expect(screen.getByTestId('actions-panel').textContent).toContain('Bot · idle · online · paused');
+  });
 
   it('closes', () => {
     setPrincipal(as('operator'));

@@ -107,6 +107,7 @@ function Panel({ agentId }: { agentId: string }) {
       {a ? (
         <p>
           {a.name && <>{a.name} · </>}<span className={`status st-${a.status}`}>{a.status}</span> · <LivenessBadge liveness={a.liveness} />
+          {a.control && a.control !== 'active' && <> · <strong className="error" data-testid="agent-control">{a.control}</strong></>}
         </p>
       ) : (
         <p className="muted">This agent is no longer in the fleet.</p>

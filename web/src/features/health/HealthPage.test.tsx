@@ -10,7 +10,7 @@ function doc(over: Partial<DebugHealth> = {}): DebugHealth {
   return {
     version: '0.1.0', started: '2026-11-24T22:00:00.000000Z', now: '2026-11-24T23:00:00.000000Z', uptime_seconds: 3725,
     store: { backend: 'postgres', probe: { ok: true, query_ms: 0.25 }, latency: { commit: { count: 10, mean_ms: 1.5, p50_ms: 2.5, p99_ms: 5 }, read: none } },
-    websocket: { connections: 3, subscribed: 2, agents_all: 1, agent_topics: 1, execution_topics: 0, push_latency: none },
+    websocket: { connections: 3, subscribed: 2, agents_all: 1, agent_topics: 1, execution_topics: 0, command_topics: 0, push_latency: none },
     rates: { heartbeats: { per_second_10s: 12.5, per_second_60s: 11 }, decisions: { per_second_10s: 0, per_second_60s: 0.25 } },
     errors: { total: 7, recent: [{ ts: '2026-11-24T22:59:00.000000Z', where: 'POST /api/v0/heartbeats', status: 503, code: 'store_unavailable', message: 'the store is unavailable' }] },
     audit_sample: { ok: true, query_ms: 0.4, rows: [] },

@@ -61,7 +61,7 @@ function Report({ h }: { h: DebugHealth }) {
         <dt>WebSocket</dt>
         <dd data-testid="ws-connections">
           {ws.connections} connections, {ws.subscribed} subscribed ({ws.agents_all} to agents:all, {ws.agent_topics} agent topics,{' '}
-          {ws.execution_topics} execution topics)
+          {ws.execution_topics} execution topics, {ws.command_topics} command topics)
         </dd>
       </dl>
       <div className="health-grid">
