@@ -102,11 +102,7 @@ describe('agent actions and roles in Chromium', () => {
   });
 
   it('a viewer of another team sees none of these agents, no actions and no health page', async () => {
-    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-    const p = await context.newPage();
-    await p.goto(srv.baseUrl + '/');
-    await p.getByLabel('Token').fill(await tokenFor('ops', 'vic', 'viewer'));
-    await p.getByRole('button', { name: 'Sign in' }).click();
+    const p = await signedInPage(browser, srv, '/', await tokenFor('ops', 'vic', 'viewer'));
     await p.getByRole('heading', { name: 'Agents' }).waitFor();
     assert.equal(await p.getByTestId('principal').textContent(), 'vic viewer · ops');
     await p.getByText('No agents yet.', { exact: false }).waitFor();
@@ -116,18 +112,14 @@ describe('agent actions and roles in Chromium', () => {
     await p.goto(srv.baseUrl + '/debug/health');
     await p.getByRole('alert').filter({ hasText: "Only admins see the server's health." }).waitFor();
     await screenshot(p, 'viewer-other-team');
-    await context.close();
+    await p.context().close();
   });
 
   it('an operator of the agent\'s team sees its actions but no health page', async () => {
-    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-    const p = await context.newPage();
-    await p.goto(srv.baseUrl + '/');
-    await p.getByLabel('Token').fill(await tokenFor('default', 'olga', 'operator'));
-    await p.getByRole('button', { name: 'Sign in' }).click();
+    const p = await signedInPage(browser, srv, '/', await tokenFor('default', 'olga', 'operator'));
     await p.getByRole('button', { name: `actions for ${AGENT}` }).waitFor();
     assert.equal(await p.getByTestId('principal').textContent(), 'olga operator · default');
     assert.equal(await p.getByRole('link', { name: 'Health' }).count(), 0);
-    await context.close();
+    await p.context().close();
   });
 });

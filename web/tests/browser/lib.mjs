@@ -33,12 +33,12 @@ export async function launchBrowser() {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
 }
 
-/** A page signed in with the server's token. */
-export async function signedInPage(browser, srv, path = '/') {
+/** A page signed in with the server's token, or another; close it with page.context().close(). */
+export async function signedInPage(browser, srv, path = '/', token = srv.token) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
   await page.goto(srv.baseUrl + path);
-  await page.getByLabel('Token').fill(srv.token);
+  await page.getByLabel('Token').fill(token);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByTestId('connection').waitFor();
   return page;
