@@ -11,6 +11,7 @@ import {
     AEID, Aeid, STORES, assertError, assertNowish, failOnSanitizerReport, itShutsDownCleanly,
     makeHeartbeat, psql, sleep, tempDir, uniqueId,
 } from './lib/harness.mjs';
+import { validator } from './lib/openapi.mjs';
 import { WsClient, closeAll } from './lib/ws.mjs';
 
 const execFileP = promisify(execFile);
@@ -27,6 +28,22 @@ const BODIES = {
     override: { outcome: 'use the cached answer', decision_id: 'd-7' },
     reassign: null, // needs another agent of the team: made in the test
 };
+
+/* The request schema of each action in docs/api/openapi.yaml. */
+const REQUEST_SCHEMAS = {
+    execute: 'ExecuteRequest', pause: 'ControlRequest', resume: 'ControlRequest',
+    terminate: 'ControlRequest', assign: 'AssignRequest', override: 'OverrideRequest',
+    reassign: 'ReassignRequest',
+};
+
+/* Asserts that a value matches (or, with valid false, does not match) a component schema. */
+function assertSchema(name, value, what, valid = true) {
+    const v = validator(name);
+    assert.ok(v, `openapi.yaml has components.schemas.${name}`);
+    const ok = v(value);
+    assert.equal(ok, valid, `${what} ${valid ? 'should match' : 'should not match'} ${name}: ` +
+        `${JSON.stringify(v.errors)}; ${JSON.stringify(value)?.slice(0, 300)}`);
+}
 
 /* `aei token create` with the audit key aeid uses; returns the token (the last line). */
 async function createToken(srv, key, args) {
@@ -174,6 +191,45 @@ for (const store of STORES) {
             assert.equal(v.json.ok, true, v.text);
         });
 
+        it('real answers and bodies match the schemas of docs/api/openapi.yaml', async () => {
+            const a = await newAgent();
+            const b = await newAgent();
+            for (const [who, token] of [['bootstrap', srv.token], ['operator', tok.operator], ['agent', a.token]]) {
+                const me = await srv.api('/api/v0/me', { token });
+                assert.equal(me.status, 200, me.text);
+                assertSchema('Principal', me.json, `GET /me as ${who}`);
+            }
+            const me = (await srv.api('/api/v0/me', { token: a.token })).json;
+            assert.deepEqual({ ...me, token_id: typeof me.token_id },
+                { id: a.id, kind: 'agent', team, role: 'agent', token_id: 'string' });
+            const bodies = { ...BODIES, reassign: { to_agent_id: b.id } };
+            for (const action of ['execute', 'assign', 'override', 'reassign', 'pause', 'resume', 'terminate']) {
+                assertSchema(REQUEST_SCHEMAS[action], bodies[action], `the ${action} body`);
+                const r = await act(a.id, action, bodies[action]);
+                assert.equal(r.status, 202, r.text);
+                assertSchema('ActionAnswer', r.json, `the answer to ${action}`);
+            }
+            const agent = await srv.api(`/api/v0/agents/${a.id}`);
+            assertSchema('Agent', agent.json, 'GET /agents/{id}');
+            assert.equal(agent.json.team_id, team);
+            assert.equal(agent.json.control, 'terminated');
+            const list = await srv.api('/api/v0/agents', { token: tok.viewer });
+            assertSchema('AgentList', list.json, 'GET /agents');
+            assert.ok(list.json.agents.every((x) => x.team_id === team), 'a viewer sees its team only');
+            const hb = await srv.api('/api/v0/heartbeats', { body: makeHeartbeat(a.id), token: a.token });
+            assertSchema('HeartbeatAck', hb.json, 'a heartbeat answer with commands');
+            assert.equal(hb.json.commands.length, 7);
+            const page = await srv.api(`/api/v0/agents/${a.id}/commands`, { token: a.token });
+            assertSchema('CommandPage', page.json, 'GET /commands');
+            const acked = await ack(a, hb.json.commands[0].command_id, { status: 'succeeded', result: [1, 'two'] });
+            assertSchema('CommandAck', { status: 'succeeded', result: [1, 'two'] }, 'the ack body');
+            assertSchema('CommandAnswer', acked.json, 'the answer to an ack');
+            for (const r of [await act(a.id, 'pause', {}), await act(a.id, 'pause', {}, tok.viewer),
+                await act(uniqueId('ghost'), 'pause', {}), await ack(a, 'nope', { status: 'failed' })]) {
+                assertSchema('Error', r.json, `the ${r.status} answer`);
+            }
+        });
+
         it('pause, resume and terminate take no body at all, or an empty object', async () => {
             const a = await newAgent();
             const r1 = await srv.api(`/api/v0/agents/${a.id}/pause`, { method: 'POST', token: tok.operator });
@@ -219,6 +275,10 @@ for (const store of STORES) {
                     body === undefined ? { method: 'POST', token: tok.operator } : { body, token: tok.operator });
                 const what = `${action} ${JSON.stringify(body)?.slice(0, 60)}`;
                 assert.equal(r.status, 400, `${what}: ${r.text.slice(0, 300)}`);
+                assertSchema('Error', r.json, what);
+                // What the server alone can judge: the team's agents, the size of options.
+                const stateful = field === 'to_agent_id' && body.to_agent_id || field === 'options' && !Array.isArray(body.options);
+                if (body !== undefined && !stateful) assertSchema(REQUEST_SCHEMAS[action], body, what, false);
                 assertError(r, 400, code, field && { field, mentions: [field === '(body)' ? 'object' : field] });
             }
             const bad = await srv.api(`/api/v0/agents/${a.id}/pause`, { rawBody: '{"reason": "x"', token: tok.operator });
