@@ -509,6 +509,9 @@ for (const store of STORES) {
                 const m1 = await ws.next({ type: 'command', topic }, undefined, 'the execute command');
                 assert.deepEqual(m1.command, { command_id: c1.command_id, action: 'execute', params: c1.params, created: c1.created });
                 assert.equal(m1.epoch, snapshot.epoch);
+                for (const c of [...snapshot.commands, m1.command]) {
+                    assertSchema('CommandDelivery', c, 'a command sent over the WebSocket');
+                }
                 assert.ok(m1.seq > snapshot.seq);
 
                 // Another agent's topic is refused to this agent's token.
