@@ -620,8 +620,9 @@ async function refuseCommands(srv) {
     let out = '';
     holder.stdout.on('data', (d) => (out += d));
     holder.stderr.on('data', (d) => (out += d));
-    holder.stdin.write('BEGIN IMMEDIATE;\nSELECT \'locked\';\n');
-    await until(() => out.includes('locked') || holder.exitCode !== null, 'sqlite3 to take the write lock');
+    // Wait for aeid's own writes (a delivery being marked, say) rather than fail at once.
+    holder.stdin.write('.timeout 10000\nBEGIN IMMEDIATE;\nSELECT \'locked\';\n');
+    await until(() => out.includes('locked') || holder.exitCode !== null, 'sqlite3 to take the write lock', 15000);
     assert.match(out, /^locked$/m, `sqlite3 could not take the write lock: ${out}`);
     return async () => {
         holder.stdin.end('ROLLBACK;\n.quit\n');
