@@ -70,7 +70,7 @@ for (const store of STORES) {
         const srv = new Aeid({ store, args: ['--audit-key', key] });
         const team = uniqueId('team');
         const other = uniqueId('team');
-        const tok = {}; // operator, viewer, stranger (operator of another team), agents by id
+        const tok = {}; // operator, viewer, stranger (an operator of another team)
 
         /* A new agent of `team`, registered by its own agent token; returns {id, token}. */
         async function newAgent(prefix = 'agent') {
@@ -597,35 +597,74 @@ for (const store of STORES) {
             }
         });
 
+        it('an acknowledgement the store cannot record answers 503, and the command stays open', async () => {
+            const a = await newAgent();
+            const c = (await act(a.id, 'assign', BODIES.assign)).json.command;
+            const release = await lockCommands(srv);
+            let r;
+            try {
+                r = await ack(a, c.command_id, { status: 'succeeded' });
+            } finally {
+                await release();
+            }
+            assertError(r, 503, 'store_unavailable');
+            assert.equal(r.headers.get('retry-after'), '1');
+            assert.deepEqual((await heartbeatAs(a)).map((x) => x.command_id), [c.command_id],
+                'still delivered: the agent retries the acknowledgement');
+            assert.deepEqual(await auditRows(a.id, 'command_ack'), []);
+            const again = await ack(a, c.command_id, { status: 'succeeded' });
+            assert.equal(again.status, 200, again.text);
+            assert.deepEqual(await heartbeatAs(a), []);
+            const v = await srv.api('/api/v0/audit/verify');
+            assert.equal(v.json.ok, true, v.text);
+        });
+
         itShutsDownCleanly(() => srv);
     });
 }
 
-/**
- * Makes the store refuse to record a command until the returned function is called.
- * SQLite: another connection holds the write lock (BEGIN IMMEDIATE) longer than aeid's busy
- * timeout. PostgreSQL: a trigger on the commands table refuses every insert.
- */
-async function refuseCommands(srv) {
-    if (srv.store === 'postgres') {
-        await psql(srv.dbUrl, `CREATE FUNCTION e2e_refuse() RETURNS trigger LANGUAGE plpgsql AS
-            $$ BEGIN RAISE EXCEPTION 'e2e: the commands table refuses inserts'; END $$;
-            CREATE TRIGGER e2e_refuse BEFORE INSERT ON commands FOR EACH ROW EXECUTE FUNCTION e2e_refuse();`);
-        return async () => {
-            await psql(srv.dbUrl, 'DROP TRIGGER e2e_refuse ON commands; DROP FUNCTION e2e_refuse();');
-        };
-    }
-    const file = srv.dbUrl.slice('sqlite:'.length);
-    const holder = spawn('sqlite3', [file], { stdio: ['pipe', 'pipe', 'pipe'] });
+/* Spawns a client (sqlite3 or psql) that runs `sql` and keeps its transaction open until the
+ * returned function is called; resolves once the client has printed "locked". */
+async function holdTransaction(command, args, sql, end) {
+    const holder = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     holder.stdout.on('data', (d) => (out += d));
     holder.stderr.on('data', (d) => (out += d));
-    // Wait for aeid's own writes (a delivery being marked, say) rather than fail at once.
-    holder.stdin.write('.timeout 10000\nBEGIN IMMEDIATE;\nSELECT \'locked\';\n');
-    await until(() => out.includes('locked') || holder.exitCode !== null, 'sqlite3 to take the write lock', 15000);
-    assert.match(out, /^locked$/m, `sqlite3 could not take the write lock: ${out}`);
+    holder.stdin.write(`${sql}\nSELECT 'locked';\n`);
+    await until(() => out.includes('locked') || holder.exitCode !== null, `${command} to take the lock`, 15000);
+    assert.match(out, /^locked$/m, `${command} could not take the lock: ${out}`);
     return async () => {
-        holder.stdin.end('ROLLBACK;\n.quit\n');
+        holder.stdin.end(end);
         await new Promise((resolve) => (holder.exitCode !== null ? resolve() : holder.on('close', resolve)));
+    };
+}
+
+/**
+ * Holds a lock that keeps aeid from writing commands, longer than it waits: on SQLite the
+ * database's write lock (aeid's busy timeout is 5 s), on PostgreSQL an exclusive lock on the
+ * commands table (aeid gives up on a statement after 10 s).
+ */
+function lockCommands(srv) {
+    if (srv.store === 'postgres') {
+        return holdTransaction('psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', srv.dbUrl],
+            'BEGIN;\nLOCK TABLE commands IN ACCESS EXCLUSIVE MODE;', 'ROLLBACK;\n\\q\n');
+    }
+    // .timeout: wait for aeid's own writes (a delivery being marked, say) rather than fail at once.
+    return holdTransaction('sqlite3', [srv.dbUrl.slice('sqlite:'.length)],
+        '.timeout 10000\nBEGIN IMMEDIATE;', 'ROLLBACK;\n.quit\n');
+}
+
+/**
+ * Makes the store refuse to record a command until the returned function is called.
+ * SQLite: another connection holds the write lock. PostgreSQL: a trigger on the commands table
+ * refuses every insert (an error answer, where lockCommands() gives a timeout).
+ */
+async function refuseCommands(srv) {
+    if (srv.store !== 'postgres') return lockCommands(srv);
+    await psql(srv.dbUrl, `CREATE FUNCTION e2e_refuse() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'e2e: the commands table refuses inserts'; END $$;
+        CREATE TRIGGER e2e_refuse BEFORE INSERT ON commands FOR EACH ROW EXECUTE FUNCTION e2e_refuse();`);
+    return async () => {
+        await psql(srv.dbUrl, 'DROP TRIGGER e2e_refuse ON commands; DROP FUNCTION e2e_refuse();');
     };
 }
