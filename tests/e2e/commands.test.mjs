@@ -374,6 +374,27 @@ for (const store of STORES) {
             assert.equal(await control(a.id), state, 'the agent is where the last audit row left it');
         });
 
+        it('actions racing a pause or terminate are judged on the state the agent will have', async () => {
+            const a = await newAgent();
+            const needs = { execute: ['active'], assign: ['active'], override: ['active', 'paused'] };
+            for (let round = 0; round < 6; round++) {
+                const control = round % 2 ? 'resume' : (round % 4 ? 'terminate' : 'pause');
+                const rs = await Promise.all([act(a.id, control, {}),
+                    ...['execute', 'assign', 'override'].map((x) => act(a.id, x, BODIES[x]))]);
+                for (const r of rs) assert.ok(r.status === 202 || r.status === 409, r.text);
+            }
+            // Replay the agent's audit rows in chain order: every accepted action was allowed in
+            // the state the rows before it had left.
+            let state = 'active';
+            for (const row of await auditRows(a.id)) {
+                if (needs[row.action_type]) {
+                    assert.ok(needs[row.action_type].includes(state),
+                        `${row.action_type} (seq ${row.seq}) was accepted while the agent was ${state}`);
+                }
+                if (row.context.after) state = row.context.after.control;
+            }
+        });
+
         it('heartbeat answers carry the open commands oldest first until acknowledged, and mark them delivered', async () => {
             const a = await newAgent();
             const c1 = (await act(a.id, 'execute', BODIES.execute)).json.command;
