@@ -1140,10 +1140,11 @@ static void post_action(struct request *req)
         answer_error(req, 409, "conflict", why, NULL);
         goto err_free;
     }
-    if (after >= 0 && json_object_get(srv->controlling, req->agent_id)) {
+    /* The state just checked is about to change: judging any action on it could accept, say,
+     * an execute recorded after the pause that is committing now. */
+    if (json_object_get(srv->controlling, req->agent_id)) {
         answer_error(req, 409, "conflict",
-                     "another pause, resume or terminate of this agent is being recorded; retry",
-                     NULL);
+                     "a pause, resume or terminate of this agent is being recorded; retry", NULL);
         goto err_free;
     }
     struct command *c = &cj->c;
