@@ -93,6 +93,7 @@ class Mock:
                                      heartbeat_interval=args.heartbeat,
                                      on_command=self.on_command)
         self.every = args.every
+        self.think = args.think
         self.children = []
 
     def on_command(self, command: dict) -> dict | None:
@@ -157,7 +158,8 @@ class Mock:
                 outcome=chosen, duration_ms=self.rng.randint(40, 3000),
                 tokens=self.rng.randint(100, 4000), cost_usd=round(self.rng.uniform(0, 0.01), 5)))
             self.vary(True)
-            time.sleep(self.rng.uniform(0.05, 0.4))
+            time.sleep(self.rng.uniform(0.5 * self.think, 1.5 * self.think) if self.think
+                       else self.rng.uniform(0.05, 0.4))
         self.agent.end_execution(execution, "completed")
         self.agent.set_status("idle")
         print(f"{self.agent.agent_id}: execution {execution} completed with {n} decisions",
@@ -200,7 +202,11 @@ def run(role: str, default_id: str) -> int:
                    help="also run an execution on its own every SECONDS (default: only on "
                         "an execute command)")
     p.add_argument("--heartbeat", type=float, default=5.0, help="seconds between heartbeats")
+    p.add_argument("--think", type=float, default=0,
+                   help="mean seconds between decisions (default: 0.05 to 0.4 at random)")
     args = p.parse_args()
+    if args.heartbeat <= 0 or args.think < 0 or args.every < 0:
+        p.error("--heartbeat must be positive, --think and --every not negative")
     if not args.token:
         p.error("no token: pass --token or set AEI_TOKEN")
     mock = Mock(role, args.id, args)
