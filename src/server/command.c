@@ -86,6 +86,28 @@ static bool member_ok(const char *name, const json_t *v, struct problem *pb)
     return false;
 }
 
+/* Whether the command's audit context can be written: the audit log takes integers but no
+ * reals (docs/audit.md), and a context of at most AUDIT_CONTEXT_MAX canonical bytes. Tried on
+ * the largest context the command can have. */
+static bool fits_audit_row(const json_t *params, const char *reason, struct problem *pb)
+{
+    json_t *trial = json_pack("{s:s, s:O, s:{s:s}, s:{s:s}}", "command_id",
+                              "00000000-0000-0000-0000-000000000000", "params", params, "before",
+                              "control", "terminated", "after", "control", "terminated");
+    if (reason)
+        json_object_set_new(trial, "reason", json_string(reason));
+    char err[200];
+    char *text = audit_canonical_value(trial, err, sizeof(err));
+    json_decref(trial);
+    if (!text) {
+        problem_field(pb, "(body)", "JSON the audit log can keep", NULL);
+        snprintf(pb->message, sizeof(pb->message), "this command cannot be audited: %s", err);
+        return false;
+    }
+    free(text);
+    return true;
+}
+
 int command_request_parse(enum command_action action, const json_t *doc, struct command_request *r,
                           struct problem *pb)
 {
@@ -105,12 +127,14 @@ int command_request_parse(enum command_action action, const json_t *doc, struct 
             k++;
         bool known = k < 4 && shapes[action].members[k];
         if (!known && strcmp(key, "reason") != 0) {
-            char expected[160] = "no such member (this action takes";
+            char takes[120] = "";
             for (int i = 0; i < 4 && shapes[action].members[i]; i++)
-                snprintf(expected + strlen(expected), sizeof(expected) - strlen(expected), " %s,",
+                snprintf(takes + strlen(takes), sizeof(takes) - strlen(takes), "%s, ",
                          shapes[action].members[i]);
-            snprintf(expected + strlen(expected), sizeof(expected) - strlen(expected), " reason)");
-            problem_field(pb, key, expected, NULL);
+            problem_field(pb, key, "a known member", NULL);
+            snprintf(pb->message, sizeof(pb->message),
+                     "field %.60s: no such member; %s takes %sreason", key,
+                     command_action_names[action], takes);
             goto err;
         }
         if (json_is_null(v) && (!known || k >= shapes[action].required))
@@ -129,6 +153,8 @@ int command_request_parse(enum command_action action, const json_t *doc, struct 
             goto err;
         }
     }
+    if (!fits_audit_row(params, r->reason, pb))
+        goto err;
     if (action == CMD_REASSIGN)
         snprintf(r->to_agent_id, sizeof(r->to_agent_id), "%s",
                  json_string_value(json_object_get(params, "to_agent_id")));
@@ -273,6 +299,16 @@ int command_ack_parse(const json_t *doc, enum command_status *status, char **res
         char *text = json_dumps(r, JSON_COMPACT | JSON_ENCODE_ANY);
         if (!text)
             abort();
+        json_t *trial = json_pack("{s:O}", "result", r);
+        char err[200], *canonical = audit_canonical_value(trial, err, sizeof(err));
+        json_decref(trial);
+        if (!canonical) {
+            problem_field(pb, "result", "JSON the audit log can keep", NULL);
+            snprintf(pb->message, sizeof(pb->message), "field result: %s", err);
+            free(text);
+            return AEI_EINVAL;
+        }
+        free(canonical);
         if (strlen(text) > COMMAND_RESULT_MAX) {
             char expected[64];
             snprintf(expected, sizeof(expected), "at most %d bytes of JSON", COMMAND_RESULT_MAX);

@@ -98,6 +98,10 @@ _Static_assert(sizeof(route_methods) / sizeof(route_methods[0]) == R_COUNT,
 _Static_assert(sizeof(route_names) / sizeof(route_names[0]) == R_COUNT, "a name for each route");
 /* A batch of decisions may be this many times --max-body. */
 #define TRACE_BODY_FACTOR 64
+/* A heartbeat answer carries at most this many of the agent's open commands, the oldest; an
+ * agent may have at most OPEN_COMMANDS_MAX of them before new ones are refused. */
+#define HEARTBEAT_COMMANDS_MAX 100
+#define OPEN_COMMANDS_MAX 10000
 #define EXECUTIONS_LIMIT_DEFAULT 100
 #define DECISIONS_LIMIT_DEFAULT 500
 #define DECISIONS_LIMIT_MAX 1000
@@ -1113,6 +1117,14 @@ static void post_action(struct request *req)
             goto err_free;
         }
     }
+    if (hub_open_commands(a) >= OPEN_COMMANDS_MAX) {
+        char msg[300];
+        snprintf(msg, sizeof(msg),
+                 "agent \"%s\" has %d commands it has not acknowledged; wait for it to catch up",
+                 req->agent_id, OPEN_COMMANDS_MAX);
+        answer_error(req, 409, "conflict", msg, NULL);
+        goto err_free;
+    }
     int after = command_control_after(action);
     if (!command_allowed(action, hub_agent_control(a), why, sizeof(why))) {
         answer_error(req, 409, "conflict", why, NULL);
@@ -1773,7 +1785,7 @@ static void answer_heartbeat(struct request *req, const char *agent_id, int64_t 
     struct hub_agent *a = hub_agent_find(srv->hub, agent_id);
     struct delivered d = {0};
     if (a)
-        hub_commands_write(a, &b, note_delivered, &d);
+        hub_commands_write(a, &b, HEARTBEAT_COMMANDS_MAX, note_delivered, &d);
     else
         buf_puts(&b, "[]");
     buf_puts(&b, "}");

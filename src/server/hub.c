@@ -28,7 +28,8 @@ struct hub_agent {
      * sequence number that has dropped out. */
     struct hub_update *recent[HUB_AGENT_RING_SIZE];
     uint64_t n_updates, evicted_seq;
-    struct hub_command *commands, **commands_end; /* open commands, oldest first */
+    struct hub_command *commands, **commands_end; /* open commands, oldest first ... */
+    size_t n_commands;                            /* ... this many */
 };
 
 struct hub {
@@ -516,8 +517,14 @@ void hub_command_add(struct hub *h, struct hub_agent *a, const char *command_id,
     memcpy(c->json, json, len);
     *a->commands_end = c;
     a->commands_end = &c->next;
+    a->n_commands++;
     if (publish)
         publish_stream(h, "commands", a->id, a->hb.team_id, "command", "command", json);
+}
+
+size_t hub_open_commands(const struct hub_agent *a)
+{
+    return a->n_commands;
 }
 
 bool hub_command_remove(struct hub_agent *a, const char *command_id)
@@ -530,16 +537,18 @@ bool hub_command_remove(struct hub_agent *a, const char *command_id)
         if (a->commands_end == &c->next)
             a->commands_end = p;
         free(c);
+        a->n_commands--;
         return true;
     }
     return false;
 }
 
-void hub_commands_write(struct hub_agent *a, struct buf *out,
+void hub_commands_write(struct hub_agent *a, struct buf *out, size_t max,
                         void (*delivered)(void *arg, const char *command_id), void *arg)
 {
     buf_puts(out, "[");
-    for (struct hub_command *c = a->commands; c; c = c->next) {
+    size_t n = 0;
+    for (struct hub_command *c = a->commands; c && n < max; c = c->next, n++) {
         if (c != a->commands)
             buf_puts(out, ",");
         buf_puts(out, c->json);

@@ -86,10 +86,12 @@ void hub_command_add(struct hub *h, struct hub_agent *a, const char *command_id,
                      bool publish);
 /* Forgets an acknowledged command; false if it was not open. */
 bool hub_command_remove(struct hub_agent *a, const char *command_id);
-/* Writes the agent's open commands as a JSON array, oldest first, calling delivered(arg, id)
+/* Writes the agent's open commands (the oldest max) as a JSON array, calling delivered(arg, id)
  * for each that had not been handed out before (delivered may be NULL: a copy for viewers). */
-void hub_commands_write(struct hub_agent *a, struct buf *out,
+void hub_commands_write(struct hub_agent *a, struct buf *out, size_t max,
                         void (*delivered)(void *arg, const char *command_id), void *arg);
+/* How many commands of the agent wait for acknowledgement. */
+size_t hub_open_commands(const struct hub_agent *a);
 /* Counts by reported status and by liveness, indexed like hb_status_names and
  * hb_liveness_names. */
 const size_t *hub_status_counts(const struct hub *h);

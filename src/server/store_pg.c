@@ -134,8 +134,11 @@ static PGresult *run(struct store_pg *s, const char *sql, int nparams, const cha
 /* Maps a failed result to an AEI_E* code and logs why. Frees res. */
 static int fail(struct store_pg *s, PGresult *res, const char *what)
 {
-    char line[256];
-    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    char line[256], state_buf[8] = "";
+    const char *field = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    /* The SQLSTATE lives in res, which is freed below. */
+    snprintf(state_buf, sizeof(state_buf), "%s", field ? field : "");
+    const char *state = field ? state_buf : NULL;
     log_error("postgres: %s: %s", what,
               first_line(res         ? PQresultErrorMessage(res)
                          : s->broken ? "the server did not answer in time"

@@ -268,7 +268,7 @@ static void queue_stream_state(struct ws_client *c, const char *topic)
     buf_printf(&b, ",\"epoch\":\"%s\",\"seq\":%llu,\"commands\":", hub_epoch(hub),
                (unsigned long long)hub_head(hub));
     if (a && (!c->scoped || strcmp(c->team, hub_agent_team(a)) == 0))
-        hub_commands_write(a, &b, NULL, NULL);
+        hub_commands_write(a, &b, SIZE_MAX, NULL, NULL);
     else
         buf_puts(&b, "[]");
     buf_puts(&b, "}");
