@@ -160,6 +160,11 @@ describeEachStore('rbac matrix', (srv) => {
         'GET /healthz': { teamless: true, expect: EVERYONE, call: (p) => srv.api('/healthz', { token: p.token }) },
         'GET dashboard': { teamless: true, expect: EVERYONE, call: (p) => srv.api('/', { token: p.token }) },
         'GET /metrics': { teamless: true, expect: ADMIN_ONLY, call: (p) => srv.api('/metrics', { token: p.token }) },
+        'GET /api/v0/debug/health': {
+            teamless: true,
+            expect: ADMIN_ONLY,
+            call: (p) => srv.api('/api/v0/debug/health', { token: p.token }),
+        },
         'GET /api/v0/me': {
             teamless: true,
             expect: EVERYONE,
