@@ -63,9 +63,10 @@ pids+=($!)
 within 180 curl -sf "$base/healthz" || fail "aeid did not answer /healthz"
 
 step "2 (the dashboard at $base/)"
-curl -sf "$base/" | grep -q '<div id="root">' || fail "GET / is not the dashboard"
-curl -sf "$base/traces/anything" | grep -q '<div id="root">' ||
-    fail "client-side routes do not fall back to index.html"
+for path in / /traces/anything; do
+    page=$(curl -sf "$base$path") || fail "GET $path failed"
+    grep -q '<div id="root">' <<<"$page" || fail "GET $path is not the dashboard (index.html)"
+done
 
 step "3 (five mock agents)"
 for i in 1 2 3 4 5; do
@@ -95,16 +96,18 @@ within 90 finished || fail "execution $execution did not complete with 10-30 dec
 curl -sf "${auth[@]}" "$base/api/v0/executions/$execution/decisions" |
     python3 -c 'import json, sys; d = json.load(sys.stdin)["decisions"]
 sys.exit(not d or d[0]["depth"] != 0)' || fail "the decision tree did not read back"
-curl -sf "${auth[@]}" "$base/api/v0/executions/$execution/export?format=markdown" |
-    grep -q "$execution" || fail "the Markdown export does not name the execution"
+# (Read whole before grep: grep -q stops reading early, and curl would fail on the closed pipe.)
+markdown=$(curl -sf "${auth[@]}" "$base/api/v0/executions/$execution/export?format=markdown") ||
+    fail "the Markdown export failed"
+grep -q "$execution" <<<"$markdown" || fail "the Markdown export does not name the execution"
 acked() {
     curl -sf "${auth[@]}" "$base/api/v0/agents/$agent/commands" |
         python3 -c 'import json, sys; c = json.load(sys.stdin)["commands"][0]
 sys.exit(c["status"] != "succeeded")'
 }
 within 30 acked || fail "the agent did not acknowledge the execute command"
-curl -sf "${auth[@]}" "$base/api/v0/audit/verify" | grep -q '"ok":true' ||
-    fail "the audit log does not verify"
+verify=$(curl -sf "${auth[@]}" "$base/api/v0/audit/verify") || fail "audit/verify failed"
+grep -q '"ok":true' <<<"$verify" || fail "the audit log does not verify: $verify"
 
 took=$(($(date +%s) - started))
 [ "$took" -le 300 ] || fail "the quickstart took ${took}s, more than five minutes"
