@@ -90,21 +90,27 @@ static const char *first_line(const char *msg, char *out, size_t n)
     return out;
 }
 
-/* Returns the result of a statement, or NULL if the connection is lost or the server does not
- * answer within STATEMENT_TIMEOUT_MS; reconnects first if the last statement lost it. */
-static PGresult *run(struct store_pg *s, const char *sql, int nparams, const char *const *params)
+/* Sends a statement without waiting for its answer, in text or (binary) binary result format;
+ * false if the connection is lost. Reconnects first if the last statement lost it. */
+static bool send_query(struct store_pg *s, const char *sql, int nparams, const char *const *params,
+                       bool binary)
 {
     if (s->broken || PQstatus(s->conn) != CONNECTION_OK) {
         if (s->in_tx)
-            return NULL; /* the transaction, and its locks, are gone with the connection */
+            return false; /* the transaction, and its locks, are gone with the connection */
         PQreset(s->conn);
         if (PQstatus(s->conn) != CONNECTION_OK)
-            return NULL;
+            return false;
         s->broken = false;
         log_info("store: reconnected to PostgreSQL");
     }
-    if (!PQsendQueryParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0))
-        return NULL;
+    return PQsendQueryParams(s->conn, sql, nparams, NULL, params, NULL, NULL, binary ? 1 : 0);
+}
+
+/* Returns the result of the statement sent last, or NULL if the connection is lost or the server
+ * does not answer within STATEMENT_TIMEOUT_MS. */
+static PGresult *receive(struct store_pg *s)
+{
     int64_t deadline = aei_mono_us() + STATEMENT_TIMEOUT_MS * 1000LL;
     while (PQisBusy(s->conn)) {
         struct pollfd pfd = {.fd = PQsocket(s->conn), .events = POLLIN};
@@ -125,6 +131,12 @@ static PGresult *run(struct store_pg *s, const char *sql, int nparams, const cha
     while ((extra = PQgetResult(s->conn)))
         PQclear(extra);
     return res;
+}
+
+/* Returns the result of a statement, or NULL (see send_query() and receive()). */
+static PGresult *run(struct store_pg *s, const char *sql, int nparams, const char *const *params)
+{
+    return send_query(s, sql, nparams, params, false) ? receive(s) : NULL;
 }
 
 /* Maps a failed result to an AEI_E* code and logs why. Frees res. */
@@ -923,35 +935,86 @@ static const char *const SQL_SCAN[2][2] = {
      "$1::text IS NOT NULL ORDER BY id LIMIT " SCAN_PAGE},
 };
 
+/* A bigint in binary result format: 8 bytes, big-endian. */
+static int64_t binary_i64(PGresult *res, int r, int c)
+{
+    if (PQgetlength(res, r, c) != 8)
+        return 0;
+    const uint8_t *p = (const uint8_t *)PQgetvalue(res, r, c);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return (int64_t)v;
+}
+
+/* Reads a row of a scan (STORE_AUDIT_COLUMNS in binary result format, where a text value is its
+ * bytes, still followed by a NUL); context points into res. */
+static void read_audit_binary(PGresult *res, int r, struct audit_row *row)
+{
+    row->id = binary_i64(res, r, 0);
+    text_copy(res, r, 1, row->team_id, sizeof(row->team_id));
+    row->seq = binary_i64(res, r, 2);
+    row->ts = binary_i64(res, r, 3);
+    int actor = audit_actor_parse(PQgetvalue(res, r, 4));
+    row->actor_type = actor < 0 ? AUDIT_ACTOR_SERVICE : (enum audit_actor)actor;
+    text_copy(res, r, 5, row->actor_id, sizeof(row->actor_id));
+    text_copy(res, r, 6, row->action_type, sizeof(row->action_type));
+    text_copy(res, r, 7, row->resource_id, sizeof(row->resource_id));
+    row->context = PQgetvalue(res, r, 8);
+    if (!audit_unhex(PQgetvalue(res, r, 9), row->prev_hash, AUDIT_HASH_LEN))
+        memset(row->prev_hash, 0xff, AUDIT_HASH_LEN);
+    if (!audit_unhex(PQgetvalue(res, r, 10), row->hash, AUDIT_HASH_LEN))
+        memset(row->hash, 0, AUDIT_HASH_LEN);
+}
+
+/* Calls each() for the rows of a page; returns the first non-zero answer, or 0. */
+static int scan_page(PGresult *res, int (*each)(void *arg, const struct audit_row *r), void *arg)
+{
+    struct audit_row r;
+    for (int i = 0, rows = PQntuples(res); i < rows; i++) {
+        read_audit_binary(res, i, &r);
+        int stop = each(arg, &r);
+        if (stop)
+            return stop;
+    }
+    return 0;
+}
+
 static int pg_scan_audit(struct store *base, const char *team_id, bool by_id,
                          int (*each)(void *arg, const struct audit_row *r), void *arg)
 {
     struct store_pg *s = (struct store_pg *)base;
-    /* Keyset pages keep memory flat however long the log is: after (team, seq), or after id. */
+    /* Keyset pages keep memory flat however long the log is: after (team, seq), or after id.
+     * Each page is asked for as soon as the one before it arrives, so that the server reads
+     * and sends it while this thread hashes (the walk took the sum of both before). Results
+     * come in binary format: integers need no parsing. */
     char team[AEI_ID_MAX + 1] = "", after[24] = "0";
     const char *sql = SQL_SCAN[by_id][team_id != NULL];
+    const char *params[] = {team, after, team_id};
+    int np = team_id ? 3 : 2;
+    if (!send_query(s, sql, np, params, true))
+        return fail(s, NULL, "reading the audit log");
     for (;;) {
-        const char *params[] = {team, after, team_id};
-        PGresult *res = run(s, sql, team_id ? 3 : 2, params);
+        PGresult *res = receive(s);
         if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
             return fail(s, res, "reading the audit log");
         int rows = PQntuples(res);
-        struct audit_row r;
-        for (int i = 0; i < rows; i++) {
-            read_audit_pg(res, i, &r);
-            int stop = each(arg, &r);
-            if (stop) {
+        bool more = rows == atoi(SCAN_PAGE);
+        if (more) {
+            text_copy(res, rows - 1, 1, team, sizeof(team));
+            snprintf(after, sizeof(after), "%lld",
+                     (long long)binary_i64(res, rows - 1, by_id ? 0 : 2));
+            if (!send_query(s, sql, np, params, true)) {
                 PQclear(res);
-                return stop;
+                return fail(s, NULL, "reading the audit log");
             }
         }
-        if (rows > 0) {
-            value_copy(res, rows - 1, 1, team, sizeof(team));
-            snprintf(after, sizeof(after), "%s", PQgetvalue(res, rows - 1, by_id ? 0 : 2));
-        }
+        int stop = scan_page(res, each, arg);
         PQclear(res);
-        if (rows < atoi(SCAN_PAGE))
-            return 0;
+        if (stop && more)
+            PQclear(receive(s)); /* the page asked for ahead, unread: the connection is free */
+        if (stop || !more)
+            return stop;
     }
 }
 
