@@ -24,6 +24,7 @@ struct store_pg {
     bool broken;      /* a statement timed out: reconnect before the next */
     bool in_tx;       /* between begin and commit: a lost connection fails, never reconnects */
     struct buf batch; /* reused for the JSON of each heartbeat batch */
+    char scope[AEI_ID_MAX + 1]; /* the session's row-level security scope, "" for none */
 };
 
 /* One statement, hence one transaction and one round trip, for a whole batch: the batch arrives
@@ -90,6 +91,23 @@ static const char *first_line(const char *msg, char *out, size_t n)
     return out;
 }
 
+static const char SQL_SET_SCOPE[] = "SELECT set_config('aei.team', $1, false)";
+
+/* A new session starts unscoped, which sees every team: a connection that was scoped before it
+ * was lost gets its scope back before anything else runs on it, or is not used. */
+static bool restore_scope(struct store_pg *s)
+{
+    if (!s->scope[0])
+        return true;
+    const char *params[] = {s->scope};
+    PGresult *res = PQexecParams(s->conn, SQL_SET_SCOPE, 1, NULL, params, NULL, NULL, 0);
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+    PQclear(res);
+    if (!ok)
+        log_error("postgres: could not restore the scope of a reconnected session");
+    return ok;
+}
+
 /* Sends a statement without waiting for its answer, in text or (binary) binary result format;
  * false if the connection is lost. Reconnects first if the last statement lost it. */
 static bool send_query(struct store_pg *s, const char *sql, int nparams, const char *const *params,
@@ -99,7 +117,7 @@ static bool send_query(struct store_pg *s, const char *sql, int nparams, const c
         if (s->in_tx)
             return false; /* the transaction, and its locks, are gone with the connection */
         PQreset(s->conn);
-        if (PQstatus(s->conn) != CONNECTION_OK)
+        if (PQstatus(s->conn) != CONNECTION_OK || !restore_scope(s))
             return false;
         s->broken = false;
         log_info("store: reconnected to PostgreSQL");
@@ -142,8 +160,12 @@ static PGresult *run(struct store_pg *s, const char *sql, int nparams, const cha
 /* Maps a failed result to an AEI_E* code and logs why. Frees res. */
 static int fail(struct store_pg *s, PGresult *res, const char *what)
 {
-    char line[256];
-    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    char line[256], code[8] = "";
+    /* The SQLSTATE lives in res: copied, since res is cleared before it is looked at. */
+    const char *field = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (field)
+        snprintf(code, sizeof(code), "%s", field);
+    const char *state = field ? code : NULL;
     log_error("postgres: %s: %s", what,
               first_line(res         ? PQresultErrorMessage(res)
                          : s->broken ? "the server did not answer in time"
@@ -1164,6 +1186,30 @@ static int pg_list_tokens(struct store *base, const char *team_id, struct token_
     return rc;
 }
 
+/* The scope is the session's setting aei.team, which the policies of migration 0008 read; a
+ * session-level set_config() made inside a transaction would be undone by its rollback, hence
+ * the refusal there. A session that is lost is given its scope back when it reconnects
+ * (restore_scope()), so an unchanged scope needs no round trip. */
+static int pg_set_scope(struct store *base, const char *team_id)
+{
+    struct store_pg *s = (struct store_pg *)base;
+    if (s->in_tx)
+        return AEI_EINVAL;
+    if (strcmp(s->scope, team_id) == 0)
+        return 0;
+    snprintf(s->scope, sizeof(s->scope), "%s", team_id);
+    const char *params[] = {team_id};
+    PGresult *res = run(s, SQL_SET_SCOPE, 1, params);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        /* Whatever the session's scope is now, the next statement starts a new session with
+         * the scope asked for here, or fails: never runs in a scope nobody asked for. */
+        s->broken = true;
+        return fail(s, res, "setting the team scope");
+    }
+    PQclear(res);
+    return 0;
+}
+
 static void pg_close(struct store *base)
 {
     struct store_pg *s = (struct store_pg *)base;
@@ -1203,7 +1249,13 @@ static const struct store_ops pg_ops = {
     .revoke_token = pg_revoke_token,
     .list_tokens = pg_list_tokens,
     .close = pg_close,
+    .set_scope = pg_set_scope,
 };
+
+PGconn *store_pg_conn(struct store *s)
+{
+    return s->ops == &pg_ops ? ((struct store_pg *)s)->conn : NULL;
+}
 
 /* Notices such as "relation already exists, skipping" are not worth a log line. */
 static void ignore_notice(void *arg, const char *message)
