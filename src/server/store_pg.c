@@ -857,13 +857,28 @@ static void text_copy(PGresult *res, int r, int c, char *out, size_t n)
     out[len] = '\0';
 }
 
-/* Reads a row in STORE_AUDIT_COLUMNS order; context points into res. */
+/* A bigint: decimal text, or 8 bytes big-endian in binary result format (the audit walk's). */
+static int64_t value_i64(PGresult *res, int r, int c)
+{
+    if (PQfformat(res, c) == 0)
+        return strtoll(PQgetvalue(res, r, c), NULL, 10);
+    if (PQgetlength(res, r, c) != 8)
+        return 0;
+    const uint8_t *p = (const uint8_t *)PQgetvalue(res, r, c);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return (int64_t)v;
+}
+
+/* Reads a row in STORE_AUDIT_COLUMNS order, in either result format (a text value in binary
+ * format is its bytes, still followed by a NUL); context points into res. */
 static void read_audit_pg(PGresult *res, int r, struct audit_row *row)
 {
-    row->id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+    row->id = value_i64(res, r, 0);
     text_copy(res, r, 1, row->team_id, sizeof(row->team_id));
-    row->seq = strtoll(PQgetvalue(res, r, 2), NULL, 10);
-    row->ts = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+    row->seq = value_i64(res, r, 2);
+    row->ts = value_i64(res, r, 3);
     int actor = audit_actor_parse(PQgetvalue(res, r, 4));
     row->actor_type = actor < 0 ? AUDIT_ACTOR_SERVICE : (enum audit_actor)actor;
     text_copy(res, r, 5, row->actor_id, sizeof(row->actor_id));
@@ -957,44 +972,12 @@ static const char *const SQL_SCAN[2][2] = {
      "$1::text IS NOT NULL ORDER BY id LIMIT " SCAN_PAGE},
 };
 
-/* A bigint in binary result format: 8 bytes, big-endian. */
-static int64_t binary_i64(PGresult *res, int r, int c)
-{
-    if (PQgetlength(res, r, c) != 8)
-        return 0;
-    const uint8_t *p = (const uint8_t *)PQgetvalue(res, r, c);
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return (int64_t)v;
-}
-
-/* Reads a row of a scan (STORE_AUDIT_COLUMNS in binary result format, where a text value is its
- * bytes, still followed by a NUL); context points into res. */
-static void read_audit_binary(PGresult *res, int r, struct audit_row *row)
-{
-    row->id = binary_i64(res, r, 0);
-    text_copy(res, r, 1, row->team_id, sizeof(row->team_id));
-    row->seq = binary_i64(res, r, 2);
-    row->ts = binary_i64(res, r, 3);
-    int actor = audit_actor_parse(PQgetvalue(res, r, 4));
-    row->actor_type = actor < 0 ? AUDIT_ACTOR_SERVICE : (enum audit_actor)actor;
-    text_copy(res, r, 5, row->actor_id, sizeof(row->actor_id));
-    text_copy(res, r, 6, row->action_type, sizeof(row->action_type));
-    text_copy(res, r, 7, row->resource_id, sizeof(row->resource_id));
-    row->context = PQgetvalue(res, r, 8);
-    if (!audit_unhex(PQgetvalue(res, r, 9), row->prev_hash, AUDIT_HASH_LEN))
-        memset(row->prev_hash, 0xff, AUDIT_HASH_LEN);
-    if (!audit_unhex(PQgetvalue(res, r, 10), row->hash, AUDIT_HASH_LEN))
-        memset(row->hash, 0, AUDIT_HASH_LEN);
-}
-
 /* Calls each() for the rows of a page; returns the first non-zero answer, or 0. */
 static int scan_page(PGresult *res, int (*each)(void *arg, const struct audit_row *r), void *arg)
 {
     struct audit_row r;
     for (int i = 0, rows = PQntuples(res); i < rows; i++) {
-        read_audit_binary(res, i, &r);
+        read_audit_pg(res, i, &r);
         int stop = each(arg, &r);
         if (stop)
             return stop;
@@ -1025,7 +1008,7 @@ static int pg_scan_audit(struct store *base, const char *team_id, bool by_id,
         if (more) {
             text_copy(res, rows - 1, 1, team, sizeof(team));
             snprintf(after, sizeof(after), "%lld",
-                     (long long)binary_i64(res, rows - 1, by_id ? 0 : 2));
+                     (long long)value_i64(res, rows - 1, by_id ? 0 : 2));
             if (!send_query(s, sql, np, params, true)) {
                 PQclear(res);
                 return fail(s, NULL, "reading the audit log");

@@ -21,70 +21,34 @@ BEGIN
 END
 $fn$;
 
-ALTER TABLE agents ENABLE ROW LEVEL SECURITY;
-ALTER TABLE agents FORCE ROW LEVEL SECURITY;
-CREATE POLICY team_scope ON agents
-    USING (coalesce(current_setting('aei.team', true), '') = ''
-           OR team_id = current_setting('aei.team', true));
-
-ALTER TABLE executions ENABLE ROW LEVEL SECURITY;
-ALTER TABLE executions FORCE ROW LEVEL SECURITY;
-CREATE POLICY team_scope ON executions
-    USING (coalesce(current_setting('aei.team', true), '') = ''
-           OR team_id = current_setting('aei.team', true));
-
-ALTER TABLE commands ENABLE ROW LEVEL SECURITY;
-ALTER TABLE commands FORCE ROW LEVEL SECURITY;
-CREATE POLICY team_scope ON commands
-    USING (coalesce(current_setting('aei.team', true), '') = ''
-           OR team_id = current_setting('aei.team', true));
-
-ALTER TABLE audit_logs ENABLE ROW LEVEL SECURITY;
-ALTER TABLE audit_logs FORCE ROW LEVEL SECURITY;
-CREATE POLICY team_scope ON audit_logs
-    USING (coalesce(current_setting('aei.team', true), '') = ''
-           OR team_id = current_setting('aei.team', true));
-
-ALTER TABLE tokens ENABLE ROW LEVEL SECURITY;
-ALTER TABLE tokens FORCE ROW LEVEL SECURITY;
-CREATE POLICY team_scope ON tokens
-    USING (coalesce(current_setting('aei.team', true), '') = ''
-           OR team_id = current_setting('aei.team', true));
-
-ALTER TABLE users ENABLE ROW LEVEL SECURITY;
-ALTER TABLE users FORCE ROW LEVEL SECURITY;
-CREATE POLICY team_scope ON users
-    USING (coalesce(current_setting('aei.team', true), '') = ''
-           OR team_id = current_setting('aei.team', true));
-
--- Partitioned: the parent's policy applies to every statement that names heartbeats, which is
+-- One policy per table, for reading and writing alike: the row's team, as the expression beside
+-- the table finds it, must be the scope. A decision is its execution's team's (the execution took
+-- its agent's team when it began); decisions are written by aei_put_decisions(), whose plans are
+-- kept for the session, so the planning of that subquery is paid once there. Heartbeats are
+-- partitioned: the parent's policy applies to every statement that names heartbeats, which is
 -- how aeid reads and writes them; the partitions themselves are addressed only by retention.
-ALTER TABLE heartbeats ENABLE ROW LEVEL SECURITY;
-ALTER TABLE heartbeats FORCE ROW LEVEL SECURITY;
-CREATE POLICY team_scope ON heartbeats
-    USING (coalesce(current_setting('aei.team', true), '') = ''
-           OR aei_agent_team(agent_id) = current_setting('aei.team', true));
-
-ALTER TABLE rollups ENABLE ROW LEVEL SECURITY;
-ALTER TABLE rollups FORCE ROW LEVEL SECURITY;
-CREATE POLICY team_scope ON rollups
-    USING (coalesce(current_setting('aei.team', true), '') = ''
-           OR aei_agent_team(agent_id) = current_setting('aei.team', true));
-
-ALTER TABLE rollup_agents ENABLE ROW LEVEL SECURITY;
-ALTER TABLE rollup_agents FORCE ROW LEVEL SECURITY;
-CREATE POLICY team_scope ON rollup_agents
-    USING (coalesce(current_setting('aei.team', true), '') = ''
-           OR aei_agent_team(agent_id) = current_setting('aei.team', true));
-
--- A decision is its execution's team's (the execution took its agent's team when it began).
--- Decisions are written by aei_put_decisions(), whose plans are kept for the session, so the
--- planning an EXISTS adds is paid once; a scoped read of a page of a tree then probes the
--- executions primary key per row, or hashes the team's executions for a large one.
-ALTER TABLE decisions ENABLE ROW LEVEL SECURITY;
-ALTER TABLE decisions FORCE ROW LEVEL SECURITY;
-CREATE POLICY team_scope ON decisions
-    USING (coalesce(current_setting('aei.team', true), '') = ''
-           OR EXISTS (SELECT 1 FROM executions e
-                      WHERE e.execution_id = decisions.execution_id
-                        AND e.team_id = current_setting('aei.team', true)));
+DO $do$
+DECLARE
+    p record;
+BEGIN
+    FOR p IN SELECT * FROM (VALUES
+        ('agents', 'team_id'),
+        ('executions', 'team_id'),
+        ('commands', 'team_id'),
+        ('audit_logs', 'team_id'),
+        ('tokens', 'team_id'),
+        ('users', 'team_id'),
+        ('heartbeats', 'aei_agent_team(agent_id)'),
+        ('rollups', 'aei_agent_team(agent_id)'),
+        ('rollup_agents', 'aei_agent_team(agent_id)'),
+        ('decisions', '(SELECT e.team_id FROM executions e '
+                      'WHERE e.execution_id = decisions.execution_id)')) AS v (tab, team)
+    LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY',
+                       p.tab);
+        EXECUTE format($p$CREATE POLICY team_scope ON %I
+                          USING (coalesce(current_setting('aei.team', true), '') = ''
+                                 OR %s = current_setting('aei.team', true))$p$, p.tab, p.team);
+    END LOOP;
+END
+$do$;
