@@ -30,4 +30,5 @@ echo "run.sh: the dashboard is at http://${AEI_HTTP:-127.0.0.1:3000}/ (sign in w
 export AEI_DATABASE_URL=${AEI_DATABASE_URL:-sqlite:.aei/aei.db}
 # The audit key is made next to the database (.aei/aei.db.audit-key); the chain heads go here.
 export AEI_AUDIT_CHECKPOINT=${AEI_AUDIT_CHECKPOINT:-.aei/audit.checkpoint}
-exec build/aeid "$@"
+# AEID: another build of the server (the quickstart check runs the sanitizer build).
+exec "${AEID:-build/aeid}" "$@"

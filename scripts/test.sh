@@ -2,8 +2,9 @@
 # test.sh - build with AddressSanitizer and UndefinedBehaviorSanitizer, then run every suite:
 # the Criterion unit tests (store tests on SQLite and on PostgreSQL), libFuzzer on the parsers
 # for FUZZ_SECONDS each, the black-box node:test suites against the real aeid on both
-# stores, and the dashboard's Vitest tests and its browser tests (Debian's Chromium against the
-# real aeid). Ends with one line "N passed, N failed".
+# stores, the dashboard's Vitest tests and its browser tests (Debian's Chromium against the
+# real aeid), and the README's quickstart (scripts/quickstart-check.sh). Ends with one line
+# "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -170,6 +171,15 @@ if (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build) >"$
 else
     echo "test.sh: building the dashboard failed:" >&2
     tail -n 30 "$tmp/web-build.log" >&2
+    failed=$((failed + 1))
+fi
+
+echo "== quickstart (scripts/quickstart-check.sh, against build-san/aeid)"
+if AEID=$root/build-san/aeid scripts/quickstart-check.sh >"$tmp/quickstart.log" 2>&1; then
+    tail -n 1 "$tmp/quickstart.log"
+    passed=$((passed + 1))
+else
+    tail -n 40 "$tmp/quickstart.log"
     failed=$((failed + 1))
 fi
 

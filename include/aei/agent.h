@@ -18,9 +18,15 @@
  *    decision is dropped, counted in aei_agent_stats().dropped and logged (at most every 5 s) -
  *    never silently;
  *  - commands found in heartbeat answers are passed to `on_command`, each once (keyed by
- *    command_id). aeid does not hand out commands yet (its answers carry an empty `commands`
- *    array) and has no acknowledgement route; acknowledgement will be added here when the route
- *    exists.
+ *    command_id), then acknowledged with POST /api/v0/agents/{id}/commands/{command_id}/ack
+ *    carrying the status and result the callback answered. The acknowledgement is retried like
+ *    any request (at most max_attempts, 5 when that is 0, so that heartbeats go on); aeid hands
+ *    a command out until it is acknowledged, so one whose acknowledgement was lost is
+ *    acknowledged again - with the same status, which aeid accepts - and not handled again;
+ *  - pause, resume and terminate are obeyed by default, before the callback sees them:
+ *    aei_agent_is_paused() and aei_agent_is_terminated() say where the agent stands, and
+ *    aei_agent_wait_if_paused(), called between steps of the agent's work, blocks while it is
+ *    paused.
  *
  * Thread safety: every function may be called from any thread, except that aei_agent_free()
  * must be the last call on an agent. Callbacks run on libaei's threads (or on the thread that
@@ -46,6 +52,7 @@
 #ifndef AEI_AGENT_H
 #define AEI_AGENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,6 +81,14 @@ struct aei_error {
 
 enum aei_log_level { AEI_LOG_DEBUG, AEI_LOG_INFO, AEI_LOG_WARNING, AEI_LOG_ERROR };
 
+/* How a command went, as acknowledged to the server: carried out, tried and failed, or refused
+ * (an execute the agent cannot take, say). */
+enum aei_command_status { AEI_COMMAND_SUCCEEDED, AEI_COMMAND_FAILED, AEI_COMMAND_REJECTED };
+
+/* The size of the buffer on_command may write its result into: the largest result aeid keeps
+ * (16 KiB of JSON) and the NUL. */
+#define AEI_RESULT_MAX 16385
+
 struct aei_agent_config {
     const char *server;          /* "HOST:PORT" or "http://HOST:PORT" (required) */
     const char *token;           /* the bearer token (required) */
@@ -93,8 +108,15 @@ struct aei_agent_config {
      * for as long as the server is away, so an agent that must not block sets one. */
     int max_attempts;
 
-    /* Called with each command's JSON object, once per command_id. */
-    void (*on_command)(const char *command_json, void *user);
+    /* Called with each command's JSON object ({"command_id","action","params","created"}),
+     * once per command_id, on the heartbeat's thread, after libaei took note of pause, resume
+     * and terminate. Returns how the command went; it may write the acknowledgement's result,
+     * a JSON value such as {"execution_id":"run-42"}, into result_json (result_size is
+     * AEI_RESULT_MAX; it holds "" for no result). aeid keeps no real numbers in a result: write
+     * fractions as strings. A result that is not JSON is left out (and logged). NULL
+     * acknowledges every command as succeeded with no result. */
+    enum aei_command_status (*on_command)(const char *command_json, char *result_json,
+                                          size_t result_size, void *user);
     /* Called for what libaei has to say (retries, drops, refusals); NULL logs warnings and
      * errors to stderr. */
     void (*on_log)(enum aei_log_level level, const char *message, void *user);
@@ -192,9 +214,23 @@ struct aei_stats {
     uint64_t refused;            /* decisions in batches the server refused (4xx) */
     uint64_t queued;             /* decisions waiting or being sent now */
     uint64_t commands;           /* commands passed to on_command */
+    uint64_t acks;               /* acknowledgements the server accepted */
+    uint64_t ack_failures;       /* acknowledgements refused or given up (sent again when the
+                                    server hands the command out again) */
 };
 
 void aei_agent_stats(struct aei_agent *agent, struct aei_stats *out);
+
+/* Whether a pause command arrived and no resume or terminate since. */
+bool aei_agent_is_paused(struct aei_agent *agent);
+
+/* Whether a terminate command arrived and no resume since: the agent should end its work. */
+bool aei_agent_is_terminated(struct aei_agent *agent);
+
+/* Blocks while the agent is paused, for up to timeout_s seconds (a negative timeout: no
+ * limit). Returns false when the agent is terminated or stopping - its work should end - and
+ * true otherwise (also when the time ran out while still paused: check aei_agent_is_paused()). */
+bool aei_agent_wait_if_paused(struct aei_agent *agent, double timeout_s);
 
 /* A UUID v4 from the system's random source (getrandom), AEI_ID_LEN bytes with the NUL. */
 void aei_uuid4(char out[AEI_ID_LEN]);

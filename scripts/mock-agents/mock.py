@@ -4,13 +4,17 @@ Each mock agent is a real client of AEI through sdk/python/aei_agent.py: it send
 5 seconds with CPU, memory, tokens per minute and cost that vary as it works, and runs executions
 of 10-30 decisions whose reasoning reads like a model's (alternatives with why they were turned
 down, a confidence that moves). It runs an execution when it receives an `execute` command, and
-also, with --every SECONDS, on its own every so often; `pause` and `resume` are obeyed between
-decisions, `terminate` ends it (the running execution is ended as abandoned, with the reason).
+also, with --every SECONDS, on its own every so often. An `execute` command's execution runs under
+the command's params.execution_id with params.prompt. The SDK acknowledges every command and
+keeps the pause state: `pause` and `resume` are obeyed between decisions (the execution stops
+mid-way and goes on), `terminate` ends the running execution as abandoned with the reason, and
+executes are then rejected until a `resume`. SIGTERM ends the process.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import random
 import signal
@@ -80,30 +84,35 @@ STEPS = {
 class Mock:
     def __init__(self, role: str, agent_id: str, args: argparse.Namespace):
         self.role, self.rng = role, random.Random(f"{agent_id}-{os.getpid()}")
-        self.paused = threading.Event()
         self.stopping = threading.Event()
         self.wanted = threading.Event()  # an execute command or the timer asked for a run
-        self.prompt = None
+        self.lock = threading.Lock()
+        self.runs: collections.deque[tuple[str | None, str | None]] = collections.deque()
         self.cost = 0.0
         self.agent = aei_agent.Agent(args.server, args.token, agent_id, name=role.title(),
                                      heartbeat_interval=args.heartbeat,
                                      on_command=self.on_command)
         self.every = args.every
+        self.think = args.think
         self.children = []
 
-    def on_command(self, command: dict) -> None:
-        action = command.get("action") or command.get("type")
+    def on_command(self, command: dict) -> dict | None:
+        """Runs on the SDK's heartbeat thread, after the SDK took note of pause, resume and
+        terminate; what it returns is the acknowledgement's result."""
+        action = command.get("action")
+        params = command.get("params") or {}
+        print(f"{self.agent.agent_id}: command {command.get('command_id')} {action}", flush=True)
         if action == "execute":
-            self.prompt = (command.get("params") or {}).get("prompt") or command.get("prompt")
+            if self.agent.terminated:
+                raise aei_agent.CommandRejected("terminated: resume the agent first")
+            execution = params.get("execution_id")
+            with self.lock:
+                self.runs.append((execution, params.get("prompt")))
             self.wanted.set()
-        elif action == "pause":
-            self.paused.set()
+            return {"execution_id": execution, "accepted": True}
+        if action == "pause":
             self.agent.set_status("waiting")
-        elif action == "resume":
-            self.paused.clear()
-        elif action == "terminate":
-            self.stopping.set()
-            self.paused.clear()
+        return None
 
     def vary(self, busy: bool) -> None:
         tpm = self.rng.uniform(1500, 6000) if busy else self.rng.uniform(0, 50)
@@ -114,22 +123,31 @@ class Mock:
                                tokens_per_min=round(tpm), cost_usd=round(self.cost, 5),
                                confidence=round(self.rng.uniform(60, 95)))
 
-    def run_execution(self) -> None:
-        execution = f"{self.agent.agent_id}-{uuid.uuid4().hex[:8]}"
+    def run_execution(self, execution: str | None, prompt: str | None) -> None:
+        execution = execution or f"{self.agent.agent_id}-{uuid.uuid4().hex[:8]}"
         self.agent.set_status("processing")
+        print(f"{self.agent.agent_id}: execution {execution} started", flush=True)
         n = self.rng.randint(10, 30)
         confidence = self.rng.uniform(50, 70)
         ids: list[str] = []
         for i in range(n):
-            while self.paused.is_set() and not self.stopping.is_set():
-                time.sleep(0.1)
-            if self.stopping.is_set():
+            if self.agent.paused:
+                print(f"{self.agent.agent_id}: paused after {i} decisions", flush=True)
+                self.agent.set_status("waiting")
+            while not self.stopping.is_set() and self.agent.paused:
+                self.agent.wait_if_paused(0.2)
+            if self.stopping.is_set() or self.agent.terminated:
+                why = "stopping" if self.stopping.is_set() else "terminated"
                 self.agent.end_execution(execution, "abandoned",
-                                         {"reason": "terminated", "after_decisions": i})
+                                         {"reason": why, "after_decisions": i})
+                self.agent.set_status("idle")
+                print(f"{self.agent.agent_id}: execution {execution} abandoned ({why})",
+                      flush=True)
                 return
+            self.agent.set_status("processing")
             kind, reasoning, options, chosen = self.rng.choice(STEPS[self.role])
-            if i == 0 and self.prompt:
-                reasoning = f"Asked: {self.prompt}. {reasoning}"
+            if i == 0 and prompt:
+                reasoning = f"Asked: {prompt}. {reasoning}"
             confidence = min(99, max(5, confidence + self.rng.uniform(-8, 12)))
             parent = ids[self.rng.randrange(len(ids))] if ids and self.rng.random() < 0.8 else (
                 ids[0] if ids else None)
@@ -140,8 +158,8 @@ class Mock:
                 outcome=chosen, duration_ms=self.rng.randint(40, 3000),
                 tokens=self.rng.randint(100, 4000), cost_usd=round(self.rng.uniform(0, 0.01), 5)))
             self.vary(True)
-            time.sleep(self.rng.uniform(0.05, 0.4))
-        self.prompt = None
+            time.sleep(self.rng.uniform(0.5 * self.think, 1.5 * self.think) if self.think
+                       else self.rng.uniform(0.05, 0.4))
         self.agent.end_execution(execution, "completed")
         self.agent.set_status("idle")
         print(f"{self.agent.agent_id}: execution {execution} completed with {n} decisions",
@@ -157,13 +175,18 @@ class Mock:
               f"{self.agent._port}", flush=True)
         next_auto = time.monotonic() + (self.every or 0)
         while not self.stopping.is_set():
-            if self.every and time.monotonic() >= next_auto:
+            if self.every and time.monotonic() >= next_auto and not self.agent.terminated:
                 self.wanted.set()
                 next_auto = time.monotonic() + self.every
             if self.wanted.wait(0.5):
                 self.wanted.clear()
-                self.run_execution()
-            elif not self.paused.is_set():
+                with self.lock:
+                    runs = list(self.runs) or [(None, None)]
+                    self.runs.clear()
+                for execution, prompt in runs:
+                    if not self.stopping.is_set():
+                        self.run_execution(execution, prompt)
+            elif not self.agent.paused:
                 self.vary(False)
         self.agent.stop()
         return 0
@@ -179,7 +202,11 @@ def run(role: str, default_id: str) -> int:
                    help="also run an execution on its own every SECONDS (default: only on "
                         "an execute command)")
     p.add_argument("--heartbeat", type=float, default=5.0, help="seconds between heartbeats")
+    p.add_argument("--think", type=float, default=0,
+                   help="mean seconds between decisions (default: 0.05 to 0.4 at random)")
     args = p.parse_args()
+    if args.heartbeat <= 0 or args.think < 0 or args.every < 0:
+        p.error("--heartbeat must be positive, --think and --every not negative")
     if not args.token:
         p.error("no token: pass --token or set AEI_TOKEN")
     mock = Mock(role, args.id, args)

@@ -11,7 +11,14 @@ One file, standard library only (Python 3.11). The right thing is the default:
   better) and are reported;
 * the queue is bounded (`queue_limit`): when it is full, new decisions are dropped, counted in
   `stats()["dropped"]` and logged - never silently;
-* commands the server hands out in heartbeat answers are passed to `on_command`, each once.
+* commands the server hands out in heartbeat answers are passed to `on_command`, each once,
+  then acknowledged (POST .../commands/{id}/ack, retried like any request, and sent again
+  with the same status if the server hands the command out again): `succeeded` with what the
+  handler returned as the result, `rejected` if it raised CommandRejected, `failed` with the
+  error if it raised anything else;
+* pause, resume and terminate are obeyed by default: `paused` and `terminated` say where the
+  agent stands, and `wait_if_paused()` (call it between steps of your work) blocks while the
+  agent is paused and returns False once it is terminated.
 
     agent = Agent("127.0.0.1:3000", token, "researcher-1", name="Researcher")
     agent.start()
@@ -40,7 +47,7 @@ import urllib.parse
 import uuid
 from typing import Any, Callable, Iterable
 
-__all__ = ["Agent", "AeiError", "RetryPolicy", "STATUSES"]
+__all__ = ["Agent", "AeiError", "CommandRejected", "RetryPolicy", "STATUSES"]
 
 STATUSES = ("idle", "processing", "waiting", "error", "complete")
 BATCH_MAX = 1000  # the server takes at most this many decisions per request
@@ -57,6 +64,17 @@ class AeiError(Exception):
     def __init__(self, status: int, code: str, message: str, field: str | None = None):
         super().__init__(f"HTTP {status} {code}: {message}")
         self.status, self.code, self.message, self.field = status, code, message, field
+
+
+class CommandRejected(Exception):
+    """Raised by an on_command handler that will not carry a command out: the command is
+    acknowledged as `rejected` with {"reason": str(exception)} as its result."""
+
+
+# Ack statuses the server knows; a command is acknowledged once, with one of them.
+ACK_STATUSES = ("succeeded", "failed", "rejected")
+# Commands whose acknowledgement is kept (to send again) once they were handled.
+SEEN_COMMANDS = 1000
 
 
 class RetryPolicy:
@@ -91,7 +109,7 @@ class Agent:
                  heartbeat_interval: float = 5.0, batch_size: int = 100,
                  flush_interval: float = 0.2, queue_limit: int = 10000, timeout: float = 5.0,
                  stop_timeout: float = 10.0, retry: RetryPolicy | None = None,
-                 on_command: Callable[[dict], None] | None = None,
+                 on_command: Callable[[dict], Any] | None = None,
                  parent_agent_id: str | None = None, labels: dict[str, str] | None = None):
         if not 1 <= batch_size <= BATCH_MAX:
             raise ValueError(f"batch_size: expected 1 to {BATCH_MAX}, got {batch_size}")
@@ -120,10 +138,14 @@ class Agent:
         self._stopping = False
         self._stop_by: float | None = None  # monotonic deadline for the last sends
         self._threads: list[threading.Thread] = []
-        self._seen_commands: collections.OrderedDict[str, None] = collections.OrderedDict()
+        # command_id -> (status, result) of its acknowledgement, None while being handled.
+        self._seen_commands: collections.OrderedDict[str, tuple | None] = \
+            collections.OrderedDict()
+        self._paused = False
+        self._terminated = False
         self._stats = {"heartbeats": 0, "heartbeat_failures": 0, "decisions_sent": 0,
                        "duplicates": 0, "batches": 0, "retries": 0, "dropped": 0,
-                       "refused": 0}
+                       "refused": 0, "commands": 0, "acks": 0, "ack_failures": 0}
         self._drop_logged_at = 0.0
 
     # ---- state reported in heartbeats ------------------------------------------------------
@@ -151,6 +173,43 @@ class Agent:
         """Counts so far, including `dropped` decisions (queue full) and `refused` batches."""
         with self._lock:
             return dict(self._stats, queued=len(self._queue) + self._in_flight)
+
+    # ---- control: pause, resume, terminate --------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        """True between a pause command and the next resume (or terminate)."""
+        with self._lock:
+            return self._paused
+
+    @property
+    def terminated(self) -> bool:
+        """True once a terminate command arrived: the agent should end its work."""
+        with self._lock:
+            return self._terminated
+
+    def wait_if_paused(self, timeout: float | None = None) -> bool:
+        """Blocks while the agent is paused (up to `timeout` seconds when given). Returns False
+        when the agent is terminated or stopping - the work should end - else True."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._paused and not self._terminated and not self._stopping:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self._wake.wait(0.2 if left is None else min(left, 0.2))
+            return not (self._terminated or self._stopping)
+
+    def _obey(self, action: str | None) -> None:
+        """The control state a command asks for, before the application's handler sees it."""
+        with self._lock:
+            if action == "pause":
+                self._paused = True
+            elif action == "resume":
+                self._paused = self._terminated = False
+            elif action == "terminate":
+                self._terminated, self._paused = True, False
+            self._wake.notify_all()
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -273,18 +332,69 @@ class Agent:
         return answer
 
     def _deliver(self, command: dict) -> None:
-        cid = str(command.get("command_id") or command.get("id") or json.dumps(command))
+        """Passes a command on once and acknowledges it. The server hands a command out until
+        it is acknowledged, so one seen before only has its acknowledgement sent again."""
+        cid = command.get("command_id")
+        if not isinstance(cid, str) or not cid:
+            log.error("aei_agent: a command without a command_id: %s", json.dumps(command))
+            return
         with self._lock:
-            if cid in self._seen_commands:
-                return  # delivered at least once: pass each on once
-            self._seen_commands[cid] = None
-            while len(self._seen_commands) > 1000:
-                self._seen_commands.popitem(last=False)
-        if self.on_command:
-            try:
-                self.on_command(command)
-            except Exception:  # the agent's bug must not stop its heartbeats
-                log.exception("aei_agent: on_command raised")
+            seen = cid in self._seen_commands
+            ack = self._seen_commands.get(cid)
+            if not seen:
+                self._seen_commands[cid] = None
+                self._stats["commands"] += 1
+                while len(self._seen_commands) > SEEN_COMMANDS:
+                    self._seen_commands.popitem(last=False)
+        if seen and ack is None:
+            return  # still being handled
+        if not seen:
+            ack = self._handle(command)
+            with self._lock:
+                if cid in self._seen_commands:
+                    self._seen_commands[cid] = ack
+        self._acknowledge(cid, *ack)
+
+    def _handle(self, command: dict) -> tuple[str, Any]:
+        """Obeys the control actions, runs on_command; (ack status, result) from how it went."""
+        self._obey(command.get("action"))
+        if not self.on_command:
+            return "succeeded", None
+        try:
+            return "succeeded", self.on_command(command)
+        except CommandRejected as e:
+            return "rejected", {"reason": str(e)}
+        except Exception as e:  # the agent's bug must not stop its heartbeats
+            log.exception("aei_agent: on_command raised")
+            return "failed", {"error": f"{type(e).__name__}: {e}"}
+
+    def _acknowledge(self, command_id: str, status: str, result: Any) -> bool:
+        """POST .../commands/{id}/ack, retried; the same status twice is harmless, so a failed
+        acknowledgement is simply sent again when the next heartbeat hands the command out."""
+        path = (f"/api/v0/agents/{urllib.parse.quote(self.agent_id, safe='')}/commands/"
+                f"{urllib.parse.quote(command_id, safe='')}/ack")
+        body: dict[str, Any] = {"status": status}
+        if result is not None:
+            body["result"] = result
+        try:
+            self._request("POST", path, body, self.retry.max_attempts or 5)
+        except AeiError as e:
+            if e.status == 400 and e.field == "result" and "result" in body:
+                # A result the server will not keep (a real number, too big): say so instead.
+                return self._acknowledge(command_id, status, {"unsendable_result": e.message})
+            with self._lock:
+                self._stats["ack_failures"] += 1
+            log.error("aei_agent: the server refused the acknowledgement of %s: %s",
+                      command_id, e)
+            return False
+        except ConnectionError as e:
+            with self._lock:
+                self._stats["ack_failures"] += 1
+            log.warning("aei_agent: acknowledging %s failed, will retry: %s", command_id, e)
+            return False
+        with self._lock:
+            self._stats["acks"] += 1
+        return True
 
     def _request(self, method: str, path: str, body: Any, attempts: int | None = None) -> dict:
         """One request, retried per the policy; returns the answer's JSON."""

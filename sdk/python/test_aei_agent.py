@@ -16,10 +16,11 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 import aei_agent
-from aei_agent import Agent, AeiError, RetryPolicy
+from aei_agent import Agent, AeiError, CommandRejected, RetryPolicy
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 AEID = os.environ.get("AEID", os.path.join(ROOT, "build", "aeid"))
@@ -78,6 +79,35 @@ class Server:
         r = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}",
                                    headers={"Authorization": "Bearer " + TOKEN})
         return json.load(urllib.request.urlopen(r, timeout=10))
+
+    def token(self, *who: str) -> str:
+        """A token made with `aei token create` (the aei next to AEID) on this server's store."""
+        aei = os.path.join(os.path.dirname(AEID), "aei")
+        out = subprocess.run([aei, "token", "create", "--db", f"sqlite:{self.dir.name}/aei.db",
+                              *who], check=True, capture_output=True, text=True).stdout
+        return out.strip().splitlines()[-1]
+
+    def post(self, path: str, body: dict | None = None) -> tuple[int, dict]:
+        data = json.dumps(body).encode() if body is not None else None
+        r = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data,
+                                   method="POST",
+                                   headers={"Authorization": "Bearer " + TOKEN,
+                                            "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(r, timeout=10) as resp:
+                return resp.status, json.load(resp)
+        except urllib.error.HTTPError as e:
+            return e.code, json.load(e)
+
+    def act(self, agent_id: str, action: str, body: dict | None = None) -> dict:
+        """POST /agents/{id}/{action} with the bootstrap (admin) token; the command."""
+        status, doc = self.post(f"/api/v0/agents/{agent_id}/{action}", body)
+        assert status == 202, (status, doc)
+        return doc["command"]
+
+    def commands(self, agent_id: str) -> dict[str, dict]:
+        page = self.get(f"/api/v0/agents/{agent_id}/commands?limit=1000")
+        return {c["command_id"]: c for c in page["commands"]}
 
     def all_decisions(self, execution_id: str) -> list[dict]:
         items, cursor = [], None
@@ -196,6 +226,130 @@ class AgainstAeid(unittest.TestCase):
 
 
 @unittest.skipUnless(os.access(AEID, os.X_OK), f"no aeid at {AEID}; run make build")
+def wait_for(what, check, timeout: float = 15.0):
+    """Polls check() until it returns something true; fails naming `what` after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@unittest.skipUnless(os.access(AEID, os.X_OK), f"no aeid at {AEID}; run make build")
+class Commands(unittest.TestCase):
+    """Commands from heartbeat answers: handled once, acknowledged with how it went, control
+    actions obeyed by the SDK itself."""
+
+    def setUp(self):
+        self.srv = Server().start()
+        self.addCleanup(self.srv.stop)
+
+    def test_each_command_is_acknowledged_with_the_handlers_outcome(self):
+        got = []
+
+        def handle(command):
+            got.append(command)
+            prompt = command["params"].get("prompt")
+            if prompt == "refuse":
+                raise CommandRejected("not my kind of task")
+            if prompt == "crash":
+                raise RuntimeError("the model is down")
+            return {"seen": prompt}
+
+        token = self.srv.token("--team", "ops", "--agent", "sdk-cmd-1")
+        agent = Agent(self.srv.address, token, "sdk-cmd-1", heartbeat_interval=0.1,
+                      on_command=handle)
+        with agent:
+            ok = self.srv.act("sdk-cmd-1", "execute", {"prompt": "summarise"})
+            no = self.srv.act("sdk-cmd-1", "execute", {"prompt": "refuse"})
+            bad = self.srv.act("sdk-cmd-1", "execute", {"prompt": "crash"})
+            acked = wait_for("three acknowledgements", lambda: (
+                c := self.srv.commands("sdk-cmd-1"),
+                all(c[i]["acked"] for i in (ok["command_id"], no["command_id"],
+                                            bad["command_id"])) and c)[1])
+            time.sleep(0.5)  # more heartbeats: nothing is handled twice
+        self.assertEqual([c["command_id"] for c in got],
+                         [ok["command_id"], no["command_id"], bad["command_id"]])
+        self.assertEqual(acked[ok["command_id"]]["status"], "succeeded")
+        self.assertEqual(acked[ok["command_id"]]["result"], {"seen": "summarise"})
+        self.assertEqual(acked[no["command_id"]]["status"], "rejected")
+        self.assertEqual(acked[no["command_id"]]["result"], {"reason": "not my kind of task"})
+        self.assertEqual(acked[bad["command_id"]]["status"], "failed")
+        self.assertIn("the model is down", acked[bad["command_id"]]["result"]["error"])
+        self.assertEqual(agent.stats()["commands"], 3)
+        self.assertEqual(agent.stats()["acks"], 3)
+        audit = self.srv.get("/api/v0/audit?action_type=command_ack&limit=100")["rows"]
+        self.assertEqual(sorted(e["context"]["command_id"] for e in audit),
+                         sorted([ok["command_id"], no["command_id"], bad["command_id"]]))
+        self.assertEqual({(e["actor_type"], e["actor_id"], e["team_id"]) for e in audit},
+                         {("agent", "sdk-cmd-1", "ops")}, audit)
+
+    def test_pause_resume_and_terminate_are_obeyed_by_default(self):
+        agent = Agent(self.srv.address, TOKEN, "sdk-ctl-1", heartbeat_interval=0.1)
+        steps = []
+
+        def work():
+            while agent.wait_if_paused():
+                steps.append(time.monotonic())
+                time.sleep(0.02)
+
+        with agent:
+            t = threading.Thread(target=work)
+            t.start()
+            self.srv.act("sdk-ctl-1", "pause", {"reason": "look at it"})
+            wait_for("the pause", lambda: agent.paused)
+            time.sleep(0.1)
+            n = len(steps)
+            time.sleep(0.5)
+            self.assertEqual(len(steps), n, "a paused agent's loop must wait")
+            self.assertFalse(agent.terminated)
+            self.srv.act("sdk-ctl-1", "resume")
+            wait_for("the resume", lambda: not agent.paused)
+            wait_for("work to go on", lambda: len(steps) > n + 3)
+            self.srv.act("sdk-ctl-1", "terminate")
+            t.join(10)
+            self.assertFalse(t.is_alive(), "wait_if_paused() must return False once terminated")
+            self.assertTrue(agent.terminated)
+            wait_for("three acknowledgements", lambda: all(
+                c["status"] == "succeeded" for c in self.srv.commands("sdk-ctl-1").values())
+                and len(self.srv.commands("sdk-ctl-1")) == 3)
+        self.assertEqual(self.srv.get("/api/v0/agents/sdk-ctl-1")["control"], "terminated")
+
+    def test_an_acknowledgement_that_fails_is_sent_again_not_handled_again(self):
+        got = []
+        agent = Agent(self.srv.address, TOKEN, "sdk-retry-1", heartbeat_interval=3600,
+                      on_command=got.append,
+                      retry=RetryPolicy(base=0.01, cap=0.05, max_attempts=2))
+        agent.heartbeat()
+        cmd = self.srv.act("sdk-retry-1", "pause")
+        self.srv.kill()  # the acknowledgement cannot reach it
+        orig_send = agent._send
+        calls = []
+
+        def send_after_answer(method, path, data):
+            calls.append(path)
+            if path.endswith("/heartbeats"):
+                return {"commands": [{"command_id": cmd["command_id"], "action": "pause",
+                                      "params": {}}]}
+            return orig_send(method, path, data)
+
+        agent._send = send_after_answer
+        agent.heartbeat()  # handled; the ack gives up after 2 attempts
+        self.assertEqual(agent.stats()["ack_failures"], 1)
+        self.assertTrue(agent.paused)
+        self.srv.start()
+        agent._send = orig_send
+        agent.heartbeat()  # the server hands it out again: acknowledged, not handled again
+        self.assertEqual(len(got), 1)
+        self.assertEqual(agent.stats()["acks"], 1)
+        self.assertEqual(self.srv.commands("sdk-retry-1")[cmd["command_id"]]["status"],
+                         "succeeded")
+        agent.heartbeat()  # acknowledged: no longer handed out
+        self.assertEqual(agent.stats()["acks"], 1)
+
+
 class MockAgents(unittest.TestCase):
     """scripts/mock-agents/: real clients on this SDK."""
 

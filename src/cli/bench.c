@@ -80,7 +80,18 @@ struct opts {
     double memory_interval;
     unsigned traces;         /* decisions per request: POST /api/v0/traces; 0: heartbeats */
     unsigned execution_size; /* decisions per execution with --traces */
+    /* --actions: the actions each agent takes in turn, by POST /api/v0/agents/{id}/<action>
+     * (indexes of action_names), or n_actions 0 for none. */
+    unsigned actions[8], n_actions;
 };
+
+/* The actions --actions takes, with the body each is sent with. */
+static const char *const action_names[] = {"pause", "resume", "execute", "assign", "override"};
+static const char *const action_bodies[] = {
+    "{\"reason\":\"aei bench\"}", "{\"reason\":\"aei bench\"}",
+    "{\"prompt\":\"summarise the benchmark run\",\"reason\":\"aei bench\"}",
+    "{\"task\":\"look at the benchmark queue\"}", "{\"outcome\":\"keep the current plan\"}"};
+#define N_ACTION_NAMES (sizeof(action_names) / sizeof(action_names[0]))
 
 struct target {
     struct sockaddr_storage addr;
@@ -189,6 +200,13 @@ void bench_help(FILE *out)
         "                       agent grows its own executions, trees four-way branching\n"
         "  --execution-size K   decisions per execution before the agent starts the next\n"
         "                       (default 1000); ids are unique to the run\n"
+        "\n"
+        "Audited actions instead of heartbeats:\n"
+        "  --actions LIST       each agent takes these actions in turn, comma-separated from\n"
+        "                       pause, resume, execute, assign, override (e.g. pause,resume),\n"
+        "                       by POST /api/v0/agents/bench-NNNNNN/<action>; each answer comes\n"
+        "                       after the action and its audit row are committed. The agents\n"
+        "                       must exist: run a heartbeat bench with as many agents first\n"
         "\n"
         "WebSocket subscribers and server memory:\n"
         "  --subscribers M      WebSocket clients subscribing to agents:all (default 0: none);\n"
@@ -347,6 +365,26 @@ static int check_ws_args(struct opts *o, const char *ws, bool storm_rate_set, bo
     return 0;
 }
 
+/* Reads --actions: a comma-separated list of action names. */
+static int parse_actions(const char *list, struct opts *o)
+{
+    o->n_actions = 0;
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        unsigned k = 0;
+        while (k < N_ACTION_NAMES &&
+               !(strlen(action_names[k]) == len && strncmp(action_names[k], p, len) == 0))
+            k++;
+        if (k == N_ACTION_NAMES || o->n_actions == sizeof(o->actions) / sizeof(o->actions[0]))
+            return usage_error("--actions: expected up to 8 of pause, resume, execute, assign, "
+                               "override separated by commas, got '%s'",
+                               list);
+        o->actions[o->n_actions++] = k;
+        p += len + (p[len] == ',');
+    }
+    return o->n_actions ? 0 : usage_error("--actions: expected at least one action");
+}
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
     static const struct option longopts[] = {
@@ -375,6 +413,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"slow-resume", required_argument, NULL, 'Z'},
         {"traces", required_argument, NULL, 'D'},
         {"execution-size", required_argument, NULL, 'E'},
+        {"actions", required_argument, NULL, 'A'},
         {NULL, 0, NULL, 0},
     };
     const char *server = "127.0.0.1:3000";
@@ -443,6 +482,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case 'E':
             r = parse_uint("--execution-size", optarg, 1, 1000000000u, &o->execution_size);
             size_set = true;
+            break;
+        case 'A':
+            r = parse_actions(optarg, o);
             break;
         case 'j':
             o->json = optarg;
@@ -521,6 +563,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         return usage_error("unexpected argument '%s'", argv[optind]);
     if (size_set && !o->traces)
         return usage_error("--execution-size applies only with --traces");
+    if (o->n_actions && (o->traces || path_set))
+        return usage_error("--actions goes with neither --traces nor --path");
     if (o->traces && !path_set)
         o->path = "/api/v0/traces";
     if (cli_parse_server("aei bench", "--server", server, o->host, o->port, o->authority) < 0)
@@ -591,10 +635,31 @@ static int build_traces(struct worker *w, struct conn *c)
     return 0;
 }
 
+/* Builds the agent's next action (--actions): the request line names the agent and the action,
+ * the other headers are the fixed ones. */
+static int build_action(struct worker *w, struct conn *c)
+{
+    const struct opts *o = w->o;
+    unsigned k = o->actions[c->seq % o->n_actions];
+    const char *body = action_bodies[k];
+    const char *headers = strstr(w->prefix, "\r\n"); /* after the fixed request line */
+    size_t cap = w->prefix_len + 64 + BODY_MAX;      /* as allocated */
+    int n = snprintf(c->wbuf, cap,
+                     "POST /api/v0/agents/bench-%06u/%s HTTP/1.1%sContent-Length: %zu\r\n\r\n%s",
+                     c->id, action_names[k], headers, strlen(body), body);
+    if (n < 0 || (size_t)n >= cap)
+        return AEI_EINVAL;
+    c->wlen = (size_t)n;
+    c->woff = 0;
+    return 0;
+}
+
 static int build_request(struct worker *w, struct conn *c, uint64_t origin)
 {
     if (w->o->traces)
         return build_traces(w, c);
+    if (w->o->n_actions)
+        return build_action(w, c);
     char body[BODY_MAX];
     char parent[32];
     char ts[AEI_TIME_LEN];
@@ -1282,7 +1347,12 @@ static void print_summary(const struct opts *o, const struct totals *t, double s
         snprintf(mode, sizeof(mode), "open loop at %.0f req/s", o->rate);
     else
         snprintf(mode, sizeof(mode), "closed loop");
-    printf("aei bench: %u agents, %s, POST http://%s%s\n", o->agents, mode, o->authority, o->path);
+    if (o->n_actions)
+        printf("aei bench: %u agents, %s, POST http://%s/api/v0/agents/bench-NNNNNN/<action>\n",
+               o->agents, mode, o->authority);
+    else
+        printf("aei bench: %u agents, %s, POST http://%s%s\n", o->agents, mode, o->authority,
+               o->path);
     printf("requests    %llu (%llu 2xx)\n", (unsigned long long)t->responses,
            (unsigned long long)t->ok);
     printf("duration    %.2f s (after %.2f s warmup)\n", secs, o->warmup);

@@ -8,7 +8,7 @@
 #define AEI_VERSION "0.0.0"
 #endif
 
-struct command {
+struct subcommand {
     const char *name;
     const char *summary;
     int (*run)(int argc, char **argv);
@@ -16,7 +16,7 @@ struct command {
 };
 
 /* New commands (mock, token, audit, trace) slot in here, in the order `aei --help` lists them. */
-static const struct command commands[] = {
+static const struct subcommand commands[] = {
     {"bench", "load-test a server with simulated agents' heartbeats", bench_main, bench_help},
     {"mock", "run simulated agents (heartbeats, executions) on libaei against a server", mock_main,
      mock_help},
@@ -30,7 +30,7 @@ static const struct command commands[] = {
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
-static const struct command *find(const char *name)
+static const struct subcommand *find(const char *name)
 {
     for (size_t i = 0; i < NCOMMANDS; i++)
         if (strcmp(commands[i].name, name) == 0)
@@ -72,7 +72,7 @@ int main(int argc, char **argv)
             usage(stdout);
             return CLI_EXIT_OK;
         }
-        const struct command *c = find(argv[2]);
+        const struct subcommand *c = find(argv[2]);
         if (!c || argc > 3) {
             fprintf(stderr, "aei: %s '%s'; run 'aei --help' for the list of commands\n",
                     c ? "unexpected argument" : "unknown command", argv[c ? 3 : 2]);
@@ -85,7 +85,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "aei: unknown option '%s'; run 'aei --help' for usage\n", arg);
         return CLI_EXIT_USAGE;
     }
-    const struct command *c = find(arg);
+    const struct subcommand *c = find(arg);
     if (!c) {
         fprintf(stderr, "aei: unknown command '%s'; run 'aei --help' for the list of commands\n",
                 arg);

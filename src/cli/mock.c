@@ -167,7 +167,9 @@ static void emit_step(struct sim *s, const char *exec, const char *parent, doubl
 }
 
 /* One execution of 10-30 decisions: a tree whose confidence moves and mostly rises. Once the
- * run is over the remaining decisions go without pauses, so that it still ends cleanly. */
+ * run is over the remaining decisions go without pauses, so that it still ends cleanly. A pause
+ * command holds it between decisions; terminate ends it as abandoned (libaei acknowledges
+ * every command). */
 static void run_execution(struct sim *s)
 {
     char exec[96];
@@ -176,7 +178,12 @@ static void run_execution(struct sim *s)
     char ids[30][AEI_ID_LEN];
     double confidence = uniform(s, 45, 70);
     aei_agent_set_status(s->agent, "processing");
-    for (unsigned i = 0; i < n; i++) {
+    bool terminated = false;
+    for (unsigned i = 0; i < n && !terminated; i++) {
+        while (!over(s) && aei_agent_is_paused(s->agent))
+            aei_agent_wait_if_paused(s->agent, 0.2);
+        if ((terminated = aei_agent_is_terminated(s->agent)))
+            break;
         const char *parent = i ? ids[(i - 1) / 3] : NULL;
         confidence = fmin(99, fmax(15, confidence + uniform(s, -9, 12)));
         emit_step(s, exec, parent, round(confidence * 10) / 10, ids[i]);
@@ -185,12 +192,16 @@ static void run_execution(struct sim *s)
         if (!over(s))
             wait_for(s, uniform(s, 0.05, 0.25));
     }
-    bool fail = rng_next(&s->rng) % 10 == 0;
+    bool fail = !terminated && rng_next(&s->rng) % 10 == 0;
     struct aei_error err;
     int rc = aei_execution_end(
-        s->agent, exec, fail ? "failed" : "completed",
-        fail ? "{\"reason\":\"the warehouse query timed out twice\",\"step\":\"tool_selection\"}"
-             : NULL,
+        s->agent, exec,
+        terminated ? "abandoned"
+        : fail     ? "failed"
+                   : "completed",
+        terminated ? "{\"reason\":\"terminated\"}"
+        : fail ? "{\"reason\":\"the warehouse query timed out twice\",\"step\":\"tool_selection\"}"
+               : NULL,
         &err);
     if (rc != AEI_OK) {
         fprintf(stderr, "aei mock: %s: ending %s failed: %s %s\n", s->agent_id, exec, err.code,
@@ -214,6 +225,10 @@ static void *simulate(void *arg)
     wander(s, false);
     wait_for(s, uniform(s, 0, 1)); /* staggered, but the first execution comes soon */
     while (!over(s)) {
+        if (aei_agent_is_terminated(s->agent)) { /* until a resume */
+            wait_for(s, 0.2);
+            continue;
+        }
         run_execution(s);
         double next = mono_now() + s->o->every;
         while (!over(s) && mono_now() < next) {
@@ -232,7 +247,9 @@ void mock_help(FILE *out)
           "\n"
           "Runs N simulated agents on libaei against an AEI server: heartbeats with varying\n"
           "CPU, memory, tokens and cost, and executions of 10-30 decisions with reasoning,\n"
-          "alternatives and moving confidence. Prints a summary at the end.\n"
+          "alternatives and moving confidence. Each agent acknowledges the commands it is\n"
+          "given; pause holds its execution between decisions, terminate abandons it.\n"
+          "Prints a summary at the end.\n"
           "\n"
           "Options:\n"
           "  --agents N        simulated agents, 1 to 1000 (default 5)\n"
@@ -427,6 +444,9 @@ static int summarise(const struct mock_opts *o, struct sim *sims, double elapsed
         sum.retries += st.retries;
         sum.dropped += st.dropped;
         sum.refused += st.refused;
+        sum.commands += st.commands;
+        sum.acks += st.acks;
+        sum.ack_failures += st.ack_failures;
         unsent += st.queued;
         executions += sims[i].executions;
         failed += sims[i].failed_executions;
@@ -436,6 +456,7 @@ static int summarise(const struct mock_opts *o, struct sim *sims, double elapsed
            "  heartbeats      %llu (failed %llu)\n"
            "  executions      %u (%u ended as failed, on purpose)\n"
            "  decisions sent  %llu (duplicates %llu)\n"
+           "  commands        %llu (acknowledged %llu, failed acks %llu)\n"
            "  retries         %llu\n"
            "  dropped         %llu\n"
            "  refused         %llu\n"
@@ -443,9 +464,12 @@ static int summarise(const struct mock_opts *o, struct sim *sims, double elapsed
            o->agents, elapsed, (unsigned long long)sum.heartbeats,
            (unsigned long long)sum.heartbeat_failures, executions, failed,
            (unsigned long long)sum.decisions_sent, (unsigned long long)sum.duplicates,
-           (unsigned long long)sum.retries, (unsigned long long)sum.dropped,
-           (unsigned long long)sum.refused, (unsigned long long)unsent);
-    bool clean = !errors && !sum.heartbeat_failures && !sum.dropped && !sum.refused && !unsent;
+           (unsigned long long)sum.commands, (unsigned long long)sum.acks,
+           (unsigned long long)sum.ack_failures, (unsigned long long)sum.retries,
+           (unsigned long long)sum.dropped, (unsigned long long)sum.refused,
+           (unsigned long long)unsent);
+    bool clean = !errors && !sum.heartbeat_failures && !sum.dropped && !sum.refused && !unsent &&
+                 !sum.ack_failures;
     return clean ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }
 

@@ -208,31 +208,179 @@ static char *heartbeat_json(struct aei_agent *a)
     return s;
 }
 
-/* Passes a command on unless its id was passed on already. */
-static void deliver(struct aei_agent *a, json_t *command)
+/* ---- commands ------------------------------------------------------------------------------ */
+
+static void report(struct aei_agent *a, const struct aei_error *e)
 {
-    char *text = json_dumps(command, JSON_COMPACT | JSON_SORT_KEYS);
-    if (!text)
+    if (e->http_status && a->cfg.on_error)
+        a->cfg.on_error(e, a->cfg.user);
+}
+
+static const char *const ACK_STATUSES[] = {"succeeded", "failed", "rejected"};
+
+/* The command passed on with this id, or NULL. Called with the lock held. */
+static struct seen_command *seen_find(struct aei_agent *a, const char *id)
+{
+    for (size_t i = 0; i < SEEN_COMMANDS; i++)
+        if (a->seen[i].id && strcmp(a->seen[i].id, id) == 0)
+            return &a->seen[i];
+    return NULL;
+}
+
+/* Takes note of what pause, resume and terminate ask, before the application hears of them. */
+static void obey(struct aei_agent *a, const char *action)
+{
+    if (!action)
         return;
-    const char *id = json_string_value(json_object_get(command, "command_id"));
-    if (!id)
-        id = json_string_value(json_object_get(command, "id"));
-    if (!id)
-        id = text;
-    bool seen = false;
     pthread_mutex_lock(&a->lock);
-    for (size_t i = 0; i < SEEN_COMMANDS && !seen; i++)
-        seen = a->seen[i] && strcmp(a->seen[i], id) == 0;
+    if (strcmp(action, "pause") == 0) {
+        a->paused = true;
+    } else if (strcmp(action, "resume") == 0) {
+        a->paused = a->terminated = false;
+    } else if (strcmp(action, "terminate") == 0) {
+        a->terminated = true;
+        a->paused = false;
+    }
+    pthread_cond_broadcast(&a->wake);
+    pthread_mutex_unlock(&a->lock);
+}
+
+/* Runs on_command; returns its status and sets *result to its result (malloc'd JSON) or NULL. */
+static int handle(struct aei_agent *a, json_t *command, char **result)
+{
+    *result = NULL;
+    obey(a, json_string_value(json_object_get(command, "action")));
+    if (!a->cfg.on_command)
+        return AEI_COMMAND_SUCCEEDED;
+    char *text = json_dumps(command, JSON_COMPACT | JSON_SORT_KEYS);
+    char *buf = calloc(1, AEI_RESULT_MAX);
+    int status = AEI_COMMAND_FAILED;
+    if (text && buf) {
+        status = (int)a->cfg.on_command(text, buf, AEI_RESULT_MAX, a->cfg.user);
+        buf[AEI_RESULT_MAX - 1] = '\0';
+        if (status < AEI_COMMAND_SUCCEEDED || status > AEI_COMMAND_REJECTED) {
+            aei__log(a, AEI_LOG_ERROR,
+                     "on_command returned %d, not an aei_command_status: "
+                     "acknowledged as failed",
+                     status);
+            status = AEI_COMMAND_FAILED;
+        }
+        json_t *parsed = *buf ? json_loads(buf, JSON_DECODE_ANY, NULL) : NULL;
+        if (parsed)
+            *result = strdup(buf);
+        else if (*buf)
+            aei__log(a, AEI_LOG_WARNING,
+                     "on_command's result is not JSON; acknowledged without it");
+        json_decref(parsed);
+    }
+    free(text);
+    free(buf);
+    return status;
+}
+
+/* POST .../commands/{id}/ack. The same status twice is harmless, so one that fails is simply
+ * sent again when the next heartbeat answer hands the command out again. */
+static void acknowledge(struct aei_agent *a, CURL *curl, const char *id, int status,
+                        const char *result)
+{
+    json_t *body = json_pack("{s:s}", "status", ACK_STATUSES[status]);
+    if (result)
+        json_object_set_new(body, "result", json_loads(result, JSON_DECODE_ANY, NULL));
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    char *agent = curl_easy_escape(curl, a->agent_id, 0);
+    char *command = curl_easy_escape(curl, id, 0);
+    struct aei_error e = {0};
+    int rc = AEI_ENOMEM;
+    if (text && agent && command) {
+        char path[1024];
+        snprintf(path, sizeof path, "/api/v0/agents/%s/commands/%s/ack", agent, command);
+        json_t *answer = NULL;
+        rc = aei__request(a, curl, "POST", path, text, a->cfg.max_attempts ? 0 : 5, false, &answer,
+                          &e);
+        json_decref(answer);
+    }
+    curl_free(agent);
+    curl_free(command);
+    free(text);
+    if (rc == AEI_EREFUSED && result && strcmp(e.field, "result") == 0) {
+        /* A result the server will not keep (a real number, too big): say so instead. */
+        json_t *instead = json_pack("{s:s}", "unsendable_result", e.message);
+        char *note = json_dumps(instead, JSON_COMPACT);
+        json_decref(instead);
+        if (note)
+            acknowledge(a, curl, id, status, note);
+        free(note);
+        return;
+    }
+    pthread_mutex_lock(&a->lock);
+    if (rc == AEI_OK)
+        a->stats.acks++;
+    else
+        a->stats.ack_failures++;
+    pthread_mutex_unlock(&a->lock);
+    if (rc == AEI_EREFUSED) {
+        aei__log(a, AEI_LOG_ERROR, "the server refused the acknowledgement of %s: %s %s", id,
+                 e.code, e.message);
+        report(a, &e);
+    } else if (rc != AEI_OK) {
+        aei__log(a, AEI_LOG_WARNING, "acknowledging %s failed (%s); sent again when handed out", id,
+                 e.message);
+    }
+}
+
+/* Passes a command on once and acknowledges it; one passed on before is only acknowledged
+ * again (or left alone while on_command still runs). */
+static void deliver(struct aei_agent *a, CURL *curl, json_t *command)
+{
+    const char *id = json_string_value(json_object_get(command, "command_id"));
+    if (!id || !*id) {
+        aei__log(a, AEI_LOG_ERROR, "a command without a command_id: ignored");
+        return;
+    }
+    pthread_mutex_lock(&a->lock);
+    struct seen_command *s = seen_find(a, id);
+    bool seen = s != NULL;
+    int status = seen ? s->status : -1;
+    char *result = seen && s->result ? strdup(s->result) : NULL;
     if (!seen) {
-        free(a->seen[a->seen_next]);
-        a->seen[a->seen_next] = strdup(id);
+        s = &a->seen[a->seen_next];
+        free(s->id);
+        free(s->result);
+        *s = (struct seen_command){strdup(id), -1, NULL};
         a->seen_next = (a->seen_next + 1) % SEEN_COMMANDS;
         a->stats.commands++;
     }
     pthread_mutex_unlock(&a->lock);
-    if (!seen && a->cfg.on_command)
-        a->cfg.on_command(text, a->cfg.user);
-    free(text);
+    if (seen && status < 0)
+        return;
+    if (!seen) {
+        status = handle(a, command, &result);
+        pthread_mutex_lock(&a->lock);
+        if ((s = seen_find(a, id))) {
+            s->status = status;
+            s->result = result ? strdup(result) : NULL;
+        }
+        pthread_mutex_unlock(&a->lock);
+    }
+    acknowledge(a, curl, id, status, result);
+    free(result);
+}
+
+bool aei_agent_is_paused(struct aei_agent *a)
+{
+    pthread_mutex_lock(&a->lock);
+    bool paused = a->paused;
+    pthread_mutex_unlock(&a->lock);
+    return paused;
+}
+
+bool aei_agent_is_terminated(struct aei_agent *a)
+{
+    pthread_mutex_lock(&a->lock);
+    bool terminated = a->terminated;
+    pthread_mutex_unlock(&a->lock);
+    return terminated;
 }
 
 static int heartbeat_with(struct aei_agent *a, CURL *curl, int attempts, struct aei_error *err)
@@ -254,7 +402,7 @@ static int heartbeat_with(struct aei_agent *a, CURL *curl, int attempts, struct 
     json_t *commands = json_object_get(answer, "commands");
     size_t i;
     json_t *c;
-    json_array_foreach(commands, i, c) deliver(a, c);
+    json_array_foreach(commands, i, c) deliver(a, curl, c);
     json_decref(answer);
     return AEI_OK;
 }
@@ -290,12 +438,6 @@ static double mono_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void report(struct aei_agent *a, const struct aei_error *e)
-{
-    if (e->http_status && a->cfg.on_error)
-        a->cfg.on_error(e, a->cfg.user);
-}
-
 static void *heartbeat_loop(void *arg)
 {
     struct aei_agent *a = arg;
@@ -324,6 +466,20 @@ static void *heartbeat_loop(void *arg)
     if (curl)
         curl_easy_cleanup(curl);
     return NULL;
+}
+
+bool aei_agent_wait_if_paused(struct aei_agent *a, double timeout_s)
+{
+    double until = timeout_s < 0 ? INFINITY : mono_now() + timeout_s;
+    pthread_mutex_lock(&a->lock);
+    while (a->paused && !a->terminated && !a->stopping && mono_now() < until) {
+        /* Woken by obey() and stop; the bound also covers an agent never started. */
+        struct timespec at = abs_in(fmin(until - mono_now(), 0.2));
+        pthread_cond_timedwait(&a->wake, &a->lock, &at);
+    }
+    bool go_on = !a->terminated && !a->stopping;
+    pthread_mutex_unlock(&a->lock);
+    return go_on;
 }
 
 /* ---- traces -------------------------------------------------------------------------------- */
@@ -644,8 +800,10 @@ void aei_agent_free(struct aei_agent *a)
         aei_agent_stop(a, 10);
     if (a->auth_header) { /* fully made: the lock and queue exist */
         drop_front(a, a->queue_len);
-        for (size_t i = 0; i < SEEN_COMMANDS; i++)
-            free(a->seen[i]);
+        for (size_t i = 0; i < SEEN_COMMANDS; i++) {
+            free(a->seen[i].id);
+            free(a->seen[i].result);
+        }
     }
     free(a->server_url);
     free(a->auth_header);

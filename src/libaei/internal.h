@@ -17,6 +17,14 @@ struct queued {
 
 #define SEEN_COMMANDS 1000
 
+/* A command passed on: its acknowledgement, kept to send again while the server hands the
+ * command out. */
+struct seen_command {
+    char *id;
+    int status;   /* enum aei_command_status, or -1 while on_command runs */
+    char *result; /* JSON text, or NULL */
+};
+
 struct aei_agent {
     struct aei_agent_config cfg; /* strings point into the copies below */
     char *server_url, *token, *agent_id, *name, *parent_agent_id, *auth_header;
@@ -37,8 +45,9 @@ struct aei_agent {
     double stop_by; /* cfg.now() deadline for the last sends */
     pthread_t hb_thread, tr_thread;
 
-    char *seen[SEEN_COMMANDS]; /* command ids delivered, a ring */
+    struct seen_command seen[SEEN_COMMANDS]; /* commands delivered, a ring */
     size_t seen_next;
+    bool paused, terminated; /* what pause, resume and terminate said last */
 
     struct aei_stats stats;
 };

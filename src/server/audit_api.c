@@ -82,10 +82,18 @@ int audit_api_verify(struct store *s, struct audit_job *a, char **body)
         *body = b.data;
         return 0;
     }
+    const char *team = a->q.team_id;
+    if (team) { /* one team's chain: only its head counts */
+        size_t kept = 0;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(heads[i].team_id, team) == 0)
+                heads[kept++] = heads[i];
+        n = kept;
+    }
     struct audit_verifier v;
     audit_verify_init(&v, a->state->key, heads, n);
     int64_t start = aei_mono_us();
-    int rc = store_verify_audit(s, NULL, &v);
+    int rc = store_verify_audit(s, team, &v);
     int64_t took = aei_mono_us() - start;
     free(heads);
     if (rc)

@@ -24,7 +24,8 @@ struct audit_job {
 /* GET /api/v0/audit: up to q.limit rows, newest first, each with "verified"; sets *body (the
  * JSON answer, caller frees). Returns 0 or a store error. */
 int audit_api_page(struct store *s, struct audit_job *a, char **body);
-/* GET /api/v0/audit/verify: walks every chain against the key and the checkpoint file. */
+/* GET /api/v0/audit/verify: walks every chain (or q.team_id's alone) against the key and the
+ * checkpoint file. */
 int audit_api_verify(struct store *s, struct audit_job *a, char **body);
 /* Appends the heads that moved since the last call to the checkpoint file. */
 int audit_api_checkpoint(struct store *s, struct audit_state *st);

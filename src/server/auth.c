@@ -22,16 +22,27 @@ void auth_init(struct auth *a, const char *token)
     hash(token, strlen(token), a->token_hash);
 }
 
-enum auth_result auth_check(const struct auth *a, const char *authorization)
+enum auth_result auth_bearer(const char *authorization, const char **token, size_t *len)
 {
     if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
         return AUTH_MISSING;
-    const char *token = authorization + 7;
-    while (*token == ' ')
-        token++;
-    size_t len = strlen(token);
-    while (len && token[len - 1] == ' ')
-        len--;
+    const char *t = authorization + 7;
+    while (*t == ' ')
+        t++;
+    size_t n = strlen(t);
+    while (n && t[n - 1] == ' ')
+        n--;
+    *token = t;
+    *len = n;
+    return AUTH_OK;
+}
+
+enum auth_result auth_check(const struct auth *a, const char *authorization)
+{
+    const char *token;
+    size_t len;
+    if (auth_bearer(authorization, &token, &len) != AUTH_OK)
+        return AUTH_MISSING;
     /* Comparing fixed-size hashes keeps the time independent of the token and its length. */
     uint8_t got[32];
     hash(token, len, got);

@@ -20,7 +20,8 @@ struct auth {
     uint8_t token_hash[32];
 };
 
-enum auth_result { AUTH_OK, AUTH_MISSING, AUTH_INVALID };
+/* AUTH_UNAVAILABLE: the token could not be looked up (the store is down). */
+enum auth_result { AUTH_OK, AUTH_MISSING, AUTH_INVALID, AUTH_UNAVAILABLE };
 
 /* Remembers the hash of the bootstrap admin token. */
 void auth_init(struct auth *a, const char *token);
@@ -28,6 +29,8 @@ void auth_init(struct auth *a, const char *token);
  * the Bearer scheme is AUTH_MISSING; a Bearer token that does not match is AUTH_INVALID. The
  * comparison takes the same time whatever the token. */
 enum auth_result auth_check(const struct auth *a, const char *authorization);
+/* Finds the token in an Authorization header value: *token and *len, or AUTH_MISSING. */
+enum auth_result auth_bearer(const char *authorization, const char **token, size_t *len);
 
 /* Hashes a token as the store keeps it (BLAKE3, 32 bytes). */
 void auth_token_hash(const char *token, size_t len, uint8_t out[32]);

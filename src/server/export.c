@@ -341,6 +341,8 @@ int export_next_page(struct store *s, struct export *ex)
     buf_reset(&ex->page);
     if (ex->phase == EXPORT_BEGIN) {
         int rc = store_get_execution(s, ex->execution_id, &ex->exec);
+        if (rc == 0 && ex->team[0] && strcmp(ex->team, ex->exec.team_id) != 0)
+            rc = AEI_ENOTFOUND; /* another team's: as good as absent */
         if (rc)
             return rc;
         ex->phase = ex->head ? EXPORT_DONE : EXPORT_TREE;

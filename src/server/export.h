@@ -30,7 +30,8 @@ struct export
     enum export_format format;
     bool head; /* HEAD: only check that the execution exists */
     char execution_id[AEI_ID_MAX + 1];
-    struct execution exec; /* read with the first page */
+    char team[AEI_ID_MAX + 1]; /* the caller's team, or "" for every team */
+    struct execution exec;     /* read with the first page */
     enum export_phase phase;
     char cursor[TRACE_DEPTH_MAX * TRACE_KEY_LEN + TRACE_KEY_LEN + 1]; /* last path rendered */
     int64_t after_id;      /* last waiting decision rendered */

@@ -12,6 +12,7 @@ const char *const hb_status_names[HB_STATUS_COUNT] = {"idle", "processing", "wai
 const char *const hb_metric_names[HB_METRIC_COUNT] = {"cpu_pct", "mem_pct", "tokens_per_min",
                                                       "cost_usd", "confidence"};
 const char *const hb_liveness_names[HB_LIVENESS_COUNT] = {"online", "stale", "dead"};
+const char *const agent_control_names[AGENT_CONTROL_COUNT] = {"active", "paused", "terminated"};
 /* Upper bounds of the metrics; -1 means unbounded. All are at least 0. */
 static const double metric_max[HB_METRIC_COUNT] = {100, 100, -1, -1, 100};
 
@@ -37,12 +38,23 @@ enum hb_liveness hb_liveness_at(int64_t last_us, int64_t now_us)
     return quiet >= dead_after_us ? HB_DEAD : quiet >= stale_after_us ? HB_STALE : HB_ONLINE;
 }
 
-int hb_status_parse(const char *s)
+/* The index of s among n names, or -1. */
+static int name_index(const char *const *names, int n, const char *s)
 {
-    for (int i = 0; i < HB_STATUS_COUNT; i++)
-        if (strcmp(s, hb_status_names[i]) == 0)
+    for (int i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0)
             return i;
     return -1;
+}
+
+int hb_status_parse(const char *s)
+{
+    return name_index(hb_status_names, HB_STATUS_COUNT, s);
+}
+
+int agent_control_parse(const char *s)
+{
+    return name_index(agent_control_names, AGENT_CONTROL_COUNT, s);
 }
 
 static char *dup_or_die(const char *s)
@@ -304,6 +316,8 @@ json_t *hb_agent_to_json(const struct heartbeat *hb)
     json_object_del(o, "server_ts");
     json_object_set_new(o, "first_seen", time_or_null(true, hb->first_seen));
     json_object_set_new(o, "schema_version", json_string("0"));
+    json_object_set_new(o, "team_id", json_string(hb->team_id));
+    json_object_set_new(o, "control", json_string(agent_control_names[hb->control]));
     json_object_set_new(
         o, "liveness", json_string(hb_liveness_names[hb_liveness_at(hb->server_ts, aei_now_us())]));
     return o;

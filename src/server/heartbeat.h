@@ -18,6 +18,8 @@ enum hb_status { HB_IDLE, HB_PROCESSING, HB_WAITING, HB_ERROR, HB_COMPLETE, HB_S
 enum hb_metric { HB_CPU, HB_MEM, HB_TPM, HB_COST, HB_CONFIDENCE, HB_METRIC_COUNT };
 /* Whether an agent still sends heartbeats: a field of its own beside the reported status. */
 enum hb_liveness { HB_ONLINE, HB_STALE, HB_DEAD, HB_LIVENESS_COUNT };
+/* What operators last asked of an agent (pause, resume, terminate). */
+enum agent_control { AGENT_ACTIVE, AGENT_PAUSED, AGENT_TERMINATED, AGENT_CONTROL_COUNT };
 
 /* One heartbeat as received, or an agent's latest state as stored. Strings are owned. */
 struct heartbeat {
@@ -34,11 +36,16 @@ struct heartbeat {
     int64_t agent_ts;      /* the agent's clock, microseconds, if has_agent_ts */
     bool has_agent_ts;
     int64_t first_seen; /* agents only: server time of the first heartbeat */
+    /* The team the agent belongs to: set by the server, never by a heartbeat body; a stored
+     * heartbeat row has "". */
+    char team_id[AEI_ID_MAX + 1];
+    enum agent_control control; /* agents only */
 };
 
 extern const char *const hb_status_names[HB_STATUS_COUNT];
 extern const char *const hb_metric_names[HB_METRIC_COUNT];
 extern const char *const hb_liveness_names[HB_LIVENESS_COUNT];
+extern const char *const agent_control_names[AGENT_CONTROL_COUNT];
 
 /* Sets after how long without a heartbeat an agent is stale, and dead (microseconds; defaults
  * 30 s and 120 s). Call once at start, before other threads use this module. */
@@ -49,6 +56,8 @@ enum hb_liveness hb_liveness_at(int64_t last_us, int64_t now_us);
 
 /* Returns the status named `s`, or -1. */
 int hb_status_parse(const char *s);
+/* Returns the control state named `s`, or -1. */
+int agent_control_parse(const char *s);
 
 /* Validates a heartbeat body and fills *hb (server_ts is left 0 for the caller to stamp).
  * Returns 0, or AEI_EINVAL with *pb naming the field at fault. On success the caller releases

@@ -5,9 +5,12 @@
 #include "common/time.h"
 #include "server/audit_api.h"
 #include "server/auth.h"
+#include "server/command.h"
 #include "server/export.h"
+#include "server/health.h"
 #include "server/hub.h"
 #include "server/metrics.h"
+#include "server/principal.h"
 #include "server/server.h"
 #include "server/static.h"
 #include "server/worker.h"
@@ -57,6 +60,11 @@ enum route {
     R_AGENT_ROLLUPS,
     R_AUDIT,
     R_AUDIT_VERIFY,
+    R_DEBUG_HEALTH,
+    R_ME,
+    R_AGENT_ACTION,   /* POST /api/v0/agents/{agent_id}/<action>: req->action */
+    R_AGENT_COMMANDS, /* the agent's commands */
+    R_COMMAND_ACK,    /* .../commands/{command_id}/ack: the command id in req->sub_id */
     R_COUNT
 };
 
@@ -78,16 +86,25 @@ static const char *const route_names[] = {
     "/api/v0/agents/{agent_id}/rollups",
     "/api/v0/audit",
     "/api/v0/audit/verify",
+    "/api/v0/debug/health",
+    "/api/v0/me",
+    "/api/v0/agents/{agent_id}/{action}",
+    "/api/v0/agents/{agent_id}/commands",
+    "/api/v0/agents/{agent_id}/commands/{command_id}/ack",
 };
 /* The methods each route answers (those that answer GET answer HEAD too). */
-static const char *const route_methods[] = {"",    "GET",  "GET", "POST",       "GET", "GET",
-                                            "GET", "POST", "GET", "GET, PATCH", "GET", "GET",
-                                            "GET", "GET",  "GET", "GET"};
+static const char *const route_methods[] = {
+    "",    "GET", "GET", "POST", "GET", "GET", "GET", "POST", "GET", "GET, PATCH", "GET",
+    "GET", "GET", "GET", "GET",  "GET", "GET", "GET", "POST", "GET", "POST"};
 _Static_assert(sizeof(route_methods) / sizeof(route_methods[0]) == R_COUNT,
                "a method list for each route");
 _Static_assert(sizeof(route_names) / sizeof(route_names[0]) == R_COUNT, "a name for each route");
 /* A batch of decisions may be this many times --max-body. */
 #define TRACE_BODY_FACTOR 64
+/* A heartbeat answer carries at most this many of the agent's open commands, the oldest; an
+ * agent may have at most OPEN_COMMANDS_MAX of them before new ones are refused. */
+#define HEARTBEAT_COMMANDS_MAX 100
+#define OPEN_COMMANDS_MAX 10000
 #define EXECUTIONS_LIMIT_DEFAULT 100
 #define DECISIONS_LIMIT_DEFAULT 500
 #define DECISIONS_LIMIT_MAX 1000
@@ -98,7 +115,9 @@ struct server {
     struct workers *workers;
     struct hub *hub;
     struct ws *ws;
-    struct auth auth;
+    struct principals *principals; /* who a token speaks for, looked up in auth_store */
+    struct store *auth_store;      /* the loop's own connection, for token lookups only */
+    json_t *controlling;    /* agent_id -> 1 while a pause, resume or terminate is being recorded */
     const char *ws_origins; /* allowed browser origins: NULL (same origin), "*" or a list */
     const char *web_root;   /* the built dashboard (web/dist) */
     size_t max_body;
@@ -118,6 +137,7 @@ struct server {
     struct retention_run retention_run;
     struct retention_stats retention_counted; /* what of the run the metrics have counted */
     struct audit_state audit; /* the audit key, checkpoint file and heads written there */
+    struct health health;     /* rates and recent errors for GET /api/v0/debug/health */
     int64_t checkpoint_every_us, next_checkpoint_us;
 };
 
@@ -128,7 +148,10 @@ struct request {
     struct lws *wsi;
     const char *method;
     enum route route;
-    char agent_id[AEI_ID_MAX + 1];
+    struct principal who;          /* the caller, once authenticated */
+    char agent_id[AEI_ID_MAX + 1]; /* the path's agent or execution id */
+    char sub_id[AEI_ID_MAX + 1];   /* R_COMMAND_ACK: the command id */
+    int action;                    /* R_AGENT_ACTION: an enum command_action */
     struct buf body;
     size_t body_seen;
     int pending_status; /* an answer decided before the body was read, sent once it is */
@@ -231,6 +254,9 @@ static void answer(struct request *req, int status, const char *ctype, const cha
     req->answering = true;
     req->srv->answering++;
     metrics_count_http(req->method, route_names[req->route], status);
+    if (status >= 400)
+        health_note_answer(&req->srv->health, req->method, route_names[req->route], status, body,
+                           len);
     lws_callback_on_writable(req->wsi);
 }
 
@@ -320,9 +346,10 @@ static size_t path_id(const char *path, char *id)
 }
 
 /* Maps a path to a route; "/api/..." without a version is v0. The agent or execution id of the
- * path goes into id. */
-static enum route match_route(const char *path, char *id)
+ * path goes into req->agent_id, a command's into req->sub_id, an action into req->action. */
+static enum route match_route(const char *path, struct request *req)
 {
+    char *id = req->agent_id;
     if (strcmp(path, "/healthz") == 0)
         return R_HEALTHZ;
     if (strcmp(path, "/metrics") == 0)
@@ -345,14 +372,26 @@ static enum route match_route(const char *path, char *id)
         return R_AUDIT;
     if (strcmp(path, "/audit/verify") == 0)
         return R_AUDIT_VERIFY;
-    size_t n;
+    if (strcmp(path, "/debug/health") == 0)
+        return R_DEBUG_HEALTH;
+    if (strcmp(path, "/me") == 0)
+        return R_ME;
+    size_t n, k;
     if (strncmp(path, "/agents/", 8) == 0 && (n = path_id(path + 8, id))) {
-        if (path[8 + n] == '\0')
+        const char *rest = path + 8 + n;
+        if (rest[0] == '\0')
             return R_AGENT;
-        if (strcmp(path + 8 + n, "/heartbeats") == 0)
+        if (strcmp(rest, "/heartbeats") == 0)
             return R_AGENT_HEARTBEATS;
-        if (strcmp(path + 8 + n, "/rollups") == 0)
+        if (strcmp(rest, "/rollups") == 0)
             return R_AGENT_ROLLUPS;
+        if (strcmp(rest, "/commands") == 0)
+            return R_AGENT_COMMANDS;
+        if (strncmp(rest, "/commands/", 10) == 0 && (k = path_id(rest + 10, req->sub_id)) &&
+            strcmp(rest + 10 + k, "/ack") == 0)
+            return R_COMMAND_ACK;
+        if (rest[0] == '/' && (req->action = command_action_parse(rest + 1)) >= 0)
+            return R_AGENT_ACTION;
     }
     if (strncmp(path, "/executions/", 12) == 0 && (n = path_id(path + 12, id))) {
         if (path[12 + n] == '\0')
@@ -365,8 +404,21 @@ static enum route match_route(const char *path, char *id)
     return R_NONE;
 }
 
+/* Hands a request's job to the workers, confined to what the caller may see: its team's rows
+ * (every team's for admins) and, for an agent's token, its own executions. */
 static void submit(struct request *req, struct job *job)
 {
+    const char *team = principal_scope(&req->who);
+    if (team) {
+        snprintf(job->scope_team, sizeof(job->scope_team), "%s", team);
+        job->exec_query.team_id = job->scope_team;
+        if (job->audit)
+            job->audit->q.team_id = job->scope_team;
+        if (job->export)
+            snprintf(job->export->team, sizeof(job->export->team), "%s", team);
+    }
+    if (req->who.role == ROLE_AGENT)
+        snprintf(job->scope_agent, sizeof(job->scope_agent), "%s", req->who.id);
     job->owner = req;
     req->job = job;
     req->srv->in_flight++;
@@ -380,6 +432,56 @@ static struct job *job_new(enum job_kind kind)
         abort();
     job->kind = kind;
     return job;
+}
+
+/* Answers 404 as for an agent that has never sent a heartbeat. */
+static void no_agent(struct request *req, const char *agent_id)
+{
+    char msg[200];
+    snprintf(msg, sizeof(msg), "no agent \"%s\": it has not sent a heartbeat", agent_id);
+    answer_error(req, 404, "not_found", msg, NULL);
+}
+
+/* Whether the caller may see an agent: one of its team (any, for admins; an agent the hub does
+ * not know passes for admins, and the store decides), or itself for an agent's token. Answers
+ * 404 otherwise, as for an agent that does not exist, so that other teams' agents do not show. */
+static bool agent_in_scope(struct request *req, const char *agent_id)
+{
+    const struct principal *who = &req->who;
+    struct hub_agent *a = hub_agent_find(req->srv->hub, agent_id);
+    bool ok =
+        who->role == ROLE_ADMIN || (a && principal_sees(who, hub_agent_team(a)) &&
+                                    (who->role != ROLE_AGENT || strcmp(who->id, agent_id) == 0));
+    if (!ok)
+        no_agent(req, agent_id);
+    return ok;
+}
+
+/* Whether the caller may send telemetry for an agent: an agent's token for its own agent alone
+ * (403 otherwise), anyone else for agents of its team or new ones (404 for another team's).
+ * `where` names the item of a batch in the answer, or is NULL. */
+static bool speaks_for(struct request *req, const char *agent_id, const char *where)
+{
+    const struct principal *who = &req->who;
+    char msg[400];
+    if (who->role == ROLE_AGENT && strcmp(who->id, agent_id) != 0) {
+        snprintf(msg, sizeof(msg), "%s%sthis token speaks for agent \"%s\" only, not \"%s\"",
+                 where ? where : "", where ? ": " : "", who->id, agent_id);
+        answer_error(req, 403, "forbidden", msg, NULL);
+        return false;
+    }
+    struct hub_agent *a = hub_agent_find(req->srv->hub, agent_id);
+    if (a && !principal_sees(who, hub_agent_team(a))) {
+        snprintf(msg, sizeof(msg), "%s%sagent \"%s\" belongs to another team", where ? where : "",
+                 where ? ": " : "", agent_id);
+        /* An agent's own token learns that much; a user gets the 404 of a stranger. */
+        if (who->role == ROLE_AGENT)
+            answer_error(req, 403, "forbidden", msg, NULL);
+        else
+            no_agent(req, agent_id);
+        return false;
+    }
+    return true;
 }
 
 /* Server time for a new heartbeat: the wall clock, nudged so that stamps strictly increase. */
@@ -406,9 +508,17 @@ static void post_heartbeat(struct request *req)
         answer_problem(req, &pb);
         return;
     }
+    if (!speaks_for(req, job->hb.agent_id, NULL)) {
+        job_free(job);
+        return;
+    }
+    /* A new agent joins the caller's team; a known one keeps its own. */
+    struct hub_agent *a = hub_agent_find(req->srv->hub, job->hb.agent_id);
+    snprintf(job->hb.team_id, sizeof(job->hb.team_id), "%s", a ? hub_agent_team(a) : req->who.team);
     job->hb.server_ts = stamp(req->srv);
     job->received_mono = aei_mono_us();
     metrics_count_heartbeat();
+    health_count_heartbeats(&req->srv->health, 1);
     submit(req, job);
 }
 
@@ -713,6 +823,14 @@ static void new_uuid(char *out)
 static void submit_decisions(struct request *req, struct job *job)
 {
     for (size_t i = 0; i < job->n_decisions; i++) {
+        char where[40];
+        snprintf(where, sizeof(where), "[%zu].agent_id", i);
+        if (!speaks_for(req, job->decisions[i]->agent_id, where)) {
+            job_free(job);
+            return;
+        }
+    }
+    for (size_t i = 0; i < job->n_decisions; i++) {
         struct decision *d = job->decisions[i];
         if (!d->decision_id[0])
             new_uuid(d->decision_id);
@@ -973,6 +1091,152 @@ static void stream_page(struct request *req)
     lws_callback_on_writable(req->wsi);
 }
 
+/* POST /api/v0/agents/{id}/<action>: checks the agent's state, then records the command with
+ * its audit row; it goes to the agent once that has committed (finish_job). */
+static void post_action(struct request *req)
+{
+    struct server *srv = req->srv;
+    struct hub_agent *a = hub_agent_find(srv->hub, req->agent_id);
+    if (!a || !principal_sees(&req->who, hub_agent_team(a))) {
+        no_agent(req, req->agent_id);
+        return;
+    }
+    struct problem pb;
+    json_t *doc = NULL;
+    if (req->body.len > 0 && !(doc = json_parse_body(req->body.data, req->body.len, &pb))) {
+        answer_problem(req, &pb);
+        return;
+    }
+    struct job *job = job_new(JOB_PUT_COMMAND);
+    struct command_job *cj = job->command = calloc(1, sizeof(*job->command));
+    if (!cj)
+        abort();
+    enum command_action action = (enum command_action)req->action;
+    int rc = command_request_parse(action, doc, &cj->r, &pb);
+    json_decref(doc);
+    if (rc) {
+        answer_problem(req, &pb);
+        goto err_free;
+    }
+    char why[160];
+    if (action == CMD_REASSIGN) {
+        struct hub_agent *to = hub_agent_find(srv->hub, cj->r.to_agent_id);
+        if (!to || strcmp(hub_agent_team(to), hub_agent_team(a)) != 0 || to == a) {
+            problem_field(&pb, "to_agent_id", "another agent of the same team", NULL);
+            answer_problem(req, &pb);
+            goto err_free;
+        }
+    }
+    if (hub_open_commands(a) >= OPEN_COMMANDS_MAX) {
+        char msg[300];
+        snprintf(msg, sizeof(msg),
+                 "agent \"%s\" has %d commands it has not acknowledged; wait for it to catch up",
+                 req->agent_id, OPEN_COMMANDS_MAX);
+        answer_error(req, 409, "conflict", msg, NULL);
+        goto err_free;
+    }
+    int after = command_control_after(action);
+    if (!command_allowed(action, hub_agent_control(a), why, sizeof(why))) {
+        answer_error(req, 409, "conflict", why, NULL);
+        goto err_free;
+    }
+    /* The state just checked is about to change: judging any action on it could accept, say,
+     * an execute recorded after the pause that is committing now. */
+    if (json_object_get(srv->controlling, req->agent_id)) {
+        answer_error(req, 409, "conflict",
+                     "a pause, resume or terminate of this agent is being recorded; retry", NULL);
+        goto err_free;
+    }
+    struct command *c = &cj->c;
+    new_uuid(c->command_id);
+    if (action == CMD_EXECUTE) {
+        new_uuid(cj->r.execution_id);
+        command_request_finish(&cj->r);
+    }
+    snprintf(c->agent_id, sizeof(c->agent_id), "%s", req->agent_id);
+    snprintf(c->team_id, sizeof(c->team_id), "%s", hub_agent_team(a));
+    c->action = action;
+    if (!(c->params = strdup(cj->r.params)))
+        abort();
+    c->status = CMD_PENDING;
+    c->actor_type = req->who.type;
+    snprintf(c->actor_id, sizeof(c->actor_id), "%s", req->who.id);
+    c->created = aei_now_us();
+    cj->control_before = (int)hub_agent_control(a);
+    cj->control_after = after;
+    cj->key = srv->audit.key;
+    if (after >= 0)
+        json_object_set_new(srv->controlling, req->agent_id, json_true());
+    submit(req, job);
+    return;
+
+err_free:
+    job_free(job);
+}
+
+/* POST /api/v0/agents/{id}/commands/{command_id}/ack: the agent says how a command went. */
+static void post_ack(struct request *req)
+{
+    struct problem pb;
+    json_t *doc = json_parse_body(req->body.data ? req->body.data : "", req->body.len, &pb);
+    if (!doc) {
+        answer_problem(req, &pb);
+        return;
+    }
+    struct job *job = job_new(JOB_ACK_COMMAND);
+    struct command_job *cj = job->command = calloc(1, sizeof(*job->command));
+    if (!cj)
+        abort();
+    int rc = command_ack_parse(doc, &cj->status, &cj->result, &pb);
+    json_decref(doc);
+    if (rc) {
+        answer_problem(req, &pb);
+        job_free(job);
+        return;
+    }
+    snprintf(job->agent_id, sizeof(job->agent_id), "%s", req->agent_id);
+    snprintf(job->ids[0], sizeof(job->ids[0]), "%s", req->sub_id);
+    cj->actor.type = req->who.type;
+    snprintf(cj->actor_id, sizeof(cj->actor_id), "%s", req->who.id);
+    cj->key = req->srv->audit.key;
+    submit(req, job);
+}
+
+/* GET /api/v0/agents/{id}/commands[?limit&cursor]: the agent's commands, newest first. */
+static void get_commands(struct request *req)
+{
+    static const char *const known[] = {"limit", "cursor", NULL};
+    char v[QUERY_VALUE_MAX];
+    if (!params_ok(req, known, "one of limit, cursor"))
+        return;
+    struct job *job = job_new(JOB_LIST_COMMANDS);
+    struct command_job *cj = job->command = calloc(1, sizeof(*job->command));
+    if (!cj)
+        abort();
+    snprintf(job->agent_id, sizeof(job->agent_id), "%s", req->agent_id);
+    cj->q = (struct command_query){.agent_id = job->agent_id, .limit = HISTORY_LIMIT_DEFAULT};
+    if (!limit_param(req, HISTORY_LIMIT_MAX, &cj->q.limit))
+        goto err_free;
+    if (query_param(req->wsi, "cursor", v, sizeof(v))) {
+        /* A cursor is "<created>-<command_id>" of the last row of the previous page. */
+        char *dash = strchr(v, '-');
+        if (!dash || (*dash = '\0', !parse_int64(v, &cj->q.before_created)) ||
+            !id_is_valid(dash + 1)) {
+            if (dash)
+                *dash = '-';
+            bad_param(req, "cursor", "the value of \"next\" from the previous page", v);
+            goto err_free;
+        }
+        snprintf(job->ids[1], sizeof(job->ids[1]), "%s", dash + 1);
+        cj->q.before_id = job->ids[1];
+    }
+    submit(req, job);
+    return;
+
+err_free:
+    job_free(job);
+}
+
 static void get_metrics(struct request *req)
 {
     struct buf b = {0};
@@ -984,6 +1248,30 @@ static void get_metrics(struct request *req)
     buf_free(&b);
 }
 
+/* A route without parameters whose reader job reads the audit log: verify and health. */
+static void submit_audit_job(struct request *req, enum job_kind kind)
+{
+    static const char *const none[] = {NULL};
+    if (!params_ok(req, none, "no parameters"))
+        return;
+    struct job *job = job_new(kind);
+    if (!(job->audit = calloc(1, sizeof(*job->audit))))
+        abort();
+    job->audit->state = &req->srv->audit;
+    submit(req, job);
+}
+
+/* Answers the health page: the reader's probe with the loop's own figures. It answers 200 with
+ * the store's failure inside, since a failing store is what the page is for. */
+static void answer_health(struct request *req, const struct job *job)
+{
+    struct health_ws ws;
+    ws_count_subscribers(req->srv->ws, &ws);
+    char *text = health_render(&req->srv->health, &ws, job->body);
+    answer(req, 200, "application/json", text, strlen(text), NULL);
+    free(text);
+}
+
 /* Acts on a request whose headers and body have arrived. */
 static void dispatch(struct request *req)
 {
@@ -992,9 +1280,29 @@ static void dispatch(struct request *req)
                req->pending_headers);
         return;
     }
+    bool agent_path = req->route == R_AGENT || req->route == R_AGENT_HEARTBEATS ||
+                      req->route == R_AGENT_ROLLUPS || req->route == R_AGENT_COMMANDS ||
+                      req->route == R_COMMAND_ACK;
+    if (agent_path && !agent_in_scope(req, req->agent_id))
+        return;
     switch (req->route) {
     case R_HEALTHZ:
         answer(req, 200, "application/json", "{\"status\":\"ok\"}", 15, NULL);
+        break;
+    case R_ME: {
+        char *text = principal_render(&req->who);
+        answer(req, 200, "application/json", text, strlen(text), NULL);
+        free(text);
+        break;
+    }
+    case R_AGENT_ACTION:
+        post_action(req);
+        break;
+    case R_AGENT_COMMANDS:
+        get_commands(req);
+        break;
+    case R_COMMAND_ACK:
+        post_ack(req);
         break;
     case R_METRICS:
         get_metrics(req);
@@ -1044,17 +1352,12 @@ static void dispatch(struct request *req)
     case R_AUDIT:
         get_audit(req);
         break;
-    case R_AUDIT_VERIFY: {
-        static const char *const none[] = {NULL};
-        if (!params_ok(req, none, "no parameters"))
-            break;
-        struct job *job = job_new(JOB_VERIFY_AUDIT);
-        if (!(job->audit = calloc(1, sizeof(*job->audit))))
-            abort();
-        job->audit->state = &req->srv->audit;
-        submit(req, job);
+    case R_AUDIT_VERIFY:
+        submit_audit_job(req, JOB_VERIFY_AUDIT);
         break;
-    }
+    case R_DEBUG_HEALTH:
+        submit_audit_job(req, JOB_HEALTH); /* admins only: role_allows() */
+        break;
     case R_NONE:
     case R_COUNT:
         break;
@@ -1072,32 +1375,74 @@ static bool is_json_type(struct lws *wsi)
     return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
 }
 
-/* The 401 answers, indexed by enum auth_result. */
+/* The answers to a request that is not authenticated, indexed by enum auth_result. */
 static const struct {
+    int status;
     const char *code, *message, *header;
 } auth_errors[] = {
-    [AUTH_MISSING] = {"unauthorized", "this route needs an Authorization: Bearer <token> header",
+    [AUTH_MISSING] = {401, "unauthorized",
+                      "this route needs an Authorization: Bearer <token> header",
                       "WWW-Authenticate: Bearer realm=\"aei\"\r\n"},
-    [AUTH_INVALID] = {"invalid_token",
+    [AUTH_INVALID] = {401, "invalid_token",
                       "the bearer token is not valid: check AEI_TOKEN or ask for a new token",
                       "WWW-Authenticate: Bearer realm=\"aei\", error=\"invalid_token\"\r\n"},
+    [AUTH_UNAVAILABLE] = {503, "store_unavailable",
+                          "the token could not be checked: the store is unavailable; retry after "
+                          "the Retry-After delay",
+                          "Retry-After: 1\r\n"},
 };
 
 /* Checks the Authorization header, or when query_token (WebSocket, which browsers cannot give
  * headers) also a "token" query parameter. */
-static enum auth_result authorize(struct server *srv, struct lws *wsi, bool query_token)
+static enum auth_result authorize(struct server *srv, struct lws *wsi, bool query_token,
+                                  struct principal *who)
 {
     char authz[1024];
+    const char *header = NULL;
     if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) >= (int)sizeof(authz))
         return AUTH_INVALID; /* longer than any token we issue */
-    if (lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION) > 0)
-        return auth_check(&srv->auth, authz);
     char token[QUERY_VALUE_MAX];
-    if (query_token && query_param(wsi, "token", token, sizeof(token))) {
+    if (lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION) > 0) {
+        header = authz;
+    } else if (query_token && query_param(wsi, "token", token, sizeof(token))) {
         snprintf(authz, sizeof(authz), "Bearer %s", token);
-        return auth_check(&srv->auth, authz);
+        header = authz;
     }
-    return auth_check(&srv->auth, NULL);
+    return principals_authenticate(srv->principals, header, aei_mono_us(), who);
+}
+
+/* Whether the caller's role may use the route at all; whether the resource is its team's (or,
+ * for an agent, its own) is checked with the resource. Agents' tokens send telemetry, end their
+ * executions and take their commands; viewers read; operators also act; admins do everything,
+ * in every team. */
+static bool role_allows(const struct request *req)
+{
+    enum role role = req->who.role;
+    bool reads = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+    switch (req->route) {
+    case R_HEALTHZ:
+    case R_STATIC:
+    case R_ME:
+    case R_NONE:
+    case R_COUNT:
+        return true;
+    case R_METRICS:
+    case R_DEBUG_HEALTH:
+        return role == ROLE_ADMIN;
+    case R_HEARTBEATS:
+    case R_TRACES:
+        return role == ROLE_AGENT || role >= ROLE_OPERATOR;
+    case R_EXECUTION:
+        return reads ? role >= ROLE_VIEWER : role == ROLE_AGENT || role >= ROLE_OPERATOR;
+    case R_AGENT_COMMANDS:
+        return true; /* an agent reads its own, viewers their team's */
+    case R_COMMAND_ACK:
+        return role == ROLE_AGENT || role == ROLE_ADMIN;
+    case R_AGENT_ACTION:
+        return role >= ROLE_OPERATOR;
+    default:
+        return role >= ROLE_VIEWER;
+    }
 }
 
 /* Whether a browser's Origin may open a WebSocket: the same origin as the Host it asked for,
@@ -1161,13 +1506,15 @@ static int confirm_upgrade(struct server *srv, struct lws *wsi)
                  want);
         return refuse_upgrade(wsi, 404, "not_found", msg, NULL);
     }
-    enum auth_result auth = authorize(srv, wsi, true);
+    struct principal who;
+    enum auth_result auth = authorize(srv, wsi, true, &who);
     if (auth != AUTH_OK) {
         const char *message = auth == AUTH_MISSING
                                   ? "a WebSocket needs ?token=<token> or an Authorization: "
                                     "Bearer <token> header"
                                   : auth_errors[auth].message;
-        return refuse_upgrade(wsi, 401, auth_errors[auth].code, message, auth_errors[auth].header);
+        return refuse_upgrade(wsi, auth_errors[auth].status, auth_errors[auth].code, message,
+                              auth_errors[auth].header);
     }
     if (!origin_allowed(srv, wsi))
         return refuse_upgrade(wsi, 403, "origin_not_allowed",
@@ -1218,7 +1565,7 @@ static int on_headers(struct server *srv, struct lws *wsi, struct pss *pss, cons
     req->wsi = wsi;
     req->method = request_method(wsi);
     pss->req = req;
-    req->route = match_route(uri, req->agent_id);
+    req->route = match_route(uri, req);
     if (req->route == R_NONE && static_is_path(uri))
         req->route = R_STATIC;
     if (stop_requested)
@@ -1233,11 +1580,12 @@ static int on_headers(struct server *srv, struct lws *wsi, struct pss *pss, cons
         parse_int64(clen, &body_len);
     bool has_body = body_len > 0 || chunked;
 
-    enum auth_result auth =
-        req->route == R_HEALTHZ || req->route == R_STATIC ? AUTH_OK : authorize(srv, wsi, false);
+    enum auth_result auth = req->route == R_HEALTHZ || req->route == R_STATIC
+                                ? AUTH_OK
+                                : authorize(srv, wsi, false, &req->who);
     if (auth != AUTH_OK) {
-        defer_error(req, 401, auth_errors[auth].code, auth_errors[auth].message,
-                    auth_errors[auth].header);
+        defer_error(req, auth_errors[auth].status, auth_errors[auth].code,
+                    auth_errors[auth].message, auth_errors[auth].header);
     } else if (req->route == R_NONE) {
         char msg[320];
         snprintf(msg, sizeof(msg), "no such route: %s %.200s (see docs/api/openapi.yaml)",
@@ -1252,7 +1600,13 @@ static int on_headers(struct server *srv, struct lws *wsi, struct pss *pss, cons
         snprintf(msg, sizeof(msg), "%s does not answer %s; use %s", route_names[req->route],
                  req->method, methods);
         defer_error(req, 405, "method_not_allowed", msg, allow[req->route]);
-    } else if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0 &&
+    } else if (!role_allows(req)) {
+        char msg[320];
+        snprintf(msg, sizeof(msg), "%s %s needs another role: this token's is %s", req->method,
+                 route_names[req->route], role_names[req->who.role]);
+        defer_error(req, 403, "forbidden", msg,
+                    "WWW-Authenticate: Bearer realm=\"aei\", error=\"insufficient_scope\"\r\n");
+    } else if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0 && has_body &&
                !is_json_type(wsi)) {
         defer_error(req, 415, "unsupported_media_type",
                     "send the body with Content-Type: application/json", NULL);
@@ -1398,6 +1752,13 @@ static void answer_execution_end(struct request *req, const struct job *job)
 /* Publishes what a trace job stored on the topics execution:<id> that clients hold: each new
  * decision (without its depth, which the store knows once its parent has landed: place it under
  * parent_decision_id), then the executions as they now are. */
+/* The team of an agent, as an execution of it has: "default" for one the hub does not know. */
+static const char *team_of(struct server *srv, const char *agent_id)
+{
+    struct hub_agent *a = hub_agent_find(srv->hub, agent_id);
+    return a ? hub_agent_team(a) : "default";
+}
+
 static void publish_traces(struct server *srv, const struct job *job)
 {
     if (job->kind == JOB_PUT_DECISIONS) {
@@ -1409,46 +1770,158 @@ static void publish_traces(struct server *srv, const struct job *job)
                 continue;
             struct buf text = {0};
             decision_write(&text, d, false);
-            hub_publish_execution(srv->hub, d->execution_id, "decision", "decision", text.data);
+            hub_publish_execution(srv->hub, d->execution_id, team_of(srv, d->agent_id), "decision",
+                                  "decision", text.data);
             buf_free(&text);
         }
         metrics_count_decisions(stored, job->n_decisions - stored);
+        health_count_decisions(&srv->health, stored);
     }
     for (size_t i = 0; i < job->n_executions; i++) {
         const struct execution *e = &job->executions[i];
         if (!ws_watches_execution(srv->ws, e->execution_id))
             continue;
         char *text = trace_render_execution(e);
-        hub_publish_execution(srv->hub, e->execution_id, "execution", "execution", text);
+        hub_publish_execution(srv->hub, e->execution_id, e->team_id, "execution", "execution",
+                              text);
         free(text);
     }
 }
 
-/* Answers the request a finished job was for; a committed heartbeat goes to the hub even when
+/* Commands handed out in heartbeat answers, to be marked delivered in the store. */
+struct delivered {
+    char (*ids)[AEI_ID_MAX + 1];
+    size_t n, cap;
+};
+
+static void note_delivered(void *arg, const char *command_id)
+{
+    struct delivered *d = arg;
+    if (d->n == d->cap) {
+        d->cap = d->cap ? 2 * d->cap : 4;
+        if (!(d->ids = realloc(d->ids, d->cap * sizeof(*d->ids))))
+            abort();
+    }
+    snprintf(d->ids[d->n++], sizeof(d->ids[0]), "%s", command_id);
+}
+
+/* Answers a committed heartbeat with the agent's open commands (marked delivered the first
+ * time they go out). */
+static void answer_heartbeat(struct request *req, const char *agent_id, int64_t server_ts)
+{
+    struct server *srv = req->srv;
+    char ts[AEI_TIME_LEN];
+    aei_time_format(server_ts, ts);
+    struct buf b = {0};
+    buf_printf(&b, "{\"agent_id\":\"%s\",\"server_ts\":\"%s\",\"commands\":", agent_id, ts);
+    struct hub_agent *a = hub_agent_find(srv->hub, agent_id);
+    struct delivered d = {0};
+    if (a)
+        hub_commands_write(a, &b, HEARTBEAT_COMMANDS_MAX, note_delivered, &d);
+    else
+        buf_puts(&b, "[]");
+    buf_puts(&b, "}");
+    answer(req, 200, "application/json", b.data, b.len, NULL);
+    buf_free(&b);
+    if (d.n) {
+        struct job *job = job_new(JOB_MARK_DELIVERED);
+        if (!(job->command = calloc(1, sizeof(*job->command))))
+            abort();
+        job->command->ids = d.ids;
+        job->command->n_ids = d.n;
+        workers_submit(srv->workers, job);
+    }
+}
+
+/* What a committed job changes in the live state, whether or not its client still waits: only
+ * now does a command go to its agent. */
+static void apply_committed(struct server *srv, struct job *job)
+{
+    struct command_job *cj = job->command;
+    struct hub_agent *a;
+    switch (job->kind) {
+    case JOB_PUT_HEARTBEAT:
+        hub_heartbeat(srv->hub, &job->hb, job->received_mono);
+        break;
+    case JOB_PUT_COMMAND:
+        if (!(a = hub_agent_find(srv->hub, cj->c.agent_id)))
+            break;
+        if (cj->control_after >= 0)
+            hub_set_control(srv->hub, a, (enum agent_control)cj->control_after);
+        char *json = command_render_for_agent(&cj->c);
+        hub_command_add(srv->hub, a, cj->c.command_id, json, true);
+        free(json);
+        break;
+    case JOB_ACK_COMMAND:
+        if (cj->changed && (a = hub_agent_find(srv->hub, job->agent_id)))
+            hub_command_remove(a, job->ids[0]);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Answers a stored command: 202, the agent has it from now on. */
+static void answer_command(struct request *req, const struct job *job)
+{
+    const struct command_job *cj = job->command;
+    json_t *doc = json_pack("{s:o}", "command", command_to_json(&cj->c));
+    if (job->kind == JOB_PUT_COMMAND && cj->c.action == CMD_EXECUTE)
+        json_object_set_new(doc, "execution_id", json_string(cj->r.execution_id));
+    char *text = json_render(doc);
+    answer(req, job->kind == JOB_PUT_COMMAND ? 202 : 200, "application/json", text, strlen(text),
+           NULL);
+    free(text);
+}
+
+/* The server's own jobs, which no request waits for. */
+static void finish_own_job(struct server *srv, const struct job *job)
+{
+    if (!job->rc)
+        return;
+    const char *what;
+    if (job->kind == JOB_AUDIT_CHECKPOINT) {
+        what = "audit checkpoint";
+        log_warn("could not write the audit checkpoint: %s", aei_strerror(job->rc));
+    } else if (job->kind == JOB_MARK_DELIVERED) {
+        what = "marking commands delivered";
+        log_warn("could not mark %zu commands delivered: %s", job->command->n_ids,
+                 aei_strerror(job->rc));
+    } else { /* an agent died */
+        what = "ending a dead agent's executions";
+        log_warn("could not mark the running executions of dead agent %s abandoned: %s",
+                 job->agent_id, aei_strerror(job->rc));
+    }
+    health_note_failure(&srv->health, what, job->rc);
+}
+
+/* Answers the request a finished job was for; what a job committed goes to the hub even when
  * its client has gone. */
 static void finish_job(struct server *srv, struct job *job)
 {
     struct request *req = job->owner;
     if (job->rc == 0)
         publish_traces(srv, job);
-    if (!req && job->kind == JOB_AUDIT_CHECKPOINT) {
-        if (job->rc)
-            log_warn("could not write the audit checkpoint: %s", aei_strerror(job->rc));
-        return;
-    }
-    if (!req) { /* the server's own job: an agent died */
-        if (job->rc)
-            log_warn("could not mark the running executions of dead agent %s abandoned: %s",
-                     job->agent_id, aei_strerror(job->rc));
+    if (job->kind == JOB_PUT_COMMAND && job->command->control_after >= 0)
+        json_object_del(srv->controlling, job->command->c.agent_id);
+    /* A heartbeat's answer needs its agent id and time, which the hub takes with its strings. */
+    char agent_id[AEI_ID_MAX + 1];
+    snprintf(agent_id, sizeof(agent_id), "%s", job->hb.agent_id);
+    int64_t server_ts = job->hb.server_ts;
+    if (job->rc == 0)
+        apply_committed(srv, job);
+    if (!req) {
+        finish_own_job(srv, job);
         return;
     }
     req->job = NULL;
     srv->in_flight--;
-    bool committed = job->kind == JOB_PUT_HEARTBEAT && job->rc == 0;
     if (!req->wsi) {
         request_free(req); /* the client went away */
-        if (committed)
-            hub_heartbeat(srv->hub, &job->hb, job->received_mono);
+        return;
+    }
+    if (job->kind == JOB_HEALTH) {
+        answer_health(req, job);
         return;
     }
     if (job->kind == JOB_EXPORT_PAGE && req->answering && (job->rc || stop_requested)) {
@@ -1463,6 +1936,25 @@ static void finish_job(struct server *srv, struct job *job)
         /* Refused before it began: an ordinary error answer, with no pages to follow. */
         export_free(req->export);
         req->export = NULL;
+    }
+    if (job->kind == JOB_PUT_COMMAND && job->rc) {
+        answer_error(req, 503, "store_unavailable",
+                     "the action was not recorded (the store could not commit it) and nothing was "
+                     "sent to the agent; retry after the Retry-After delay",
+                     "Retry-After: 1\r\n");
+        return;
+    }
+    if (job->kind == JOB_ACK_COMMAND && (job->rc == AEI_ENOTFOUND || job->rc == AEI_ECONFLICT)) {
+        char msg[300];
+        if (job->rc == AEI_ENOTFOUND)
+            snprintf(msg, sizeof(msg), "agent \"%s\" has no command \"%s\"", job->agent_id,
+                     job->ids[0]);
+        else
+            snprintf(msg, sizeof(msg), "command \"%s\" was acknowledged already as %s", job->ids[0],
+                     command_status_names[job->command->c.status]);
+        answer_error(req, job->rc == AEI_ENOTFOUND ? 404 : 409,
+                     job->rc == AEI_ENOTFOUND ? "not_found" : "conflict", msg, NULL);
+        return;
     }
     if (job->rc == AEI_ENOTFOUND) {
         char msg[200];
@@ -1488,16 +1980,13 @@ static void finish_job(struct server *srv, struct job *job)
         return;
     }
     switch (job->kind) {
-    case JOB_PUT_HEARTBEAT: {
-        char ts[AEI_TIME_LEN], body[256];
-        aei_time_format(job->hb.server_ts, ts);
-        int n = snprintf(body, sizeof(body),
-                         "{\"agent_id\":\"%s\",\"server_ts\":\"%s\",\"commands\":[]}",
-                         job->hb.agent_id, ts);
-        answer(req, 200, "application/json", body, (size_t)n, NULL);
-        hub_heartbeat(srv->hub, &job->hb, job->received_mono);
+    case JOB_PUT_HEARTBEAT:
+        answer_heartbeat(req, agent_id, server_ts);
         break;
-    }
+    case JOB_PUT_COMMAND:
+    case JOB_ACK_COMMAND:
+        answer_command(req, job);
+        break;
     case JOB_PUT_DECISIONS:
         answer_decisions(req, job);
         break;
@@ -1513,10 +2002,13 @@ static void finish_job(struct server *srv, struct job *job)
     case JOB_LIST_ROLLUPS:
     case JOB_LIST_AUDIT:
     case JOB_VERIFY_AUDIT:
+    case JOB_LIST_COMMANDS:
         answer(req, 200, "application/json", job->body, strlen(job->body), NULL);
         break;
     case JOB_AUDIT_CHECKPOINT:
-        break; /* the server's own, handled above */
+    case JOB_MARK_DELIVERED:
+    case JOB_HEALTH:
+        break; /* handled above */
     case JOB_EXPORT_PAGE:
         stream_page(req);
         break;
@@ -1564,11 +2056,12 @@ static void retention_done(struct server *srv, struct job *job)
     const struct retention_stats *st = &srv->retention_run.stats;
     int64_t mono = aei_mono_us();
     metrics_count_retention_run((double)(mono - srv->retention_started) / 1e6, job->rc >= 0);
-    if (job->rc < 0)
+    if (job->rc < 0) {
         log_warn("retention: stopped after %d steps (%s); the next run goes on from there",
                  st->steps, aei_strerror(job->rc));
-    else if (st->rolled_up + st->heartbeats_deleted + st->partitions_dropped +
-             st->executions_deleted)
+        health_note_failure(&srv->health, "retention", job->rc);
+    } else if (st->rolled_up + st->heartbeats_deleted + st->partitions_dropped +
+               st->executions_deleted)
         log_info("retention: rolled up %lld heartbeats, deleted %lld heartbeats, %lld "
                  "partitions, %lld executions (%lld decisions) in %d steps, %.3f s",
                  (long long)st->rolled_up, (long long)st->heartbeats_deleted,
@@ -1642,7 +2135,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return confirm_upgrade(srv, wsi);
-    case LWS_CALLBACK_ESTABLISHED:
+    case LWS_CALLBACK_ESTABLISHED: {
+        /* The upgrade was authenticated; its headers are still there to say by whom. */
+        int rc = ws_callback(srv->ws, wsi, reason, &pss->client, in, len);
+        struct principal who;
+        if (rc == 0 && authorize(srv, wsi, true, &who) == AUTH_OK)
+            ws_client_set_principal(pss->client, principal_scope(&who),
+                                    who.role == ROLE_AGENT ? who.id : NULL);
+        else
+            rc = -1;
+        return rc;
+    }
     case LWS_CALLBACK_RECEIVE:
     case LWS_CALLBACK_SERVER_WRITEABLE:
     case LWS_CALLBACK_CLOSED:
@@ -1660,6 +2163,8 @@ static const struct lws_protocols protocols[] = {
 
 /* Loads every agent's latest state into the hub, so that snapshots and metrics are right from
  * the start. */
+/* Loads the agents and their open commands into the hub; keeps the connection, on which the
+ * loop looks tokens up. */
 static int load_agents(struct server *srv, const char *db_url, char *err, size_t errlen)
 {
     struct store *store;
@@ -1667,18 +2172,35 @@ static int load_agents(struct server *srv, const char *db_url, char *err, size_t
     if (rc)
         return rc;
     struct heartbeat *rows;
+    struct command *cs;
     size_t n;
     rc = store_list_agents(store, "", -1, &rows, &n);
     if (rc) {
         snprintf(err, errlen, "reading agents from the store: %s", aei_strerror(rc));
-    } else {
-        int64_t now = aei_now_us();
-        for (size_t i = 0; i < n; i++)
-            hub_load(srv->hub, &rows[i], now);
-        store_free_rows(rows, n);
+        store_close(store);
+        return rc;
     }
-    store_close(store);
-    return rc;
+    int64_t now = aei_now_us();
+    for (size_t i = 0; i < n; i++)
+        hub_load(srv->hub, &rows[i], now);
+    store_free_rows(rows, n);
+    struct command_query q = {.open = true, .limit = -1};
+    rc = store_list_commands(store, &q, &cs, &n);
+    if (rc) {
+        snprintf(err, errlen, "reading open commands from the store: %s", aei_strerror(rc));
+        store_close(store);
+        return rc;
+    }
+    for (size_t i = n; i-- > 0;) { /* oldest first */
+        struct hub_agent *a = hub_agent_find(srv->hub, cs[i].agent_id);
+        char *json = command_render_for_agent(&cs[i]);
+        if (a)
+            hub_command_add(srv->hub, a, cs[i].command_id, json, false);
+        free(json);
+    }
+    store_free_commands(cs, n);
+    srv->auth_store = store;
+    return 0;
 }
 
 static void lws_log_line(int level, const char *line)
@@ -1786,8 +2308,10 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
                          .retention_interval_us = cfg->retention_interval_us,
                          .retention_clock_offset_us = cfg->retention_clock_offset_us};
     int rc;
-    auth_init(&srv.auth, cfg->token);
+    if (!(srv.controlling = json_object()))
+        abort();
     memcpy(srv.audit.key, cfg->audit_key, AUDIT_KEY_LEN);
+    health_init(&srv.health, cfg->db_url);
     srv.audit.checkpoint = cfg->audit_checkpoint;
     srv.checkpoint_every_us = cfg->audit_checkpoint_every_us;
     hb_set_liveness_after(cfg->stale_after_us, cfg->dead_after_us);
@@ -1803,6 +2327,7 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
     rc = load_agents(&srv, cfg->db_url, err, errlen);
     if (rc)
         goto err_hub;
+    srv.principals = principals_new(cfg->token, srv.auth_store);
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
@@ -1879,6 +2404,9 @@ err_context:
     lws_context_destroy(srv.ctx);
     srv.ctx = NULL;
 err_hub:
+    principals_free(srv.principals);
+    store_close(srv.auth_store);
+    json_decref(srv.controlling);
     ws_free(srv.ws);
     hub_free(srv.hub);
     free(srv.audit.written);

@@ -10,6 +10,14 @@
 #include <string.h>
 #include <sys/random.h>
 
+/* A command waiting for its agent's acknowledgement. */
+struct hub_command {
+    struct hub_command *next;
+    bool delivered; /* handed out at least once */
+    char id[AEI_ID_MAX + 1];
+    char json[]; /* the command's rendered object */
+};
+
 struct hub_agent {
     char id[AEI_ID_MAX + 1];
     struct heartbeat hb; /* the latest heartbeat, with first_seen; owns its strings */
@@ -20,6 +28,8 @@ struct hub_agent {
      * sequence number that has dropped out. */
     struct hub_update *recent[HUB_AGENT_RING_SIZE];
     uint64_t n_updates, evicted_seq;
+    struct hub_command *commands, **commands_end; /* open commands, oldest first ... */
+    size_t n_commands;                            /* ... this many */
 };
 
 struct hub {
@@ -37,7 +47,6 @@ struct hub {
     json_t *index; /* agent_id -> position in agents (jansson's object is a hash table) */
     size_t status_counts[HB_STATUS_COUNT];
     size_t liveness_counts[HB_LIVENESS_COUNT];
-    json_t *last_totals; /* the totals last rendered, to send only changes */
 };
 
 static void update_release(struct hub_update *u)
@@ -77,12 +86,16 @@ void hub_free(struct hub *h)
             update_release(a->recent[k]);
         hb_clear(&a->hb);
         buf_free(&a->state);
+        while (a->commands) {
+            struct hub_command *c = a->commands;
+            a->commands = c->next;
+            free(c);
+        }
         free(a);
     }
     free(h->agents);
     free(h->by_id);
     json_decref(h->index);
-    json_decref(h->last_totals);
     free(h);
 }
 
@@ -97,6 +110,21 @@ const char *hub_agent_id(const struct hub_agent *a)
     return a->id;
 }
 
+const char *hub_agent_team(const struct hub_agent *a)
+{
+    return a->hb.team_id;
+}
+
+enum agent_control hub_agent_control(const struct hub_agent *a)
+{
+    return a->hb.control;
+}
+
+bool hub_team_sees(const char *team, const struct hub_update *u)
+{
+    return !team || strcmp(team, u->team) == 0;
+}
+
 /* Registers an agent first seen in hb (whose strings it takes). */
 static struct hub_agent *agent_add(struct hub *h, struct heartbeat *hb, enum hb_liveness liveness)
 {
@@ -105,6 +133,9 @@ static struct hub_agent *agent_add(struct hub *h, struct heartbeat *hb, enum hb_
         abort();
     snprintf(a->id, sizeof(a->id), "%s", hb->agent_id);
     a->hb = *hb;
+    if (!a->hb.team_id[0])
+        snprintf(a->hb.team_id, sizeof(a->hb.team_id), "default");
+    a->commands_end = &a->commands;
     memset(hb, 0, sizeof(*hb));
     a->liveness = liveness;
     if (h->n_agents == h->cap_agents) {
@@ -251,6 +282,12 @@ static void write_state(struct buf *out, const struct view *before, const struct
         write_time(out, n->first_seen);
         member(out, &first, "schema_version");
         buf_puts(out, "\"0\"");
+        member(out, &first, "team_id");
+        json_write_string(out, n->team_id);
+    }
+    if (!b || b->control != n->control) {
+        member(out, &first, "control");
+        buf_printf(out, "\"%s\"", agent_control_names[n->control]);
     }
     if (!before || before->liveness != now->liveness) {
         member(out, &first, "liveness");
@@ -313,17 +350,17 @@ void hub_load(struct hub *h, const struct heartbeat *agent, int64_t now_us)
 
 /* Numbers an update, renders it as {"type": type, "epoch", "seq", then `rest` (the members
  * after those and the closing brace), keeps it in the buffers and publishes it. The update is
- * about agent `a`, or when that is NULL about `execution`. */
-static void publish(struct hub *h, struct hub_agent *a, const char *execution, const char *type,
-                    const struct buf *rest, int64_t received_mono)
+ * about agent `a`, or when that is NULL it is of `topic` and seen by members of `team`. */
+static void publish(struct hub *h, struct hub_agent *a, const char *topic, const char *team,
+                    const char *type, const struct buf *rest, int64_t received_mono)
 {
     uint64_t seq = ++h->head;
     char head[96];
     int n = snprintf(head, sizeof(head), "{\"type\":\"%s\",\"epoch\":\"%s\",\"seq\":%llu,", type,
                      h->epoch, (unsigned long long)seq);
     size_t len = (size_t)n + rest->len;
-    size_t extra = execution ? strlen(execution) + 1 : 0;
-    struct hub_update *u = malloc(sizeof(*u) + len + 1 + extra);
+    size_t topic_len = topic ? strlen(topic) + 1 : 0, team_len = a ? 0 : strlen(team) + 1;
+    struct hub_update *u = malloc(sizeof(*u) + len + 1 + topic_len + team_len);
     if (!u)
         abort();
     memcpy(u->text, head, (size_t)n);
@@ -334,7 +371,8 @@ static void publish(struct hub *h, struct hub_agent *a, const char *execution, c
     u->offset = h->end_offset;
     u->received_mono = received_mono;
     u->agent = a;
-    u->execution = execution ? memcpy(u->text + len + 1, execution, extra) : NULL;
+    u->topic = topic ? memcpy(u->text + len + 1, topic, topic_len) : NULL;
+    u->team = a ? a->hb.team_id : memcpy(u->text + len + 1 + topic_len, team, team_len);
     u->refs = a ? 2 : 1;
     h->end_offset += len;
 
@@ -353,17 +391,24 @@ static void publish(struct hub *h, struct hub_agent *a, const char *execution, c
         h->publish(h->publish_arg, u);
 }
 
-void hub_publish_execution(struct hub *h, const char *execution_id, const char *type,
-                           const char *member, const char *json)
+/* Publishes {"type": type, "topic": "<kind>:<id>", "epoch", "seq", member: json}. */
+static void publish_stream(struct hub *h, const char *kind, const char *id, const char *team,
+                           const char *type, const char *member, const char *json)
 {
+    char topic[AEI_ID_MAX + 16];
+    snprintf(topic, sizeof(topic), "%s:%s", kind, id);
     struct buf rest = {0};
-    buf_puts(&rest, "\"topic\":\"execution:");
-    buf_puts(&rest, execution_id); /* ids need no escaping */
-    buf_printf(&rest, "\",\"%s\":", member);
+    buf_printf(&rest, "\"topic\":\"%s\",\"%s\":", topic, member); /* ids need no escaping */
     buf_puts(&rest, json);
     buf_puts(&rest, "}");
-    publish(h, NULL, execution_id, type, &rest, 0);
+    publish(h, NULL, topic, team, type, &rest, 0);
     buf_free(&rest);
+}
+
+void hub_publish_execution(struct hub *h, const char *execution_id, const char *team,
+                           const char *type, const char *member, const char *json)
+{
+    publish_stream(h, "execution", execution_id, team, type, member, json);
 }
 
 /* Publishes a delta of an agent's state from `before` to its state now. */
@@ -378,7 +423,7 @@ static void publish_delta(struct hub *h, struct hub_agent *a, const struct view 
     buf_puts(&rest, ",\"server_ts\":");
     write_time(&rest, server_ts);
     buf_puts(&rest, "}");
-    publish(h, a, NULL, "delta", &rest, received_mono);
+    publish(h, a, NULL, NULL, "delta", &rest, received_mono);
     buf_free(&rest);
 }
 
@@ -394,7 +439,7 @@ static void publish_liveness(struct hub *h, struct hub_agent *a, int64_t now_us)
     buf_puts(&rest, ",\"server_ts\":");
     write_time(&rest, now_us);
     buf_puts(&rest, "}");
-    publish(h, a, NULL, "event", &rest, 0);
+    publish(h, a, NULL, NULL, "event", &rest, 0);
     buf_free(&rest);
 }
 
@@ -419,6 +464,8 @@ void hub_heartbeat(struct hub *h, struct heartbeat *hb, int64_t received_mono)
     h->status_counts[prev.status]--;
     h->status_counts[hb->status]++;
     hb->first_seen = prev.first_seen;
+    memcpy(hb->team_id, prev.team_id, sizeof(hb->team_id)); /* an agent keeps its team */
+    hb->control = prev.control;
     a->hb = *hb;
     memset(hb, 0, sizeof(*hb));
     publish_delta(h, a, &before, ts, received_mono);
@@ -446,6 +493,70 @@ void hub_check_health(struct hub *h, int64_t now_us)
                 h->settings.died(h->publish_arg, a->id, a->hb.server_ts);
         }
     }
+}
+
+void hub_set_control(struct hub *h, struct hub_agent *a, enum agent_control control)
+{
+    if (a->hb.control == control)
+        return;
+    struct view before = view_of(a);
+    struct heartbeat prev = a->hb; /* strings shared: only control differs */
+    before.hb = &prev;
+    a->hb.control = control;
+    publish_delta(h, a, &before, aei_now_us(), 0);
+}
+
+void hub_command_add(struct hub *h, struct hub_agent *a, const char *command_id, const char *json,
+                     bool publish)
+{
+    size_t len = strlen(json) + 1;
+    struct hub_command *c = calloc(1, sizeof(*c) + len);
+    if (!c)
+        abort();
+    snprintf(c->id, sizeof(c->id), "%s", command_id);
+    memcpy(c->json, json, len);
+    *a->commands_end = c;
+    a->commands_end = &c->next;
+    a->n_commands++;
+    if (publish)
+        publish_stream(h, "commands", a->id, a->hb.team_id, "command", "command", json);
+}
+
+size_t hub_open_commands(const struct hub_agent *a)
+{
+    return a->n_commands;
+}
+
+bool hub_command_remove(struct hub_agent *a, const char *command_id)
+{
+    for (struct hub_command **p = &a->commands; *p; p = &(*p)->next) {
+        struct hub_command *c = *p;
+        if (strcmp(c->id, command_id) != 0)
+            continue;
+        *p = c->next;
+        if (a->commands_end == &c->next)
+            a->commands_end = p;
+        free(c);
+        a->n_commands--;
+        return true;
+    }
+    return false;
+}
+
+void hub_commands_write(struct hub_agent *a, struct buf *out, size_t max,
+                        void (*delivered)(void *arg, const char *command_id), void *arg)
+{
+    buf_puts(out, "[");
+    size_t n = 0;
+    for (struct hub_command *c = a->commands; c && n < max; c = c->next, n++) {
+        if (c != a->commands)
+            buf_puts(out, ",");
+        buf_puts(out, c->json);
+        if (delivered && !c->delivered)
+            delivered(arg, c->id);
+        c->delivered |= delivered != NULL;
+    }
+    buf_puts(out, "]");
 }
 
 const char *hub_epoch(const struct hub *h)
@@ -513,12 +624,17 @@ bool hub_replay(const struct hub *h, const struct hub_agent *agent, uint64_t aft
     return true;
 }
 
-/* The fleet's totals, recomputed from every agent's latest state. */
-static json_t *totals_json(const struct hub *h)
+json_t *hub_totals(const struct hub *h, const char *team)
 {
     double cost = 0, estimated = 0, tpm = 0;
+    size_t agents = 0, by_status_n[HB_STATUS_COUNT] = {0}, by_liveness_n[HB_LIVENESS_COUNT] = {0};
     for (size_t i = 0; i < h->n_agents; i++) {
         const struct hub_agent *a = h->agents[i];
+        if (team && strcmp(team, a->hb.team_id) != 0)
+            continue;
+        agents++;
+        by_status_n[a->hb.status]++;
+        by_liveness_n[a->liveness]++;
         if (a->hb.has_metric[HB_COST]) {
             cost += a->hb.metric[HB_COST];
         } else {
@@ -531,12 +647,12 @@ static json_t *totals_json(const struct hub *h)
     json_t *by_status = json_object(), *by_liveness = json_object();
     for (int i = 0; i < HB_STATUS_COUNT; i++)
         json_object_set_new(by_status, hb_status_names[i],
-                            json_integer((json_int_t)h->status_counts[i]));
+                            json_integer((json_int_t)by_status_n[i]));
     for (int i = 0; i < HB_LIVENESS_COUNT; i++)
         json_object_set_new(by_liveness, hb_liveness_names[i],
-                            json_integer((json_int_t)h->liveness_counts[i]));
+                            json_integer((json_int_t)by_liveness_n[i]));
     return json_pack("{s:f, s:f, s:f, s:I, s:o, s:o}", "cost_usd", cost, "estimated_cost_usd",
-                     estimated, "tokens_per_min", tpm, "agents", (json_int_t)h->n_agents,
+                     estimated, "tokens_per_min", tpm, "agents", (json_int_t)agents,
                      "agents_by_status", by_status, "agents_by_liveness", by_liveness);
 }
 
@@ -545,7 +661,8 @@ static int by_id(const void *x, const void *y)
     return strcmp((*(struct hub_agent *const *)x)->id, (*(struct hub_agent *const *)y)->id);
 }
 
-char *hub_render_snapshot(struct hub *h, const char *topic, const char *agent_id, size_t *len)
+char *hub_render_snapshot(struct hub *h, const char *topic, const char *team, const char *agent_id,
+                          size_t *len)
 {
     struct buf out = {0};
     buf_printf(&out, "{\"type\":\"snapshot\",\"topic\":");
@@ -554,7 +671,7 @@ char *hub_render_snapshot(struct hub *h, const char *topic, const char *agent_id
                (unsigned long long)h->head);
     if (agent_id) {
         struct hub_agent *a = hub_agent_find(h, agent_id);
-        if (a)
+        if (a && (!team || strcmp(team, a->hb.team_id) == 0))
             append_state(&out, a);
     } else {
         if (h->n_by_id != h->n_agents) { /* sorted again only when agents were added */
@@ -567,33 +684,21 @@ char *hub_render_snapshot(struct hub *h, const char *topic, const char *agent_id
             qsort(h->by_id, h->n_agents, sizeof(*h->by_id), by_id);
             h->n_by_id = h->n_agents;
         }
+        bool first = true;
         for (size_t i = 0; i < h->n_agents; i++) {
-            if (i > 0)
+            if (team && strcmp(team, h->by_id[i]->hb.team_id) != 0)
+                continue;
+            if (!first)
                 buf_puts(&out, ",");
+            first = false;
             append_state(&out, h->by_id[i]);
         }
     }
     buf_puts(&out, "],\"totals\":");
-    char *totals = json_render(totals_json(h));
+    char *totals = json_render(hub_totals(h, team));
     buf_puts(&out, totals);
     free(totals);
     buf_puts(&out, "}");
     *len = out.len;
     return out.data;
-}
-
-char *hub_render_totals(struct hub *h, bool force)
-{
-    json_t *totals = totals_json(h);
-    if (!force && h->last_totals && json_equal(totals, h->last_totals)) {
-        json_decref(totals);
-        return NULL;
-    }
-    json_decref(h->last_totals);
-    h->last_totals = json_incref(totals);
-    json_t *doc = json_pack("{s:s, s:s, s:I}", "type", "totals", "epoch", h->epoch, "seq",
-                            (json_int_t)h->head);
-    json_object_update(doc, totals);
-    json_decref(totals);
-    return json_render(doc);
 }

@@ -2,7 +2,10 @@
 #ifndef AEI_SERVER_HUB_H
 #define AEI_SERVER_HUB_H
 
+#include "common/buf.h"
 #include "server/heartbeat.h"
+
+#include <jansson.h>
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,7 +25,8 @@ struct hub_update {
     uint64_t offset;         /* bytes of all updates before this one: measures a backlog */
     int64_t received_mono;   /* when its heartbeat arrived (deltas), or 0 */
     struct hub_agent *agent; /* the agent it is about (agents live as long as the hub) ... */
-    const char *execution;   /* ... or, when agent is NULL, the execution (in this block) */
+    const char *topic; /* ... or, when agent is NULL, its topic: execution:<id>, commands:<id> */
+    const char *team;  /* the team whose members may see it (in this block, or the agent's) */
     int refs;
     size_t len;
     char text[]; /* the message's JSON */
@@ -49,11 +53,11 @@ void hub_load(struct hub *h, const struct heartbeat *agent, int64_t now_us);
 /* Applies a committed heartbeat: updates the agent's state and publishes its delta (and an
  * agent.online event if it had gone stale or dead). Takes the strings hb owns, and zeroes it. */
 void hub_heartbeat(struct hub *h, struct heartbeat *hb, int64_t received_mono);
-/* Publishes a message of topic execution:<execution_id>: {"type": type, "topic", "epoch", "seq",
- * member: json} where json is a rendered JSON value. Such updates are kept in the overall ring
- * only. */
-void hub_publish_execution(struct hub *h, const char *execution_id, const char *type,
-                           const char *member, const char *json);
+/* Publishes a message of topic execution:<execution_id>, seen by members of `team`: {"type":
+ * type, "topic", "epoch", "seq", member: json} where json is a rendered JSON value. Such updates
+ * are kept in the overall ring only. */
+void hub_publish_execution(struct hub *h, const char *execution_id, const char *team,
+                           const char *type, const char *member, const char *json);
 /* Marks agents stale or dead whose last heartbeat is old enough (see hb_liveness_at()),
  * publishing the changes. */
 void hub_check_health(struct hub *h, int64_t now_us);
@@ -68,6 +72,26 @@ const struct hub_update *hub_update_at(const struct hub *h, uint64_t seq);
 /* Returns the agent with this id, or NULL. */
 struct hub_agent *hub_agent_find(const struct hub *h, const char *agent_id);
 const char *hub_agent_id(const struct hub_agent *a);
+const char *hub_agent_team(const struct hub_agent *a);
+enum agent_control hub_agent_control(const struct hub_agent *a);
+/* Sets what operators last asked of the agent, publishing the change. */
+void hub_set_control(struct hub *h, struct hub_agent *a, enum agent_control control);
+
+/* Commands waiting for their agent's acknowledgement. */
+
+/* Adds a committed command (its id, and `json`, its rendered object) to the agent's open ones
+ * and publishes {"type":"command","topic":"commands:<agent_id>",...,"command": json}. A command
+ * loaded at start (publish false) is only added. */
+void hub_command_add(struct hub *h, struct hub_agent *a, const char *command_id, const char *json,
+                     bool publish);
+/* Forgets an acknowledged command; false if it was not open. */
+bool hub_command_remove(struct hub_agent *a, const char *command_id);
+/* Writes the agent's open commands (the oldest max) as a JSON array, calling delivered(arg, id)
+ * for each that had not been handed out before (delivered may be NULL: a copy for viewers). */
+void hub_commands_write(struct hub_agent *a, struct buf *out, size_t max,
+                        void (*delivered)(void *arg, const char *command_id), void *arg);
+/* How many commands of the agent wait for acknowledgement. */
+size_t hub_open_commands(const struct hub_agent *a);
 /* Counts by reported status and by liveness, indexed like hb_status_names and
  * hb_liveness_names. */
 const size_t *hub_status_counts(const struct hub *h);
@@ -79,11 +103,16 @@ const size_t *hub_liveness_counts(const struct hub *h);
 bool hub_replay(const struct hub *h, const struct hub_agent *agent, uint64_t after,
                 size_t max_bytes, void (*fn)(void *arg, const struct hub_update *u), void *arg);
 
-/* Returns the snapshot message of a topic at the current head: every agent (agent_id NULL) or
- * one. Caller frees with free(). */
-char *hub_render_snapshot(struct hub *h, const char *topic, const char *agent_id, size_t *len);
-/* Returns the totals message at the current head when the totals changed since the last call
- * (or always, when force), else NULL. Caller frees with free(). */
-char *hub_render_totals(struct hub *h, bool force);
+/* Whether members of `team` (NULL: every team, for admins) may see an update. */
+bool hub_team_sees(const char *team, const struct hub_update *u);
+
+/* Returns the snapshot message of a topic at the current head: every agent of `team` (every
+ * agent when team is NULL) with their totals (agent_id NULL), or one agent. Caller frees with
+ * free(). */
+char *hub_render_snapshot(struct hub *h, const char *topic, const char *team, const char *agent_id,
+                          size_t *len);
+/* The totals of the agents of `team` (NULL: of every agent), as the members of a totals
+ * message. Caller json_decref()s. */
+json_t *hub_totals(const struct hub *h, const char *team);
 
 #endif

@@ -190,6 +190,44 @@ void metrics_count_http(const char *method, const char *route, int code)
     http_counts[http_len++] = (struct http_count){method, route, code, 1};
 }
 
+/* Adds h's buckets into counts[] and its sum into *sum_micro. */
+static void add_counts(struct histogram *h, uint64_t *counts, uint64_t *sum_micro)
+{
+    for (int i = 0; i <= NBUCKETS; i++)
+        counts[i] += atomic_load_explicit(&h->counts[i], memory_order_relaxed);
+    *sum_micro += atomic_load_explicit(&h->sum_micro, memory_order_relaxed);
+}
+
+/* The upper bound, in ms, of the bucket holding quantile q; -1 for the last bucket or none. */
+static double quantile_ms(const double *bounds, const uint64_t *counts, uint64_t total, double q)
+{
+    uint64_t cumulative = 0;
+    for (int i = 0; total && i < NBUCKETS; i++) {
+        cumulative += counts[i];
+        if ((double)cumulative >= q * (double)total)
+            return bounds[i] * 1e3;
+    }
+    return -1;
+}
+
+void metrics_latency_summary(enum metrics_latency which, struct latency_summary *out)
+{
+    uint64_t counts[NBUCKETS + 1] = {0}, sum_micro = 0, total = 0;
+    if (which == METRICS_LATENCY_COMMIT)
+        add_counts(&commit_latency, counts, &sum_micro);
+    else if (which == METRICS_LATENCY_PUSH)
+        add_counts(&push_latency, counts, &sum_micro);
+    else
+        for (int q = 0; q < TRACE_QUERY_COUNT; q++)
+            add_counts(&trace_queries[q], counts, &sum_micro);
+    for (int i = 0; i <= NBUCKETS; i++)
+        total += counts[i];
+    out->count = total;
+    out->mean_ms = total ? (double)sum_micro / 1e3 / (double)total : -1;
+    out->p50_ms = quantile_ms(latency_bounds, counts, total, 0.5);
+    out->p99_ms = quantile_ms(latency_bounds, counts, total, 0.99);
+}
+
 /* Appends the lines of one histogram series; `label` is "" or a label pair such as
  * query="decisions". */
 static void render_series(struct buf *out, const char *name, const char *label, struct histogram *h)

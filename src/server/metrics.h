@@ -50,6 +50,20 @@ void metrics_count_retention_progress(const struct retention_stats *now,
                                       struct retention_stats *seen);
 void metrics_count_retention_run(double seconds, bool ok);
 
+/* A latency histogram in brief, for the health page: the quantiles are the upper bounds of the
+ * buckets that hold them, negative when that is the open-ended last bucket or there is no data. */
+struct latency_summary {
+    uint64_t count;
+    double mean_ms, p50_ms, p99_ms;
+};
+enum metrics_latency {
+    METRICS_LATENCY_COMMIT, /* the writer's heartbeat commits */
+    METRICS_LATENCY_READ,   /* the reader's trace queries, all three kinds */
+    METRICS_LATENCY_PUSH,   /* heartbeat arrival to its delta written to a subscriber */
+};
+/* Thread-safe. */
+void metrics_latency_summary(enum metrics_latency which, struct latency_summary *out);
+
 /* Values that live elsewhere, read when rendering. */
 struct metrics_gauges {
     const size_t *agents_by_status;   /* indexed like hb_status_names */

@@ -49,7 +49,13 @@ int store_put_heartbeats(struct store *s, struct heartbeat *const *hbs, size_t n
 int store_list_agents(struct store *s, const char *after, int limit, struct heartbeat **out,
                       size_t *n)
 {
-    return s->ops->list_agents(s, after, limit, out, n);
+    return store_list_team_agents(s, after, limit, NULL, out, n);
+}
+
+int store_list_team_agents(struct store *s, const char *after, int limit, const char *team,
+                           struct heartbeat **out, size_t *n)
+{
+    return s->ops->list_agents(s, after, limit, team, out, n);
 }
 
 int store_get_agent(struct store *s, const char *agent_id, struct heartbeat *out)
@@ -486,7 +492,142 @@ int store_revoke_token(struct store *s, const uint8_t key[AUDIT_KEY_LEN],
 
 int store_list_tokens(struct store *s, const char *team_id, struct token_rec **out, size_t *n)
 {
-    return s->ops->list_tokens(s, team_id, out, n);
+    return s->ops->list_tokens(s, team_id, NULL, out, n);
+}
+
+int store_find_token(struct store *s, const uint8_t hash[32], struct token_rec *out)
+{
+    char hex[AUDIT_HEX_LEN + 1];
+    audit_hex(hash, 32, hex);
+    struct token_rec *rows;
+    size_t n;
+    int rc = s->ops->list_tokens(s, NULL, hex, &rows, &n);
+    if (rc)
+        return rc;
+    if (n > 0)
+        *out = rows[0];
+    free(rows);
+    return n > 0 ? 0 : AEI_ENOTFOUND;
+}
+
+/* Stores one command and its audit row inside the transaction. */
+static int put_command(struct store *s, const uint8_t *key, struct command_put *p)
+{
+    struct command *c = p->c;
+    json_t *context = json_pack("{s:s, s:o}", "command_id", c->command_id, "params",
+                                json_loads(c->params, 0, NULL));
+    if (p->reason)
+        json_object_set_new(context, "reason", json_string(p->reason));
+    if (p->control_after >= 0) {
+        json_object_set_new(context, "before",
+                            json_pack("{s:s}", "control", agent_control_names[p->control_before]));
+        json_object_set_new(context, "after",
+                            json_pack("{s:s}", "control", agent_control_names[p->control_after]));
+    }
+    struct audit_actor_ref actor = {c->actor_type, c->actor_id};
+    admin_row(&p->audit, &actor, c->team_id, command_action_names[c->action], c->agent_id,
+              c->created, context);
+    int rc = s->ops->append_audit(s, key, &p->audit, 1);
+    c->audit_id = p->audit.id;
+    if (rc == 0)
+        rc = s->ops->insert_command(s, c);
+    if (rc == 0 && p->control_after >= 0)
+        rc = s->ops->set_control(s, c->agent_id, p->control_after);
+    return rc;
+}
+
+/* Stores commands first..first+n in one transaction: all or none. */
+static int put_commands_tx(struct store *s, const uint8_t *key, struct command_put *p, size_t n)
+{
+    int rc = s->ops->begin(s);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = p[i].rc = put_command(s, key, &p[i]);
+    if (rc == 0)
+        rc = s->ops->commit(s);
+    if (rc)
+        s->ops->rollback(s);
+    for (size_t i = 0; i < n; i++)
+        p[i].rc = rc;
+    return rc;
+}
+
+int store_put_commands(struct store *s, const uint8_t key[AUDIT_KEY_LEN], struct command_put *p,
+                       size_t n)
+{
+    int rc = put_commands_tx(s, key, p, n);
+    /* Refused for what one of them holds (not for the store being away): each on its own. */
+    if (rc && rc != AEI_EUNAVAILABLE && n > 1) {
+        rc = 0;
+        for (size_t i = 0; i < n; i++) {
+            audit_row_clear(&p[i].audit);
+            put_commands_tx(s, key, &p[i], 1);
+        }
+    }
+    return rc;
+}
+
+int store_ack_command(struct store *s, const uint8_t key[AUDIT_KEY_LEN],
+                      const struct audit_actor_ref *actor, const char *agent_id,
+                      const char *command_id, enum command_status status, const char *result,
+                      int64_t now, struct command *out, bool *changed)
+{
+    *changed = false;
+    memset(out, 0, sizeof(*out));
+    int rc = s->ops->begin(s);
+    if (rc)
+        return rc;
+    rc = s->ops->get_command(s, command_id, out);
+    if (rc == 0 && strcmp(out->agent_id, agent_id) != 0)
+        rc = AEI_ENOTFOUND;
+    if (rc == 0 && out->status >= CMD_SUCCEEDED) {
+        rc = out->status == status ? 0 : AEI_ECONFLICT;
+        s->ops->rollback(s);
+        return rc;
+    }
+    struct audit_row row;
+    size_t n = 0;
+    if (rc == 0)
+        rc = s->ops->ack_command(s, command_id, status, result, now);
+    if (rc == 0) {
+        json_t *context =
+            json_pack("{s:s, s:s, s:s}", "command_id", command_id, "action",
+                      command_action_names[out->action], "status", command_status_names[status]);
+        if (result)
+            json_object_set_new(context, "result", json_loads(result, JSON_DECODE_ANY, NULL));
+        admin_row(&row, actor, out->team_id, "command_ack", agent_id, now, context);
+        n = 1;
+        *changed = true;
+        out->status = status;
+        out->acked = now;
+        free(out->result);
+        out->result = result ? strdup(result) : NULL;
+    }
+    return finish(s, key, rc, &row, n);
+}
+
+int store_list_commands(struct store *s, const struct command_query *q, struct command **out,
+                        size_t *n)
+{
+    return s->ops->list_commands(s, q, out, n);
+}
+
+void store_free_commands(struct command *rows, size_t n)
+{
+    for (size_t i = 0; rows && i < n; i++)
+        command_clear(&rows[i]);
+    free(rows);
+}
+
+int store_mark_delivered(struct store *s, char (*ids)[AEI_ID_MAX + 1], size_t n, int64_t now)
+{
+    int rc = s->ops->begin(s);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = s->ops->mark_delivered(s, ids[i], now);
+    if (rc == 0)
+        rc = s->ops->commit(s);
+    if (rc)
+        s->ops->rollback(s);
+    return rc;
 }
 
 void store_close(struct store *s)

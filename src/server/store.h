@@ -5,6 +5,7 @@
 #include "common/buf.h"
 #include "server/audit.h"
 #include "server/auth.h"
+#include "server/command.h"
 #include "server/heartbeat.h"
 #include "server/trace.h"
 
@@ -26,6 +27,7 @@ struct hb_query {
 /* A page of executions, newest first (started descending, then execution_id descending). */
 struct exec_query {
     const char *agent_id;   /* NULL for every agent */
+    const char *team_id;    /* NULL for every team */
     int status;             /* an enum execution_status, or -1 for any */
     int64_t before_started; /* keyset cursor: executions strictly after (before_started, */
     const char *before_id;  /* before_id) in that order; before_id NULL for the first page */
@@ -106,6 +108,25 @@ struct token_rec {
     int64_t created, revoked;      /* revoked 0 while the token is valid */
 };
 
+/* A page of commands, newest first (created descending, then command_id descending). */
+struct command_query {
+    const char *agent_id;   /* NULL for every agent */
+    bool open;              /* only pending and delivered ones */
+    int64_t before_created; /* keyset cursor: commands strictly after (before_created, */
+    const char *before_id;  /* before_id) in that order; before_id NULL for the first page */
+    int limit;              /* -1 for all */
+};
+
+/* One command to record, for store_put_commands(). */
+struct command_put {
+    struct command *c;      /* everything but audit_id, which is set when it is stored */
+    const char *reason;     /* the operator's, or NULL */
+    int control_before;     /* the agent's control state before ... */
+    int control_after;      /* ... and after (-1: the action does not change it) */
+    struct audit_row audit; /* out: its audit row as appended */
+    int rc;                 /* out: 0, or why it was not stored */
+};
+
 /* The operations each backend provides; see the wrappers below for their contracts. */
 struct store_ops {
     const char *name;
@@ -115,8 +136,8 @@ struct store_ops {
      * batch (its first_seen if it is new). */
     int (*put_heartbeats)(struct store *s, struct heartbeat *const *hbs, size_t n,
                           const bool *latest, const int64_t *first_ts);
-    int (*list_agents)(struct store *s, const char *after, int limit, struct heartbeat **out,
-                       size_t *n);
+    int (*list_agents)(struct store *s, const char *after, int limit, const char *team,
+                       struct heartbeat **out, size_t *n);
     int (*get_agent)(struct store *s, const char *agent_id, struct heartbeat **out, size_t *n);
     int (*list_heartbeats)(struct store *s, const struct hb_query *q, struct heartbeat **out,
                            size_t *n);
@@ -167,8 +188,21 @@ struct store_ops {
     /* In a transaction: revokes a valid token; AEI_ENOTFOUND if none such, AEI_ECONFLICT if
      * it was revoked already. *out is the token as it was found. */
     int (*revoke_token)(struct store *s, const char *token_id, int64_t now, struct token_rec *out);
-    /* Tokens of one team (all teams for NULL), by creation. */
-    int (*list_tokens)(struct store *s, const char *team_id, struct token_rec **out, size_t *n);
+    /* Tokens of one team (all teams for NULL), by creation; only the one with this hash (hex)
+     * unless hash is NULL. */
+    int (*list_tokens)(struct store *s, const char *team_id, const char *hash,
+                       struct token_rec **out, size_t *n);
+    /* Commands; those marked "in a transaction" run inside begin/commit. */
+    int (*insert_command)(struct store *s, const struct command *c);        /* in a transaction */
+    int (*set_control)(struct store *s, const char *agent_id, int control); /* likewise */
+    /* Reads a command (locking it, in a transaction, where the backend can), or AEI_ENOTFOUND. */
+    int (*get_command)(struct store *s, const char *command_id, struct command *out);
+    int (*ack_command)(struct store *s, const char *command_id, enum command_status status,
+                       const char *result, int64_t now); /* in a transaction */
+    int (*list_commands)(struct store *s, const struct command_query *q, struct command **out,
+                         size_t *n);
+    /* Marks a pending command delivered at `now`; one delivered or acknowledged is left. */
+    int (*mark_delivered)(struct store *s, const char *command_id, int64_t now);
     void (*close)(struct store *s);
     /* team_id "" for unscoped; never called inside a transaction. */
     int (*set_scope)(struct store *s, const char *team_id);
@@ -202,6 +236,9 @@ int store_put_heartbeats(struct store *s, struct heartbeat *const *hbs, size_t n
  * most `limit` of them (-1 for all). Caller frees with store_free_rows(). */
 int store_list_agents(struct store *s, const char *after, int limit, struct heartbeat **out,
                       size_t *n);
+/* The same, of one team's agents (every team's for NULL). */
+int store_list_team_agents(struct store *s, const char *after, int limit, const char *team,
+                           struct heartbeat **out, size_t *n);
 /* Reads one agent's latest state into *out (caller hb_clear()s it), or AEI_ENOTFOUND. */
 int store_get_agent(struct store *s, const char *agent_id, struct heartbeat *out);
 /* Returns up to q->limit heartbeats of one agent. Caller frees with store_free_rows(). */
@@ -313,6 +350,29 @@ int store_revoke_token(struct store *s, const uint8_t key[AUDIT_KEY_LEN],
                        struct token_rec *out);
 /* Lists tokens (of one team, or all for NULL). Caller frees *out with free(). */
 int store_list_tokens(struct store *s, const char *team_id, struct token_rec **out, size_t *n);
+/* Reads the token whose BLAKE3 hash is given (revoked or not), or AEI_ENOTFOUND. */
+int store_find_token(struct store *s, const uint8_t hash[32], struct token_rec *out);
+
+/* Records commands, each with its audit row (action_type the action, resource the agent) and
+ * the agent's new control state, in one transaction: p[k].rc tells each one's fate (when one
+ * fails for what it holds, the others are stored one by one). Returns 0, or the error that
+ * failed them all (the commit, the store going away): then nothing is stored. */
+int store_put_commands(struct store *s, const uint8_t key[AUDIT_KEY_LEN], struct command_put *p,
+                       size_t n);
+/* Records an agent's acknowledgement of one of its commands with its audit row (command_ack,
+ * by actor) in one transaction. AEI_ENOTFOUND if the agent has no such command; one
+ * acknowledged already with the same status is left (*changed false), with another status it
+ * is AEI_ECONFLICT. *out is the command as it now is (caller command_clear()s it). */
+int store_ack_command(struct store *s, const uint8_t key[AUDIT_KEY_LEN],
+                      const struct audit_actor_ref *actor, const char *agent_id,
+                      const char *command_id, enum command_status status, const char *result,
+                      int64_t now, struct command *out, bool *changed);
+/* Returns up to q->limit commands. Caller frees with store_free_commands(). */
+int store_list_commands(struct store *s, const struct command_query *q, struct command **out,
+                        size_t *n);
+void store_free_commands(struct command *rows, size_t n);
+/* Marks commands delivered (those still pending) at `now`. */
+int store_mark_delivered(struct store *s, char (*ids)[AEI_ID_MAX + 1], size_t n, int64_t now);
 
 /* Closes the connection; store_close(NULL) is a no-op. */
 void store_close(struct store *s);
@@ -328,13 +388,14 @@ int store_set_scope(struct store *s, const char *team_id);
 
 /* SQL that both backends share. The columns every read returns, in this order, so that one row
  * reader serves all queries: agent_id, name, status, the five metrics, parent_agent_id,
- * child_agent_ids, labels, agent_ts, server time, first_seen, id. */
+ * child_agent_ids, labels, agent_ts, server time, first_seen, id, team_id, control. */
 #define STORE_AGENT_COLUMNS                                                                        \
     "agent_id, name, status, cpu_pct, mem_pct, tokens_per_min, cost_usd, confidence, "             \
     "parent_agent_id, child_agent_ids, labels, agent_ts"
 #define STORE_SELECT_AGENTS                                                                        \
-    "SELECT " STORE_AGENT_COLUMNS ", last_heartbeat, first_seen, 0 FROM agents "
-#define STORE_SELECT_HEARTBEATS "SELECT " STORE_AGENT_COLUMNS ", server_ts, 0, id FROM heartbeats "
+    "SELECT " STORE_AGENT_COLUMNS ", last_heartbeat, first_seen, 0, team_id, control FROM agents "
+#define STORE_SELECT_HEARTBEATS                                                                    \
+    "SELECT " STORE_AGENT_COLUMNS ", server_ts, 0, id, '', 'active' FROM heartbeats "
 /* A new heartbeat replaces the agent's state; the name is kept when a heartbeat has none. */
 #define STORE_UPSERT_AGENT                                                                         \
     "ON CONFLICT (agent_id) DO UPDATE SET name = coalesce(excluded.name, agents.name), "           \
@@ -354,6 +415,17 @@ int store_set_scope(struct store *s, const char *team_id);
     "SELECT t.token_id, t.token_hash, t.kind, t.team_id, coalesce(t.user_id, ''), "                \
     "coalesce(t.agent_id, ''), coalesce(u.role, ''), t.created, coalesce(t.revoked, 0) "           \
     "FROM tokens t LEFT JOIN users u ON u.user_id = t.user_id "
+
+/* Commands as every command read returns them: command_id, agent_id, team_id, action, params,
+ * status, actor_type, actor_id, audit_id, created, delivered, acked (0 for not yet), result. */
+#define STORE_SELECT_COMMANDS                                                                      \
+    "SELECT command_id, agent_id, team_id, action, params, status, actor_type, actor_id, "         \
+    "audit_id, created, coalesce(delivered, 0), coalesce(acked, 0), result FROM commands "
+#define STORE_INSERT_COMMAND                                                                       \
+    "INSERT INTO commands (command_id, agent_id, team_id, action, params, status, actor_type, "    \
+    "actor_id, audit_id, created) "
+/* Open commands are pending or delivered. */
+#define STORE_COMMANDS_OPEN "status IN ('pending', 'delivered')"
 
 /* A migration: a version number, a name, and the SQL that applies it. */
 struct migration {

@@ -34,13 +34,15 @@ static const char SQL_PUT_BATCH[] =
     "agent_id text, name text, status text, cpu_pct float8, mem_pct float8, "
     "tokens_per_min float8, cost_usd float8, confidence float8, parent_agent_id text, "
     "child_agent_ids jsonb, labels jsonb, agent_ts bigint, server_ts bigint, latest bool, "
-    "first_ts bigint, ord int)),"
+    "first_ts bigint, ord int, team_id text)),"
     " ins AS (INSERT INTO heartbeats (" STORE_AGENT_COLUMNS ", server_ts) "
     "SELECT " STORE_AGENT_COLUMNS ", server_ts FROM b ORDER BY ord) "
-    "INSERT INTO agents (" STORE_AGENT_COLUMNS ", last_heartbeat, first_seen) "
-    "SELECT " STORE_AGENT_COLUMNS ", server_ts, first_ts FROM b WHERE latest " STORE_UPSERT_AGENT;
+    "INSERT INTO agents (" STORE_AGENT_COLUMNS ", last_heartbeat, first_seen, team_id) "
+    "SELECT " STORE_AGENT_COLUMNS ", server_ts, first_ts, coalesce(nullif(team_id, ''), "
+    "'default') FROM b WHERE latest " STORE_UPSERT_AGENT;
 static const char SQL_LIST_AGENTS[] =
-    STORE_SELECT_AGENTS "WHERE agent_id > $1 ORDER BY agent_id LIMIT $2";
+    STORE_SELECT_AGENTS "WHERE agent_id > $1 AND ($3::text IS NULL OR team_id = $3) "
+                        "ORDER BY agent_id LIMIT $2";
 static const char SQL_GET_AGENT[] = STORE_SELECT_AGENTS "WHERE agent_id = $1";
 static const char SQL_LIST_HBS[] = STORE_SELECT_HEARTBEATS
     "WHERE agent_id = $1 AND server_ts >= $2 AND server_ts < $3 AND (server_ts, id) > ($4, $5) "
@@ -50,7 +52,7 @@ static const char SQL_LIST_HBS[] = STORE_SELECT_HEARTBEATS
 static const char SQL_PUT_DECISIONS[] = "SELECT aei_put_decisions($1::jsonb)";
 #define EXEC_COLUMNS                                                                               \
     "execution_id, agent_id, status, started, ended, decisions, confidence_n, confidence_sum, "    \
-    "cost_usd, pending, failure"
+    "cost_usd, pending, failure, team_id"
 /* Only a running execution ends; one that has ended keeps how it ended. */
 static const char SQL_END_EXEC[] =
     "UPDATE executions SET status = $2, ended = $3, failure = $4::jsonb "
@@ -58,13 +60,15 @@ static const char SQL_END_EXEC[] =
 static const char SQL_GET_EXEC[] =
     "SELECT " EXEC_COLUMNS " FROM executions WHERE execution_id = $1";
 /* Newest first from a cursor; one statement per filter so that each uses its index. */
-#define SQL_LIST_EXECS(filter, limit)                                                              \
+/* The last parameter is the caller's team, or NULL for every team. */
+#define SQL_LIST_EXECS(filter, limit, team)                                                        \
     "SELECT " EXEC_COLUMNS " FROM executions WHERE (started, execution_id) < ($1, $2)" filter      \
-    " ORDER BY started DESC, execution_id DESC LIMIT " limit
+    " AND (" team "::text IS NULL OR team_id = " team ") "                                         \
+    "ORDER BY started DESC, execution_id DESC LIMIT " limit
 static const char *const SQL_LIST_EXECS_BY[4] = {
-    SQL_LIST_EXECS("", "$3"), SQL_LIST_EXECS(" AND agent_id = $3", "$4"),
-    SQL_LIST_EXECS(" AND status = $3", "$4"),
-    SQL_LIST_EXECS(" AND agent_id = $3 AND status = $4", "$5")};
+    SQL_LIST_EXECS("", "$3", "$4"), SQL_LIST_EXECS(" AND agent_id = $3", "$4", "$5"),
+    SQL_LIST_EXECS(" AND status = $3", "$4", "$5"),
+    SQL_LIST_EXECS(" AND agent_id = $3 AND status = $4", "$5", "$6")};
 #define DECISION_COLUMNS                                                                           \
     "id, decision_id, execution_id, agent_id, parent_decision_id, server_ts, agent_ts, "           \
     "reasoning_context, confidence_score, alternatives_considered, selected_outcome, kind, "       \
@@ -160,12 +164,11 @@ static PGresult *run(struct store_pg *s, const char *sql, int nparams, const cha
 /* Maps a failed result to an AEI_E* code and logs why. Frees res. */
 static int fail(struct store_pg *s, PGresult *res, const char *what)
 {
-    char line[256], code[8] = "";
-    /* The SQLSTATE lives in res: copied, since res is cleared before it is looked at. */
+    char line[256], code[6] = "";
     const char *field = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    if (field)
-        snprintf(code, sizeof(code), "%s", field);
     const char *state = field ? code : NULL;
+    if (field) /* copied: the field lives in res, which is freed below */
+        snprintf(code, sizeof(code), "%s", field);
     log_error("postgres: %s: %s", what,
               first_line(res         ? PQresultErrorMessage(res)
                          : s->broken ? "the server did not answer in time"
@@ -266,8 +269,11 @@ static void append_json(struct buf *b, size_t ord, const struct heartbeat *hb, b
     buf_printf(b, ",\"child_agent_ids\":%s,\"labels\":%s", hb->children_json, hb->labels_json);
     if (hb->has_agent_ts)
         buf_printf(b, ",\"agent_ts\":%lld", (long long)hb->agent_ts);
-    buf_printf(b, ",\"server_ts\":%lld,\"latest\":%s,\"first_ts\":%lld}", (long long)hb->server_ts,
+    buf_printf(b, ",\"server_ts\":%lld,\"latest\":%s,\"first_ts\":%lld", (long long)hb->server_ts,
                latest ? "true" : "false", (long long)first_ts);
+    if (latest && hb->team_id[0]) /* ids need no escaping */
+        buf_printf(b, ",\"team_id\":\"%s\"", hb->team_id);
+    buf_puts(b, "}");
 }
 
 static int pg_put_heartbeats(struct store *base, struct heartbeat *const *hbs, size_t n,
@@ -317,6 +323,9 @@ static void read_row(PGresult *res, int r, void *row)
     hb->server_ts = strtoll(PQgetvalue(res, r, 12), NULL, 10);
     hb->first_seen = strtoll(PQgetvalue(res, r, 13), NULL, 10);
     hb->id = strtoll(PQgetvalue(res, r, 14), NULL, 10);
+    snprintf(hb->team_id, sizeof(hb->team_id), "%s", PQgetvalue(res, r, 15));
+    int control = agent_control_parse(PQgetvalue(res, r, 16));
+    hb->control = control < 0 ? AGENT_ACTIVE : (enum agent_control)control;
 }
 
 /* Runs a query and reads each row of its result with `read` into a new array of `size`-byte
@@ -351,13 +360,13 @@ static int query_rows(struct store_pg *s, const char *sql, int nparams, const ch
     return rc;
 }
 
-static int pg_list_agents(struct store *base, const char *after, int limit, struct heartbeat **out,
-                          size_t *n)
+static int pg_list_agents(struct store *base, const char *after, int limit, const char *team,
+                          struct heartbeat **out, size_t *n)
 {
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", limit);
-    const char *params[] = {after, limit < 0 ? NULL : lim}; /* LIMIT NULL: no limit */
-    return query_rows((struct store_pg *)base, SQL_LIST_AGENTS, 2, params, out, n);
+    const char *params[] = {after, limit < 0 ? NULL : lim, team}; /* LIMIT NULL: no limit */
+    return query_rows((struct store_pg *)base, SQL_LIST_AGENTS, 3, params, out, n);
 }
 
 static int pg_get_agent(struct store *base, const char *agent_id, struct heartbeat **out, size_t *n)
@@ -484,6 +493,7 @@ static void read_execution(PGresult *res, int r, void *row)
     e->cost_usd = strtod(PQgetvalue(res, r, 8), NULL);
     e->pending = strtoll(PQgetvalue(res, r, 9), NULL, 10);
     e->failure_json = value_dup(res, r, 10);
+    snprintf(e->team_id, sizeof(e->team_id), "%s", PQgetvalue(res, r, 11));
 }
 
 static int pg_list_executions(struct store *base, const struct exec_query *q,
@@ -494,13 +504,14 @@ static int pg_list_executions(struct store *base, const struct exec_query *q,
     snprintf(before, sizeof(before), "%lld",
              (long long)(q->before_id ? q->before_started : INT64_MAX));
     snprintf(limit, sizeof(limit), "%d", q->limit);
-    const char *params[5] = {before, q->before_id ? q->before_id : ""};
+    const char *params[6] = {before, q->before_id ? q->before_id : ""};
     int np = 2;
     if (q->agent_id)
         params[np++] = q->agent_id;
     if (q->status >= 0 && q->status < EXEC_STATUS_COUNT)
         params[np++] = execution_status_names[q->status];
     params[np++] = q->limit < 0 ? NULL : limit; /* LIMIT NULL: no limit */
+    params[np++] = q->team_id;
     int variant = (q->agent_id ? 1 : 0) | (q->status >= 0 && q->status < EXEC_STATUS_COUNT ? 2 : 0);
     void *rows;
     int rc = select_rows(s, SQL_LIST_EXECS_BY[variant], np, params, "reading executions",
@@ -1155,18 +1166,129 @@ static int pg_revoke_token(struct store *base, const char *token_id, int64_t now
     return rc;
 }
 
-static int pg_list_tokens(struct store *base, const char *team_id, struct token_rec **out,
-                          size_t *n)
+static int pg_list_tokens(struct store *base, const char *team_id, const char *hash,
+                          struct token_rec **out, size_t *n)
 {
-    const char *params[] = {team_id};
+    const char *params[] = {team_id, hash};
     void *rows;
     int rc = select_rows((struct store_pg *)base,
-                         STORE_SELECT_TOKENS "WHERE $1::text IS NULL OR t.team_id = $1 "
+                         STORE_SELECT_TOKENS "WHERE ($1::text IS NULL OR t.team_id = $1) "
+                                             "AND ($2::text IS NULL OR t.token_hash = $2) "
                                              "ORDER BY t.created, t.token_id",
-                         1, params, "listing tokens", sizeof(**out), read_token, &rows, n);
+                         2, params, "listing tokens", sizeof(**out), read_token, &rows, n);
     if (rc == 0)
         *out = rows;
     return rc;
+}
+
+static int pg_insert_command(struct store *base, const struct command *c)
+{
+    char audit_id[24], created[24];
+    snprintf(audit_id, sizeof(audit_id), "%lld", (long long)c->audit_id);
+    snprintf(created, sizeof(created), "%lld", (long long)c->created);
+    const char *params[] = {c->command_id,
+                            c->agent_id,
+                            c->team_id,
+                            command_action_names[c->action],
+                            c->params,
+                            command_status_names[c->status],
+                            audit_actor_names[c->actor_type],
+                            c->actor_id,
+                            audit_id,
+                            created};
+    return command((struct store_pg *)base,
+                   STORE_INSERT_COMMAND "VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10)",
+                   10, params, "recording a command");
+}
+
+static int pg_set_control(struct store *base, const char *agent_id, int control)
+{
+    const char *params[] = {agent_id, agent_control_names[control]};
+    return command((struct store_pg *)base, "UPDATE agents SET control = $2 WHERE agent_id = $1", 2,
+                   params, "setting an agent's control state");
+}
+
+/* Reads row r of STORE_SELECT_COMMANDS into a struct command. */
+static void read_command(PGresult *res, int r, void *row)
+{
+    struct command *c = row;
+    memset(c, 0, sizeof(*c));
+    value_copy(res, r, 0, c->command_id, sizeof(c->command_id));
+    value_copy(res, r, 1, c->agent_id, sizeof(c->agent_id));
+    value_copy(res, r, 2, c->team_id, sizeof(c->team_id));
+    int action = command_action_parse(PQgetvalue(res, r, 3));
+    c->action = action < 0 ? CMD_EXECUTE : (enum command_action)action;
+    c->params = value_dup(res, r, 4);
+    int status = command_status_parse(PQgetvalue(res, r, 5));
+    c->status = status < 0 ? CMD_PENDING : (enum command_status)status;
+    int actor = audit_actor_parse(PQgetvalue(res, r, 6));
+    c->actor_type = actor < 0 ? AUDIT_ACTOR_USER : (enum audit_actor)actor;
+    value_copy(res, r, 7, c->actor_id, sizeof(c->actor_id));
+    c->audit_id = strtoll(PQgetvalue(res, r, 8), NULL, 10);
+    c->created = strtoll(PQgetvalue(res, r, 9), NULL, 10);
+    c->delivered = strtoll(PQgetvalue(res, r, 10), NULL, 10);
+    c->acked = strtoll(PQgetvalue(res, r, 11), NULL, 10);
+    c->result = value_dup(res, r, 12);
+}
+
+static int pg_get_command(struct store *base, const char *command_id, struct command *out)
+{
+    const char *params[] = {command_id};
+    void *rows;
+    size_t n;
+    int rc = select_rows((struct store_pg *)base,
+                         STORE_SELECT_COMMANDS "WHERE command_id = $1 FOR UPDATE", 1, params,
+                         "reading a command", sizeof(*out), read_command, &rows, &n);
+    if (rc)
+        return rc;
+    if (n == 1)
+        *out = *(struct command *)rows;
+    free(rows);
+    return n == 1 ? 0 : AEI_ENOTFOUND;
+}
+
+static int pg_ack_command(struct store *base, const char *command_id, enum command_status status,
+                          const char *result, int64_t now)
+{
+    char ts[24];
+    snprintf(ts, sizeof(ts), "%lld", (long long)now);
+    const char *params[] = {command_id, command_status_names[status], ts, result};
+    return command((struct store_pg *)base,
+                   "UPDATE commands SET status = $2, acked = $3, result = $4::jsonb "
+                   "WHERE command_id = $1",
+                   4, params, "recording an acknowledgement");
+}
+
+static int pg_list_commands(struct store *base, const struct command_query *q, struct command **out,
+                            size_t *n)
+{
+    char before[24], limit[16];
+    snprintf(before, sizeof(before), "%lld",
+             (long long)(q->before_id ? q->before_created : INT64_MAX));
+    snprintf(limit, sizeof(limit), "%d", q->limit);
+    const char *params[] = {q->agent_id, q->open ? "1" : "0", before,
+                            q->before_id ? q->before_id : "", q->limit < 0 ? NULL : limit};
+    void *rows;
+    int rc = select_rows((struct store_pg *)base,
+                         STORE_SELECT_COMMANDS "WHERE ($1::text IS NULL OR agent_id = $1) "
+                                               "AND ($2 = 0 OR " STORE_COMMANDS_OPEN ") "
+                                               "AND (created, command_id) < ($3, $4) "
+                                               "ORDER BY created DESC, command_id DESC LIMIT $5",
+                         5, params, "listing commands", sizeof(**out), read_command, &rows, n);
+    if (rc == 0)
+        *out = rows;
+    return rc;
+}
+
+static int pg_mark_delivered(struct store *base, const char *command_id, int64_t now)
+{
+    char ts[24];
+    snprintf(ts, sizeof(ts), "%lld", (long long)now);
+    const char *params[] = {command_id, ts};
+    return command((struct store_pg *)base,
+                   "UPDATE commands SET status = 'delivered', delivered = $2 "
+                   "WHERE command_id = $1 AND status = 'pending'",
+                   2, params, "marking a command delivered");
 }
 
 /* The scope is the session's setting aei.team, which the policies of migration 0008 read; a
@@ -1231,6 +1353,12 @@ static const struct store_ops pg_ops = {
     .insert_token = pg_insert_token,
     .revoke_token = pg_revoke_token,
     .list_tokens = pg_list_tokens,
+    .insert_command = pg_insert_command,
+    .set_control = pg_set_control,
+    .get_command = pg_get_command,
+    .ack_command = pg_ack_command,
+    .list_commands = pg_list_commands,
+    .mark_delivered = pg_mark_delivered,
     .close = pg_close,
     .set_scope = pg_set_scope,
 };

@@ -17,7 +17,8 @@ struct store_sqlite {
     sqlite3_stmt *next_id, *find_decision, *insert_decision, *waiting_children, *set_path,
         *exec_pending, *upsert_exec, *end_exec, *get_exec, *list_execs[4], *list_tree,
         *list_children, *list_roots, *list_waiting;
-    sqlite3_stmt *audit[13]; /* the audit log's and tokens' statements, prepared on first use */
+    sqlite3_stmt *audit[19]; /* the audit log's, tokens' and commands' statements, prepared on
+                                first use (SQL_AUDIT) */
 };
 
 static const char SQL_INSERT_HB[] =
@@ -31,10 +32,12 @@ static const char SQL_UPDATE_AGENT[] =
     "child_agent_ids = ?10, labels = ?11, agent_ts = ?12, last_heartbeat = ?13 "
     "WHERE agent_id = ?1";
 static const char SQL_UPSERT_AGENT[] =
-    "INSERT INTO agents (" STORE_AGENT_COLUMNS ", last_heartbeat, first_seen) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) " STORE_UPSERT_AGENT;
+    "INSERT INTO agents (" STORE_AGENT_COLUMNS ", last_heartbeat, first_seen, team_id) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+    "coalesce(nullif(?15, ''), 'default')) " STORE_UPSERT_AGENT;
 static const char SQL_LIST_AGENTS[] =
-    STORE_SELECT_AGENTS "WHERE agent_id > ?1 ORDER BY agent_id LIMIT ?2";
+    STORE_SELECT_AGENTS "WHERE agent_id > ?1 AND (?3 IS NULL OR team_id = ?3) "
+                        "ORDER BY agent_id LIMIT ?2";
 static const char SQL_GET_AGENT[] = STORE_SELECT_AGENTS "WHERE agent_id = ?1";
 static const char SQL_LIST_HBS[] = STORE_SELECT_HEARTBEATS
     "WHERE agent_id = ?1 AND server_ts >= ?2 AND server_ts < ?3 AND (server_ts, id) > (?4, ?5) "
@@ -64,16 +67,17 @@ static const char SQL_UPSERT_EXEC[] =
     "cost_usd = cost_usd + excluded.cost_usd, pending = pending + excluded.pending";
 #define EXEC_COLUMNS                                                                               \
     "execution_id, agent_id, status, started, ended, decisions, confidence_n, confidence_sum, "    \
-    "cost_usd, pending, failure"
+    "cost_usd, pending, failure, team_id"
 /* Only a running execution ends; one that has ended keeps how it ended. */
 static const char SQL_END_EXEC[] = "UPDATE executions SET status = ?2, ended = ?3, failure = ?4 "
                                    "WHERE execution_id = ?1 AND status = 'running'";
 static const char SQL_GET_EXEC[] =
     "SELECT " EXEC_COLUMNS " FROM executions WHERE execution_id = ?1";
 /* Newest first from a cursor; one statement per filter so that each uses its index. */
+/* ?6 is the caller's team, or NULL for every team. */
 #define SQL_LIST_EXECS(filter)                                                                     \
     "SELECT " EXEC_COLUMNS " FROM executions WHERE (started, execution_id) < (?1, ?2)" filter      \
-    " ORDER BY started DESC, execution_id DESC LIMIT ?5"
+    " AND (?6 IS NULL OR team_id = ?6) ORDER BY started DESC, execution_id DESC LIMIT ?5"
 static const char *const SQL_LIST_EXECS_BY[4] = {
     SQL_LIST_EXECS(""), SQL_LIST_EXECS(" AND agent_id = ?3"), SQL_LIST_EXECS(" AND status = ?4"),
     SQL_LIST_EXECS(" AND agent_id = ?3 AND status = ?4")};
@@ -228,6 +232,7 @@ static int sqlite_put_heartbeats(struct store *base, struct heartbeat *const *hb
             continue;
         bind_heartbeat(s->upsert_agent, hbs[i]);
         sqlite3_bind_int64(s->upsert_agent, 14, first_ts[i]);
+        sqlite3_bind_text(s->upsert_agent, 15, hbs[i]->team_id, -1, SQLITE_STATIC);
         if (sqlite3_step(s->upsert_agent) != SQLITE_DONE) {
             rc = fail(s, "updating an agent");
             goto err_rollback;
@@ -280,6 +285,9 @@ static void read_row(sqlite3_stmt *st, void *row)
     hb->server_ts = sqlite3_column_int64(st, 12);
     hb->first_seen = sqlite3_column_int64(st, 13);
     hb->id = sqlite3_column_int64(st, 14);
+    snprintf(hb->team_id, sizeof(hb->team_id), "%s", (const char *)sqlite3_column_text(st, 15));
+    int control = agent_control_parse((const char *)sqlite3_column_text(st, 16));
+    hb->control = control < 0 ? AGENT_ACTIVE : (enum agent_control)control;
 }
 
 /* Steps a bound statement to the end, reading each row with `read` into a new array of
@@ -334,12 +342,13 @@ static int collect(struct store_sqlite *s, sqlite3_stmt *st, struct heartbeat **
     return rc;
 }
 
-static int sqlite_list_agents(struct store *base, const char *after, int limit,
+static int sqlite_list_agents(struct store *base, const char *after, int limit, const char *team,
                               struct heartbeat **out, size_t *n)
 {
     struct store_sqlite *s = (struct store_sqlite *)base;
     sqlite3_bind_text(s->list_agents, 1, after, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(s->list_agents, 2, limit); /* -1: no limit */
+    bind_text_or_null(s->list_agents, 3, team);
     return collect(s, s->list_agents, out, n);
 }
 
@@ -788,6 +797,7 @@ static void read_execution(sqlite3_stmt *st, void *row)
     e->cost_usd = sqlite3_column_double(st, 8);
     e->pending = sqlite3_column_int64(st, 9);
     e->failure_json = column_dup(st, 10);
+    snprintf(e->team_id, sizeof(e->team_id), "%s", (const char *)sqlite3_column_text(st, 11));
 }
 
 static void clear_execution(void *row)
@@ -807,6 +817,10 @@ static int sqlite_list_executions(struct store *base, const struct exec_query *q
     if (q->status >= 0 && q->status < EXEC_STATUS_COUNT)
         sqlite3_bind_text(st, 4, execution_status_names[q->status], -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 5, q->limit);
+    if (q->team_id)
+        sqlite3_bind_text(st, 6, q->team_id, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, 6);
     void *rows;
     int rc = collect_rows(s, st, "reading executions", sizeof(**out), read_execution,
                           clear_execution, &rows, n);
@@ -1203,6 +1217,12 @@ enum audit_stmt {
     AS_TOKEN,
     AS_GET_TOKEN,
     AS_REVOKE,
+    AS_CMD_INSERT,
+    AS_CMD_CONTROL,
+    AS_CMD_GET,
+    AS_CMD_ACK,
+    AS_CMD_LIST,
+    AS_CMD_DELIVERED,
 };
 static const char *const SQL_AUDIT[] = {
     [AS_LAST] = "SELECT seq, immutable_hash FROM audit_logs WHERE team_id = ?1 "
@@ -1225,7 +1245,21 @@ static const char *const SQL_AUDIT[] = {
                  "created) VALUES (?1, ?2, ?3, ?4, nullif(?5, ''), nullif(?6, ''), ?7)",
     [AS_GET_TOKEN] = STORE_SELECT_TOKENS "WHERE t.token_id = ?1",
     [AS_REVOKE] = "UPDATE tokens SET revoked = ?2 WHERE token_id = ?1",
+    [AS_CMD_INSERT] = STORE_INSERT_COMMAND "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [AS_CMD_CONTROL] = "UPDATE agents SET control = ?2 WHERE agent_id = ?1",
+    [AS_CMD_GET] = STORE_SELECT_COMMANDS "WHERE command_id = ?1",
+    [AS_CMD_ACK] = "UPDATE commands SET status = ?2, acked = ?3, result = ?4 WHERE command_id = ?1",
+    [AS_CMD_LIST] = STORE_SELECT_COMMANDS "WHERE (?1 IS NULL OR agent_id = ?1) "
+                                          "AND (?2 = 0 OR " STORE_COMMANDS_OPEN ") "
+                                          "AND (created, command_id) < (?3, ?4) "
+                                          "ORDER BY created DESC, command_id DESC LIMIT ?5",
+    [AS_CMD_DELIVERED] = "UPDATE commands SET status = 'delivered', delivered = ?2 "
+                         "WHERE command_id = ?1 AND status = 'pending'",
 };
+
+_Static_assert(sizeof(SQL_AUDIT) / sizeof(SQL_AUDIT[0]) ==
+                   sizeof(((struct store_sqlite *)0)->audit) / sizeof(sqlite3_stmt *),
+               "a slot for each statement");
 
 /* Returns the statement, prepared on its first use and reset. */
 static sqlite3_stmt *audit_stmt(struct store_sqlite *s, enum audit_stmt which)
@@ -1560,24 +1594,147 @@ static int sqlite_revoke_token(struct store *base, const char *token_id, int64_t
     return 0;
 }
 
-static int sqlite_list_tokens(struct store *base, const char *team_id, struct token_rec **out,
-                              size_t *n)
+static int sqlite_list_tokens(struct store *base, const char *team_id, const char *hash,
+                              struct token_rec **out, size_t *n)
 {
     struct store_sqlite *s = (struct store_sqlite *)base;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db,
-                           STORE_SELECT_TOKENS "WHERE ?1 IS NULL OR t.team_id = ?1 "
+                           STORE_SELECT_TOKENS "WHERE (?1 IS NULL OR t.team_id = ?1) "
+                                               "AND (?2 IS NULL OR t.token_hash = ?2) "
                                                "ORDER BY t.created, t.token_id",
                            -1, &st, NULL) != SQLITE_OK)
         return fail(s, "preparing the token list");
     if (team_id)
         sqlite3_bind_text(st, 1, team_id, -1, SQLITE_STATIC);
+    if (hash)
+        sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
     void *rows;
     int rc = collect_rows(s, st, "listing tokens", sizeof(**out), read_token, NULL, &rows, n);
     sqlite3_finalize(st);
     if (rc == 0)
         *out = rows;
     return rc;
+}
+
+static int sqlite_insert_command(struct store *base, const struct command *c)
+{
+    struct store_sqlite *s = (struct store_sqlite *)base;
+    sqlite3_stmt *st = audit_stmt(s, AS_CMD_INSERT);
+    if (!st)
+        return fail(s, "preparing a command");
+    sqlite3_bind_text(st, 1, c->command_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, c->agent_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, c->team_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, command_action_names[c->action], -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, c->params, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, command_status_names[c->status], -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, audit_actor_names[c->actor_type], -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, c->actor_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, c->audit_id);
+    sqlite3_bind_int64(st, 10, c->created);
+    return step_done(s, st, "recording a command");
+}
+
+static int sqlite_set_control(struct store *base, const char *agent_id, int control)
+{
+    struct store_sqlite *s = (struct store_sqlite *)base;
+    sqlite3_stmt *st = audit_stmt(s, AS_CMD_CONTROL);
+    if (!st)
+        return fail(s, "preparing an agent's control state");
+    sqlite3_bind_text(st, 1, agent_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, agent_control_names[control], -1, SQLITE_STATIC);
+    return step_done(s, st, "setting an agent's control state");
+}
+
+/* Reads one row of STORE_SELECT_COMMANDS into a struct command. */
+static void read_command(sqlite3_stmt *st, void *row)
+{
+    struct command *c = row;
+    memset(c, 0, sizeof(*c));
+    copy_text(st, 0, c->command_id, sizeof(c->command_id));
+    copy_text(st, 1, c->agent_id, sizeof(c->agent_id));
+    copy_text(st, 2, c->team_id, sizeof(c->team_id));
+    int action = command_action_parse((const char *)sqlite3_column_text(st, 3));
+    c->action = action < 0 ? CMD_EXECUTE : (enum command_action)action;
+    c->params = column_dup(st, 4);
+    int status = command_status_parse((const char *)sqlite3_column_text(st, 5));
+    c->status = status < 0 ? CMD_PENDING : (enum command_status)status;
+    int actor = audit_actor_parse((const char *)sqlite3_column_text(st, 6));
+    c->actor_type = actor < 0 ? AUDIT_ACTOR_USER : (enum audit_actor)actor;
+    copy_text(st, 7, c->actor_id, sizeof(c->actor_id));
+    c->audit_id = sqlite3_column_int64(st, 8);
+    c->created = sqlite3_column_int64(st, 9);
+    c->delivered = sqlite3_column_int64(st, 10);
+    c->acked = sqlite3_column_int64(st, 11);
+    c->result = column_dup(st, 12);
+}
+
+static void clear_command(void *row)
+{
+    command_clear(row);
+}
+
+static int sqlite_get_command(struct store *base, const char *command_id, struct command *out)
+{
+    struct store_sqlite *s = (struct store_sqlite *)base;
+    sqlite3_stmt *st = audit_stmt(s, AS_CMD_GET);
+    if (!st)
+        return fail(s, "preparing a command read");
+    sqlite3_bind_text(st, 1, command_id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+        read_command(st, out);
+    int rc = step == SQLITE_ROW    ? 0
+             : step == SQLITE_DONE ? AEI_ENOTFOUND
+                                   : fail(s, "reading a command");
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int sqlite_ack_command(struct store *base, const char *command_id,
+                              enum command_status status, const char *result, int64_t now)
+{
+    struct store_sqlite *s = (struct store_sqlite *)base;
+    sqlite3_stmt *st = audit_stmt(s, AS_CMD_ACK);
+    if (!st)
+        return fail(s, "preparing an acknowledgement");
+    sqlite3_bind_text(st, 1, command_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, command_status_names[status], -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    bind_text_or_null(st, 4, result);
+    return step_done(s, st, "recording an acknowledgement");
+}
+
+static int sqlite_list_commands(struct store *base, const struct command_query *q,
+                                struct command **out, size_t *n)
+{
+    struct store_sqlite *s = (struct store_sqlite *)base;
+    sqlite3_stmt *st = audit_stmt(s, AS_CMD_LIST);
+    if (!st)
+        return fail(s, "preparing the command list");
+    bind_text_or_null(st, 1, q->agent_id);
+    sqlite3_bind_int(st, 2, q->open);
+    sqlite3_bind_int64(st, 3, q->before_id ? q->before_created : INT64_MAX);
+    sqlite3_bind_text(st, 4, q->before_id ? q->before_id : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, q->limit);
+    void *rows;
+    int rc = collect_rows(s, st, "listing commands", sizeof(**out), read_command, clear_command,
+                          &rows, n);
+    if (rc == 0)
+        *out = rows;
+    return rc;
+}
+
+static int sqlite_mark_delivered(struct store *base, const char *command_id, int64_t now)
+{
+    struct store_sqlite *s = (struct store_sqlite *)base;
+    sqlite3_stmt *st = audit_stmt(s, AS_CMD_DELIVERED);
+    if (!st)
+        return fail(s, "preparing a delivery");
+    sqlite3_bind_text(st, 1, command_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    return step_done(s, st, "marking a command delivered");
 }
 
 static void sqlite_close(struct store *base)
@@ -1645,6 +1802,12 @@ static const struct store_ops sqlite_ops = {
     .insert_token = sqlite_insert_token,
     .revoke_token = sqlite_revoke_token,
     .list_tokens = sqlite_list_tokens,
+    .insert_command = sqlite_insert_command,
+    .set_control = sqlite_set_control,
+    .get_command = sqlite_get_command,
+    .ack_command = sqlite_ack_command,
+    .list_commands = sqlite_list_commands,
+    .mark_delivered = sqlite_mark_delivered,
     .close = sqlite_close,
     .set_scope = sqlite_set_scope,
 };

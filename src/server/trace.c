@@ -382,6 +382,8 @@ json_t *execution_to_json(const struct execution *e)
     json_object_set_new(o, "cost_usd", json_real(e->cost_usd));
     json_object_set_new(o, "pending_parents", json_integer(e->pending));
     json_object_set_new(o, "failure", parsed_or_null(e->failure_json));
+    if (e->team_id[0])
+        json_object_set_new(o, "team_id", json_string(e->team_id));
     return o;
 }
 

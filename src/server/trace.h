@@ -68,6 +68,7 @@ struct execution {
     double cost_usd;        /* the decisions' cost_usd added up */
     int64_t pending;        /* decisions whose parent has not arrived */
     char *failure_json;     /* why it failed or was abandoned (compact JSON), or NULL; owned */
+    char team_id[AEI_ID_MAX + 1]; /* its agent's team */
 };
 
 /* Validates one decision of a request (index `i` of a batch, or -1 for a lone one) and fills

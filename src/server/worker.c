@@ -7,6 +7,7 @@
 #include "common/time.h"
 #include "server/audit_api.h"
 #include "server/export.h"
+#include "server/health.h"
 #include "server/metrics.h"
 
 #include <pthread.h>
@@ -115,10 +116,33 @@ static void read_executions(struct store *store, struct job *j)
     }
 }
 
+/* Whether the job's caller may see an execution: one of its team, and its own when an agent. */
+static bool in_scope(const struct job *j, const struct execution *e)
+{
+    return (!j->scope_team[0] || strcmp(j->scope_team, e->team_id) == 0) &&
+           (!j->scope_agent[0] || strcmp(j->scope_agent, e->agent_id) == 0);
+}
+
+/* Reads the execution of ids[0] into *e when the job's caller may see it, else AEI_ENOTFOUND. */
+static int get_execution_in_scope(struct store *store, const struct job *j, struct execution *e)
+{
+    int rc = store_get_execution(store, j->ids[0], e);
+    if (rc == 0 && !in_scope(j, e))
+        rc = AEI_ENOTFOUND;
+    return rc;
+}
+
 /* Ends one execution, or every running execution of a dead agent as abandoned. */
 static int end_executions(struct store *store, struct job *j)
 {
     int64_t now = aei_now_us();
+    if (j->ids[0][0] && (j->scope_team[0] || j->scope_agent[0])) {
+        struct execution e = {0};
+        int rc = get_execution_in_scope(store, j, &e);
+        execution_clear(&e);
+        if (rc)
+            return rc;
+    }
     if (j->ids[0][0]) {
         j->executions = calloc(1, sizeof(*j->executions));
         if (!j->executions)
@@ -210,6 +234,52 @@ static void run_retention(struct store *store, struct job *j)
     metrics_observe_retention_step((double)j->step_us / 1e6);
 }
 
+/* Records the commands among jobs with one commit, each with its audit row. */
+static void put_command_jobs(struct store *store, struct job *jobs)
+{
+    size_t n = 0, k = 0;
+    for (struct job *j = jobs; j; j = j->next)
+        n += j->kind == JOB_PUT_COMMAND;
+    if (n == 0)
+        return;
+    struct command_put *p = calloc(n, sizeof(*p));
+    if (!p)
+        abort();
+    const uint8_t *key = NULL;
+    for (struct job *j = jobs; j; j = j->next) {
+        if (j->kind != JOB_PUT_COMMAND)
+            continue;
+        struct command_job *cj = j->command;
+        key = cj->key;
+        p[k++] = (struct command_put){.c = &cj->c,
+                                      .reason = cj->r.reason,
+                                      .control_before = cj->control_before,
+                                      .control_after = cj->control_after};
+    }
+    int rc = store_put_commands(store, key, p, n);
+    k = 0;
+    for (struct job *j = jobs; j; j = j->next) {
+        if (j->kind != JOB_PUT_COMMAND)
+            continue;
+        j->rc = rc ? rc : p[k].rc;
+        audit_row_clear(&p[k++].audit);
+    }
+    free(p);
+}
+
+/* Runs the writer's one-off command jobs: acknowledgements and deliveries. */
+static void run_command_write(struct store *store, struct job *j)
+{
+    struct command_job *cj = j->command;
+    if (j->kind == JOB_ACK_COMMAND) {
+        cj->actor.id = cj->actor_id;
+        j->rc = store_ack_command(store, cj->key, &cj->actor, j->agent_id, j->ids[0], cj->status,
+                                  cj->result, aei_now_us(), &cj->c, &cj->changed);
+    } else if (j->kind == JOB_MARK_DELIVERED) {
+        j->rc = store_mark_delivered(store, cj->ids, cj->n_ids, aei_now_us());
+    }
+}
+
 /* Group commit: whatever queued while the last transaction ran goes into the next one. */
 static void *writer_main(void *arg)
 {
@@ -235,6 +305,10 @@ static void *writer_main(void *arg)
         for (struct job *j = batch; j; j = j->next)
             if (j->kind == JOB_END_EXECUTION)
                 run_trace_write(self->store, j);
+        put_command_jobs(self->store, batch);
+        for (struct job *j = batch; j; j = j->next)
+            if (j->kind == JOB_ACK_COMMAND || j->kind == JOB_MARK_DELIVERED)
+                run_command_write(self->store, j);
         /* Retention goes one short step at a time, after the batch's heartbeats, so that
          * ingest never waits for more than one step. */
         for (struct job *j = batch; j; j = j->next)
@@ -259,7 +333,8 @@ static void run_read(struct store *store, struct job *j)
     switch (j->kind) {
     case JOB_LIST_AGENTS:
         /* One row more than the page tells whether there is a next page. */
-        j->rc = store_list_agents(store, j->agent_id, j->limit < 0 ? -1 : j->limit + 1, &rows, &n);
+        j->rc = store_list_team_agents(store, j->agent_id, j->limit < 0 ? -1 : j->limit + 1,
+                                       j->scope_team[0] ? j->scope_team : NULL, &rows, &n);
         if (j->rc == 0) {
             j->body = hb_render_agents(rows, n, j->limit);
             store_free_rows(rows, n);
@@ -300,7 +375,7 @@ static void run_read(struct store *store, struct job *j)
     }
     case JOB_GET_EXECUTION: {
         struct execution e = {0};
-        j->rc = store_get_execution(store, j->ids[0], &e);
+        j->rc = get_execution_in_scope(store, j, &e);
         if (j->rc == 0)
             j->body = trace_render_execution(&e);
         execution_clear(&e);
@@ -310,7 +385,7 @@ static void run_read(struct store *store, struct job *j)
         /* The execution must exist for its decisions to be asked for. */
         struct execution e = {0};
         struct decision *ds;
-        j->rc = store_get_execution(store, j->ids[0], &e);
+        j->rc = get_execution_in_scope(store, j, &e);
         execution_clear(&e);
         if (j->rc == 0) {
             j->decision_query.limit++;
@@ -352,10 +427,28 @@ static void run_read(struct store *store, struct job *j)
     case JOB_AUDIT_CHECKPOINT:
         j->rc = audit_api_checkpoint(store, j->audit->state);
         break;
+    case JOB_HEALTH:
+        j->rc = health_probe(store, j->audit, &j->body);
+        break;
+    case JOB_LIST_COMMANDS: {
+        struct command *cs;
+        struct command_query *q = &j->command->q;
+        q->limit++;
+        j->rc = store_list_commands(store, q, &cs, &n);
+        q->limit--;
+        if (j->rc == 0) {
+            j->body = command_render_page(cs, n, q->limit);
+            store_free_commands(cs, n);
+        }
+        break;
+    }
     case JOB_PUT_HEARTBEAT:
     case JOB_PUT_DECISIONS:
     case JOB_END_EXECUTION:
     case JOB_RETENTION:
+    case JOB_PUT_COMMAND:
+    case JOB_ACK_COMMAND:
+    case JOB_MARK_DELIVERED:
         break; /* the writer's, never queued here */
     }
 }
@@ -463,7 +556,9 @@ void workers_submit(struct workers *w, struct job *job)
         queue_push(&wk->in, job);
     } else if (job->kind == JOB_RETENTION && w->retention.started) {
         queue_push(&w->retention.in, job);
-    } else if (job->kind == JOB_PUT_HEARTBEAT || traces || job->kind == JOB_RETENTION) {
+    } else if (job->kind == JOB_PUT_HEARTBEAT || traces || job->kind == JOB_RETENTION ||
+               job->kind == JOB_PUT_COMMAND || job->kind == JOB_ACK_COMMAND ||
+               job->kind == JOB_MARK_DELIVERED) {
         queue_push(&w->writer.in, job);
     } else {
         queue_push(&w->reader.in, job);
@@ -509,5 +604,12 @@ void job_free(struct job *job)
     free(job->end.failure_json);
     store_free_executions(job->executions, job->n_executions);
     free(job->audit);
+    if (job->command) {
+        command_clear(&job->command->c);
+        command_request_clear(&job->command->r);
+        free(job->command->result);
+        free(job->command->ids);
+        free(job->command);
+    }
     free(job);
 }

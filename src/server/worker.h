@@ -21,10 +21,31 @@ enum job_kind {
     JOB_LIST_AUDIT,       /* GET /api/v0/audit */
     JOB_VERIFY_AUDIT,     /* GET /api/v0/audit/verify */
     JOB_AUDIT_CHECKPOINT, /* the server's own: the chain heads to the checkpoint file */
+    JOB_HEALTH,           /* GET /api/v0/debug/health: a store probe and the newest audit rows */
+    JOB_PUT_COMMAND,      /* POST /api/v0/agents/{id}/{action} */
+    JOB_ACK_COMMAND,      /* POST /api/v0/agents/{id}/commands/{command_id}/ack */
+    JOB_LIST_COMMANDS,    /* GET /api/v0/agents/{id}/commands */
+    JOB_MARK_DELIVERED,   /* the server's own: commands handed out */
 };
 
 struct export;
 struct audit_job;
+
+/* The inputs and outputs of the command jobs. */
+struct command_job {
+    struct command c;         /* the command (JOB_PUT_COMMAND), or as acknowledged */
+    struct command_request r; /* JOB_PUT_COMMAND: what was asked */
+    int control_before, control_after;
+    enum command_status status;   /* JOB_ACK_COMMAND: how the agent says it went ... */
+    char *result;                 /* ... with its result (compact JSON), or NULL; owned */
+    struct audit_actor_ref actor; /* JOB_ACK_COMMAND (id points into actor_id) */
+    char actor_id[AEI_ID_MAX + 1];
+    struct command_query q;      /* JOB_LIST_COMMANDS (strings point into the job's arrays) */
+    char (*ids)[AEI_ID_MAX + 1]; /* JOB_MARK_DELIVERED: the commands handed out (owned) */
+    size_t n_ids;
+    bool changed;       /* JOB_ACK_COMMAND: whether it was not acknowledged before */
+    const uint8_t *key; /* the audit key (the server's) */
+};
 
 /* A unit of storage work. The loop thread fills the inputs and submits it; a worker runs it and
  * hands it back through the completion queue with the outputs set. */
@@ -58,6 +79,11 @@ struct job {
                                          retention_step()'s */
     int64_t step_us;                  /* JOB_RETENTION: how long the step took */
     struct audit_job *audit;          /* the audit jobs' inputs (owned) */
+    struct command_job *command;      /* the command jobs' (owned) */
+    /* Whose request it is: the caller's team ("" for every team) and, for an agent, its id:
+     * executions of other teams or agents are as good as absent (AEI_ENOTFOUND). */
+    char scope_team[AEI_ID_MAX + 1];
+    char scope_agent[AEI_ID_MAX + 1];
 };
 
 struct workers;

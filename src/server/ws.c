@@ -36,15 +36,24 @@
 /* Totals go out at most this often. */
 #define TOTALS_INTERVAL_US 250000
 
+/* The totals of every agent (team "" with all set) or of one team's, as last sent. */
+struct totals {
+    char team[AEI_ID_MAX + 1];
+    bool all;
+    json_t *last;
+    char *text; /* the latest totals message */
+    size_t len;
+    uint64_t version;
+};
+
 struct ws {
     struct hub *hub;
     struct ws_settings settings;
     struct ws_client *clients;
     size_t n_clients;
-    json_t *watched; /* execution_id -> how many clients hold its execution:<id> topic */
-    char *totals;    /* the latest totals message */
-    size_t totals_len;
-    uint64_t totals_version;
+    json_t *watched;       /* "execution:<id>" -> how many clients hold that topic */
+    struct totals *totals; /* [0] every agent's, then teams' as their members subscribe */
+    size_t n_totals;
     int64_t totals_at; /* when totals were last rendered */
     size_t closes;     /* connections closed since memory was last trimmed */
     int64_t trimmed_at;
@@ -54,13 +63,17 @@ struct ws_client {
     struct ws *ws;
     struct lws *wsi;
     struct ws_client *prev, *next;
-    bool all;           /* subscribed to agents:all ... */
-    uint64_t all_from;  /* ... with updates after this sequence number */
-    json_t *topics;     /* agent_id -> the sequence number its agent:<id> updates start after */
-    json_t *executions; /* execution_id -> likewise for its execution:<id> topic */
-    uint64_t cursor;    /* the next update to consider */
-    uint64_t backlog;   /* bytes of wanted updates from the cursor on */
-    struct buf control; /* messages to send before updates, each ended by '\n' */
+    bool all;          /* subscribed to agents:all ... */
+    uint64_t all_from; /* ... with updates after this sequence number */
+    size_t totals;     /* ... and the totals it gets (an index of ws->totals) */
+    json_t *topics;    /* agent_id -> the sequence number its agent:<id> updates start after */
+    json_t *streams;   /* "execution:<id>" or "commands:<id>" -> likewise */
+    bool scoped;       /* sees one team's agents only ... */
+    char team[AEI_ID_MAX + 1];  /* ... this one */
+    char agent[AEI_ID_MAX + 1]; /* an agent's connection: its id, which alone it may follow */
+    uint64_t cursor;            /* the next update to consider */
+    uint64_t backlog;           /* bytes of wanted updates from the cursor on */
+    struct buf control;         /* messages to send before updates, each ended by '\n' */
     size_t control_off;
     struct buf out; /* LWS_PRE spare bytes, then the frame being written */
     size_t out_off;
@@ -86,15 +99,49 @@ struct ws *ws_new(struct hub *hub, const struct ws_settings *settings)
         abort();
     ws->hub = hub;
     ws->settings = *settings;
-    if (!(ws->watched = json_object()))
+    if (!(ws->watched = json_object()) || !(ws->totals = calloc(1, sizeof(*ws->totals))))
         abort();
+    ws->totals[0].all = true;
+    ws->n_totals = 1;
     return ws;
+}
+
+void ws_client_set_principal(struct ws_client *c, const char *team, const char *agent_id)
+{
+    c->scoped = team != NULL;
+    snprintf(c->team, sizeof(c->team), "%s", team ? team : "");
+    snprintf(c->agent, sizeof(c->agent), "%s", agent_id ? agent_id : "");
+}
+
+/* The team whose updates the client may see, or NULL for every team. */
+static const char *scope(const struct ws_client *c)
+{
+    return c->scoped ? c->team : NULL;
+}
+
+/* The totals slot of a client's scope, made on first use. */
+static size_t totals_slot(struct ws *ws, const struct ws_client *c)
+{
+    for (size_t i = 0; i < ws->n_totals; i++)
+        if (ws->totals[i].all == !c->scoped && strcmp(ws->totals[i].team, c->team) == 0)
+            return i;
+    ws->totals = realloc(ws->totals, (ws->n_totals + 1) * sizeof(*ws->totals));
+    if (!ws->totals)
+        abort();
+    struct totals *t = &ws->totals[ws->n_totals];
+    memset(t, 0, sizeof(*t));
+    snprintf(t->team, sizeof(t->team), "%s", c->team);
+    return ws->n_totals++;
 }
 
 void ws_free(struct ws *ws)
 {
     if (!ws)
         return;
+    for (size_t i = 0; i < ws->n_totals; i++) {
+        json_decref(ws->totals[i].last);
+        free(ws->totals[i].text);
+    }
     free(ws->totals);
     json_decref(ws->watched);
     free(ws);
@@ -105,25 +152,48 @@ size_t ws_connections(const struct ws *ws)
     return ws->n_clients;
 }
 
-bool ws_watches_execution(const struct ws *ws, const char *execution_id)
+void ws_count_subscribers(const struct ws *ws, struct health_ws *out)
 {
-    return json_object_get(ws->watched, execution_id) != NULL;
+    memset(out, 0, sizeof(*out));
+    out->connections = ws->n_clients;
+    for (const struct ws_client *c = ws->clients; c; c = c->next) {
+        size_t agents = json_object_size(c->topics), streams = json_object_size(c->streams);
+        out->subscribed += c->all || agents || streams;
+        out->agents_all += c->all;
+        out->agent_topics += agents;
+        const char *topic;
+        json_t *v;
+        json_object_foreach(c->streams, topic, v)
+        {
+            if (strncmp(topic, "execution:", 10) == 0)
+                out->execution_topics++;
+            else
+                out->command_topics++;
+        }
+    }
 }
 
-/* Counts the clients holding an execution's topic, up or down by one. */
-static void watch(struct ws *ws, const char *execution_id, int by)
+bool ws_watches_execution(const struct ws *ws, const char *execution_id)
 {
-    json_t *n = json_object_get(ws->watched, execution_id);
+    char topic[AEI_ID_MAX + 16];
+    snprintf(topic, sizeof(topic), "execution:%s", execution_id);
+    return json_object_get(ws->watched, topic) != NULL;
+}
+
+/* Counts the clients holding a stream topic, up or down by one. */
+static void watch(struct ws *ws, const char *topic, int by)
+{
+    json_t *n = json_object_get(ws->watched, topic);
     json_int_t count = (n ? json_integer_value(n) : 0) + by;
     if (count > 0)
-        json_object_set_new(ws->watched, execution_id, json_integer(count));
+        json_object_set_new(ws->watched, topic, json_integer(count));
     else
-        json_object_del(ws->watched, execution_id);
+        json_object_del(ws->watched, topic);
 }
 
 static size_t topic_count(const struct ws_client *c)
 {
-    return c->all + json_object_size(c->topics) + json_object_size(c->executions);
+    return c->all + json_object_size(c->topics) + json_object_size(c->streams);
 }
 
 static bool has_topics(const struct ws_client *c)
@@ -133,8 +203,10 @@ static bool has_topics(const struct ws_client *c)
 
 static bool wants(const struct ws_client *c, const struct hub_update *u)
 {
+    if (!hub_team_sees(scope(c), u))
+        return false;
     if (!u->agent) {
-        json_t *from = json_object_get(c->executions, u->execution);
+        json_t *from = json_object_get(c->streams, u->topic);
         return from && u->seq > (uint64_t)json_integer_value(from);
     }
     if (c->all && u->seq > c->all_from)
@@ -194,10 +266,35 @@ static void queue_snapshot(struct ws_client *c, const char *topic, const char *a
                            const char *reason)
 {
     size_t len;
-    char *text = hub_render_snapshot(c->ws->hub, topic, agent_id, &len);
+    char *text = hub_render_snapshot(c->ws->hub, topic, scope(c), agent_id, &len);
     queue_text(c, text, len);
     free(text);
     metrics_count_ws_snapshot(reason);
+}
+
+/* Queues what a stream topic's subscriber starts from: an execution's state is its stored
+ * decisions, which the client reloads over HTTP; an agent's commands are its open ones. */
+static void queue_stream_state(struct ws_client *c, const char *topic)
+{
+    struct hub *hub = c->ws->hub;
+    if (strncmp(topic, "execution:", 10) == 0) {
+        queue_json(c, json_pack("{s:s, s:s, s:s, s:I}", "type", "reload", "topic", topic, "epoch",
+                                hub_epoch(hub), "seq", (json_int_t)hub_head(hub)));
+        return;
+    }
+    struct hub_agent *a = hub_agent_find(hub, topic + 9); /* commands:<agent_id> */
+    struct buf b = {0};
+    buf_puts(&b, "{\"type\":\"snapshot\",\"topic\":");
+    json_write_string(&b, topic);
+    buf_printf(&b, ",\"epoch\":\"%s\",\"seq\":%llu,\"commands\":", hub_epoch(hub),
+               (unsigned long long)hub_head(hub));
+    if (a && (!c->scoped || strcmp(c->team, hub_agent_team(a)) == 0))
+        hub_commands_write(a, &b, SIZE_MAX, NULL, NULL);
+    else
+        buf_puts(&b, "[]");
+    buf_puts(&b, "}");
+    queue_text(c, b.data, b.len);
+    buf_free(&b);
 }
 
 /* Replaces a backlog that grew too long with a snapshot of each topic. */
@@ -217,17 +314,14 @@ static void resync(struct ws_client *c)
         queue_snapshot(c, topic, id, "behind");
         json_integer_set(from, (json_int_t)head);
     }
-    /* An execution's state is its stored decisions: the client reloads them. */
-    json_object_foreach(c->executions, id, from)
+    json_object_foreach(c->streams, id, from)
     {
-        snprintf(topic, sizeof(topic), "execution:%s", id);
-        queue_json(c, json_pack("{s:s, s:s, s:s, s:I}", "type", "reload", "topic", topic, "epoch",
-                                hub_epoch(c->ws->hub), "seq", (json_int_t)head));
+        queue_stream_state(c, id);
         json_integer_set(from, (json_int_t)head);
     }
     c->cursor = head + 1;
     c->backlog = 0;
-    c->totals_seen = c->ws->totals_version; /* the snapshots hold the totals */
+    c->totals_seen = c->ws->totals[c->totals].version; /* the snapshots hold the totals */
 }
 
 /* Bytes of updates the client waits for: unbounded when its next update is no longer kept. */
@@ -295,10 +389,10 @@ static bool build_frame(struct ws_client *c)
     }
     if (c->cursor > head)
         c->backlog = 0; /* also forgets updates of topics unsubscribed meanwhile */
-    if (c->all && c->totals_seen != ws->totals_version && ws->totals &&
-        c->out.len + ws->totals_len <= FRAME_MAX) {
-        frame_add(c, ws->totals, ws->totals_len, &count);
-        c->totals_seen = ws->totals_version;
+    const struct totals *t = &ws->totals[c->totals];
+    if (c->all && c->totals_seen != t->version && t->text && c->out.len + t->len <= FRAME_MAX) {
+        frame_add(c, t->text, t->len, &count);
+        c->totals_seen = t->version;
     }
     if (count == 0)
         return false;
@@ -364,14 +458,15 @@ static void start_close(struct ws_client *c, int code, const char *reason)
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
 }
 
-/* A topic: agents:all, agent:<agent_id> or execution:<execution_id>. */
+/* A topic: agents:all, agent:<agent_id>, execution:<execution_id> or commands:<agent_id>. */
 struct topic {
     const char *name;
-    enum { TOPIC_ALL, TOPIC_AGENT, TOPIC_EXECUTION } kind;
+    enum { TOPIC_ALL, TOPIC_AGENT, TOPIC_EXECUTION, TOPIC_COMMANDS } kind;
     const char *id; /* the agent's or execution's id; NULL for agents:all */
 };
 
-#define TOPIC_EXPECTED "agents:all, agent:<agent_id> or execution:<execution_id>"
+#define TOPIC_EXPECTED                                                                             \
+    "agents:all, agent:<agent_id>, execution:<execution_id> or commands:<agent_id>"
 
 static bool parse_topic(const char *name, struct topic *t)
 {
@@ -387,29 +482,42 @@ static bool parse_topic(const char *name, struct topic *t)
     } else if (strncmp(name, "execution:", 10) == 0) {
         t->kind = TOPIC_EXECUTION;
         t->id = name + 10;
+    } else if (strncmp(name, "commands:", 9) == 0) {
+        t->kind = TOPIC_COMMANDS;
+        t->id = name + 9;
     }
     return t->id && id_is_valid(t->id);
 }
 
-/* The client's subscriptions of a topic's kind, by id. */
+static bool is_stream(const struct topic *t)
+{
+    return t->kind == TOPIC_EXECUTION || t->kind == TOPIC_COMMANDS;
+}
+
+/* The client's subscriptions of a topic's kind, and the topic's key there. */
 static json_t *topic_set(const struct ws_client *c, const struct topic *t)
 {
-    return t->kind == TOPIC_EXECUTION ? c->executions : c->topics;
+    return is_stream(t) ? c->streams : c->topics;
+}
+
+static const char *topic_key(const struct topic *t)
+{
+    return is_stream(t) ? t->name : t->id;
 }
 
 /* Collects the updates a resuming subscriber of a topic missed. */
 struct replay {
     struct buf out;
     const struct topic *topic;
+    const char *scope; /* the subscriber's team, or NULL */
 };
 
 static void replay_one(void *arg, const struct hub_update *u)
 {
     struct replay *r = arg;
-    bool mine = r->topic->kind == TOPIC_EXECUTION
-                    ? !u->agent && strcmp(u->execution, r->topic->id) == 0
-                    : u->agent != NULL; /* agents:all, or the agent's own updates */
-    if (mine) {
+    bool mine = is_stream(r->topic) ? !u->agent && strcmp(u->topic, r->topic->name) == 0
+                                    : u->agent != NULL; /* agents:all, or the agent's own */
+    if (mine && hub_team_sees(r->scope, u)) {
         buf_append(&r->out, u->text, u->len);
         buf_puts(&r->out, "\n");
     }
@@ -424,14 +532,23 @@ static void subscribe(struct ws_client *c, const struct topic *t, const char *si
     struct ws *ws = c->ws;
     struct hub *hub = ws->hub;
     json_t *set = topic_set(c, t);
-    bool held = t->id ? json_object_get(set, t->id) != NULL : c->all;
+    const char *key = topic_key(t);
+    if (c->agent[0] && !(t->id && strcmp(t->id, c->agent) == 0 &&
+                         (t->kind == TOPIC_AGENT || t->kind == TOPIC_COMMANDS))) {
+        queue_error(c, "forbidden",
+                    "an agent's token may subscribe to agent:<id> and commands:<id> of its own "
+                    "agent only",
+                    t->name);
+        return;
+    }
+    bool held = t->id ? json_object_get(set, key) != NULL : c->all;
     if (!held && topic_count(c) >= TOPICS_MAX) {
         queue_error(c, "too_many_topics", "a connection may subscribe to at most 1000 topics",
                     t->name);
         return;
     }
     uint64_t head = hub_head(hub);
-    struct replay replay = {.topic = t};
+    struct replay replay = {.topic = t, .scope = scope(c)};
     bool recovered = false;
     if (since_epoch && strcmp(since_epoch, hub_epoch(hub)) == 0 && since_seq <= head) {
         struct hub_agent *agent = t->kind == TOPIC_AGENT ? hub_agent_find(hub, t->id) : NULL;
@@ -449,33 +566,37 @@ static void subscribe(struct ws_client *c, const struct topic *t, const char *si
                          "epoch", hub_epoch(hub), "seq", (json_int_t)head, "recovered", recovered));
     if (recovered)
         buf_append(&c->control, replay.out.data, replay.out.len);
-    else if (t->kind != TOPIC_EXECUTION)
+    else if (is_stream(t))
+        queue_stream_state(c, t->name);
+    else
         queue_snapshot(c, t->name, t->id, "subscribe");
     buf_free(&replay.out);
     if (t->id) {
-        if (t->kind == TOPIC_EXECUTION && !held)
-            watch(ws, t->id, +1);
-        json_object_set_new(set, t->id, json_integer((json_int_t)head));
+        if (is_stream(t) && !held)
+            watch(ws, key, +1);
+        json_object_set_new(set, key, json_integer((json_int_t)head));
     } else {
         c->all = true;
         c->all_from = head;
+        c->totals = totals_slot(ws, c);
         /* A snapshot holds the totals; after a replay the latest totals follow. */
-        c->totals_seen = recovered ? ws->totals_version - 1 : ws->totals_version;
+        uint64_t version = ws->totals[c->totals].version;
+        c->totals_seen = recovered ? version - 1 : version;
     }
     wake(c);
 }
 
 static void unsubscribe(struct ws_client *c, const struct topic *t)
 {
-    bool was = t->id ? json_object_del(topic_set(c, t), t->id) == 0 : c->all;
+    bool was = t->id ? json_object_del(topic_set(c, t), topic_key(t)) == 0 : c->all;
     if (!t->id)
         c->all = false;
     if (!was) {
         queue_error(c, "not_subscribed", "not subscribed to this topic", t->name);
         return;
     }
-    if (t->kind == TOPIC_EXECUTION)
-        watch(c->ws, t->id, -1);
+    if (is_stream(t))
+        watch(c->ws, t->name, -1);
     queue_json(c, json_pack("{s:s, s:s}", "type", "unsubscribed", "topic", t->name));
     wake(c);
 }
@@ -661,9 +782,9 @@ static void client_free(struct ws_client *c)
     ws->closes++;
     const char *id;
     json_t *from;
-    json_object_foreach(c->executions, id, from) watch(ws, id, -1);
+    json_object_foreach(c->streams, id, from) watch(ws, id, -1);
     json_decref(c->topics);
-    json_decref(c->executions);
+    json_decref(c->streams);
     buf_free(&c->control);
     buf_free(&c->out);
     buf_free(&c->rx);
@@ -677,7 +798,7 @@ int ws_callback(struct ws *ws, struct lws *wsi, enum lws_callback_reasons reason
     switch (reason) {
     case LWS_CALLBACK_ESTABLISHED:
         c = calloc(1, sizeof(*c));
-        if (!c || !(c->topics = json_object()) || !(c->executions = json_object()))
+        if (!c || !(c->topics = json_object()) || !(c->streams = json_object()))
             abort();
         c->ws = ws;
         c->wsi = wsi;
@@ -705,6 +826,30 @@ int ws_callback(struct ws *ws, struct lws *wsi, enum lws_callback_reasons reason
     }
 }
 
+/* Renders a totals slot again when its figures changed, and wakes its subscribers. */
+static void render_totals(struct ws *ws, size_t i)
+{
+    struct totals *t = &ws->totals[i];
+    json_t *now = hub_totals(ws->hub, t->all ? NULL : t->team);
+    if (t->last && json_equal(now, t->last)) {
+        json_decref(now);
+        return;
+    }
+    json_decref(t->last);
+    t->last = json_incref(now);
+    json_t *doc = json_pack("{s:s, s:s, s:I}", "type", "totals", "epoch", hub_epoch(ws->hub), "seq",
+                            (json_int_t)hub_head(ws->hub));
+    json_object_update(doc, now);
+    json_decref(now);
+    free(t->text);
+    t->text = json_render(doc);
+    t->len = strlen(t->text);
+    t->version++;
+    for (struct ws_client *c = ws->clients; c; c = c->next)
+        if (c->all && c->totals == i)
+            wake(c);
+}
+
 void ws_tick(struct ws *ws, int64_t now)
 {
     if (ws->closes >= TRIM_AFTER_CLOSES && now - ws->trimmed_at >= TRIM_INTERVAL_US) {
@@ -713,19 +858,9 @@ void ws_tick(struct ws *ws, int64_t now)
         ws->trimmed_at = now;
     }
     if (now - ws->totals_at >= TOTALS_INTERVAL_US) {
-        size_t len;
-        char *totals = hub_render_totals(ws->hub, ws->totals == NULL);
-        if (totals) {
-            len = strlen(totals);
-            free(ws->totals);
-            ws->totals = totals;
-            ws->totals_len = len;
-            ws->totals_version++;
-            ws->totals_at = now;
-            for (struct ws_client *c = ws->clients; c; c = c->next)
-                if (c->all)
-                    wake(c);
-        }
+        ws->totals_at = now;
+        for (size_t i = 0; i < ws->n_totals; i++)
+            render_totals(ws, i);
     }
     for (struct ws_client *c = ws->clients; c; c = c->next) {
         if (c->refuse_code && !c->close_code &&

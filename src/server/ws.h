@@ -2,6 +2,7 @@
 #ifndef AEI_SERVER_WS_H
 #define AEI_SERVER_WS_H
 
+#include "server/health.h"
 #include "server/hub.h"
 
 #include <libwebsockets.h>
@@ -34,6 +35,10 @@ void ws_publish(struct ws *ws, const struct hub_update *u);
 int ws_callback(struct ws *ws, struct lws *wsi, enum lws_callback_reasons reason,
                 struct ws_client **client, void *in, size_t len);
 
+/* Confines a client to what its caller may see: one team's agents and streams (team NULL: every
+ * team), and for an agent's token (agent_id not NULL) that agent's topics alone. */
+void ws_client_set_principal(struct ws_client *c, const char *team, const char *agent_id);
+
 /* Sends coalesced totals and closes clients that stayed behind too long; call a few times a
  * second. */
 void ws_tick(struct ws *ws, int64_t now_mono);
@@ -42,6 +47,8 @@ void ws_tick(struct ws *ws, int64_t now_mono);
 void ws_close_all(struct ws *ws);
 
 size_t ws_connections(const struct ws *ws);
+/* Counts the connections and the topics they hold, for the health page. */
+void ws_count_subscribers(const struct ws *ws, struct health_ws *out);
 /* Whether some client holds the topic execution:<execution_id>: only then is it published. */
 bool ws_watches_execution(const struct ws *ws, const char *execution_id);
 

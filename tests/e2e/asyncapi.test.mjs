@@ -1,5 +1,6 @@
 // asyncapi.test.mjs - validate docs/api/asyncapi.yaml with the official AsyncAPI parser
-// (@asyncapi/parser) and check it against the issue-3 WebSocket contract.
+// (@asyncapi/parser) and check it against the issue-3 WebSocket contract and the commands
+// topic and team scope of issue 5.
 //
 // AEI_ASYNCAPI_SPEC=<file> checks another file instead (a broken copy, to see the test fail).
 // Needs no server and no network.
@@ -17,16 +18,18 @@ const openapi = join(root, 'docs', 'api', 'openapi.yaml');
 
 // What the contract (issue 3) names.
 const SERVER_TYPES = ['subscribed', 'snapshot', 'delta', 'event', 'totals', 'decision', 'execution',
-    'reload', 'unsubscribed', 'pong', 'error'];
+    'reload', 'unsubscribed', 'pong', 'error', 'command'];
 const CLIENT_OPS = ['subscribe', 'unsubscribe', 'ping'];
 const TEXT_FORMS = {
-    subscribe: ['subscribe:agents:all', 'subscribe:agent:researcher-1', 'subscribe:execution:run-42'],
-    unsubscribe: ['unsubscribe:agents:all', 'unsubscribe:agent:researcher-1'],
+    subscribe: ['subscribe:agents:all', 'subscribe:agent:researcher-1', 'subscribe:execution:run-42',
+        'subscribe:commands:researcher-1'],
+    unsubscribe: ['unsubscribe:agents:all', 'unsubscribe:agent:researcher-1',
+        'unsubscribe:commands:researcher-1'],
     ping: ['ping'],
 };
 const REPLIES = { subscribe: 'subscribed', unsubscribe: 'unsubscribed', ping: 'pong' };
 const ERROR_CODES = ['invalid_json', 'invalid_message', 'unknown_op', 'invalid_topic',
-    'invalid_since', 'too_many_topics', 'not_subscribed', 'unsupported_frame'];
+    'invalid_since', 'too_many_topics', 'not_subscribed', 'unsupported_frame', 'forbidden'];
 const CLOSE_CODES = ['1001', '1009', '4008', '4029'];
 
 // The parser, and the YAML reader and JSON Schema validator it depends on itself (loaded from
@@ -185,7 +188,11 @@ test('every contract message type and op is described', async () => {
     assert.ok(batch, 'no send operation carries a JSON array of messages');
     const items = deref(d, batch.items);
     const inBatch = (items.oneOf ?? items.anyOf ?? []).map((s) => constOf(d, s, 'type'));
-    assert.deepEqual(inBatch.sort(), [...SERVER_TYPES].sort(), 'the array does not admit every type');
+    assert.deepEqual([...new Set(inBatch)].sort(), [...SERVER_TYPES].sort(),
+        'the array does not admit every type');
+    assert.equal(inBatch.length, Object.keys(d.components.messages)
+        .filter((k) => constOf(d, d.components.messages[k].payload, 'type')).length,
+    'the array admits every server message, the two snapshots included');
 
     // Client -> server: the JSON form and the plain-text form of each op, in one receive
     // operation, with the contract's reply.
@@ -322,5 +329,14 @@ test('every example matches its payload schema, and the schemas reject bad messa
     assert.ok(!(await ok('Snapshot', { type: 'snapshot', topic: 'agents:all', epoch, seq: 0,
         agents: [] })), 'a snapshot without totals');
     assert.ok(!(await ok('Batch', [])), 'an empty array');
+    assert.ok(await ok('SubscribeRequest', { op: 'subscribe', topic: 'commands:researcher-1' }));
+    assert.ok(!(await ok('SubscribeRequest', { op: 'subscribe', topic: 'commands:' })));
+    assert.ok(!(await ok('CommandMessage', { type: 'command', topic: 'commands:a', epoch, seq: 3,
+        command: { command_id: 'c', action: 'launch', params: {}, created: '2026-11-24T15:00:00.000000Z' } })),
+    'an action that does not exist');
+    assert.ok(!(await ok('CommandsSnapshot', { type: 'snapshot', topic: 'commands:a', epoch, seq: 3 })),
+        'a commands snapshot without commands');
+    assert.ok(await ok('Batch', [{ type: 'snapshot', topic: 'commands:a', epoch, seq: 3, commands: [] }]),
+        'a commands snapshot in an array');
     assert.ok(!(await ok('Batch', [{ type: 'pong' }])), 'an array with a broken message');
 });

@@ -2,29 +2,15 @@
 // aei tool, GET /api/v0/audit (filters, pages, verified on read), GET /api/v0/audit/verify,
 // aei audit verify, the checkpoint file, tampering seen by all three, and the key file checks.
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import {
-    AEID, Aeid, STORES, assertError, failOnSanitizerReport, psql, randomToken, runAeid, sleep,
+    Aeid, STORES, assertError, failOnSanitizerReport, psql, randomToken, runAeid, sleep,
     tempDir, uniqueId,
 } from './lib/harness.mjs';
-
-const execFileP = promisify(execFile);
-const AEI = path.join(path.dirname(AEID), 'aei');
-
-/* Runs the aei tool; resolves with its exit code, stdout and stderr whatever the code. */
-async function aei(args) {
-    try {
-        const { stdout, stderr } = await execFileP(AEI, args, { timeout: 60000 });
-        return { code: 0, stdout, stderr };
-    } catch (e) {
-        if (typeof e.code !== 'number') throw e;
-        return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-    }
-}
+import { aei } from './lib/teams.mjs';
 
 /* Changes audit rows behind aeid's back, past the triggers (as an attacker with the database
  * files or a superuser would). */

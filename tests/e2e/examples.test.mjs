@@ -3,15 +3,10 @@
 // server on both stores.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { it, test } from 'node:test';
 import { REPO, describeEachStore } from './lib/harness.mjs';
-import { bundle } from './lib/openapi.mjs';
-
-const require = createRequire(import.meta.url);
-const Ajv2020 = require('ajv/dist/2020').default;
-const addFormats = require('ajv-formats');
+import { validator } from './lib/openapi.mjs';
 
 /* The ```json blocks of a Markdown file, each with the heading it sits under. */
 function examples(file) {
@@ -28,17 +23,6 @@ function examples(file) {
         out.push({ heading, body, value: JSON.parse(body) });
     }
     return out;
-}
-
-/* A validator for one of openapi.yaml's component schemas. */
-function validator(name) {
-    const doc = bundle();
-    const ajv = new Ajv2020({ strict: false, allErrors: true });
-    addFormats(ajv);
-    // OpenAPI's own keywords that JSON Schema does not know.
-    ajv.addKeyword('example');
-    ajv.addSchema({ $id: 'openapi', components: doc.components });
-    return ajv.getSchema(`openapi#/components/schemas/${name}`);
 }
 
 const heartbeats = examples('heartbeat-examples.md');

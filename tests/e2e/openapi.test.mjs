@@ -1,8 +1,10 @@
-// openapi.test.mjs - lint docs/api/openapi.yaml and check it against the issue-2 contract
-// and the decision-trace routes.
+// openapi.test.mjs - lint docs/api/openapi.yaml and check it against the issue-2 contract,
+// the decision-trace routes, and the commands and RBAC routes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bundle, config, deref, runRedocly, spec } from './lib/openapi.mjs';
+
+const ACTIONS = ['execute', 'pause', 'resume', 'terminate', 'assign', 'override', 'reassign'];
 
 test('redocly lint reports no errors and no warnings', () => {
     const r = runRedocly(['lint', '--config', config, '--lint-config', 'error',
@@ -46,6 +48,11 @@ test('every contract route is described, with the right security', () => {
         ['get', '/api/v0/executions/{execution_id}/export'],
         ['get', '/api/v0/audit'],
         ['get', '/api/v0/audit/verify'],
+        ['get', '/api/v0/debug/health'],
+        ['get', '/api/v0/me'],
+        ['get', '/api/v0/agents/{agent_id}/commands'],
+        ['post', '/api/v0/agents/{agent_id}/commands/{command_id}/ack'],
+        ...ACTIONS.map((a) => ['post', `/api/v0/agents/{agent_id}/${a}`]),
     ];
     const described = Object.entries(doc.paths).flatMap(([path, item]) =>
         Object.keys(item).filter((k) => k !== 'parameters').map((m) => `${m} ${path}`));
@@ -54,7 +61,9 @@ test('every contract route is described, with the right security', () => {
     for (const [method, path] of routes) {
         const op = doc.paths[path][method];
         const codes = Object.keys(op.responses);
-        assert.ok(codes.includes('200'), `${method} ${path}: no 200`);
+        const ok = path.endsWith('/ack') || !path.startsWith('/api/v0/agents/{agent_id}/') ||
+            method === 'get' ? '200' : '202';
+        assert.ok(codes.includes(ok), `${method} ${path}: no ${ok}`);
         assert.ok(codes.includes('405'), `${method} ${path}: no 405`);
         if (path === '/healthz') {
             assert.deepEqual(op.security, [], 'GET /healthz must not need a token');
@@ -82,9 +91,9 @@ test('error responses carry the contract codes and headers', () => {
     const error = doc.components.schemas.Error.properties.error;
     assert.deepEqual([...error.required].sort(), ['code', 'message']);
     assert.deepEqual([...error.properties.code.enum].sort(), [
-        'conflict', 'empty_body', 'internal', 'invalid_field', 'invalid_parameter', 'invalid_token',
-        'length_required', 'malformed_json', 'method_not_allowed', 'not_found', 'payload_too_large',
-        'store_unavailable', 'too_deep', 'unauthorized', 'unsupported_media_type',
+        'conflict', 'empty_body', 'forbidden', 'internal', 'invalid_field', 'invalid_parameter',
+        'invalid_token', 'length_required', 'malformed_json', 'method_not_allowed', 'not_found',
+        'payload_too_large', 'store_unavailable', 'too_deep', 'unauthorized', 'unsupported_media_type',
     ]);
     for (const k of ['field', 'line', 'column']) {
         assert.ok(error.properties[k], `Error lacks optional ${k}`);
@@ -94,6 +103,74 @@ test('error responses carry the contract codes and headers', () => {
     assert.ok(r.Unauthorized.headers['WWW-Authenticate']);
     assert.ok(r.MethodNotAllowed.headers.Allow);
     assert.ok(r.StoreUnavailable.headers['Retry-After']);
+    assert.ok(r.ActionUnavailable.headers['Retry-After']);
+    assert.ok(r.Forbidden.headers['WWW-Authenticate']);
+});
+
+test('every route a role or an agent token can be refused answers 403 Forbidden', () => {
+    const doc = bundle();
+    // Routes every valid token may call: no 403 (another agent's commands are a 404).
+    const open = new Set(['get /healthz', 'get /api/v0/me', 'get /api/v0/agents/{agent_id}/commands']);
+    for (const [path, item] of Object.entries(doc.paths)) {
+        for (const [method, op] of Object.entries(item)) {
+            if (method === 'parameters') continue;
+            const key = `${method} ${path}`;
+            const has = op.responses['403'] !== undefined;
+            assert.equal(has, !open.has(key), `${key}: ${has ? 'documents' : 'lacks'} 403`);
+            if (has) {
+                assert.equal(op.responses['403'].$ref, '#/components/responses/Forbidden', key);
+            }
+        }
+    }
+});
+
+test('the action routes document every answer, each with its own body schema', () => {
+    const doc = bundle();
+    const bodies = {
+        execute: 'ExecuteRequest', pause: 'ControlRequest', resume: 'ControlRequest',
+        terminate: 'ControlRequest', assign: 'AssignRequest', override: 'OverrideRequest',
+        reassign: 'ReassignRequest',
+    };
+    for (const action of ACTIONS) {
+        const op = doc.paths[`/api/v0/agents/{agent_id}/${action}`].post;
+        for (const code of ['202', '400', '401', '403', '404', '405', '409', '411', '413', '415',
+            '500', '503']) {
+            assert.ok(op.responses[code], `POST ${action}: no ${code}`);
+        }
+        const schema = op.requestBody.content['application/json'].schema;
+        assert.equal(schema.$ref, `#/components/schemas/${bodies[action]}`, action);
+        const s = deref(doc, schema);
+        assert.equal(s.additionalProperties, false, `${action}: unknown members are refused`);
+        assert.ok(s.properties.reason, `${action} takes a reason`);
+        assert.equal(op.requestBody.required, bodies[action] !== 'ControlRequest', action);
+    }
+    const ack = doc.paths['/api/v0/agents/{agent_id}/commands/{command_id}/ack'].post;
+    for (const code of ['200', '400', '401', '403', '404', '409', '413', '415', '503']) {
+        assert.ok(ack.responses[code], `POST ack: no ${code}`);
+    }
+    const s = doc.components.schemas;
+    assert.deepEqual(s.CommandAck.properties.status.enum, ['succeeded', 'failed', 'rejected']);
+    assert.deepEqual(s.CommandStatus.enum, ['pending', 'delivered', 'succeeded', 'failed', 'rejected']);
+    assert.deepEqual(s.CommandAction.enum, ACTIONS);
+    assert.equal(s.ExecuteRequest.properties.prompt.$ref, '#/components/schemas/CommandText');
+    assert.equal(s.CommandText.maxLength, 16384);
+    assert.equal(s.Reason.maxLength, 1000);
+});
+
+test('agents carry team_id and control; heartbeat answers carry commands', () => {
+    const doc = bundle();
+    const s = doc.components.schemas;
+    for (const k of ['team_id', 'control']) {
+        assert.ok(s.Agent.required.includes(k), `Agent requires ${k}`);
+    }
+    assert.deepEqual(deref(doc, s.Agent.properties.control).enum, ['active', 'paused', 'terminated']);
+    assert.ok(s.Execution.properties.team_id, 'Execution has team_id');
+    assert.equal(s.HeartbeatAck.properties.commands.items.$ref,
+        '#/components/schemas/CommandDelivery');
+    assert.deepEqual([...s.CommandDelivery.required].sort(),
+        ['action', 'command_id', 'created', 'params']);
+    assert.deepEqual([...s.Principal.properties.role.enum].sort(),
+        ['admin', 'agent', 'operator', 'viewer']);
 });
 
 test('heartbeat schema matches the contract limits', () => {

@@ -3,12 +3,10 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { chmodSync } from 'node:fs';
-import path from 'node:path';
 
 import {
     PG_SH, STORES, Aeid, assertError, failOnSanitizerReport, itShutsDownCleanly, makeHeartbeat,
-    sleep, tempDir, uniqueId,
+    ownClusterAeid, sleep, uniqueId,
 } from './lib/harness.mjs';
 
 /* Post until the answer's status is `want` or the time is up; returns the last answer. */
@@ -25,22 +23,11 @@ async function postUntil(srv, body, want, ms) {
 
 if (STORES.includes('postgres')) {
     describe('store outage (postgres, own cluster)', () => {
-        const parent = tempDir('aei-e2e-outage-');
-        const dir = path.join(parent, 'pg');
-        let srv;
-        before(async () => {
-            chmodSync(parent, 0o755); // PostgreSQL runs as the postgres user
-            const url = execFileSync(PG_SH, ['start', dir], { encoding: 'utf8' }).trim();
-            srv = new Aeid({ store: 'postgres', dbUrl: url });
-            await srv.start();
-        });
-        after(async () => {
-            await srv?.close();
-            execFileSync(PG_SH, ['stop', dir]);
-        });
-        failOnSanitizerReport(() => srv);
+        const own = ownClusterAeid('aei-e2e-outage-');
+        const dir = own.dir;
 
         it('PostgreSQL stops: heartbeats and reads answer 503 with Retry-After; it returns: 200', async () => {
+            const srv = own.srv;
             const id = uniqueId('outage');
             assert.equal((await srv.api('/api/v0/heartbeats', { body: makeHeartbeat(id) })).status, 200);
 
@@ -58,7 +45,7 @@ if (STORES.includes('postgres')) {
             assert.equal(agent.status, 200, agent.text);
             assert.equal(agent.json.status, 'idle');
         });
-        itShutsDownCleanly(() => srv);
+        itShutsDownCleanly(() => own.srv);
     });
 }
 

@@ -17,6 +17,7 @@ const PROMTOOL = process.env.PROMTOOL ?? '/usr/bin/promtool';
 const FULL_STATE_KEYS = [
     'agent_id', 'name', 'status', 'metrics', 'parent_agent_id', 'child_agent_ids', 'labels',
     'agent_ts', 'last_heartbeat', 'first_seen', 'schema_version', 'liveness', 'estimated_cost_usd',
+    'team_id', 'control',
 ].sort();
 const METRIC_KEYS = ['confidence', 'cost_usd', 'cpu_pct', 'mem_pct', 'tokens_per_min'];
 const TOTALS_KEYS = ['cost_usd', 'estimated_cost_usd', 'tokens_per_min', 'agents', 'agents_by_status',

@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { spawn, execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -585,6 +585,29 @@ export function describeEachStore(title, body, startOptions = {}) {
             itShutsDownCleanly(() => srv);
         });
     }
+}
+
+/**
+ * Inside a describe: aeid on a PostgreSQL cluster of its own (scripts/pg.sh in a fresh
+ * directory), for tests that halt the store (`PG_SH halt <dir>`) and start it again. Returns
+ * {dir, srv}: srv is set once the before hook has run; the after hook closes both. Every test
+ * fails on a sanitizer report printed during it.
+ */
+export function ownClusterAeid(prefix) {
+    const parent = tempDir(prefix);
+    const own = { dir: path.join(parent, 'pg'), srv: null };
+    before(async () => {
+        chmodSync(parent, 0o755); // PostgreSQL runs as the postgres user
+        const url = execFileSync(PG_SH, ['start', own.dir], { encoding: 'utf8' }).trim();
+        own.srv = new Aeid({ store: 'postgres', dbUrl: url });
+        await own.srv.start();
+    });
+    after(async () => {
+        await own.srv?.close();
+        execFileSync(PG_SH, ['stop', own.dir]);
+    });
+    failOnSanitizerReport(() => own.srv);
+    return own;
 }
 
 /* Start aeid on a store; the caller closes it with srv.close(). */

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -55,4 +56,20 @@ export function deref(doc, obj) {
         assert.ok(cur, `dangling $ref ${obj.$ref}`);
     }
     return cur;
+}
+
+/* A validator (ajv) for one of the spec's component schemas. */
+let ajv;
+export function validator(name) {
+    if (!ajv) {
+        const require = createRequire(import.meta.url);
+        const Ajv2020 = require('ajv/dist/2020').default;
+        const addFormats = require('ajv-formats');
+        ajv = new Ajv2020({ strict: false, allErrors: true });
+        addFormats(ajv);
+        // OpenAPI's own keywords that JSON Schema does not know.
+        ajv.addKeyword('example');
+        ajv.addSchema({ $id: 'openapi', components: bundle().components });
+    }
+    return ajv.getSchema(`openapi#/components/schemas/${name}`);
 }

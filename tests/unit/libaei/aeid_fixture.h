@@ -25,6 +25,8 @@ bool aeid_start(struct aeid *s); /* the first time makes the directory and ports
 void aeid_kill(struct aeid *s);  /* SIGKILL: batches in flight may have committed */
 void aeid_stop(struct aeid *s);  /* SIGTERM, wait, remove the directory */
 json_t *aeid_get(struct aeid *s, const char *path); /* NULL unless 200 */
+/* POST a JSON body with the bootstrap token; the answer's JSON (or NULL), its status in *status. */
+json_t *aeid_post(struct aeid *s, const char *path, const char *body, long *status);
 /* Every decision of an execution (following the pages), as a JSON array. */
 json_t *aeid_all_decisions(struct aeid *s, const char *execution_id);
 

@@ -33,6 +33,8 @@ static void nap(double s)
     nanosleep(&(struct timespec){.tv_sec = (time_t)s, .tv_nsec = (long)(fmod(s, 1) * 1e9)}, NULL);
 }
 
+static double mono(void);
+
 static struct aei_agent *agent(const char *address, const char *id, struct aei_agent_config *cfg)
 {
     cfg->server = address;
@@ -274,12 +276,148 @@ Test(libaei, ending_an_unknown_execution_is_refused_not_retried, .init = up, .fi
     aei_agent_free(a);
 }
 
+/* ---- commands ------------------------------------------------------------------------------ */
+
+/* Acts on an agent with the bootstrap token (an admin); returns the new command's id. */
+static void act(const char *agent_id, const char *action, const char *body, char id[64])
+{
+    char path[256];
+    snprintf(path, sizeof path, "/api/v0/agents/%s/%s", agent_id, action);
+    long status;
+    json_t *r = aeid_post(&srv, path, body, &status);
+    cr_assert_eq(status, 202, "POST %s: %ld", path, status);
+    snprintf(id, 64, "%s",
+             json_string_value(json_object_get(json_object_get(r, "command"), "command_id")));
+    json_decref(r);
+}
+
+/* Succeeds, refuses or fails by the execute's prompt, with a result saying why. */
+static enum aei_command_status by_prompt(const char *json, char *result, size_t size, void *user)
+{
+    (void)user;
+    json_t *c = json_loads(json, 0, NULL);
+    const char *prompt = json_string_value(json_object_get(json_object_get(c, "params"), "prompt"));
+    enum aei_command_status st = AEI_COMMAND_SUCCEEDED;
+    if (prompt && strcmp(prompt, "refuse") == 0) {
+        snprintf(result, size, "{\"reason\":\"not my kind of task\"}");
+        st = AEI_COMMAND_REJECTED;
+    } else if (prompt && strcmp(prompt, "crash") == 0) {
+        snprintf(result, size, "{\"error\":\"the model is down\"}");
+        st = AEI_COMMAND_FAILED;
+    } else {
+        snprintf(result, size, "{\"seen\":\"%s\"}", prompt ? prompt : "");
+    }
+    json_decref(c);
+    return st;
+}
+
+/* The stored command with this id, from GET .../commands (the caller decrefs). */
+static json_t *stored_command(const char *agent_id, const char *id)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/api/v0/agents/%s/commands?limit=100", agent_id);
+    json_t *page = aeid_get(&srv, path);
+    cr_assert(page, "GET %s", path);
+    size_t i;
+    json_t *c, *found = NULL;
+    json_array_foreach(json_object_get(page, "commands"), i, c)
+    {
+        if (strcmp(json_string_value(json_object_get(c, "command_id")), id) == 0)
+            found = json_incref(c);
+    }
+    json_decref(page);
+    cr_assert(found, "command %s is not stored", id);
+    return found;
+}
+
+static void expect_acked(const char *agent_id, const char *id, const char *status,
+                         const char *result)
+{
+    json_t *c = stored_command(agent_id, id);
+    cr_expect_str_eq(json_string_value(json_object_get(c, "status")), status);
+    char *got = json_dumps(json_object_get(c, "result"), JSON_COMPACT | JSON_ENCODE_ANY);
+    cr_expect_str_eq(got, result);
+    free(got);
+    json_decref(c);
+}
+
+Test(libaei, commands_are_acknowledged_with_what_the_callback_answered, .init = up, .fini = down)
+{
+    struct aei_agent_config cfg = aei_agent_config_default();
+    cfg.on_command = by_prompt;
+    struct aei_agent *a = agent(srv.address, "c-cmd-2", &cfg);
+    struct aei_error err;
+    cr_assert_eq(aei_agent_heartbeat(a, &err), AEI_OK, "%s", err.message);
+    char ok[64], no[64], bad[64];
+    act("c-cmd-2", "execute", "{\"prompt\":\"summarise\"}", ok);
+    act("c-cmd-2", "execute", "{\"prompt\":\"refuse\"}", no);
+    act("c-cmd-2", "execute", "{\"prompt\":\"crash\"}", bad);
+    cr_assert_eq(aei_agent_heartbeat(a, &err), AEI_OK, "%s", err.message);
+    cr_assert_eq(aei_agent_heartbeat(a, &err), AEI_OK, "%s", err.message);
+    expect_acked("c-cmd-2", ok, "succeeded", "{\"seen\":\"summarise\"}");
+    expect_acked("c-cmd-2", no, "rejected", "{\"reason\":\"not my kind of task\"}");
+    expect_acked("c-cmd-2", bad, "failed", "{\"error\":\"the model is down\"}");
+    struct aei_stats st;
+    aei_agent_stats(a, &st);
+    cr_expect_eq(st.commands, 3, "each command handled once: %llu",
+                 (unsigned long long)st.commands);
+    cr_expect_eq(st.acks, 3, "acknowledged once each: %llu", (unsigned long long)st.acks);
+    cr_expect_eq(st.ack_failures, 0);
+    aei_agent_free(a);
+}
+
+struct waiter {
+    struct aei_agent *a;
+    bool returned, go_on;
+};
+
+static void *wait_paused(void *arg)
+{
+    struct waiter *w = arg;
+    w->go_on = aei_agent_wait_if_paused(w->a, -1);
+    __atomic_store_n(&w->returned, true, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+Test(libaei, pause_resume_and_terminate_are_obeyed_by_default, .init = up, .fini = down)
+{
+    struct aei_agent_config cfg = aei_agent_config_default(); /* no on_command */
+    struct aei_agent *a = agent(srv.address, "c-ctl-1", &cfg);
+    struct aei_error err;
+    cr_assert_eq(aei_agent_heartbeat(a, &err), AEI_OK, "%s", err.message);
+    char pause[64], resume[64], terminate[64];
+    act("c-ctl-1", "pause", "{\"reason\":\"look\"}", pause);
+    cr_assert_eq(aei_agent_heartbeat(a, &err), AEI_OK, "%s", err.message);
+    cr_assert(aei_agent_is_paused(a));
+    double t0 = mono();
+    cr_expect(aei_agent_wait_if_paused(a, 0.3), "still paused, not terminated: go on later");
+    cr_expect(mono() - t0 >= 0.29, "wait_if_paused(0.3) waited %.3f s", mono() - t0);
+    struct waiter w = {.a = a};
+    pthread_t t;
+    pthread_create(&t, NULL, wait_paused, &w);
+    nap(0.3);
+    cr_expect(!__atomic_load_n(&w.returned, __ATOMIC_SEQ_CST), "a paused agent's loop waits");
+    act("c-ctl-1", "resume", NULL, resume);
+    cr_assert_eq(aei_agent_heartbeat(a, &err), AEI_OK, "%s", err.message);
+    pthread_join(t, NULL);
+    cr_expect(w.go_on && !aei_agent_is_paused(a));
+    act("c-ctl-1", "terminate", NULL, terminate);
+    cr_assert_eq(aei_agent_heartbeat(a, &err), AEI_OK, "%s", err.message);
+    cr_expect(aei_agent_is_terminated(a));
+    cr_expect(!aei_agent_wait_if_paused(a, -1), "terminated: the work ends");
+    expect_acked("c-ctl-1", pause, "succeeded", "null");
+    expect_acked("c-ctl-1", resume, "succeeded", "null");
+    expect_acked("c-ctl-1", terminate, "succeeded", "null");
+    aei_agent_free(a);
+}
+
 /* ---- the retry policy against a scripted server ------------------------------------------- */
 
 struct script {
     int fd;
     const char *answers[8]; /* raw HTTP responses, one per connection, in order */
     int n, served;
+    char requests[8][160]; /* the request line of each */
 };
 
 static void *serve(void *arg)
@@ -303,6 +441,8 @@ static void *serve(void *arg)
             if (end && (!cl || got >= (size_t)(end + 4 - buf) + strtoul(cl + 15, NULL, 10)))
                 break;
         }
+        snprintf(s->requests[s->served], sizeof s->requests[0], "%.*s", (int)strcspn(buf, "\r"),
+                 buf);
         const char *answer = s->answers[s->served++];
         if (write(c, answer, strlen(answer)) < 0)
             break;
@@ -435,27 +575,30 @@ Test(libaei_retry, other_4xx_are_not_retried)
     cr_expect_str_eq(err.field, "status");
 }
 
-static const char WITH_COMMANDS[] =
+/* A heartbeat answer handing out command c1 (a pause). */
+static const char WITH_C1[] =
     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-    "Content-Length: 120\r\n\r\n"
-    "{\"commands\":[{\"command_id\":\"c1\",\"type\":\"pause\"},{\"command_id\":\"c1\",\"type\":"
-    "\"pause\"},{\"command_id\":\"c2\",\"type\":\"resume\"}]}";
+    "Content-Length: 63\r\n\r\n"
+    "{\"commands\":[{\"command_id\":\"c1\",\"action\":\"pause\",\"params\":{}}]}";
 
 struct seen {
     int n;
     char last[256];
 };
 
-static void on_command(const char *json, void *user)
+static enum aei_command_status on_command(const char *json, char *result, size_t size, void *user)
 {
     struct seen *s = user;
     s->n++;
     snprintf(s->last, sizeof s->last, "%s", json);
+    snprintf(result, size, "{\"n\":%d}", s->n);
+    return AEI_COMMAND_SUCCEEDED;
 }
 
-Test(libaei_retry, each_command_is_passed_on_once)
+Test(libaei_retry, a_lost_acknowledgement_is_sent_again_and_the_command_not_handled_again)
 {
-    struct script s = {.answers = {WITH_COMMANDS, WITH_COMMANDS}, .n = 2};
+    /* heartbeat (c1), its ack refused with 503 (one attempt), heartbeat (c1 again), its ack. */
+    struct script s = {.answers = {WITH_C1, E503, WITH_C1, OK}, .n = 4};
     int port;
     s.fd = listen_any(&port);
     pthread_t t;
@@ -465,16 +608,23 @@ Test(libaei_retry, each_command_is_passed_on_once)
     struct seen seen = {0};
     struct aei_agent_config cfg = aei_agent_config_default();
     cfg.on_command = on_command;
+    cfg.on_log = count_log;
     cfg.user = &seen;
+    cfg.max_attempts = 1;
     struct aei_agent *a = agent(address, "c-cmd-1", &cfg);
     struct aei_error err;
     cr_assert_eq(aei_agent_heartbeat(a, &err), AEI_OK, "%s", err.message);
+    cr_expect(aei_agent_is_paused(a), "the pause is obeyed by libaei itself");
     cr_assert_eq(aei_agent_heartbeat(a, &err), AEI_OK, "%s", err.message);
-    cr_expect_eq(seen.n, 2, "c1 and c2 once each, got %d", seen.n);
-    cr_expect(strstr(seen.last, "\"c2\"") && strstr(seen.last, "resume"), "%s", seen.last);
+    cr_expect_eq(seen.n, 1, "c1 handled once, got %d", seen.n);
+    cr_expect(strstr(seen.last, "\"c1\"") && strstr(seen.last, "pause"), "%s", seen.last);
+    cr_expect_str_eq(s.requests[1], "POST /api/v0/agents/c-cmd-1/commands/c1/ack HTTP/1.1");
+    cr_expect_str_eq(s.requests[3], s.requests[1]);
     struct aei_stats st;
     aei_agent_stats(a, &st);
-    cr_expect_eq(st.commands, 2);
+    cr_expect_eq(st.commands, 1);
+    cr_expect_eq(st.acks, 1);
+    cr_expect_eq(st.ack_failures, 1);
     aei_agent_free(a);
     pthread_join(t, NULL);
     close(s.fd);

@@ -3,6 +3,8 @@
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,4 +125,63 @@ Test(mock, a_bad_token_or_server_is_named, .init = up, .fini = down)
     char *bad_agents[] = {"mock", "--agents", "many", "--server", srv.address, NULL};
     cr_expect_eq(run_aei(FIXTURE_TOKEN, bad_agents, out, sizeof out), 2);
     cr_expect(strstr(out, "--agents"), "%s", out);
+}
+
+struct mock_run {
+    char out[8192];
+    int rc;
+};
+
+static void *run_mock(void *arg)
+{
+    struct mock_run *m = arg;
+    char *args[] = {"mock", "--agents", "2", "--duration", "4",         "--heartbeat",
+                    "0.2",  "--every",  "1", "--server",   srv.address, NULL};
+    m->rc = run_aei(FIXTURE_TOKEN, args, m->out, sizeof m->out);
+    return NULL;
+}
+
+/* The status of mock-001's command of this action, from GET .../commands (NULL if none). */
+static char *command_status(const char *action)
+{
+    json_t *page = aeid_get(&srv, "/api/v0/agents/mock-001/commands?limit=100");
+    char *status = NULL;
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(page, "commands"), i, c)
+    {
+        if (strcmp(json_string_value(json_object_get(c, "action")), action) == 0)
+            status = strdup(json_string_value(json_object_get(c, "status")));
+    }
+    json_decref(page);
+    return status;
+}
+
+Test(mock, acknowledges_commands_and_obeys_pause, .init = up, .fini = down, .timeout = 120)
+{
+    struct mock_run m = {0};
+    pthread_t t;
+    pthread_create(&t, NULL, run_mock, &m);
+    json_t *agent = NULL;
+    for (int i = 0; i < 100 && !agent; i++) { /* registered within 10 s */
+        nanosleep(&(struct timespec){.tv_nsec = 100000000}, NULL);
+        agent = aeid_get(&srv, "/api/v0/agents/mock-001");
+    }
+    cr_assert(agent, "mock-001 did not register");
+    json_decref(agent);
+    long status;
+    json_decref(aeid_post(&srv, "/api/v0/agents/mock-001/pause", "{\"reason\":\"test\"}", &status));
+    cr_assert_eq(status, 202);
+    nanosleep(&(struct timespec){.tv_sec = 1}, NULL);
+    json_decref(aeid_post(&srv, "/api/v0/agents/mock-001/resume", NULL, &status));
+    cr_assert_eq(status, 202);
+    pthread_join(t, NULL);
+    cr_assert_eq(m.rc, 0, "aei mock exited %d:\n%s", m.rc, m.out);
+    cr_expect(strstr(m.out, "commands        2 (acknowledged 2, failed acks 0)"), "%s", m.out);
+    for (int k = 0; k < 2; k++) {
+        char *st = command_status(k ? "resume" : "pause");
+        cr_expect(st && strcmp(st, "succeeded") == 0, "%s: %s", k ? "resume" : "pause",
+                  st ? st : "(none)");
+        free(st);
+    }
 }

@@ -37,7 +37,8 @@ static void end_hub(struct hub *h)
 }
 
 /* Applies a heartbeat given as JSON, stamped at server time ts. */
-static void beat(struct hub *h, const char *text, int64_t ts)
+/* Applies a heartbeat of an agent of `team` ("" for the default team). */
+static void team_beat(struct hub *h, const char *team, const char *text, int64_t ts)
 {
     json_error_t err;
     json_t *doc = json_loads(text, 0, &err);
@@ -47,8 +48,14 @@ static void beat(struct hub *h, const char *text, int64_t ts)
     cr_assert_eq(hb_from_json(doc, &hb, &pb), 0, "%s", pb.message);
     json_decref(doc);
     hb.server_ts = ts;
+    snprintf(hb.team_id, sizeof(hb.team_id), "%s", team);
     hub_heartbeat(h, &hb, 1);
     hb_clear(&hb);
+}
+
+static void beat(struct hub *h, const char *text, int64_t ts)
+{
+    team_beat(h, "", text, ts);
 }
 
 static json_t *last(void)
@@ -232,9 +239,7 @@ Test(hub, agents_go_stale_then_dead_and_come_back)
 
 static json_t *totals(struct hub *h)
 {
-    char *text = hub_render_totals(h, true);
-    json_t *t = json_loads(text, 0, NULL);
-    free(text);
+    json_t *t = hub_totals(h, NULL);
     cr_assert_not_null(t);
     return t;
 }
@@ -261,12 +266,12 @@ Test(hub, totals_sum_costs_and_estimate_unpriced_tokens)
     cr_assert_float_eq(json_number_value(json_object_get(changed_of(last()), "estimated_cost_usd")),
                        0.05, 1e-9);
 
-    char *again = hub_render_totals(h, false);
-    cr_assert_null(again, "unchanged totals are not sent again");
+    t = totals(h);
     hub_check_health(h, T0 + 31 * SECOND);
-    again = hub_render_totals(h, false);
-    cr_assert_not_null(again, "stale agents' tokens no longer count");
-    free(again);
+    json_t *stale = totals(h);
+    cr_assert_not(json_equal(t, stale), "a stale agent changes the totals");
+    json_decref(t);
+    json_decref(stale);
     end_hub(h);
 }
 
@@ -276,7 +281,7 @@ Test(hub, snapshot_lists_agents_in_id_order)
     beat(h, "{\"agent_id\":\"b\",\"status\":\"idle\"}", T0);
     beat(h, "{\"agent_id\":\"a\",\"status\":\"idle\"}", T0 + 1);
     size_t len;
-    char *text = hub_render_snapshot(h, "agents:all", NULL, &len);
+    char *text = hub_render_snapshot(h, "agents:all", NULL, NULL, &len);
     json_t *snap = json_loads(text, 0, NULL);
     cr_assert_eq(strlen(text), len);
     free(text);
@@ -288,7 +293,7 @@ Test(hub, snapshot_lists_agents_in_id_order)
                      "a");
     cr_assert_not_null(json_object_get(snap, "totals"));
     json_decref(snap);
-    text = hub_render_snapshot(h, "agent:zz", "zz", &len);
+    text = hub_render_snapshot(h, "agent:zz", NULL, "zz", &len);
     snap = json_loads(text, 0, NULL);
     free(text);
     cr_assert_eq(json_array_size(json_object_get(snap, "agents")), 0, "unknown agent: empty");
@@ -306,4 +311,84 @@ Test(hub, epochs_differ_between_hubs)
     hub_free(h1);
     json_decref(keep);
     end_hub(h2);
+}
+
+static const struct hub_update *last_update(struct hub *h)
+{
+    return hub_update_at(h, hub_head(h));
+}
+
+Test(hub, teams_see_only_their_agents)
+{
+    struct hub *h = new_hub();
+    team_beat(h, "red", "{\"agent_id\":\"r1\",\"status\":\"idle\",\"metrics\":{\"cost_usd\":1}}",
+              T0);
+    team_beat(h, "blue", "{\"agent_id\":\"b1\",\"status\":\"idle\",\"metrics\":{\"cost_usd\":2}}",
+              T0);
+    /* A heartbeat never moves an agent to another team. */
+    team_beat(h, "blue", "{\"agent_id\":\"r1\",\"status\":\"processing\"}", T0 + 1);
+    cr_assert_str_eq(hub_agent_team(hub_agent_find(h, "r1")), "red");
+    cr_assert(hub_team_sees("red", last_update(h)));
+    cr_assert_not(hub_team_sees("blue", last_update(h)));
+    cr_assert(hub_team_sees(NULL, last_update(h)));
+    json_t *red = hub_totals(h, "red"), *all = hub_totals(h, NULL);
+    cr_assert_eq(json_integer_value(json_object_get(red, "agents")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(all, "agents")), 2);
+    cr_assert_float_eq(json_number_value(json_object_get(all, "cost_usd")), 2, 1e-9);
+    json_decref(red);
+    json_decref(all);
+    size_t len;
+    char *text = hub_render_snapshot(h, "agents:all", "blue", NULL, &len);
+    json_t *snap = json_loads(text, 0, NULL);
+    free(text);
+    json_t *agents = json_object_get(snap, "agents");
+    cr_assert_eq(json_array_size(agents), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(agents, 0), "team_id")),
+                     "blue");
+    json_decref(snap);
+    text = hub_render_snapshot(h, "agent:r1", "blue", "r1", &len);
+    snap = json_loads(text, 0, NULL);
+    free(text);
+    cr_assert_eq(json_array_size(json_object_get(snap, "agents")), 0, "another team's: empty");
+    json_decref(snap);
+    end_hub(h);
+}
+
+static void count_delivered(void *arg, const char *command_id)
+{
+    (void)command_id;
+    ++*(int *)arg;
+}
+
+Test(hub, open_commands_go_out_in_order_until_acknowledged)
+{
+    struct hub *h = new_hub();
+    beat(h, "{\"agent_id\":\"a\",\"status\":\"idle\"}", T0);
+    struct hub_agent *a = hub_agent_find(h, "a");
+    hub_command_add(h, a, "c1", "{\"command_id\":\"c1\"}", true);
+    cr_assert_str_eq(json_string_value(json_object_get(last(), "topic")), "commands:a");
+    hub_command_add(h, a, "c2", "{\"command_id\":\"c2\"}", false);
+    struct buf b = {0};
+    int delivered = 0;
+    hub_commands_write(a, &b, 10, count_delivered, &delivered);
+    cr_assert_str_eq(b.data, "[{\"command_id\":\"c1\"},{\"command_id\":\"c2\"}]");
+    cr_assert_eq(delivered, 2);
+    buf_reset(&b);
+    hub_commands_write(a, &b, 10, count_delivered, &delivered);
+    cr_assert_eq(delivered, 2, "each is marked delivered once");
+    cr_assert(hub_command_remove(a, "c2"));
+    cr_assert_not(hub_command_remove(a, "c2"), "gone once acknowledged");
+    hub_command_add(h, a, "c3", "{\"command_id\":\"c3\"}", false);
+    buf_reset(&b);
+    hub_commands_write(a, &b, 10, NULL, NULL);
+    cr_assert_str_eq(b.data, "[{\"command_id\":\"c1\"},{\"command_id\":\"c3\"}]");
+    cr_assert_eq(hub_open_commands(a), 2);
+    buf_reset(&b);
+    hub_commands_write(a, &b, 1, NULL, NULL);
+    cr_assert_str_eq(b.data, "[{\"command_id\":\"c1\"}]", "the oldest first, up to max");
+    buf_free(&b);
+    hub_set_control(h, a, AGENT_PAUSED);
+    cr_assert_eq(hub_agent_control(a), AGENT_PAUSED);
+    cr_assert_str_eq(json_string_value(json_object_get(changed_of(last()), "control")), "paused");
+    end_hub(h);
 }

@@ -1,6 +1,15 @@
 // api.ts - the HTTP API client: every call carries the token; a 401 signs the tab out.
 import { clearToken, getToken } from './auth';
-import type { Decision, Execution } from './types';
+import type {
+  AgentAction,
+  AuditPage,
+  AuditVerification,
+  CommandAccepted,
+  DebugHealth,
+  Decision,
+  Execution,
+  Principal,
+} from './types';
 
 export class ApiError extends Error {
   constructor(
@@ -12,8 +21,10 @@ export class ApiError extends Error {
   }
 }
 
-async function request(path: string, token = getToken()): Promise<Response> {
-  const r = await fetch(path, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+async function request(path: string, token = getToken(), init: RequestInit = {}): Promise<Response> {
+  const headers: Record<string, string> = token ? { Authorization: `Bearer ${token}` } : {};
+  if (init.body !== undefined) headers['Content-Type'] = 'application/json';
+  const r = await fetch(path, { ...init, headers });
   if (r.ok) return r;
   let code = 'http_' + r.status;
   let message = `${r.status} ${r.statusText}`;
@@ -42,6 +53,44 @@ function query(params: Record<string, string | number | undefined | null>): stri
 /** Checks a token before it is kept: resolves if the server accepts it. */
 export async function checkToken(token: string): Promise<void> {
   await getJson('/api/v0/agents?limit=1', token);
+}
+
+/** Who the token speaks for; rejects with an ApiError (401 for a token the server refuses). */
+export function getMe(token?: string): Promise<Principal> {
+  return getJson<Principal>('/api/v0/me', token);
+}
+
+export interface AuditQuery {
+  actor?: string;
+  action_type?: string;
+  resource_id?: string;
+  from?: string;
+  to?: string;
+  cursor?: string | null;
+  limit?: number;
+}
+
+export function listAudit(q: AuditQuery) {
+  return getJson<AuditPage>('/api/v0/audit' + query({ ...q }));
+}
+
+export function verifyAudit() {
+  return getJson<AuditVerification>('/api/v0/audit/verify');
+}
+
+export function getHealth() {
+  return getJson<DebugHealth>('/api/v0/debug/health');
+}
+
+/** Asks an agent to act: execute (with a prompt), pause, resume or terminate. */
+export async function actOnAgent(
+  agentId: string,
+  action: AgentAction,
+  body: { prompt?: string; reason?: string },
+): Promise<CommandAccepted> {
+  const path = `/api/v0/agents/${encodeURIComponent(agentId)}/${action}`;
+  const r = await request(path, undefined, { method: 'POST', body: JSON.stringify(body) });
+  return r.json() as Promise<CommandAccepted>;
 }
 
 export interface ExecutionPage {

@@ -27,6 +27,10 @@ export interface Agent {
   agent_ts: string | null;
   liveness: Liveness;
   estimated_cost_usd: number | null;
+  /** The team of the token that registered it. */
+  team_id?: string;
+  /** What operators last asked of it: pause makes it paused, terminate terminated. */
+  control?: 'active' | 'paused' | 'terminated';
 }
 
 export interface Totals {
@@ -124,3 +128,109 @@ export type HubMessage =
   | { type: 'unsubscribed'; topic: string }
   | { type: 'pong'; server_ts: string }
   | { type: 'error'; code: string; message: string; topic?: string };
+
+/** One audit row, as GET /api/v0/audit lists it; `verified` is computed on read. */
+export interface AuditRow {
+  id: number;
+  team_id: string;
+  seq: number;
+  ts: string;
+  ts_us: number;
+  actor_type: 'user' | 'agent' | 'service';
+  actor_id: string;
+  action_type: string;
+  resource_id: string;
+  /** A JSON object, or a string when the stored context is not JSON (a tampered row). */
+  context: unknown;
+  prev_hash: string;
+  immutable_hash: string;
+  verified: boolean;
+}
+
+export interface AuditPage {
+  rows: AuditRow[];
+  next: string | null;
+}
+
+export interface AuditVerification {
+  ok: boolean;
+  rows_checked: number;
+  checkpoint?: boolean;
+  seconds?: number;
+  error?: string;
+  first_bad: null | { id: number; team_id: string; seq: number; reason: string; message: string };
+}
+
+export interface LatencySummary {
+  count: number;
+  mean_ms: number | null;
+  p50_ms: number | null;
+  p99_ms: number | null;
+}
+
+export interface Rates {
+  per_second_10s: number;
+  per_second_60s: number;
+}
+
+export interface StoreCall {
+  ok: boolean;
+  query_ms: number;
+  error?: string;
+}
+
+/** GET /api/v0/debug/health. */
+export interface DebugHealth {
+  version: string;
+  started: string;
+  now: string;
+  uptime_seconds: number;
+  store: {
+    backend: 'sqlite' | 'postgres';
+    probe: StoreCall;
+    latency: { commit: LatencySummary; read: LatencySummary };
+  };
+  websocket: {
+    connections: number;
+    subscribed: number;
+    agents_all: number;
+    agent_topics: number;
+    execution_topics: number;
+    command_topics: number;
+    push_latency: LatencySummary;
+  };
+  rates: { heartbeats: Rates; decisions: Rates };
+  errors: {
+    total: number;
+    recent: { ts: string; where: string; status: number | null; code: string; message: string }[];
+  };
+  audit_sample: StoreCall & { rows: AuditRow[] };
+}
+
+export type Role = 'admin' | 'operator' | 'viewer' | 'agent';
+
+/** Who a token speaks for: GET /api/v0/me. */
+export interface Principal {
+  id: string;
+  kind: 'admin' | 'user' | 'agent';
+  team: string;
+  role: Role;
+  /** The token's id; null for the bootstrap token. */
+  token_id?: string | null;
+}
+
+export type AgentAction = 'execute' | 'pause' | 'resume' | 'terminate';
+
+/** The answer to POST /api/v0/agents/{agent_id}/{action}: 202 with the command queued. */
+export interface CommandAccepted {
+  command: {
+    command_id: string;
+    agent_id: string;
+    action: AgentAction;
+    status: string;
+    created: string;
+    [more: string]: unknown;
+  };
+  /** Set for execute: the execution the agent was asked to run. */
+  execution_id?: string;
+}

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { Agents, launchBrowser, screenshot, signedInPage, startServer } from './lib.mjs';
+import { Agents, launchBrowser, screenshot, signedInPage, startServer, until } from './lib.mjs';
 
 const AGENTS = ['alpha', 'bravo', 'charlie', 'delta', 'echo'].map((n) => `ui-${n}`);
 const EXECUTION = 'run-ui-1';
@@ -39,22 +39,6 @@ function tree() {
   out.push(decision('r1', null));
   for (let i = 0; i < 8; i++) out.push(decision(`r1.c${i}`, 'r1'));
   return out;
-}
-
-/** Polls fn until it returns a truthy value or timeoutMs passes. */
-async function until(what, fn, timeoutMs = 10000) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e.message;
-    }
-    if (Date.now() > end) assert.fail(`${what}: not within ${timeoutMs} ms (last: ${JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const cell = (page, agent, col) => page.locator(`[data-agent-id="${agent}"] [data-col="${col}"]`);

@@ -1,6 +1,7 @@
 // lib.mjs - what the browser tests share: the real aeid (tests/e2e's harness) serving the built
 // dashboard, Debian's Chromium driven by playwright-core, and agents that send real heartbeats
 // over HTTP.
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,15 +33,31 @@ export async function launchBrowser() {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
 }
 
-/** A page signed in with the server's token. */
-export async function signedInPage(browser, srv, path = '/') {
+/** A page signed in with the server's token, or another; close it with page.context().close(). */
+export async function signedInPage(browser, srv, path = '/', token = srv.token) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
   await page.goto(srv.baseUrl + path);
-  await page.getByLabel('Token').fill(srv.token);
+  await page.getByLabel('Token').fill(token);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByTestId('connection').waitFor();
   return page;
+}
+
+/** Polls fn until it returns a truthy value or timeoutMs passes. */
+export async function until(what, fn, timeoutMs = 10000) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e.message;
+    }
+    if (Date.now() > end) assert.fail(`${what}: not within ${timeoutMs} ms (last: ${JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 export async function screenshot(page, name) {

@@ -2,6 +2,7 @@
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { useEffect, useMemo, useRef, useState, useSyncExternalStore } from 'react';
 import { fleet } from '../../lib/session';
+import { AgentActionsPanel } from '../actions/AgentActionsPanel';
 import type { AgentStatus, Liveness } from '../../lib/types';
 import { AgentRow, ROW_HEIGHT } from './AgentRow';
 import { COLUMNS, GRID_TEMPLATE, VOLATILE_SORTS } from './columns';
@@ -73,36 +74,39 @@ export function AgentsPage() {
           {ids.length === total ? `${total} agents` : `${ids.length} of ${total} agents`}
         </span>
       </div>
-      <div className="table" role="table" aria-rowcount={ids.length}>
-        <div className="row head" role="row" style={{ gridTemplateColumns: GRID_TEMPLATE }}>
-          {COLUMNS.map((c) => (
-            <div key={c.key} role="columnheader" className={`cell${c.numeric ? ' num' : ''}`} aria-sort={q.sort === c.key ? (q.descending ? 'descending' : 'ascending') : undefined}>
-              {c.sort ? (
-                <button type="button" className="sort" onClick={() => sortBy(c.key)}>
-                  {c.label}
-                  {q.sort === c.key ? (q.descending ? ' ▼' : ' ▲') : ''}
-                </button>
-              ) : (
-                c.label
-              )}
-            </div>
-          ))}
+      <div className="agents-body">
+        <div className="table" role="table" aria-rowcount={ids.length}>
+          <div className="row head" role="row" style={{ gridTemplateColumns: GRID_TEMPLATE }}>
+            {COLUMNS.map((c) => (
+              <div key={c.key} role="columnheader" className={`cell${c.numeric ? ' num' : ''}`} aria-sort={q.sort === c.key ? (q.descending ? 'descending' : 'ascending') : undefined}>
+                {c.sort ? (
+                  <button type="button" className="sort" onClick={() => sortBy(c.key)}>
+                    {c.label}
+                    {q.sort === c.key ? (q.descending ? ' ▼' : ' ▲') : ''}
+                  </button>
+                ) : (
+                  c.label
+                )}
+              </div>
+            ))}
+          </div>
+          <div className="scroll" ref={scrollRef} data-testid="agents-scroll">
+            {total === 0 ? (
+              <p className="empty">
+                No agents yet. An agent appears here with its first heartbeat (POST /api/v0/heartbeats).
+              </p>
+            ) : ids.length === 0 ? (
+              <p className="empty">No agent matches these filters.</p>
+            ) : (
+              <div style={{ height: virtualizer.getTotalSize(), position: 'relative' }}>
+                {virtualizer.getVirtualItems().map((v) => (
+                  <AgentRow key={v.key as string} id={ids[v.index]} top={v.start} />
+                ))}
+              </div>
+            )}
+          </div>
         </div>
-        <div className="scroll" ref={scrollRef} data-testid="agents-scroll">
-          {total === 0 ? (
-            <p className="empty">
-              No agents yet. An agent appears here with its first heartbeat (POST /api/v0/heartbeats).
-            </p>
-          ) : ids.length === 0 ? (
-            <p className="empty">No agent matches these filters.</p>
-          ) : (
-            <div style={{ height: virtualizer.getTotalSize(), position: 'relative' }}>
-              {virtualizer.getVirtualItems().map((v) => (
-                <AgentRow key={v.key as string} id={ids[v.index]} top={v.start} />
-              ))}
-            </div>
-          )}
-        </div>
+        <AgentActionsPanel />
       </div>
     </section>
   );

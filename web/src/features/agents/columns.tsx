@@ -1,9 +1,9 @@
-// columns.tsx - the agents table's columns in one place: header, width, cell and sort key. An
-// actions column (issue 5) is one more entry here.
+// columns.tsx - the agents table's columns in one place: header, width, cell and sort key.
 import type { ReactNode } from 'react';
 import { Link } from 'react-router';
 import { LivenessBadge } from '../../components/LivenessBadge';
 import { RelativeTime } from '../../components/RelativeTime';
+import { ActionsButton } from '../actions/ActionsButton';
 import { confidence, count, percent, usd } from '../../lib/format';
 import type { Agent } from '../../lib/types';
 
@@ -62,6 +62,8 @@ export const COLUMNS: Column[] = [
     key: 'executions', label: 'Traces', width: '5.5rem', fields: [],
     cell: (a) => <Link to={`/agents/${encodeURIComponent(a.agent_id)}/executions`}>executions</Link>,
   },
+  /* Empty for roles that may not act; the button opens the side panel (AgentActionsPanel). */
+  { key: 'actions', label: '', width: '5.5rem', fields: [], cell: (a) => <ActionsButton agentId={a.agent_id} /> },
 ];
 
 export const GRID_TEMPLATE = COLUMNS.map((c) => c.width).join(' ');

@@ -1,7 +1,9 @@
-// SignIn.tsx - asks for a token and keeps it for this tab once the server accepts it.
+// SignIn.tsx - asks for a token and keeps it for this tab once the server says whom it speaks
+// for (GET /api/v0/me); that principal decides what the views show.
 import { useState, type FormEvent } from 'react';
-import { ApiError, checkToken } from '../../lib/api';
+import { ApiError } from '../../lib/api';
 import { setToken } from '../../lib/auth';
+import { fetchPrincipal, setPrincipal } from '../../lib/principal';
 
 export function SignIn() {
   const [token, setValue] = useState('');
@@ -18,7 +20,7 @@ export function SignIn() {
     setBusy(true);
     setError('');
     try {
-      await checkToken(t);
+      setPrincipal(await fetchPrincipal(t));
       setToken(t);
     } catch (err) {
       setError(
