@@ -636,6 +636,15 @@ void store_close(struct store *s)
         s->ops->close(s);
 }
 
+int store_set_scope(struct store *s, const char *team_id)
+{
+    if (!team_id)
+        team_id = "";
+    if (strlen(team_id) > AEI_ID_MAX)
+        return AEI_EINVAL;
+    return s->ops->set_scope(s, team_id);
+}
+
 struct order {
     const char *agent_id;
     size_t index;

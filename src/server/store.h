@@ -204,6 +204,8 @@ struct store_ops {
     /* Marks a pending command delivered at `now`; one delivered or acknowledged is left. */
     int (*mark_delivered)(struct store *s, const char *command_id, int64_t now);
     void (*close)(struct store *s);
+    /* team_id "" for unscoped; never called inside a transaction. */
+    int (*set_scope)(struct store *s, const char *team_id);
 };
 
 /* Every backend's connection starts with this header. */
@@ -221,6 +223,9 @@ int store_open(const char *url, struct store **out, char *err, size_t errlen);
  * benchmark. */
 void store_sqlite_audit_sql(const struct audit_query *q, struct buf *sql);
 void store_pg_audit_sql(const struct audit_query *q, struct buf *sql);
+/* The libpq connection (PGconn) of a PostgreSQL store, for tests and tools that need SQL no
+ * store operation runs; NULL for another backend. Borrowed: store_close() closes it. */
+struct pg_conn *store_pg_conn(struct store *s);
 /* Backend constructors used by store_open(). */
 int store_sqlite_open(const char *path, struct store **out, char *err, size_t errlen);
 int store_pg_open(const char *url, struct store **out, char *err, size_t errlen);
@@ -371,6 +376,15 @@ int store_mark_delivered(struct store *s, char (*ids)[AEI_ID_MAX + 1], size_t n,
 
 /* Closes the connection; store_close(NULL) is a no-op. */
 void store_close(struct store *s);
+
+/* Scopes the connection's later statements to one team's rows (team_id NULL or "": unscoped,
+ * every row; the server's own work and admins). On PostgreSQL this is the session's row-level
+ * security scope (migration 0008, docs/auth.md): a scoped statement sees and writes only that
+ * team's agents, heartbeats, executions, decisions, commands, audit rows, tokens and users. It
+ * is a second line behind the application's checks, not a replacement: SQLite has no such thing
+ * and ignores it. Call it outside a transaction; a repeated scope costs nothing. AEI_EINVAL for
+ * a team id longer than AEI_ID_MAX or a call inside a transaction. */
+int store_set_scope(struct store *s, const char *team_id);
 
 /* SQL that both backends share. The columns every read returns, in this order, so that one row
  * reader serves all queries: agent_id, name, status, the five metrics, parent_agent_id,

@@ -24,6 +24,7 @@ struct store_pg {
     bool broken;      /* a statement timed out: reconnect before the next */
     bool in_tx;       /* between begin and commit: a lost connection fails, never reconnects */
     struct buf batch; /* reused for the JSON of each heartbeat batch */
+    char scope[AEI_ID_MAX + 1]; /* the session's row-level security scope, "" for none */
 };
 
 /* One statement, hence one transaction and one round trip, for a whole batch: the batch arrives
@@ -94,21 +95,44 @@ static const char *first_line(const char *msg, char *out, size_t n)
     return out;
 }
 
-/* Returns the result of a statement, or NULL if the connection is lost or the server does not
- * answer within STATEMENT_TIMEOUT_MS; reconnects first if the last statement lost it. */
-static PGresult *run(struct store_pg *s, const char *sql, int nparams, const char *const *params)
+static const char SQL_SET_SCOPE[] = "SELECT set_config('aei.team', $1, false)";
+
+/* A new session starts unscoped, which sees every team: a connection that was scoped before it
+ * was lost gets its scope back before anything else runs on it, or is not used. */
+static bool restore_scope(struct store_pg *s)
+{
+    if (!s->scope[0])
+        return true;
+    const char *params[] = {s->scope};
+    PGresult *res = PQexecParams(s->conn, SQL_SET_SCOPE, 1, NULL, params, NULL, NULL, 0);
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+    PQclear(res);
+    if (!ok)
+        log_error("postgres: could not restore the scope of a reconnected session");
+    return ok;
+}
+
+/* Sends a statement without waiting for its answer, in text or (binary) binary result format;
+ * false if the connection is lost. Reconnects first if the last statement lost it. */
+static bool send_query(struct store_pg *s, const char *sql, int nparams, const char *const *params,
+                       bool binary)
 {
     if (s->broken || PQstatus(s->conn) != CONNECTION_OK) {
         if (s->in_tx)
-            return NULL; /* the transaction, and its locks, are gone with the connection */
+            return false; /* the transaction, and its locks, are gone with the connection */
         PQreset(s->conn);
-        if (PQstatus(s->conn) != CONNECTION_OK)
-            return NULL;
+        if (PQstatus(s->conn) != CONNECTION_OK || !restore_scope(s))
+            return false;
         s->broken = false;
         log_info("store: reconnected to PostgreSQL");
     }
-    if (!PQsendQueryParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0))
-        return NULL;
+    return PQsendQueryParams(s->conn, sql, nparams, NULL, params, NULL, NULL, binary ? 1 : 0);
+}
+
+/* Returns the result of the statement sent last, or NULL if the connection is lost or the server
+ * does not answer within STATEMENT_TIMEOUT_MS. */
+static PGresult *receive(struct store_pg *s)
+{
     int64_t deadline = aei_mono_us() + STATEMENT_TIMEOUT_MS * 1000LL;
     while (PQisBusy(s->conn)) {
         struct pollfd pfd = {.fd = PQsocket(s->conn), .events = POLLIN};
@@ -129,6 +153,12 @@ static PGresult *run(struct store_pg *s, const char *sql, int nparams, const cha
     while ((extra = PQgetResult(s->conn)))
         PQclear(extra);
     return res;
+}
+
+/* Returns the result of a statement, or NULL (see send_query() and receive()). */
+static PGresult *run(struct store_pg *s, const char *sql, int nparams, const char *const *params)
+{
+    return send_query(s, sql, nparams, params, false) ? receive(s) : NULL;
 }
 
 /* Maps a failed result to an AEI_E* code and logs why. Frees res. */
@@ -838,13 +868,28 @@ static void text_copy(PGresult *res, int r, int c, char *out, size_t n)
     out[len] = '\0';
 }
 
-/* Reads a row in STORE_AUDIT_COLUMNS order; context points into res. */
+/* A bigint: decimal text, or 8 bytes big-endian in binary result format (the audit walk's). */
+static int64_t value_i64(PGresult *res, int r, int c)
+{
+    if (PQfformat(res, c) == 0)
+        return strtoll(PQgetvalue(res, r, c), NULL, 10);
+    if (PQgetlength(res, r, c) != 8)
+        return 0;
+    const uint8_t *p = (const uint8_t *)PQgetvalue(res, r, c);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return (int64_t)v;
+}
+
+/* Reads a row in STORE_AUDIT_COLUMNS order, in either result format (a text value in binary
+ * format is its bytes, still followed by a NUL); context points into res. */
 static void read_audit_pg(PGresult *res, int r, struct audit_row *row)
 {
-    row->id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+    row->id = value_i64(res, r, 0);
     text_copy(res, r, 1, row->team_id, sizeof(row->team_id));
-    row->seq = strtoll(PQgetvalue(res, r, 2), NULL, 10);
-    row->ts = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+    row->seq = value_i64(res, r, 2);
+    row->ts = value_i64(res, r, 3);
     int actor = audit_actor_parse(PQgetvalue(res, r, 4));
     row->actor_type = actor < 0 ? AUDIT_ACTOR_SERVICE : (enum audit_actor)actor;
     text_copy(res, r, 5, row->actor_id, sizeof(row->actor_id));
@@ -938,35 +983,54 @@ static const char *const SQL_SCAN[2][2] = {
      "$1::text IS NOT NULL ORDER BY id LIMIT " SCAN_PAGE},
 };
 
+/* Calls each() for the rows of a page; returns the first non-zero answer, or 0. */
+static int scan_page(PGresult *res, int (*each)(void *arg, const struct audit_row *r), void *arg)
+{
+    struct audit_row r;
+    for (int i = 0, rows = PQntuples(res); i < rows; i++) {
+        read_audit_pg(res, i, &r);
+        int stop = each(arg, &r);
+        if (stop)
+            return stop;
+    }
+    return 0;
+}
+
 static int pg_scan_audit(struct store *base, const char *team_id, bool by_id,
                          int (*each)(void *arg, const struct audit_row *r), void *arg)
 {
     struct store_pg *s = (struct store_pg *)base;
-    /* Keyset pages keep memory flat however long the log is: after (team, seq), or after id. */
+    /* Keyset pages keep memory flat however long the log is: after (team, seq), or after id.
+     * Each page is asked for as soon as the one before it arrives, so that the server reads
+     * and sends it while this thread hashes (the walk took the sum of both before). Results
+     * come in binary format: integers need no parsing. */
     char team[AEI_ID_MAX + 1] = "", after[24] = "0";
     const char *sql = SQL_SCAN[by_id][team_id != NULL];
+    const char *params[] = {team, after, team_id};
+    int np = team_id ? 3 : 2;
+    if (!send_query(s, sql, np, params, true))
+        return fail(s, NULL, "reading the audit log");
     for (;;) {
-        const char *params[] = {team, after, team_id};
-        PGresult *res = run(s, sql, team_id ? 3 : 2, params);
+        PGresult *res = receive(s);
         if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
             return fail(s, res, "reading the audit log");
         int rows = PQntuples(res);
-        struct audit_row r;
-        for (int i = 0; i < rows; i++) {
-            read_audit_pg(res, i, &r);
-            int stop = each(arg, &r);
-            if (stop) {
+        bool more = rows == atoi(SCAN_PAGE);
+        if (more) {
+            text_copy(res, rows - 1, 1, team, sizeof(team));
+            snprintf(after, sizeof(after), "%lld",
+                     (long long)value_i64(res, rows - 1, by_id ? 0 : 2));
+            if (!send_query(s, sql, np, params, true)) {
                 PQclear(res);
-                return stop;
+                return fail(s, NULL, "reading the audit log");
             }
         }
-        if (rows > 0) {
-            value_copy(res, rows - 1, 1, team, sizeof(team));
-            snprintf(after, sizeof(after), "%s", PQgetvalue(res, rows - 1, by_id ? 0 : 2));
-        }
+        int stop = scan_page(res, each, arg);
         PQclear(res);
-        if (rows < atoi(SCAN_PAGE))
-            return 0;
+        if (stop && more)
+            PQclear(receive(s)); /* the page asked for ahead, unread: the connection is free */
+        if (stop || !more)
+            return stop;
     }
 }
 
@@ -1227,6 +1291,30 @@ static int pg_mark_delivered(struct store *base, const char *command_id, int64_t
                    2, params, "marking a command delivered");
 }
 
+/* The scope is the session's setting aei.team, which the policies of migration 0008 read; a
+ * session-level set_config() made inside a transaction would be undone by its rollback, hence
+ * the refusal there. A session that is lost is given its scope back when it reconnects
+ * (restore_scope()), so an unchanged scope needs no round trip. */
+static int pg_set_scope(struct store *base, const char *team_id)
+{
+    struct store_pg *s = (struct store_pg *)base;
+    if (s->in_tx)
+        return AEI_EINVAL;
+    if (strcmp(s->scope, team_id) == 0)
+        return 0;
+    snprintf(s->scope, sizeof(s->scope), "%s", team_id);
+    const char *params[] = {team_id};
+    PGresult *res = run(s, SQL_SET_SCOPE, 1, params);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        /* Whatever the session's scope is now, the next statement starts a new session with
+         * the scope asked for here, or fails: never runs in a scope nobody asked for. */
+        s->broken = true;
+        return fail(s, res, "setting the team scope");
+    }
+    PQclear(res);
+    return 0;
+}
+
 static void pg_close(struct store *base)
 {
     struct store_pg *s = (struct store_pg *)base;
@@ -1272,7 +1360,13 @@ static const struct store_ops pg_ops = {
     .list_commands = pg_list_commands,
     .mark_delivered = pg_mark_delivered,
     .close = pg_close,
+    .set_scope = pg_set_scope,
 };
+
+PGconn *store_pg_conn(struct store *s)
+{
+    return s->ops == &pg_ops ? ((struct store_pg *)s)->conn : NULL;
+}
 
 /* Notices such as "relation already exists, skipping" are not worth a log line. */
 static void ignore_notice(void *arg, const char *message)

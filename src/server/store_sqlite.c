@@ -1761,6 +1761,17 @@ static void sqlite_close(struct store *base)
     free(s);
 }
 
+/* SQLite has no row-level security, and needs none as a second line: its file belongs to one
+ * aeid process, with no other clients and no database roles, so the application's team checks
+ * are the only ones (docs/auth.md). The call is still refused inside a transaction, as on
+ * PostgreSQL, so that a misplaced call shows up in tests on either store. */
+static int sqlite_set_scope(struct store *base, const char *team_id)
+{
+    struct store_sqlite *s = (struct store_sqlite *)base;
+    (void)team_id;
+    return sqlite3_get_autocommit(s->db) ? 0 : AEI_EINVAL;
+}
+
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .put_heartbeats = sqlite_put_heartbeats,
@@ -1798,6 +1809,7 @@ static const struct store_ops sqlite_ops = {
     .list_commands = sqlite_list_commands,
     .mark_delivered = sqlite_mark_delivered,
     .close = sqlite_close,
+    .set_scope = sqlite_set_scope,
 };
 
 /* Prepares the statements; the tables exist only after migration, so this runs lazily. */

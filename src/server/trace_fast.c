@@ -594,16 +594,17 @@ static const yajl_callbacks callbacks = {
     on_start_map, on_map_key, on_end_map, on_start_array, on_end_array,
 };
 
-/* What yajl takes and jansson refuses, left to the jansson path: escaped UTF-16 surrogates
- * (yajl substitutes a lone one), vertical tab and form feed as whitespace, and UTF-8 that is
- * overlong or encodes surrogates. */
+/* What yajl takes and jansson refuses, left to the jansson path: escaped UTF-16 surrogates,
+ * high or low (yajl substitutes a lone one), vertical tab and form feed as whitespace, and UTF-8
+ * that is overlong or encodes surrogates. */
 static bool unusual(const char *s, size_t len)
 {
     if (memchr(s, '\v', len) || memchr(s, '\f', len))
         return true;
     const char *end = s + len;
     for (const char *p = s; (p = memchr(p, '\\', (size_t)(end - p))) && p + 1 < end; p += 2) {
-        if (p[1] == 'u' && p + 3 < end && (p[2] | 0x20) == 'd' && memchr("89ab", p[3] | 0x20, 4))
+        if (p[1] == 'u' && p + 3 < end && (p[2] | 0x20) == 'd' &&
+            memchr("89abcdef", p[3] | 0x20, 8))
             return true;
     }
     return !utf8_valid(s, len);

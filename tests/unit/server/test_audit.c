@@ -347,3 +347,21 @@ Test(audit, token_forms)
     auth_token_id(h, id);
     cr_assert_str_eq(id, "tk_deadbeef0102");
 }
+
+/* Hashes come back from the store as hex: exactly 2n digits, either case, or refused. */
+Test(audit, unhex_takes_exactly_the_digits_of_n_bytes)
+{
+    uint8_t out[4];
+    cr_assert(audit_unhex("00ff7a9B", out, 4));
+    cr_assert_eq(out[0], 0x00);
+    cr_assert_eq(out[1], 0xff);
+    cr_assert_eq(out[2], 0x7a);
+    cr_assert_eq(out[3], 0x9b);
+    const char *bad[] = {"00ff7a9",   /* short */
+                         "00ff7a9b0", /* long */
+                         "00ff7a9g",  /* not a digit, last place */
+                         "g0ff7a9b",  /* first place */
+                         "00f 7a9b",  "", "0x00ff7a"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_expect_not(audit_unhex(bad[i], out, 4), "accepted \"%s\"", bad[i]);
+}

@@ -92,6 +92,9 @@ Test(trace_fast, leaves_invalid_and_unusual_bodies_to_the_jansson_path)
         D(",\"tokens\":1e999"),
         D(",\"reasoning_context\":\"\\ud800\""),
         D(",\"reasoning_context\":\"\\uD83D\\uDE00\""),
+        /* A lone low surrogate (found by fuzz_traces): jansson refuses it. */
+        D(",\"reasoning_context\":\"caf\\udddd\""),
+        D(",\"reasoning_context\":\"\\uDC00\""),
         D(",\"reasoning_context\":\"a\\u0000b\""),
         D(",\"reasoning_context\":[1]"),
         D(",\"reasoning_context\":{\"k\":1,\"k\":2}"),

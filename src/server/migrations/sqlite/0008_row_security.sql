@@ -1,0 +1,5 @@
+-- 0008_row_security.sql - nothing to do: PostgreSQL's 0008 adds row-level security, which
+-- SQLite does not have. A SQLite store is one file opened by one aeid process, with no other
+-- clients and no database roles to scope, so the application's team checks are the only line
+-- there (store_set_scope() is a no-op on SQLite; docs/auth.md). The file exists because each
+-- backend's migrations are numbered without gaps.
