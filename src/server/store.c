@@ -645,6 +645,29 @@ int store_set_scope(struct store *s, const char *team_id)
     return s->ops->set_scope(s, team_id);
 }
 
+static bool scopes(const struct store *s, const char *team_id)
+{
+    return team_id && team_id[0] && s->ops->scope_transaction;
+}
+
+int store_begin_scoped(struct store *s, const char *team_id)
+{
+    if (!scopes(s, team_id))
+        return 0;
+    if (strlen(team_id) > AEI_ID_MAX)
+        return AEI_EINVAL;
+    int rc = s->ops->begin(s);
+    if (rc == 0 && (rc = s->ops->scope_transaction(s, team_id)) != 0)
+        s->ops->rollback(s);
+    return rc;
+}
+
+void store_end_scoped(struct store *s, const char *team_id)
+{
+    if (scopes(s, team_id))
+        s->ops->rollback(s); /* it only read */
+}
+
 struct order {
     const char *agent_id;
     size_t index;

@@ -206,6 +206,8 @@ struct store_ops {
     void (*close)(struct store *s);
     /* team_id "" for unscoped; never called inside a transaction. */
     int (*set_scope)(struct store *s, const char *team_id);
+    /* In a transaction: scopes it alone (NULL where the store has no row-level security). */
+    int (*scope_transaction)(struct store *s, const char *team_id);
 };
 
 /* Every backend's connection starts with this header. */
@@ -385,6 +387,12 @@ void store_close(struct store *s);
  * and ignores it. Call it outside a transaction; a repeated scope costs nothing. AEI_EINVAL for
  * a team id longer than AEI_ID_MAX or a call inside a transaction. */
 int store_set_scope(struct store *s, const char *team_id);
+/* Runs what follows, until store_end_scoped(), in a read transaction scoped to one team, the
+ * scope local to the transaction: a pooler in transaction mode (pgbouncer) keeps it with the
+ * reads it governs and never hands it to another client's statements, as a session setting
+ * could. A no-op (0) for team NULL or "" and on a store without row-level security. */
+int store_begin_scoped(struct store *s, const char *team_id);
+void store_end_scoped(struct store *s, const char *team_id);
 
 /* SQL that both backends share. The columns every read returns, in this order, so that one row
  * reader serves all queries: agent_id, name, status, the five metrics, parent_agent_id,

@@ -96,6 +96,7 @@ static const char *first_line(const char *msg, char *out, size_t n)
 }
 
 static const char SQL_SET_SCOPE[] = "SELECT set_config('aei.team', $1, false)";
+static const char SQL_SCOPE_TRANSACTION[] = "SELECT set_config('aei.team', $1, true)";
 
 /* A new session starts unscoped, which sees every team: a connection that was scoped before it
  * was lost gets its scope back before anything else runs on it, or is not used. */
@@ -1315,6 +1316,17 @@ static int pg_set_scope(struct store *base, const char *team_id)
     return 0;
 }
 
+static int pg_scope_transaction(struct store *base, const char *team_id)
+{
+    struct store_pg *s = (struct store_pg *)base;
+    const char *params[] = {team_id};
+    PGresult *res = run(s, SQL_SCOPE_TRANSACTION, 1, params);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+        return fail(s, res, "scoping a transaction");
+    PQclear(res);
+    return 0;
+}
+
 static void pg_close(struct store *base)
 {
     struct store_pg *s = (struct store_pg *)base;
@@ -1361,6 +1373,7 @@ static const struct store_ops pg_ops = {
     .mark_delivered = pg_mark_delivered,
     .close = pg_close,
     .set_scope = pg_set_scope,
+    .scope_transaction = pg_scope_transaction,
 };
 
 PGconn *store_pg_conn(struct store *s)

@@ -459,7 +459,12 @@ static void *reader_main(void *arg)
     struct job *j;
     while ((j = queue_take(&self->in, 1))) {
         int64_t start = aei_mono_us();
-        run_read(self->store, j);
+        /* A caller confined to one team reads under row-level security too (PostgreSQL). */
+        j->rc = store_begin_scoped(self->store, j->scope_team);
+        if (j->rc == 0) {
+            run_read(self->store, j);
+            store_end_scoped(self->store, j->scope_team);
+        }
         double seconds = (double)(aei_mono_us() - start) / 1e6;
         if (j->kind == JOB_LIST_EXECUTIONS)
             metrics_observe_trace_query(TRACE_QUERY_EXECUTIONS, seconds);

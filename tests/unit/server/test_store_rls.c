@@ -342,3 +342,26 @@ Test(store_rls, the_scope_is_refused_inside_a_transaction_and_checked)
         store_fixture_remove(urls[u]);
     }
 }
+
+/* The server's reads: a transaction scoped to one team, and nothing of it left afterwards. */
+Test(store_rls, a_scoped_read_transaction_sees_one_team_and_leaves_no_scope)
+{
+    struct store *s = open_seeded();
+    struct heartbeat *agents;
+    size_t n;
+    cr_assert_eq(store_begin_scoped(s, "team-B"), 0);
+    cr_assert_eq(store_list_agents(s, "", -1, &agents, &n), 0);
+    cr_expect_eq(n, 1);
+    for (size_t i = 0; i < n; i++)
+        cr_expect(strchr(agents[i].agent_id, 'B'), "%s", agents[i].agent_id);
+    store_free_rows(agents, n);
+    struct execution ex;
+    cr_expect_eq(store_get_execution(s, "exec-A1", &ex), AEI_ENOTFOUND);
+    store_end_scoped(s, "team-B");
+    cr_assert_eq(store_list_agents(s, "", -1, &agents, &n), 0);
+    cr_expect_eq(n, 3, "unscoped again once the transaction is over");
+    store_free_rows(agents, n);
+    cr_expect_eq(store_begin_scoped(s, NULL), 0, "no team: no transaction");
+    cr_expect_eq(store_begin_scoped(s, ""), 0);
+    store_close(s);
+}
