@@ -31,14 +31,7 @@ aeid_pid=""
 trap 'cleanup "$aeid_pid"' EXIT
 
 for store in $STORES; do
-    case $store in
-    sqlite) db="sqlite:$tmp/actions.db" ;;
-    postgresql)
-        pg_dir="$tmp/pg"
-        db=$("$ROOT/scripts/pg.sh" start "$pg_dir") || die "could not start PostgreSQL"
-        ;;
-    *) die "unknown store '$store' in BENCH_STORES; use sqlite, postgresql" ;;
-    esac
+    store_up "$store" || exit 1
     port=$(free_port)
     ws_port=$(free_port)
     "$AEID" --http "127.0.0.1:$port" --ws "127.0.0.1:$ws_port" --db "$db" \
@@ -66,10 +59,7 @@ open(sys.argv[3], "w").write(u.urlopen(r, timeout=600).read().decode())' \
         die "verifying the chains failed on $store"
     stop_pid "$aeid_pid"
     aeid_pid=""
-    if [ "$store" = postgresql ]; then
-        "$ROOT/scripts/pg.sh" stop "$pg_dir" >/dev/null 2>&1 || true
-        pg_dir=""
-    fi
+    store_down "$store"
 done
 
 mkdir -p "$OUT"

@@ -105,3 +105,32 @@ print(cpu_model())
 PY
 )
 }
+
+# store_up STORE: sets db to the URL of a store to run against, "sqlite" (a file in $tmp) or
+# "postgresql" (a throwaway cluster in $tmp/pg, remembered in pg_dir for store_down and
+# cleanup). Fails (with a message) for another name or a cluster that does not start.
+# shellcheck disable=SC2154,SC2034 # tmp is the sourcing script's, which reads db
+store_up() {
+    case $1 in
+    sqlite) db="sqlite:$tmp/${bench_name%.sh}.db" ;;
+    postgresql)
+        pg_dir="$tmp/pg"
+        db=$("$ROOT/scripts/pg.sh" start "$pg_dir") || {
+            echo "$bench_name: PostgreSQL did not start" >&2
+            return 1
+        }
+        ;;
+    *)
+        echo "$bench_name: unknown store '$1'; use sqlite or postgresql" >&2
+        return 1
+        ;;
+    esac
+}
+
+# store_down STORE: stops what store_up started.
+store_down() {
+    if [ "$1" = postgresql ] && [ -n "$pg_dir" ]; then
+        "$ROOT/scripts/pg.sh" stop "$pg_dir" >/dev/null 2>&1 || true
+        pg_dir=""
+    fi
+}

@@ -25,14 +25,7 @@ pg_dir=""
 aeid_pid=""
 clients=()
 trap 'cleanup "${clients[@]}" "$aeid_pid"' EXIT
-case $STORE in
-sqlite) db="sqlite:$tmp/soak.db" ;;
-postgresql)
-    pg_dir="$tmp/pg"
-    db=$("$ROOT/scripts/pg.sh" start "$pg_dir") || die "could not start PostgreSQL"
-    ;;
-*) die "unknown store '$STORE' in BENCH_STORES; use sqlite or postgresql" ;;
-esac
+store_up "$STORE" || exit 1
 port=$(free_port)
 "$AEID" --http "127.0.0.1:$port" --ws "127.0.0.1:$(free_port)" --db "$db" \
     --audit-key "$tmp/audit.key" 2>"$tmp/aeid.log" &

@@ -236,6 +236,18 @@ char *json_render(json_t *doc)
     return text;
 }
 
+char *json_render_page(const char *name, json_t *list, bool more, int64_t last_key,
+                       const char *last_id)
+{
+    json_t *next = json_null();
+    if (more) {
+        char cursor[320];
+        snprintf(cursor, sizeof(cursor), "%lld-%s", (long long)last_key, last_id);
+        next = json_string(cursor);
+    }
+    return json_render(json_pack("{s:o, s:o}", name, list, "next", next));
+}
+
 size_t utf8_length(const char *s)
 {
     size_t n = 0;

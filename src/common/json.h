@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 /* Deepest nesting of arrays and objects accepted in a request body. */
@@ -44,6 +45,10 @@ void json_write_real(struct buf *out, double v);
 /* Returns doc as compact JSON text, reals with 15 significant digits (0.73, not
  * 0.72999999999999998), and releases doc. Aborts on out-of-memory. Caller frees with free(). */
 char *json_render(json_t *doc);
+/* Renders a keyset page {"<name>": list, "next": cursor} (taking list): the cursor is
+ * "<last_key>-<last_id>" of the page's last row when more rows follow, else null. */
+char *json_render_page(const char *name, json_t *list, bool more, int64_t last_key,
+                       const char *last_id);
 
 /* Whether the len bytes at s are valid UTF-8 (no overlong forms, surrogates or code points past
  * U+10FFFF). */

@@ -260,15 +260,10 @@ char *command_render_page(const struct command *rows, size_t n, int limit)
     json_t *list = json_array();
     for (size_t i = 0; i < shown; i++)
         json_array_append_new(list, command_to_json(&rows[i]));
-    json_t *next = json_null();
-    if (shown < n && shown > 0) {
-        /* A cursor is "<created>-<command_id>" of the last row of the page. */
-        char cursor[AEI_ID_MAX + 32];
-        snprintf(cursor, sizeof(cursor), "%lld-%s", (long long)rows[shown - 1].created,
-                 rows[shown - 1].command_id);
-        next = json_string(cursor);
-    }
-    return json_render(json_pack("{s:o, s:o}", "commands", list, "next", next));
+    /* A cursor is "<created>-<command_id>" of the last row of the page. */
+    const struct command *last = shown ? &rows[shown - 1] : NULL;
+    return json_render_page("commands", list, shown < n && last, last ? last->created : 0,
+                            last ? last->command_id : "");
 }
 
 int command_ack_parse(const json_t *doc, enum command_status *status, char **result,

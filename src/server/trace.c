@@ -393,15 +393,10 @@ char *trace_render_executions(const struct execution *rows, size_t n, int limit)
     json_t *list = json_array();
     for (size_t i = 0; i < shown; i++)
         json_array_append_new(list, execution_to_json(&rows[i]));
-    json_t *next = json_null();
-    if (shown < n && shown > 0) {
-        /* "<started>-<execution_id>" of the page's last execution. */
-        char cursor[AEI_ID_MAX + 32];
-        snprintf(cursor, sizeof(cursor), "%lld-%s", (long long)rows[shown - 1].started,
-                 rows[shown - 1].execution_id);
-        next = json_string(cursor);
-    }
-    return json_render(json_pack("{s:o, s:o}", "executions", list, "next", next));
+    /* "<started>-<execution_id>" of the page's last execution. */
+    const struct execution *last = shown ? &rows[shown - 1] : NULL;
+    return json_render_page("executions", list, shown < n && last, last ? last->started : 0,
+                            last ? last->execution_id : "");
 }
 
 char *trace_render_execution(const struct execution *e)
