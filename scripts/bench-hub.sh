@@ -52,7 +52,8 @@ PEERS=$ROOT/bench/peers
 
 [ -x "$AEI" ] || die "no $AEI; run 'make build' first"
 [ -x "$AEID" ] || die "no $AEID; run 'make build' first"
-"$AEI" bench --help | grep -q -- --subscribers ||
+# (Help read whole first: grep -q stops early, and under pipefail aei's SIGPIPE would count.)
+grep -q -- --subscribers <<<"$("$AEI" bench --help)" ||
     die "$AEI has no --subscribers; run 'make build' first"
 command -v python3 >/dev/null || die "python3 is needed to collect results; run scripts/bootstrap.sh"
 # Run on its own, the script measures whatever was built last; say so when that is not the tree.

@@ -126,7 +126,7 @@ for store in $STORES; do
         run_bench "$store" "rollup-$rep"
         metrics >"$tmp/runs/$store-rollup-$rep.metrics"
         for _ in $(seq 1 600); do
-            metrics | grep -q '^aei_retention_runs_total{outcome="ok"} [1-9]' && break
+            grep -q '^aei_retention_runs_total{outcome="ok"} [1-9]' <<<"$(metrics)" && break
             sleep 1
         done
         stop_pid "$aeid_pid"
