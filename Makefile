@@ -38,8 +38,9 @@ test:
 # Suites of `make bench`, in this order: ingest (scripts/bench.sh), hub (scripts/bench-hub.sh),
 # traces (scripts/bench-traces.sh), export (scripts/bench-export.sh), retention
 # (scripts/bench-retention.sh), audit (scripts/bench-audit.sh), actions (scripts/bench-actions.sh),
-# dashboard (scripts/bench-dashboard.sh) and soak (scripts/bench-soak.sh, ten minutes).
-BENCH_SUITES ?= ingest hub traces export retention audit actions dashboard soak
+# dashboard (scripts/bench-dashboard.sh), trace-view (scripts/bench-trace-view.sh) and soak
+# (scripts/bench-soak.sh, ten minutes).
+BENCH_SUITES ?= ingest hub traces export retention audit actions dashboard trace-view soak
 
 bench:
 	scripts/bootstrap.sh
@@ -53,9 +54,10 @@ bench:
 	    retention) scripts/bench-retention.sh || status=1 ;; \
 	    audit) scripts/bench-audit.sh || status=1 ;; \
 	    actions) scripts/bench-actions.sh || status=1 ;; \
+	    trace-view) scripts/bench-trace-view.sh || status=1 ;; \
 	    soak) scripts/bench-soak.sh || status=1 ;; \
 	    dashboard) scripts/bench-dashboard.sh || status=1 ;; \
-	    *) echo "make bench: unknown suite '$$suite' in BENCH_SUITES; use ingest, hub, traces, export, retention, audit, actions, dashboard, soak" >&2; \
+	    *) echo "make bench: unknown suite '$$suite' in BENCH_SUITES; use ingest, hub, traces, export, retention, audit, actions, dashboard, trace-view, soak" >&2; \
 	       status=1 ;; \
 	    esac; \
 	done; exit $$status

@@ -16,18 +16,9 @@
 // ("100x5000x60 1000x1000x30": agents x milliseconds between an agent's heartbeats x seconds),
 // BENCH_DASHBOARD_VIEWPORT (1600x900), BENCH_DASHBOARD_TRACE (a file: a Chrome trace of the
 // first scenario's window, for chrome://tracing or Perfetto).
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { CHROMIUM, now, percentile, signIn, sleep, startAeid, stopAeid } from './lib.mjs';
 
-const WEB = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const AEID = process.env.AEID ?? path.join(WEB, '..', 'build', 'aeid');
-const CHROMIUM = process.env.AEI_CHROMIUM ?? '/usr/bin/chromium';
 const SCENARIOS = (process.env.BENCH_DASHBOARD_SCENARIOS ?? '100x5000x60 1000x1000x30')
   .split(/\s+/).filter(Boolean).map((s) => {
     const [agents, everyMs, seconds] = s.split('x').map(Number);
@@ -37,45 +28,6 @@ const WARMUP_MS = 3000;
 const FPS_SECONDS = 10;
 const [VW, VH] = (process.env.BENCH_DASHBOARD_VIEWPORT ?? '1600x900').split('x').map(Number);
 const MARK = 1_000_000; // tokens_per_min values from here on are markers
-const now = () => performance.timeOrigin + performance.now();
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-async function startAeid() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aei-bench-dashboard-'));
-  const port = await freePort();
-  const wsPort = await freePort();
-  const token = randomBytes(18).toString('base64url');
-  const proc = spawn(AEID, ['--http', `127.0.0.1:${port}`, '--ws', `127.0.0.1:${wsPort}`,
-    '--db', `sqlite:${path.join(dir, 'aei.db')}`, '--web-root', path.join(WEB, 'dist')], {
-    env: { ...process.env, AEI_TOKEN: token }, stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  proc.stderr.on('data', (d) => (stderr += d));
-  for (let i = 0; i < 100; i++) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) break;
-    } catch {
-      await sleep(100);
-    }
-  }
-  return { proc, port, token, dir, stderr: () => stderr };
-}
-
-function percentile(sorted, p) {
-  if (!sorted.length) return null;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
 
 /** Agents posting heartbeats, each every everyMs, spread evenly; marked ones remember when. */
 function sender(srv, agents, everyMs) {
@@ -162,17 +114,14 @@ function instrument(MARK) {
 }
 
 async function runScenario(browser, { agents, everyMs, seconds }, first) {
-  const srv = await startAeid();
+  const srv = await startAeid('dashboard');
   const context = await browser.newContext({ viewport: { width: VW, height: VH } });
   const page = await context.newPage();
   const cdp = await context.newCDPSession(page);
   await cdp.send('Performance.enable');
   const metrics = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
   try {
-    await page.goto(`http://127.0.0.1:${srv.port}/`);
-    await page.getByLabel('Token').fill(srv.token);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.locator('[data-testid="connection"][data-state="connected"]').waitFor();
+    await signIn(page, srv);
     const hb = sender(srv, agents, everyMs);
     await page.locator('[data-agent-id]').first().waitFor();
     await page.evaluate(instrument, MARK);
@@ -228,9 +177,7 @@ async function runScenario(browser, { agents, everyMs, seconds }, first) {
     };
   } finally {
     await context.close();
-    srv.proc.kill('SIGTERM');
-    await new Promise((r) => srv.proc.once('close', r));
-    fs.rmSync(srv.dir, { recursive: true, force: true });
+    await stopAeid(srv);
   }
 }
 
