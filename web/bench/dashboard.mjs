@@ -17,7 +17,7 @@
 // BENCH_DASHBOARD_VIEWPORT (1600x900), BENCH_DASHBOARD_TRACE (a file: a Chrome trace of the
 // first scenario's window, for chrome://tracing or Perfetto).
 import { chromium } from 'playwright-core';
-import { CHROMIUM, now, percentile, signIn, sleep, startAeid, stopAeid } from './lib.mjs';
+import { CHROMIUM, framesPerSecond, now, percentile, signIn, sleep, startAeid, stopAeid } from './lib.mjs';
 
 const SCENARIOS = (process.env.BENCH_DASHBOARD_SCENARIOS ?? '100x5000x60 1000x1000x30')
   .split(/\s+/).filter(Boolean).map((s) => {
@@ -139,19 +139,7 @@ async function runScenario(browser, { agents, everyMs, seconds }, first) {
     const m1 = await metrics();
     const t1 = now();
     // Frames per second, with a requestAnimationFrame loop, while the heartbeats go on.
-    const fps = await page.evaluate(async (ms) => {
-      let frames = 0;
-      let on = true;
-      const frame = () => {
-        frames++;
-        if (on) requestAnimationFrame(frame);
-      };
-      requestAnimationFrame(frame);
-      const start = performance.now();
-      await new Promise((r) => setTimeout(r, ms));
-      on = false;
-      return (frames * 1000) / (performance.now() - start);
-    }, FPS_SECONDS * 1000);
+    const fps = await framesPerSecond(page, FPS_SECONDS * 1000);
     hb.stop();
     await sleep(1000); // let the last ones arrive
     const painted = (await page.evaluate(() => window.__painted)).slice(painted0);

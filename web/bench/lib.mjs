@@ -66,3 +66,23 @@ export function percentile(sorted, p) {
   if (!sorted.length) return null;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
+
+/** Frames per second in the page over ms, counted with requestAnimationFrame; with scroll (a
+ * selector), that element is also scrolled 120 px a frame, back to the top at the bottom. */
+export function framesPerSecond(page, ms, scroll = null) {
+  return page.evaluate(async ({ ms, scroll }) => {
+    const el = scroll && document.querySelector(scroll);
+    let frames = 0;
+    let on = true;
+    const frame = () => {
+      frames++;
+      if (el) el.scrollTop = el.scrollTop + 120 >= el.scrollHeight - el.clientHeight ? 0 : el.scrollTop + 120;
+      if (on) requestAnimationFrame(frame);
+    };
+    requestAnimationFrame(frame);
+    const start = performance.now();
+    await new Promise((r) => setTimeout(r, ms));
+    on = false;
+    return (frames * 1000) / (performance.now() - start);
+  }, { ms, scroll });
+}

@@ -12,7 +12,7 @@
 // Environment: AEID, AEI_CHROMIUM (see lib.mjs), BENCH_TRACE_DECISIONS (10000),
 // BENCH_TRACE_RUNS (3), BENCH_DASHBOARD_VIEWPORT (1600x900).
 import { chromium } from 'playwright-core';
-import { CHROMIUM, percentile, signIn, startAeid, stopAeid } from './lib.mjs';
+import { CHROMIUM, framesPerSecond, percentile, signIn, startAeid, stopAeid } from './lib.mjs';
 
 const DECISIONS = Number(process.env.BENCH_TRACE_DECISIONS ?? 10000);
 const RUNS = Number(process.env.BENCH_TRACE_RUNS ?? 3);
@@ -79,21 +79,7 @@ async function run(browser, srv) {
     await page.goto(`http://127.0.0.1:${srv.port}/traces/${EXECUTION}`);
     await page.waitForFunction(() => window.__firstRow !== undefined);
     const firstPaint = await page.evaluate(() => window.__firstRow);
-    const fps = await page.evaluate(async (ms) => {
-      const tree = document.querySelector('[data-testid="trace-tree"]');
-      let frames = 0;
-      let on = true;
-      const frame = () => {
-        frames++;
-        tree.scrollTop = tree.scrollTop + 120 >= tree.scrollHeight - tree.clientHeight ? 0 : tree.scrollTop + 120;
-        if (on) requestAnimationFrame(frame);
-      };
-      requestAnimationFrame(frame);
-      const start = performance.now();
-      await new Promise((r) => setTimeout(r, ms));
-      on = false;
-      return (frames * 1000) / (performance.now() - start);
-    }, SCROLL_SECONDS * 1000);
+    const fps = await framesPerSecond(page, SCROLL_SECONDS * 1000, '[data-testid="trace-tree"]');
     const rows = await page.locator('[role="treeitem"]').count();
     return { first_paint_ms: firstPaint, scroll_fps: fps, rows_in_document: rows };
   } finally {
