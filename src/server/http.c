@@ -623,6 +623,29 @@ static bool limit_param(struct request *req, int max, int *out)
     return true;
 }
 
+/* Reads the optional "cursor" of a keyset page, "<key>-<rest>" of the previous page's last row
+ * (json_render_page()): *key, and rest an id (into id[AEI_ID_MAX + 1]) or, when id is NULL, a
+ * number (into *num). Returns 0 without a cursor, 1 with one, and -1 after answering 400. */
+static int cursor_param(struct request *req, int64_t *key, char *id, int64_t *num)
+{
+    char v[QUERY_VALUE_MAX];
+    if (!query_param(req->wsi, "cursor", v, sizeof(v)))
+        return 0;
+    char *dash = strchr(v, '-');
+    if (dash) {
+        *dash = '\0';
+        const char *rest = dash + 1;
+        if (parse_int64(v, key) && (id ? id_is_valid(rest) : parse_int64(rest, num))) {
+            if (id)
+                snprintf(id, AEI_ID_MAX + 1, "%s", rest);
+            return 1;
+        }
+        *dash = '-';
+    }
+    bad_param(req, "cursor", "the value of \"next\" from the previous page", v);
+    return -1;
+}
+
 static void get_heartbeats(struct request *req)
 {
     static const char *const known[] = {"from", "to", "limit", "cursor", NULL};
@@ -647,17 +670,8 @@ static void get_heartbeats(struct request *req)
     }
     if (!limit_param(req, HISTORY_LIMIT_MAX, &q->limit))
         goto err_free;
-    if (query_param(wsi, "cursor", v, sizeof(v))) {
-        /* A cursor is "<server_ts>-<id>" of the last row of the previous page. */
-        char *dash = strchr(v, '-');
-        if (!dash || (*dash = '\0', !parse_int64(v, &q->after_ts)) ||
-            !parse_int64(dash + 1, &q->after_id)) {
-            if (dash)
-                *dash = '-';
-            bad_param(req, "cursor", "the value of \"next\" from the previous page", v);
-            goto err_free;
-        }
-    }
+    if (cursor_param(req, &q->after_ts, NULL, &q->after_id) < 0) /* "<server_ts>-<id>" */
+        goto err_free;
     snprintf(job->agent_id, sizeof(job->agent_id), "%s", req->agent_id);
     submit(req, job);
     return;
@@ -757,17 +771,8 @@ static void get_audit(struct request *req)
         bad_param(req, "to", "an RFC 3339 date-time (encode + as %2B)", v);
         goto err_free;
     }
-    if (query_param(req->wsi, "cursor", v, sizeof(v))) {
-        /* A cursor is "<ts>-<id>" of the last row of the previous page. */
-        char *dash = strchr(v, '-');
-        if (!dash || (*dash = '\0', !parse_int64(v, &a->q.before_ts)) ||
-            !parse_int64(dash + 1, &a->q.before_id)) {
-            if (dash)
-                *dash = '-';
-            bad_param(req, "cursor", "the value of \"next\" from the previous page", v);
-            goto err_free;
-        }
-    }
+    if (cursor_param(req, &a->q.before_ts, NULL, &a->q.before_id) < 0) /* "<ts>-<id>" */
+        goto err_free;
     submit(req, job);
     return;
 
@@ -910,28 +915,6 @@ static void post_traces(struct request *req)
     submit_decisions(req, job);
 }
 
-/* Reads the optional "cursor" parameter of an executions page: "<started>-<execution_id>". */
-static bool exec_cursor_param(struct request *req, struct exec_query *q, char *id)
-{
-    char v[QUERY_VALUE_MAX];
-    if (!query_param(req->wsi, "cursor", v, sizeof(v)))
-        return true;
-    char *dash = strchr(v, '-');
-    int64_t started;
-    if (dash) {
-        *dash = '\0';
-        if (parse_int64(v, &started) && id_is_valid(dash + 1)) {
-            q->before_started = started;
-            snprintf(id, AEI_ID_MAX + 1, "%s", dash + 1);
-            q->before_id = id;
-            return true;
-        }
-        *dash = '-';
-    }
-    bad_param(req, "cursor", "the value of \"next\" from the previous page", v);
-    return false;
-}
-
 /* GET /api/v0/executions[?agent_id&status&limit&cursor]: newest first. */
 static void get_executions(struct request *req)
 {
@@ -962,8 +945,12 @@ static void get_executions(struct request *req)
         }
         q->status = st;
     }
-    if (!limit_param(req, AGENTS_LIMIT_MAX, &q->limit) || !exec_cursor_param(req, q, job->ids[1]))
+    int cursor;
+    if (!limit_param(req, AGENTS_LIMIT_MAX, &q->limit) ||
+        (cursor = cursor_param(req, &q->before_started, job->ids[1], NULL)) < 0)
         goto err_free;
+    if (cursor > 0) /* "<started>-<execution_id>" */
+        q->before_id = job->ids[1];
     submit(req, job);
     return;
 
@@ -1206,7 +1193,6 @@ static void post_ack(struct request *req)
 static void get_commands(struct request *req)
 {
     static const char *const known[] = {"limit", "cursor", NULL};
-    char v[QUERY_VALUE_MAX];
     if (!params_ok(req, known, "one of limit, cursor"))
         return;
     struct job *job = job_new(JOB_LIST_COMMANDS);
@@ -1217,19 +1203,11 @@ static void get_commands(struct request *req)
     cj->q = (struct command_query){.agent_id = job->agent_id, .limit = HISTORY_LIMIT_DEFAULT};
     if (!limit_param(req, HISTORY_LIMIT_MAX, &cj->q.limit))
         goto err_free;
-    if (query_param(req->wsi, "cursor", v, sizeof(v))) {
-        /* A cursor is "<created>-<command_id>" of the last row of the previous page. */
-        char *dash = strchr(v, '-');
-        if (!dash || (*dash = '\0', !parse_int64(v, &cj->q.before_created)) ||
-            !id_is_valid(dash + 1)) {
-            if (dash)
-                *dash = '-';
-            bad_param(req, "cursor", "the value of \"next\" from the previous page", v);
-            goto err_free;
-        }
-        snprintf(job->ids[1], sizeof(job->ids[1]), "%s", dash + 1);
+    int cursor = cursor_param(req, &cj->q.before_created, job->ids[1], NULL);
+    if (cursor < 0)
+        goto err_free;
+    if (cursor > 0) /* "<created>-<command_id>" */
         cj->q.before_id = job->ids[1];
-    }
     submit(req, job);
     return;
 
