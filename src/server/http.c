@@ -484,6 +484,17 @@ static bool speaks_for(struct request *req, const char *agent_id, const char *wh
     return true;
 }
 
+/* Parses the request's body as JSON; answers 400 naming what is wrong and returns NULL when it
+ * is not. */
+static json_t *request_json(struct request *req)
+{
+    struct problem pb;
+    json_t *doc = json_parse_body(req->body.data ? req->body.data : "", req->body.len, &pb);
+    if (!doc)
+        answer_problem(req, &pb);
+    return doc;
+}
+
 /* Server time for a new heartbeat: the wall clock, nudged so that stamps strictly increase. */
 static int64_t stamp(struct server *srv)
 {
@@ -495,11 +506,9 @@ static int64_t stamp(struct server *srv)
 static void post_heartbeat(struct request *req)
 {
     struct problem pb;
-    json_t *doc = json_parse_body(req->body.data ? req->body.data : "", req->body.len, &pb);
-    if (!doc) {
-        answer_problem(req, &pb);
+    json_t *doc = request_json(req);
+    if (!doc)
         return;
-    }
     struct job *job = job_new(JOB_PUT_HEARTBEAT);
     int rc = hb_from_json(doc, &job->hb, &pb);
     json_decref(doc);
@@ -861,11 +870,9 @@ static void post_traces(struct request *req)
     }
     /* Anything but a valid batch: jansson parses it and every problem is named. */
     struct problem pb;
-    json_t *doc = json_parse_body(body, req->body.len, &pb);
-    if (!doc) {
-        answer_problem(req, &pb);
+    json_t *doc = request_json(req);
+    if (!doc)
         return;
-    }
     bool batch = json_is_array(doc);
     size_t n = batch ? json_array_size(doc) : 1;
     if (batch && (n == 0 || n > TRACE_BATCH_MAX)) {
@@ -1015,9 +1022,11 @@ static void get_static(struct request *req)
 static void patch_execution(struct request *req)
 {
     struct problem pb;
-    json_t *doc = json_parse_body(req->body.data ? req->body.data : "", req->body.len, &pb);
+    json_t *doc = request_json(req);
+    if (!doc)
+        return;
     struct job *job = job_new(JOB_END_EXECUTION);
-    int rc = doc ? execution_end_from_json(doc, &job->end, &pb) : AEI_EINVAL;
+    int rc = execution_end_from_json(doc, &job->end, &pb);
     json_decref(doc);
     if (rc) {
         job_free(job);
@@ -1089,11 +1098,9 @@ static void post_action(struct request *req)
         return;
     }
     struct problem pb;
-    json_t *doc = NULL;
-    if (req->body.len > 0 && !(doc = json_parse_body(req->body.data, req->body.len, &pb))) {
-        answer_problem(req, &pb);
+    json_t *doc = NULL; /* these actions may come without a body */
+    if (req->body.len > 0 && !(doc = request_json(req)))
         return;
-    }
     struct job *job = job_new(JOB_PUT_COMMAND);
     struct command_job *cj = job->command = calloc(1, sizeof(*job->command));
     if (!cj)
@@ -1165,11 +1172,9 @@ err_free:
 static void post_ack(struct request *req)
 {
     struct problem pb;
-    json_t *doc = json_parse_body(req->body.data ? req->body.data : "", req->body.len, &pb);
-    if (!doc) {
-        answer_problem(req, &pb);
+    json_t *doc = request_json(req);
+    if (!doc)
         return;
-    }
     struct job *job = job_new(JOB_ACK_COMMAND);
     struct command_job *cj = job->command = calloc(1, sizeof(*job->command));
     if (!cj)
