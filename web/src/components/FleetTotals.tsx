@@ -1,13 +1,12 @@
-// FleetTotals.tsx - the fleet's cost and tokens per minute, live from the hub's totals.
+// FleetTotals.tsx - the fleet's cost and tokens per minute, live from the hub's totals, drawn
+// on the shared clock's ticks (at most two a second) rather than on each totals message.
 import { useSyncExternalStore } from 'react';
+import { onTick } from '../lib/clock';
 import { count, usd } from '../lib/format';
 import { fleet } from '../lib/session';
 
 export function FleetTotals() {
-  const totals = useSyncExternalStore(
-    (l) => fleet.subscribeTotals(l),
-    () => fleet.totals(),
-  );
+  const totals = useSyncExternalStore(onTick, () => fleet.totals());
   return (
     <div className="totals" aria-label="fleet totals">
       <span title="Sum of each agent's latest cost (estimated where an agent reports none)">

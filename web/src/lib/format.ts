@@ -1,6 +1,13 @@
 // format.ts - how numbers, money and times read on screen.
 
 const DASH = '—';
+// Formatters made once: toLocaleString with options builds a new one on every call, which the
+// agents table would pay for every cell it draws.
+const USD = new Intl.NumberFormat('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const COUNT = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+const CLOCK = new Intl.DateTimeFormat('en-GB', {
+  year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false,
+});
 
 export function percent(v: number | null | undefined): string {
   return v === null || v === undefined ? DASH : `${v.toFixed(v < 10 ? 1 : 0)}%`;
@@ -9,12 +16,12 @@ export function percent(v: number | null | undefined): string {
 export function usd(v: number | null | undefined): string {
   if (v === null || v === undefined) return DASH;
   if (v !== 0 && Math.abs(v) < 0.01) return `$${v.toFixed(4)}`;
-  return `$${v.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
+  return `$${USD.format(v)}`;
 }
 
 export function count(v: number | null | undefined): string {
   if (v === null || v === undefined) return DASH;
-  return Math.round(v).toLocaleString('en-US');
+  return COUNT.format(Math.round(v));
 }
 
 /** Confidence is 0 to 100. */
@@ -41,7 +48,7 @@ export function clockTime(iso: string | null | undefined): string {
   if (!iso) return DASH;
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return DASH;
-  return d.toLocaleString('en-GB', { hour12: false });
+  return CLOCK.format(d);
 }
 
 /** Any JSON value as one line of text, cut to max characters with an ellipsis. */

@@ -46,7 +46,7 @@ export function AgentsPage() {
     count: ids.length,
     getScrollElement: () => scrollRef.current,
     estimateSize: () => ROW_HEIGHT,
-    overscan: 10,
+    overscan: 3,
     getItemKey: (i) => ids[i],
   });
 

@@ -26,13 +26,11 @@ export class AgentStore implements TopicHandler {
   private ids: string[] = [];
   private rowListeners = new Map<string, Set<Listener>>();
   private listListeners = new Set<Listener>();
-  private totalsListeners = new Set<Listener>();
   private dirtyRows = new Set<string>();
   private listDirty = false;
-  private totalsDirty = false;
   /** Bumps when the set of agents, or a status or liveness, changes: what filters look at. */
   listVersion = 0;
-  /** Bumps on every change: sorting by a metric looks at it. */
+  /** Bumps on every change of an agent: sorting by a metric looks at it. */
   dataVersion = 0;
   events: LivenessEvent[] = [];
 
@@ -72,11 +70,6 @@ export class AgentStore implements TopicHandler {
     return () => this.listListeners.delete(l);
   }
 
-  subscribeTotals(l: Listener): () => void {
-    this.totalsListeners.add(l);
-    return () => this.totalsListeners.delete(l);
-  }
-
   // --- writing -------------------------------------------------------------------------------
 
   handle(msg: HubMessage): void {
@@ -99,8 +92,8 @@ export class AgentStore implements TopicHandler {
         break;
       case 'totals': {
         const { type: _t, epoch: _e, seq: _s, topic: _topic, ...totals } = msg;
+        // Read on the clock's ticks (FleetTotals), not pushed to readers.
         this.totalsValue = totals;
-        this.totalsDirty = true;
         break;
       }
       default:
@@ -111,17 +104,13 @@ export class AgentStore implements TopicHandler {
   /** Tells readers about everything handled since the last flush. */
   flush(): void {
     if (this.listDirty) this.listVersion++;
-    if (this.dirtyRows.size || this.listDirty || this.totalsDirty) this.dataVersion++;
+    if (this.dirtyRows.size || this.listDirty) this.dataVersion++;
     const rows = [...this.dirtyRows];
     this.dirtyRows.clear();
     for (const id of rows) this.rowListeners.get(id)?.forEach((l) => l());
     if (this.listDirty) {
       this.listDirty = false;
       this.listListeners.forEach((l) => l());
-    }
-    if (this.totalsDirty) {
-      this.totalsDirty = false;
-      this.totalsListeners.forEach((l) => l());
     }
   }
 
@@ -158,7 +147,6 @@ export class AgentStore implements TopicHandler {
     this.agentSeq = new Map(agents.map((a) => [a.agent_id, seq]));
     this.position = { epoch, seq };
     this.totalsValue = totals;
-    this.totalsDirty = true;
   }
 
   private applyDelta(msg: Extract<HubMessage, { type: 'delta' }>): void {
@@ -188,7 +176,9 @@ export function diffTimes(a: Agent, b: Agent, at: number): Record<string, number
   const out: Record<string, number> = {};
   for (const k of Object.keys(b) as (keyof Agent)[]) {
     if (k === 'metrics') continue;
-    if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) out[k] = at;
+    const x = a[k], y = b[k];
+    // Arrays and maps (children, labels) compare by value; a heartbeat sends them fresh.
+    if (x !== y && (typeof y !== 'object' || JSON.stringify(x) !== JSON.stringify(y))) out[k] = at;
   }
   for (const k of Object.keys(b.metrics) as (keyof Agent['metrics'])[])
     if (a.metrics[k] !== b.metrics[k]) out[k] = at;
