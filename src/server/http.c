@@ -42,6 +42,9 @@
 #define QUERY_VALUE_MAX 512
 /* How often the loop checks agents' health, sends totals and looks for slow subscribers. */
 #define TICK_US 100000
+/* How often the tokens of open WebSockets are looked up again, so that revoking one closes its
+ * connections within this (plus PRINCIPAL_CACHE_US). */
+#define WS_RECHECK_US 5000000
 
 enum route {
     R_NONE,
@@ -124,6 +127,7 @@ struct server {
     int64_t request_timeout_us;  /* from a request's headers to the end of its body */
     int64_t last_ts;             /* the last server time stamped; stamps strictly increase */
     size_t in_flight;            /* requests waiting for a worker */
+    int64_t next_recheck_us;     /* when open WebSockets' tokens are next looked at */
     size_t answering;            /* requests whose answer is not fully written */
     int64_t stop_deadline;       /* monotonic time by which a stopping server gives up waiting */
     lws_sorted_usec_list_t tick; /* health, totals and slow subscribers; wakes a stopping loop */
@@ -1377,21 +1381,32 @@ static const struct {
 
 /* Checks the Authorization header, or when query_token (WebSocket, which browsers cannot give
  * headers) also a "token" query parameter. */
+/* Finds who the caller is from its Authorization header or, where query_token, its ?token=
+ * parameter; authz (AUTHZ_MAX bytes) receives the credentials used, "" when there were none. */
+#define AUTHZ_MAX 1024
 static enum auth_result authorize(struct server *srv, struct lws *wsi, bool query_token,
-                                  struct principal *who)
+                                  struct principal *who, char *authz)
 {
-    char authz[1024];
-    const char *header = NULL;
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) >= (int)sizeof(authz))
+    authz[0] = '\0';
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) >= AUTHZ_MAX)
         return AUTH_INVALID; /* longer than any token we issue */
     char token[QUERY_VALUE_MAX];
-    if (lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION) > 0) {
-        header = authz;
-    } else if (query_token && query_param(wsi, "token", token, sizeof(token))) {
-        snprintf(authz, sizeof(authz), "Bearer %s", token);
-        header = authz;
+    if (lws_hdr_copy(wsi, authz, AUTHZ_MAX, WSI_TOKEN_HTTP_AUTHORIZATION) <= 0) {
+        authz[0] = '\0';
+        if (query_token && query_param(wsi, "token", token, sizeof(token)))
+            snprintf(authz, AUTHZ_MAX, "Bearer %s", token);
     }
-    return principals_authenticate(srv->principals, header, aei_mono_us(), who);
+    return principals_authenticate(srv->principals, authz[0] ? authz : NULL, aei_mono_us(), who);
+}
+
+/* Whether the credentials an open WebSocket connected with still hold (ws_still_allowed_fn):
+ * a revoked token's connections are closed. A store that cannot answer closes nothing. */
+static bool still_allowed(void *arg, const char *authorization)
+{
+    struct server *srv = arg;
+    struct principal who;
+    return principals_authenticate(srv->principals, authorization, aei_mono_us(), &who) !=
+           AUTH_INVALID;
 }
 
 /* Whether the caller's role may use the route at all; whether the resource is its team's (or,
@@ -1490,7 +1505,8 @@ static int confirm_upgrade(struct server *srv, struct lws *wsi)
         return refuse_upgrade(wsi, 404, "not_found", msg, NULL);
     }
     struct principal who;
-    enum auth_result auth = authorize(srv, wsi, true, &who);
+    char authz[AUTHZ_MAX];
+    enum auth_result auth = authorize(srv, wsi, true, &who, authz);
     if (auth != AUTH_OK) {
         const char *message = auth == AUTH_MISSING
                                   ? "a WebSocket needs ?token=<token> or an Authorization: "
@@ -1563,9 +1579,10 @@ static int on_headers(struct server *srv, struct lws *wsi, struct pss *pss, cons
         parse_int64(clen, &body_len);
     bool has_body = body_len > 0 || chunked;
 
+    char authz[AUTHZ_MAX];
     enum auth_result auth = req->route == R_HEALTHZ || req->route == R_STATIC
                                 ? AUTH_OK
-                                : authorize(srv, wsi, false, &req->who);
+                                : authorize(srv, wsi, false, &req->who, authz);
     if (auth != AUTH_OK) {
         defer_error(req, auth_errors[auth].status, auth_errors[auth].code,
                     auth_errors[auth].message, auth_errors[auth].header);
@@ -2122,9 +2139,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         /* The upgrade was authenticated; its headers are still there to say by whom. */
         int rc = ws_callback(srv->ws, wsi, reason, &pss->client, in, len);
         struct principal who;
-        if (rc == 0 && authorize(srv, wsi, true, &who) == AUTH_OK)
+        char authz[AUTHZ_MAX];
+        if (rc == 0 && authorize(srv, wsi, true, &who, authz) == AUTH_OK)
             ws_client_set_principal(pss->client, principal_scope(&who),
-                                    who.role == ROLE_AGENT ? who.id : NULL);
+                                    who.role == ROLE_AGENT ? who.id : NULL, authz);
         else
             rc = -1;
         return rc;
@@ -2214,6 +2232,10 @@ static void tick(lws_sorted_usec_list_t *sul)
     struct server *srv = lws_container_of(sul, struct server, tick);
     hub_check_health(srv->hub, aei_now_us());
     ws_tick(srv->ws, aei_mono_us());
+    if (aei_mono_us() >= srv->next_recheck_us) {
+        srv->next_recheck_us = aei_mono_us() + WS_RECHECK_US;
+        ws_recheck(srv->ws, still_allowed, srv);
+    }
     retention_start(srv);
     if (srv->audit.checkpoint && srv->workers && !stop_requested &&
         aei_mono_us() >= srv->next_checkpoint_us) {

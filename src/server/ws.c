@@ -71,6 +71,7 @@ struct ws_client {
     bool scoped;       /* sees one team's agents only ... */
     char team[AEI_ID_MAX + 1];  /* ... this one */
     char agent[AEI_ID_MAX + 1]; /* an agent's connection: its id, which alone it may follow */
+    char *authorization;        /* the credentials it connected with */
     uint64_t cursor;            /* the next update to consider */
     uint64_t backlog;           /* bytes of wanted updates from the cursor on */
     struct buf control;         /* messages to send before updates, each ended by '\n' */
@@ -106,11 +107,15 @@ struct ws *ws_new(struct hub *hub, const struct ws_settings *settings)
     return ws;
 }
 
-void ws_client_set_principal(struct ws_client *c, const char *team, const char *agent_id)
+void ws_client_set_principal(struct ws_client *c, const char *team, const char *agent_id,
+                             const char *authorization)
 {
     c->scoped = team != NULL;
     snprintf(c->team, sizeof(c->team), "%s", team ? team : "");
     snprintf(c->agent, sizeof(c->agent), "%s", agent_id ? agent_id : "");
+    free(c->authorization);
+    if (!(c->authorization = strdup(authorization)))
+        abort();
 }
 
 /* The team whose updates the client may see, or NULL for every team. */
@@ -788,6 +793,7 @@ static void client_free(struct ws_client *c)
     buf_free(&c->control);
     buf_free(&c->out);
     buf_free(&c->rx);
+    free(c->authorization);
     free(c);
 }
 
@@ -877,6 +883,15 @@ void ws_tick(struct ws *ws, int64_t now)
             start_close(c, WS_CLOSE_SLOW_CONSUMER, "slow consumer");
         }
     }
+}
+
+void ws_recheck(struct ws *ws, ws_still_allowed_fn still_allowed, void *arg)
+{
+    for (struct ws_client *c = ws->clients; c; c = c->next)
+        if (c->authorization && !c->close_code && !still_allowed(arg, c->authorization)) {
+            log_info("ws: closing a connection whose token was revoked");
+            start_close(c, WS_CLOSE_TOKEN_REVOKED, "token revoked");
+        }
 }
 
 void ws_close_all(struct ws *ws)

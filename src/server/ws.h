@@ -12,6 +12,8 @@
 
 /* Close codes, documented in docs/api/asyncapi.yaml. */
 #define WS_CLOSE_SLOW_CONSUMER 4008
+/* The close code for a connection whose token was revoked. */
+#define WS_CLOSE_TOKEN_REVOKED 4401
 #define WS_CLOSE_TOO_MANY_MESSAGES 4029
 
 struct ws_settings {
@@ -36,8 +38,16 @@ int ws_callback(struct ws *ws, struct lws *wsi, enum lws_callback_reasons reason
                 struct ws_client **client, void *in, size_t len);
 
 /* Confines a client to what its caller may see: one team's agents and streams (team NULL: every
- * team), and for an agent's token (agent_id not NULL) that agent's topics alone. */
-void ws_client_set_principal(struct ws_client *c, const char *team, const char *agent_id);
+ * team), and for an agent's token (agent_id not NULL) that agent's topics alone. authorization
+ * is the credentials it connected with (an Authorization header's value), for ws_recheck(). */
+void ws_client_set_principal(struct ws_client *c, const char *team, const char *agent_id,
+                             const char *authorization);
+
+/* Whether credentials still hold; false closes the connections that use them. */
+typedef bool (*ws_still_allowed_fn)(void *arg, const char *authorization);
+/* Asks about each open connection's credentials, and closes with WS_CLOSE_TOKEN_REVOKED those
+ * that no longer hold. */
+void ws_recheck(struct ws *ws, ws_still_allowed_fn still_allowed, void *arg);
 
 /* Sends coalesced totals and closes clients that stayed behind too long; call a few times a
  * second. */

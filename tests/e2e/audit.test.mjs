@@ -11,6 +11,7 @@ import {
     tempDir, uniqueId,
 } from './lib/harness.mjs';
 import { aei } from './lib/teams.mjs';
+import { WsClient, closeAll } from './lib/ws.mjs';
 
 /* Changes audit rows behind aeid's back, past the triggers (as an attacker with the database
  * files or a superuser would). */
@@ -34,7 +35,7 @@ for (const store of STORES) {
             args: ['--audit-key', key, '--audit-checkpoint', checkpoint,
                 '--audit-checkpoint-interval', '0.2'],
         });
-        let tokenId;
+        let tokenId, token;
 
         before(async () => {
             await srv.start();
@@ -56,6 +57,7 @@ for (const store of STORES) {
             assert.equal(r.code, 0, r.stderr);
             const lines = r.stdout.trim().split('\n');
             assert.match(lines.at(-1), /^aei_user_[0-9A-Za-z]{36}$/);
+            token = lines.at(-1);
             tokenId = lines.find((l) => l.startsWith('token_id: ')).slice(10);
             assert.match(tokenId, /^tk_[0-9a-f]{12}$/);
             const agent = await aei(['token', 'create', '--db', srv.dbUrl, '--key', key,
@@ -123,8 +125,22 @@ for (const store of STORES) {
         });
 
         it('revoking is audited; verify and the checkpoint agree the chain is whole', async () => {
+            // Open WebSockets of the token are closed by the revocation; others stay.
+            const doomed = await WsClient.connect(srv, { token });
+            const kept = await WsClient.connect(srv, {});
+            await doomed.ping();
             const r = await aei(['token', 'revoke', '--db', srv.dbUrl, '--key', key, tokenId]);
             assert.equal(r.code, 0, r.stderr);
+            try {
+                // Looked at again every 5 s, answers cached 2 s: closed within 7 s.
+                const { code, reason } = await doomed.waitClose(10000);
+                assert.equal(code, 4401, `close code ${code} reason "${reason}"`);
+                assert.equal(reason, 'token revoked');
+                await kept.ping();
+                assert.equal((await srv.api('/api/v0/me', { token })).status, 401);
+            } finally {
+                await closeAll(doomed, kept);
+            }
             const again = await aei(['token', 'revoke', '--db', srv.dbUrl, '--key', key, tokenId]);
             assert.equal(again.code, 1);
             assert.match(again.stderr, /revoked already/);
