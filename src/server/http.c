@@ -284,6 +284,10 @@ static void error_body(struct buf *out, const char *code, const char *message,
     free(text);
 }
 
+/* Sent with every 403: the token is good, its scope is not enough (RFC 6750, section 3.1). */
+#define INSUFFICIENT_SCOPE                                                                         \
+    "WWW-Authenticate: Bearer realm=\"aei\", error=\"insufficient_scope\"\r\n"
+
 static void answer_error(struct request *req, int status, const char *code, const char *message,
                          const char *headers)
 {
@@ -471,7 +475,7 @@ static bool speaks_for(struct request *req, const char *agent_id, const char *wh
     if (who->role == ROLE_AGENT && strcmp(who->id, agent_id) != 0) {
         snprintf(msg, sizeof(msg), "%s%sthis token speaks for agent \"%s\" only, not \"%s\"",
                  where ? where : "", where ? ": " : "", who->id, agent_id);
-        answer_error(req, 403, "forbidden", msg, NULL);
+        answer_error(req, 403, "forbidden", msg, INSUFFICIENT_SCOPE);
         return false;
     }
     struct hub_agent *a = hub_agent_find(req->srv->hub, agent_id);
@@ -480,7 +484,7 @@ static bool speaks_for(struct request *req, const char *agent_id, const char *wh
                  where ? ": " : "", agent_id);
         /* An agent's own token learns that much; a user gets the 404 of a stranger. */
         if (who->role == ROLE_AGENT)
-            answer_error(req, 403, "forbidden", msg, NULL);
+            answer_error(req, 403, "forbidden", msg, INSUFFICIENT_SCOPE);
         else
             no_agent(req, agent_id);
         return false;
@@ -1604,8 +1608,7 @@ static int on_headers(struct server *srv, struct lws *wsi, struct pss *pss, cons
         char msg[320];
         snprintf(msg, sizeof(msg), "%s %s needs another role: this token's is %s", req->method,
                  route_names[req->route], role_names[req->who.role]);
-        defer_error(req, 403, "forbidden", msg,
-                    "WWW-Authenticate: Bearer realm=\"aei\", error=\"insufficient_scope\"\r\n");
+        defer_error(req, 403, "forbidden", msg, INSUFFICIENT_SCOPE);
     } else if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0 && has_body &&
                !is_json_type(wsi)) {
         defer_error(req, 415, "unsupported_media_type",

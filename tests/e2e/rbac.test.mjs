@@ -323,9 +323,7 @@ describeEachStore('rbac matrix', (srv) => {
         assert.equal(r.status, want, `${where}: expected ${want}, got ${r.status} ${r.text.slice(0, 300)}`);
         if (want === 403) {
             assert.equal(r.json?.error?.code, 'forbidden', `${where}: ${r.text}`);
-            if (!(name.endsWith('heartbeats') || name.endsWith('traces')) || p.role !== 'agent') {
-                assert.match(r.headers.get('www-authenticate') ?? '', /error="insufficient_scope"/, where);
-            }
+            assert.match(r.headers.get('www-authenticate') ?? '', /error="insufficient_scope"/, where);
         }
         if (want === 404) {
             assert.equal(r.json?.error?.code, 'not_found', `${where}: ${r.text}`);
