@@ -34,6 +34,17 @@ static void register_agent(struct store *s, const char *agent, const char *team)
     cr_assert_eq(store_put_heartbeats(s, &one, 1), 0);
 }
 
+/* Opens the store at url with a new team and one agent of it registered, named into team and
+ * agent (64 bytes each). */
+static struct store *open_with_agent(const char *url, char *team, char *agent)
+{
+    struct store *s = store_fixture_open(url);
+    unique(team, 64, "team");
+    unique(agent, 64, "agent");
+    register_agent(s, agent, team);
+    return s;
+}
+
 static struct command make(const char *id, const char *agent, const char *team,
                            enum command_action action, int64_t created)
 {
@@ -72,13 +83,10 @@ Test(store_commands, commands_commit_with_their_audit_rows_and_control_state)
     char urls[2][512];
     int n = store_fixture_urls(urls, "aei-commands");
     for (int u = 0; u < n; u++) {
-        struct store *s = store_fixture_open(urls[u]);
         char team[64], agent[64], c1[64], c2[64];
-        unique(team, sizeof(team), "team");
-        unique(agent, sizeof(agent), "agent");
+        struct store *s = open_with_agent(urls[u], team, agent);
         unique(c1, sizeof(c1), "cmd");
         unique(c2, sizeof(c2), "cmd");
-        register_agent(s, agent, team);
         struct command cs[2] = {make(c1, agent, team, CMD_EXECUTE, 1000),
                                 make(c2, agent, team, CMD_PAUSE, 1001)};
         struct command_put p[2] = {
@@ -129,13 +137,10 @@ Test(store_commands, a_command_that_cannot_be_stored_fails_alone)
     char urls[2][512];
     int n = store_fixture_urls(urls, "aei-commands-bad");
     for (int u = 0; u < n; u++) {
-        struct store *s = store_fixture_open(urls[u]);
         char team[64], agent[64], c1[64], c2[64];
-        unique(team, sizeof(team), "team");
-        unique(agent, sizeof(agent), "agent");
+        struct store *s = open_with_agent(urls[u], team, agent);
         unique(c1, sizeof(c1), "cmd");
         unique(c2, sizeof(c2), "cmd");
-        register_agent(s, agent, team);
         /* The third reuses the first's id: the store refuses it, and only it. */
         struct command cs[3] = {make(c1, agent, team, CMD_ASSIGN, 10),
                                 make(c2, agent, team, CMD_OVERRIDE, 11),
@@ -165,12 +170,9 @@ Test(store_commands, acknowledgements_are_audited_once)
     char urls[2][512];
     int n = store_fixture_urls(urls, "aei-commands-ack");
     for (int u = 0; u < n; u++) {
-        struct store *s = store_fixture_open(urls[u]);
         char team[64], agent[64], c1[64];
-        unique(team, sizeof(team), "team");
-        unique(agent, sizeof(agent), "agent");
+        struct store *s = open_with_agent(urls[u], team, agent);
         unique(c1, sizeof(c1), "cmd");
-        register_agent(s, agent, team);
         struct command c = make(c1, agent, team, CMD_EXECUTE, 10);
         struct command_put p = {.c = &c, .control_after = -1};
         cr_assert_eq(store_put_commands(s, key, &p, 1), 0);
@@ -246,11 +248,8 @@ Test(store_commands, command_pages_follow_a_keyset_cursor)
     char urls[2][512];
     int n = store_fixture_urls(urls, "aei-commands-page");
     for (int u = 0; u < n; u++) {
-        struct store *s = store_fixture_open(urls[u]);
         char team[64], agent[64];
-        unique(team, sizeof(team), "team");
-        unique(agent, sizeof(agent), "agent");
-        register_agent(s, agent, team);
+        struct store *s = open_with_agent(urls[u], team, agent);
         struct command cs[5];
         struct command_put p[5];
         for (int i = 0; i < 5; i++) {
