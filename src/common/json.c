@@ -167,7 +167,7 @@ json_t *json_string_lossy(const char *s)
 
 void json_write_string_n(struct buf *out, const char *s, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
+    static const char hex[] = "0123456789ABCDEF"; /* as jansson writes them */
     const char *end = s + len;
     buf_puts(out, "\"");
     for (const char *run = s;; s++) {
@@ -190,6 +190,12 @@ void json_write_string_n(struct buf *out, const char *s, size_t len)
             break;
         case '\r':
             esc[1] = 'r';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
             break;
         default:
             memcpy(esc + 1, "u00", 3);

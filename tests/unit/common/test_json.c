@@ -181,6 +181,35 @@ Test(json, utf8_validity_over_a_length)
     cr_assert_not(utf8_valid("abcdefgh\xff", 9));
 }
 
+/* The same text as jansson writes (labels are compared as text): every ASCII character, alone
+ * and in a run. Form feed and backspace came out as \u000c and \u0008, and hex digits in lower
+ * case, until fuzz_traces found it. */
+Test(json, written_strings_look_like_janssons)
+{
+    char all[128];
+    for (int c = 1; c < 128; c++) {
+        char one[2] = {(char)c, 0};
+        all[c - 1] = (char)c;
+        struct buf out = {0};
+        json_write_string(&out, one);
+        json_t *v = json_string(one);
+        char *expected = json_dumps(v, JSON_ENCODE_ANY);
+        cr_assert_str_eq(out.data, expected, "character %d", c);
+        free(expected);
+        json_decref(v);
+        buf_free(&out);
+    }
+    all[127] = '\0';
+    struct buf out = {0};
+    json_write_string(&out, all);
+    json_t *v = json_string(all);
+    char *expected = json_dumps(v, JSON_ENCODE_ANY);
+    cr_assert_str_eq(out.data, expected);
+    free(expected);
+    json_decref(v);
+    buf_free(&out);
+}
+
 Test(json, written_strings_of_a_length_need_no_nul)
 {
     struct buf out = {0};

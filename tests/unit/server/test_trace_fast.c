@@ -62,6 +62,7 @@ Test(trace_fast, takes_every_member_in_every_form)
         D(",\"alternatives_considered\":[]"),
         D(",\"labels\":{\"zeta\":\"1\",\"alpha\":\"2\",\"mid\":\"\",\"\xc3\xa9t\xc3\xa9\":\"x\"}"),
         D(",\"labels\":{}"),
+        D(",\"labels\":{\"c\":\"form\\ffeed back\\bspace \\u000b \\u001f\"}"),
         "[" D("") ",{\"execution_id\":\"run-1\",\"agent_id\":\"a-1\",\"decision_id\":\"d-2\","
                   "\"parent_decision_id\":\"d-1\"}]",
         " \r\n\t[ " D("") " ]\n",
