@@ -38,6 +38,11 @@ enum hb_liveness hb_liveness_at(int64_t last_us, int64_t now_us)
     return quiet >= dead_after_us ? HB_DEAD : quiet >= stale_after_us ? HB_STALE : HB_ONLINE;
 }
 
+bool hb_metric_in_range(enum hb_metric i, double x)
+{
+    return x >= 0 && (metric_max[i] < 0 || x <= metric_max[i]);
+}
+
 /* The index of s among n names, or -1. */
 static int name_index(const char *const *names, int n, const char *s)
 {
@@ -99,7 +104,7 @@ static int parse_metrics(const json_t *v, struct heartbeat *hb, struct problem *
         if (json_is_null(m))
             continue;
         double x = json_number_value(m);
-        if (!json_is_number(m) || x < 0 || (metric_max[i] >= 0 && x > metric_max[i])) {
+        if (!json_is_number(m) || !hb_metric_in_range((enum hb_metric)i, x)) {
             member_field(field, sizeof(field), "metrics", key);
             problem_field(pb, field,
                           metric_max[i] >= 0 ? "a number from 0 to 100" : "a number of at least 0",

@@ -54,6 +54,9 @@ int64_t hb_stale_after(void);
 /* Returns the liveness at now_us of an agent last heard from at last_us. */
 enum hb_liveness hb_liveness_at(int64_t last_us, int64_t now_us);
 
+/* Whether x is a value metric i may take (at least 0; at most 100 for percentages). */
+bool hb_metric_in_range(enum hb_metric i, double x);
+
 /* Returns the status named `s`, or -1. */
 int hb_status_parse(const char *s);
 /* Returns the control state named `s`, or -1. */
@@ -63,6 +66,12 @@ int agent_control_parse(const char *s);
  * Returns 0, or AEI_EINVAL with *pb naming the field at fault. On success the caller releases
  * hb with hb_clear(). */
 int hb_from_json(const json_t *body, struct heartbeat *hb, struct problem *pb);
+
+/* The fast path of a POST /api/v0/heartbeats body (heartbeat_fast.c): parses a valid heartbeat
+ * in one streaming pass into *hb, as hb_from_json() would fill it. Returns AEI_EINVAL, *hb
+ * zeroed, for anything else: then hb_from_json() on the parsed body decides and words the
+ * error. On success the caller releases hb with hb_clear(). */
+int hb_parse_fast(const char *body, size_t len, struct heartbeat *hb);
 
 /* Validates a "labels" member (null, or at most HB_LABELS_MAX string labels) and on success
  * replaces *out with its compact JSON, keys sorted. field_name names it in errors. Returns 0 or

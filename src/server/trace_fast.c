@@ -11,13 +11,11 @@
 #include "server/trace.h"
 #include "aei/error.h"
 #include "common/buf.h"
-#include "common/time.h"
+#include "server/fast.h"
 
-#include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yajl/yajl_parse.h>
 
 /* Where the parser is, by what the enclosing array or object is. */
 enum frame {
@@ -82,10 +80,6 @@ struct level {
     size_t context_at; /* F_CONTEXT: where this object's text starts in `text` */
 };
 
-struct label {
-    char *key, *value;
-};
-
 struct fast {
     struct level stack[JSON_MAX_DEPTH + 1];
     int depth; /* levels in use */
@@ -98,24 +92,12 @@ struct fast {
     struct buf keys;    /* F_CONTEXT keys, each NUL-ended, of every open object */
     size_t key_offs[KEYS_MAX * (JSON_MAX_DEPTH + 1)];
     size_t n_keys;
-    struct label labels[HB_LABELS_MAX];
-    size_t n_labels;
-    char *label_key;
+    struct fast_labels labels;
 };
 
 static struct level *top(struct fast *f)
 {
     return &f->stack[f->depth - 1];
-}
-
-static char *dup_n(const unsigned char *s, size_t len)
-{
-    char *p = malloc(len + 1);
-    if (!p)
-        abort();
-    memcpy(p, s, len);
-    p[len] = '\0';
-    return p;
 }
 
 /* Appends s as a JSON string; s is UTF-8 without NUL (yajl checked it). */
@@ -150,33 +132,6 @@ static int decision_member(struct fast *f)
     int m = l->member;
     l->member = M_NONE;
     return m;
-}
-
-static bool number_ok(const char *s, size_t len, double *out)
-{
-    char buf[64];
-    if (len >= sizeof(buf))
-        return false;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    /* yajl may take leading zeros, which jansson refuses. */
-    const char *digits = buf + (buf[0] == '-');
-    if (digits[0] == '0' && digits[1] >= '0' && digits[1] <= '9')
-        return false;
-    /* jansson refuses integers past 64 bits and reals that overflow. */
-    if (!memchr(buf, '.', len) && !memchr(buf, 'e', len) && !memchr(buf, 'E', len) && len > 18)
-        return false;
-    *out = strtod(buf, NULL);
-    return isfinite(*out);
-}
-
-static bool id_value(const unsigned char *s, size_t len, char *out)
-{
-    if (len == 0 || len > AEI_ID_MAX)
-        return false;
-    memcpy(out, s, len);
-    out[len] = '\0';
-    return id_is_valid(out);
 }
 
 static int on_null(void *arg)
@@ -223,7 +178,7 @@ static int on_number(void *arg, const char *s, size_t len)
         return 0; /* a bare value is no decision */
     struct level *l = top(f);
     double x;
-    if (!number_ok(s, len, &x))
+    if (!fast_number(s, len, &x))
         return 0;
     if (l->frame == F_CONTEXT) {
         value_prefix(f);
@@ -258,45 +213,31 @@ static int on_number(void *arg, const char *s, size_t len)
     }
 }
 
-/* Counts the code points of UTF-8 text, at most `limit` of them: true when within. */
-static bool chars_within(const unsigned char *s, size_t len, size_t limit)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++)
-        n += (s[i] & 0xC0) != 0x80;
-    return n <= limit;
-}
-
 static int decision_string(struct fast *f, const unsigned char *s, size_t len)
 {
     struct decision *d = f->d;
     switch (decision_member(f)) {
     case M_DECISION_ID:
-        return id_value(s, len, d->decision_id);
+        return fast_id(s, len, d->decision_id);
     case M_EXECUTION_ID:
-        return id_value(s, len, d->execution_id);
+        return fast_id(s, len, d->execution_id);
     case M_AGENT_ID:
-        return id_value(s, len, d->agent_id);
+        return fast_id(s, len, d->agent_id);
     case M_PARENT:
-        return id_value(s, len, d->parent_id);
-    case M_TIMESTAMP: {
-        char *z = dup_n(s, len);
-        bool ok = aei_time_parse(z, &d->agent_ts);
-        free(z);
-        d->has_agent_ts = ok;
-        return ok;
-    }
+        return fast_id(s, len, d->parent_id);
+    case M_TIMESTAMP:
+        return d->has_agent_ts = fast_time(s, len, &d->agent_ts);
     case M_CONTEXT:
         buf_reset(&f->text);
         write_string(&f->text, s, len);
         if (f->text.len > CONTEXT_SURE_MAX)
             return 0;
-        d->context_json = dup_n((const unsigned char *)f->text.data, f->text.len);
+        d->context_json = fast_dup((const unsigned char *)f->text.data, f->text.len);
         return 1;
     case M_OUTCOME:
-        if (!chars_within(s, len, TRACE_TEXT_MAX))
+        if (!fast_chars_within(s, len, TRACE_TEXT_MAX))
             return 0;
-        d->outcome = dup_n(s, len);
+        d->outcome = fast_dup(s, len);
         return 1;
     case M_KIND: {
         if (len > TRACE_KIND_MAX)
@@ -306,7 +247,7 @@ static int decision_string(struct fast *f, const unsigned char *s, size_t len)
         kind[len] = '\0';
         if (!id_is_valid(kind))
             return 0;
-        d->kind = dup_n(s, len);
+        d->kind = fast_dup(s, len);
         return 1;
     }
     default:
@@ -330,17 +271,13 @@ static int on_string(void *arg, const unsigned char *s, size_t len)
         write_string(&f->text, s, len);
         return 1;
     case F_ALTERNATIVE:
-        if ((l->member != 0 && l->member != 1) || !chars_within(s, len, TRACE_TEXT_MAX))
+        if ((l->member != 0 && l->member != 1) || !fast_chars_within(s, len, TRACE_TEXT_MAX))
             return 0;
         write_string(&f->text, s, len);
         l->member = M_NONE;
         return 1;
     case F_LABELS:
-        if (!chars_within(s, len, HB_LABEL_VALUE_MAX) || !f->label_key)
-            return 0;
-        f->labels[f->n_labels++] = (struct label){f->label_key, dup_n(s, len)};
-        f->label_key = NULL;
-        return 1;
+        return fast_labels_value(&f->labels, s, len);
     default:
         return 0;
     }
@@ -362,7 +299,7 @@ static int on_start_map(void *arg)
                 return push(f, F_CONTEXT, false);
             }
             if (m == M_LABELS) {
-                f->n_labels = 0;
+                fast_labels_clear(&f->labels);
                 return push(f, F_LABELS, false);
             }
             return 0;
@@ -449,39 +386,11 @@ static int on_map_key(void *arg, const unsigned char *key, size_t len)
         buf_puts(&f->text, ":");
         return 1;
     }
-    case F_LABELS: {
-        if (f->n_labels >= HB_LABELS_MAX || f->label_key ||
-            !chars_within(key, len, HB_LABEL_KEY_MAX))
-            return 0;
-        char *k = dup_n(key, len);
-        for (size_t i = 0; i < f->n_labels; i++) {
-            if (strcmp(f->labels[i].key, k) == 0) {
-                free(k);
-                return 0;
-            }
-        }
-        f->label_key = k;
-        return 1;
-    }
+    case F_LABELS:
+        return fast_labels_key(&f->labels, key, len);
     default:
         return 0;
     }
-}
-
-static int by_key(const void *a, const void *b)
-{
-    return strcmp(((const struct label *)a)->key, ((const struct label *)b)->key);
-}
-
-static void free_labels(struct fast *f)
-{
-    for (size_t i = 0; i < f->n_labels; i++) {
-        free(f->labels[i].key);
-        free(f->labels[i].value);
-    }
-    f->n_labels = 0;
-    free(f->label_key);
-    f->label_key = NULL;
 }
 
 /* Leaves the innermost level; notes where the body's value ends when that was the top one. */
@@ -504,9 +413,9 @@ static int on_end_map(void *arg)
             (d->decision_id[0] && strcmp(d->decision_id, d->parent_id) == 0))
             return 0;
         if (!d->alternatives_json)
-            d->alternatives_json = dup_n((const unsigned char *)"[]", 2);
+            d->alternatives_json = fast_dup((const unsigned char *)"[]", 2);
         if (!d->labels_json)
-            d->labels_json = dup_n((const unsigned char *)"{}", 2);
+            d->labels_json = fast_dup((const unsigned char *)"{}", 2);
         f->d = NULL;
         return 1;
     }
@@ -519,7 +428,7 @@ static int on_end_map(void *arg)
         if (top(f)->frame == F_DECISION) {
             if (f->text.len > CONTEXT_SURE_MAX)
                 return 0;
-            f->d->context_json = dup_n((const unsigned char *)f->text.data, f->text.len);
+            f->d->context_json = fast_dup((const unsigned char *)f->text.data, f->text.len);
         }
         return 1;
     case F_ALTERNATIVE:
@@ -527,25 +436,8 @@ static int on_end_map(void *arg)
             return 0; /* option is required */
         buf_puts(&f->text, "}");
         return 1;
-    case F_LABELS: {
-        if (f->label_key)
-            return 0;
-        qsort(f->labels, f->n_labels, sizeof(f->labels[0]), by_key);
-        struct buf out = {0};
-        buf_puts(&out, "{");
-        for (size_t i = 0; i < f->n_labels; i++) {
-            if (i)
-                buf_puts(&out, ",");
-            json_write_string(&out, f->labels[i].key);
-            buf_puts(&out, ":");
-            json_write_string(&out, f->labels[i].value);
-        }
-        buf_puts(&out, "}");
-        f->d->labels_json = dup_n((const unsigned char *)out.data, out.len);
-        buf_free(&out);
-        free_labels(f);
-        return 1;
-    }
+    case F_LABELS:
+        return (f->d->labels_json = fast_labels_render(&f->labels)) != NULL;
     default:
         return 0;
     }
@@ -582,7 +474,7 @@ static int on_end_array(void *arg)
         return 1;
     case F_ALTERNATIVES:
         buf_puts(&f->text, "]");
-        f->d->alternatives_json = dup_n((const unsigned char *)f->text.data, f->text.len);
+        f->d->alternatives_json = fast_dup((const unsigned char *)f->text.data, f->text.len);
         return 1;
     default:
         return 0;
@@ -594,39 +486,14 @@ static const yajl_callbacks callbacks = {
     on_start_map, on_map_key, on_end_map, on_start_array, on_end_array,
 };
 
-/* What yajl takes and jansson refuses, left to the jansson path: escaped UTF-16 surrogates,
- * high or low (yajl substitutes a lone one), vertical tab and form feed as whitespace, and UTF-8
- * that is overlong or encodes surrogates. */
-static bool unusual(const char *s, size_t len)
-{
-    if (memchr(s, '\v', len) || memchr(s, '\f', len))
-        return true;
-    const char *end = s + len;
-    for (const char *p = s; (p = memchr(p, '\\', (size_t)(end - p))) && p + 1 < end; p += 2) {
-        if (p[1] == 'u' && p + 3 < end && (p[2] | 0x20) == 'd' &&
-            memchr("89abcdef", p[3] | 0x20, 8))
-            return true;
-    }
-    return !utf8_valid(s, len);
-}
-
 int decisions_parse_fast(const char *body, size_t len, struct decision ***out, size_t *n)
 {
-    if (unusual(body, len))
-        return AEI_EINVAL;
     struct fast *f = calloc(1, sizeof(*f));
     if (!f)
         abort();
-    yajl_handle h = f->h = yajl_alloc(&callbacks, NULL, f);
-    if (!h)
-        abort();
-    bool ok = yajl_parse(h, (const unsigned char *)body, len) == yajl_status_ok &&
-              yajl_complete_parse(h) == yajl_status_ok && f->depth == 0 && f->n > 0 && !f->d;
-    /* yajl lets an unfinished token after the value pass: only whitespace may follow it. */
-    for (size_t i = ok ? f->end : len; i < len; i++)
-        ok = ok && body[i] && strchr(" \t\r\n", body[i]);
-    yajl_free(h);
-    free_labels(f);
+    bool ok =
+        fast_parse(&callbacks, f, &f->h, body, len, &f->end) && f->depth == 0 && f->n > 0 && !f->d;
+    fast_labels_clear(&f->labels);
     buf_free(&f->text);
     buf_free(&f->keys);
     if (!ok) {
