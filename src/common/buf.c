@@ -36,6 +36,16 @@ void buf_puts(struct buf *b, const char *s)
     buf_append(b, s, strlen(s));
 }
 
+void buf_put_u64(struct buf *b, uint64_t v)
+{
+    char digits[20];
+    size_t n = 0;
+    do
+        digits[sizeof(digits) - ++n] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    buf_append(b, digits + sizeof(digits) - n, n);
+}
+
 void buf_printf(struct buf *b, const char *fmt, ...)
 {
     va_list ap;

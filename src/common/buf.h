@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* A growable buffer; always NUL-terminated when data is not NULL. Zero-initialise to start. */
 struct buf {
@@ -16,6 +17,8 @@ struct buf {
 void buf_append(struct buf *b, const void *data, size_t n);
 /* Appends a NUL-terminated string. */
 void buf_puts(struct buf *b, const char *s);
+/* Appends v in decimal (for hot paths, where printf costs). */
+void buf_put_u64(struct buf *b, uint64_t v);
 /* Appends printf-style formatted text. */
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Makes room for n more bytes without changing len. */

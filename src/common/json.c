@@ -1,6 +1,7 @@
 /* json.c - jansson wrappers whose errors name the line, column or field at fault */
 #include "common/json.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,8 +214,50 @@ void json_write_string(struct buf *out, const char *s)
     json_write_string_n(out, s, strlen(s));
 }
 
+/* Writes v as "%.15g" would, when v has at most 15 significant digits with up to 6 after the
+ * point and needs no exponent (0 or 1e-4 <= |v| < 1e15): the metrics of every heartbeat.
+ * Returns false for anything else. */
+static bool write_short_real(struct buf *out, double v)
+{
+    static const double pow10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6};
+    double a = v < 0 ? -v : v;
+    if (signbit(v) && v == 0)
+        return false; /* "-0.0" */
+    if (a != 0 && (a < 1e-4 || a >= 1e15))
+        return false;
+    for (int d = 0; d <= 6; d++) {
+        double m = a * pow10[d];
+        if (m >= 1e15)
+            return false; /* more than 15 significant digits */
+        uint64_t r = (uint64_t)llround(m);
+        /* Exactly the double that this decimal parses to (both correctly rounded). */
+        if ((double)r / pow10[d] != a)
+            continue;
+        /* Digits from the right: the fraction (no trailing zero: a shorter d would have
+         * matched), the point, the integer part. */
+        char num[40];
+        char *p = num + sizeof(num);
+        for (int k = 0; k < d; k++, r /= 10)
+            *--p = (char)('0' + r % 10);
+        if (d > 0)
+            *--p = '.';
+        do
+            *--p = (char)('0' + r % 10);
+        while ((r /= 10) > 0);
+        if (v < 0)
+            *--p = '-';
+        buf_append(out, p, (size_t)(num + sizeof(num) - p));
+        if (d == 0)
+            buf_puts(out, ".0");
+        return true;
+    }
+    return false;
+}
+
 void json_write_real(struct buf *out, double v)
 {
+    if (write_short_real(out, v))
+        return;
     char num[40];
     snprintf(num, sizeof(num), "%.15g", v);
     /* Like jansson: keep it a real ("42.0"), and write exponents short ("6e-6", not "6e-06"). */

@@ -197,9 +197,19 @@ static bool same_string(const char *x, const char *y)
 
 static void write_time(struct buf *out, int64_t us)
 {
-    char ts[AEI_TIME_LEN];
-    aei_time_format(us, ts);
-    buf_printf(out, "\"%s\"", ts);
+    char ts[AEI_TIME_LEN + 2] = "\"";
+    aei_time_format(us, ts + 1);
+    size_t n = strlen(ts);
+    ts[n] = '"';
+    buf_append(out, ts, n + 1);
+}
+
+/* Appends "s" (text that needs no escaping: names of this server's own). */
+static void write_name(struct buf *out, const char *s)
+{
+    buf_puts(out, "\"");
+    buf_puts(out, s);
+    buf_puts(out, "\"");
 }
 
 static void write_string_or_null(struct buf *out, const char *s)
@@ -213,7 +223,9 @@ static void write_string_or_null(struct buf *out, const char *s)
 /* Starts the next member of an object being written. */
 static void member(struct buf *out, bool *first, const char *name)
 {
-    buf_printf(out, "%s\"%s\":", *first ? "" : ",", name);
+    buf_puts(out, *first ? "\"" : ",\"");
+    buf_puts(out, name);
+    buf_puts(out, "\":");
     *first = false;
 }
 
@@ -235,7 +247,7 @@ static void write_state(struct buf *out, const struct view *before, const struct
     }
     if (!b || b->status != n->status) {
         member(out, &first, "status");
-        buf_printf(out, "\"%s\"", hb_status_names[n->status]);
+        write_name(out, hb_status_names[n->status]);
     }
     bool first_metric = true;
     for (int i = 0; i < HB_METRIC_COUNT; i++) {
@@ -287,11 +299,11 @@ static void write_state(struct buf *out, const struct view *before, const struct
     }
     if (!b || b->control != n->control) {
         member(out, &first, "control");
-        buf_printf(out, "\"%s\"", agent_control_names[n->control]);
+        write_name(out, agent_control_names[n->control]);
     }
     if (!before || before->liveness != now->liveness) {
         member(out, &first, "liveness");
-        buf_printf(out, "\"%s\"", hb_liveness_names[now->liveness]);
+        write_name(out, hb_liveness_names[now->liveness]);
     }
     if (!before || before->has_estimate != now->has_estimate || before->estimate != now->estimate) {
         member(out, &first, "estimated_cost_usd");
@@ -355,15 +367,22 @@ static void publish(struct hub *h, struct hub_agent *a, const char *topic, const
                     const char *type, const struct buf *rest, int64_t received_mono)
 {
     uint64_t seq = ++h->head;
-    char head[96];
-    int n = snprintf(head, sizeof(head), "{\"type\":\"%s\",\"epoch\":\"%s\",\"seq\":%llu,", type,
-                     h->epoch, (unsigned long long)seq);
-    size_t len = (size_t)n + rest->len;
+    struct buf head = {0};
+    buf_reserve(&head, 96);
+    buf_puts(&head, "{\"type\":");
+    write_name(&head, type);
+    buf_puts(&head, ",\"epoch\":");
+    write_name(&head, h->epoch);
+    buf_puts(&head, ",\"seq\":");
+    buf_put_u64(&head, seq);
+    buf_puts(&head, ",");
+    size_t n = head.len, len = n + rest->len;
     size_t topic_len = topic ? strlen(topic) + 1 : 0, team_len = a ? 0 : strlen(team) + 1;
     struct hub_update *u = malloc(sizeof(*u) + len + 1 + topic_len + team_len);
     if (!u)
         abort();
-    memcpy(u->text, head, (size_t)n);
+    memcpy(u->text, head.data, n);
+    buf_free(&head);
     memcpy(u->text + n, rest->data, rest->len);
     u->text[len] = '\0';
     u->len = len;
@@ -418,7 +437,9 @@ static void publish_delta(struct hub *h, struct hub_agent *a, const struct view 
     struct view now = view_of(a);
     struct buf rest = {0};
     buf_reserve(&rest, 512);
-    buf_printf(&rest, "\"agent_id\":\"%s\",\"changed\":", a->id);
+    buf_puts(&rest, "\"agent_id\":");
+    write_name(&rest, a->id); /* ids need no escaping */
+    buf_puts(&rest, ",\"changed\":");
     write_state(&rest, before, &now);
     buf_puts(&rest, ",\"server_ts\":");
     write_time(&rest, server_ts);

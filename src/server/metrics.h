@@ -28,7 +28,8 @@ void metrics_count_ws_resume(bool recovered);
 /* Observes the time a whole trace export took, from its request to its last byte written, and
  * counts the decisions in it. Loop thread only. */
 void metrics_observe_export(double seconds, uint64_t decisions);
-/* Observes the time from a heartbeat's arrival to the write of its delta to a subscriber. */
+/* Observes the time from a heartbeat's arrival to the write of its delta to a subscriber. Loop
+ * thread only. */
 void metrics_observe_push(double seconds);
 
 /* Decision traces. Loop thread: one stored POST /api/v0/traces. */

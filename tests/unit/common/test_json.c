@@ -167,6 +167,36 @@ Test(json, written_reals_look_like_janssons)
     }
 }
 
+/* The short form (decimals of up to 6 places) against jansson, on the values heartbeats carry
+ * and around the edges where the exponent form starts. */
+Test(json, written_short_reals_look_like_janssons)
+{
+    const double edges[] = {-0.0,  1e-4, 9.99999e-5, 0.0001234,     1e15,  999999999999999, 1e14,
+                            0.1,   0.2,  0.3,        1.0 / 3,       2.675, -0.07,           100.0,
+                            99.99, 4999, 0.000001,   123456.123456, 1e-7,  0.1234567};
+    uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < 200000; i++) {
+        double v;
+        if (i < (int)(sizeof(edges) / sizeof(edges[0]))) {
+            v = edges[i];
+        } else {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+            double scale[] = {1, 10, 100, 1000, 1e4, 1e6, 1e9};
+            v = (double)(x % 100000000) / scale[x % 7];
+            if (x % 5 == 0)
+                v = (double)x / 1e6 * (x % 2 ? 1 : -1);
+        }
+        struct buf out = {0};
+        json_write_real(&out, v);
+        json_t *real = json_real(v);
+        char *expected = json_dumps(real, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+        cr_assert_str_eq(out.data, expected, "value %.17g", v);
+        free(expected);
+        json_decref(real);
+        buf_free(&out);
+    }
+}
+
 Test(json, utf8_validity_over_a_length)
 {
     const char ascii[] = "a plain ASCII text longer than eight bytes, twice over";
