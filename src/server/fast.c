@@ -105,7 +105,7 @@ bool fast_labels_value(struct fast_labels *l, const unsigned char *s, size_t len
 
 static int by_key(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b); /* key is each item's first member */
+    return strcmp(((const struct fast_label *)a)->key, ((const struct fast_label *)b)->key);
 }
 
 char *fast_labels_render(struct fast_labels *l)

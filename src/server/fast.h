@@ -11,10 +11,11 @@
 #include <yajl/yajl_parse.h>
 
 /* Labels ({"name": "value"}) being read, for a compact, sorted copy. */
+struct fast_label {
+    char *key, *value;
+};
 struct fast_labels {
-    struct {
-        char *key, *value;
-    } items[HB_LABELS_MAX];
+    struct fast_label items[HB_LABELS_MAX];
     size_t n;
     char *key; /* read, its value not yet */
 };

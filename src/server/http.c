@@ -516,14 +516,17 @@ static void post_heartbeat(struct request *req)
     struct job *job = job_new(JOB_PUT_HEARTBEAT);
     /* A valid heartbeat takes the streaming parser; the jansson path words what is wrong. */
     if (hb_parse_fast(req->body.data ? req->body.data : "", req->body.len, &job->hb) != 0) {
+        json_t *doc = request_json(req); /* answers 400 itself when the body is no JSON */
+        if (!doc) {
+            job_free(job);
+            return;
+        }
         struct problem pb;
-        json_t *doc = request_json(req);
-        int rc = doc ? hb_from_json(doc, &job->hb, &pb) : AEI_EINVAL;
+        int rc = hb_from_json(doc, &job->hb, &pb);
         json_decref(doc);
         if (rc) {
             job_free(job);
-            if (doc)
-                answer_problem(req, &pb);
+            answer_problem(req, &pb);
             return;
         }
     }

@@ -58,11 +58,18 @@ struct http_count {
 static struct http_count *http_counts;
 static size_t http_len, http_cap;
 
-static void observe(struct histogram *h, double v)
+/* The bucket of h that v falls in (the last one is +Inf). */
+static int bucket_of(const struct histogram *h, double v)
 {
     int i = 0;
     while (i < NBUCKETS && v > h->bounds[i])
         i++;
+    return i;
+}
+
+static void observe(struct histogram *h, double v)
+{
+    int i = bucket_of(h, v);
     atomic_fetch_add_explicit(&h->counts[i], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->sum_micro, (uint_fast64_t)(v * 1e6), memory_order_relaxed);
 }
@@ -71,9 +78,7 @@ static void observe(struct histogram *h, double v)
  * counters (other threads only read them), without the locked instructions. */
 static void observe_owned(struct histogram *h, double v)
 {
-    int i = 0;
-    while (i < NBUCKETS && v > h->bounds[i])
-        i++;
+    int i = bucket_of(h, v);
     atomic_store_explicit(&h->counts[i],
                           atomic_load_explicit(&h->counts[i], memory_order_relaxed) + 1,
                           memory_order_relaxed);
