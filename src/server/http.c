@@ -27,8 +27,6 @@
 /* Past the body limit, this much more is read and dropped so that the client sees its 413;
  * a larger body gets the 413 at once and the connection is closed. */
 #define DISCARD_MAX (1024 * 1024)
-/* The most bytes written to a socket in one WRITEABLE callback. */
-#define WRITE_CHUNK 65536
 /* How long a stopping server waits for answers still in flight. */
 #define DRAIN_US (10 * 1000000)
 /* lws 4.1 calls BODY_COMPLETION again and again, without end, for a request that was pipelined
@@ -1679,7 +1677,7 @@ static int on_writeable(struct request *req)
         return 0;
     struct lws *wsi = req->wsi;
     size_t left = req->out.len - req->out_off;
-    size_t n = left > WRITE_CHUNK ? WRITE_CHUNK : left;
+    size_t n = left > WS_WRITE_MAX ? WS_WRITE_MAX : left;
     bool last = n == left;
     bool more = req->export && req->export->phase != EXPORT_DONE; /* pages still to read */
     if (lws_write(wsi, (unsigned char *)req->out.data + req->out_off, n,
@@ -2166,7 +2164,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 static const struct lws_protocols protocols[] = {
-    {"http", callback, sizeof(struct pss), 0, 0, NULL, 0},
+    {"http", callback, sizeof(struct pss), 0, 0, NULL, WS_WRITE_MAX},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

@@ -13,8 +13,6 @@
 
 /* Pending messages are packed into frames of about this size; a larger message goes alone. */
 #define FRAME_MAX 65536
-/* The most bytes given to one lws_write(); a larger frame is sent as fragments. */
-#define WRITE_CHUNK 65536
 /* The largest client message. */
 #define RX_MAX 65536
 #define TOPICS_MAX 1000
@@ -435,7 +433,7 @@ static int on_writeable(struct ws_client *c)
         return 0;
     }
     size_t left = c->out.len - c->out_off;
-    size_t n = left > WRITE_CHUNK ? WRITE_CHUNK : left;
+    size_t n = left > WS_WRITE_MAX ? WS_WRITE_MAX : left; /* a larger frame goes in fragments */
     int flags = c->out_started ? LWS_WRITE_CONTINUATION : LWS_WRITE_TEXT;
     if (n < left)
         flags |= LWS_WRITE_NO_FIN;

@@ -16,6 +16,11 @@
 #define WS_CLOSE_TOKEN_REVOKED 4401
 #define WS_CLOSE_TOO_MANY_MESSAGES 4029
 
+/* The most bytes given to one lws_write(), of an HTTP answer or a WebSocket frame; also the
+ * protocol's tx_packet_size, without which lws send()s 4 KiB of a write and keeps the rest for
+ * later turns of the loop, one more send() and poll() each (docs/decisions/0004). */
+#define WS_WRITE_MAX 65536
+
 struct ws_settings {
     size_t client_buffer;     /* bytes of updates a client may lag before it gets a snapshot */
     int64_t slow_consumer_us; /* how long a client may stay behind before it is closed */
