@@ -13,8 +13,8 @@ const char *const hb_metric_names[HB_METRIC_COUNT] = {"cpu_pct", "mem_pct", "tok
                                                       "cost_usd", "confidence"};
 const char *const hb_liveness_names[HB_LIVENESS_COUNT] = {"online", "stale", "dead"};
 const char *const agent_control_names[AGENT_CONTROL_COUNT] = {"active", "paused", "terminated"};
-/* Upper bounds of the metrics; -1 means unbounded. All are at least 0. */
-static const double metric_max[HB_METRIC_COUNT] = {100, 100, -1, -1, 100};
+/* Upper bounds of the metrics; all are at least 0. */
+static const double metric_max[HB_METRIC_COUNT] = {100, 100, AEI_AMOUNT_MAX, AEI_AMOUNT_MAX, 100};
 
 #define ID_EXPECTED "a string of 1-128 characters from A-Z a-z 0-9 . _ : -"
 
@@ -40,7 +40,7 @@ enum hb_liveness hb_liveness_at(int64_t last_us, int64_t now_us)
 
 bool hb_metric_in_range(enum hb_metric i, double x)
 {
-    return x >= 0 && (metric_max[i] < 0 || x <= metric_max[i]);
+    return x >= 0 && x <= metric_max[i];
 }
 
 /* The index of s among n names, or -1. */
@@ -106,9 +106,9 @@ static int parse_metrics(const json_t *v, struct heartbeat *hb, struct problem *
         double x = json_number_value(m);
         if (!json_is_number(m) || !hb_metric_in_range((enum hb_metric)i, x)) {
             member_field(field, sizeof(field), "metrics", key);
-            problem_field(pb, field,
-                          metric_max[i] >= 0 ? "a number from 0 to 100" : "a number of at least 0",
-                          m);
+            problem_field(
+                pb, field,
+                metric_max[i] == 100 ? "a number from 0 to 100" : "a number from 0 to 1e15", m);
             return AEI_EINVAL;
         }
         hb->metric[i] = x;

@@ -62,17 +62,17 @@ static int parse_id(const json_t *v, bool optional, char *out, struct where *w, 
     return 0;
 }
 
-/* A number from min to max (max < 0: unbounded), or null. */
-static int parse_number(const json_t *v, double min, double max, double *out, bool *has,
-                        struct where *w, const char *member, struct problem *pb)
+/* A number from 0 to max (100 or AEI_AMOUNT_MAX), or null. */
+static int parse_number(const json_t *v, double max, double *out, bool *has, struct where *w,
+                        const char *member, struct problem *pb)
 {
     if (json_is_null(v))
         return 0;
     double x = json_number_value(v);
-    if (!json_is_number(v) || x < min || (max >= 0 && x > max)) {
+    if (!json_is_number(v) || x < 0 || x > max) {
         problem_field(
             pb, at(w, member),
-            max >= 0 ? "a number from 0 to 100, or null" : "a number of at least 0, or null", v);
+            max == 100 ? "a number from 0 to 100, or null" : "a number from 0 to 1e15, or null", v);
         return AEI_EINVAL;
     }
     *out = x;
@@ -213,7 +213,7 @@ static int parse_member(const char *key, const json_t *v, struct decision *d, st
     if (strcmp(key, "reasoning_context") == 0)
         return parse_context(v, &d->context_json, w, "reasoning_context", pb);
     if (strcmp(key, "confidence_score") == 0)
-        return parse_number(v, 0, 100, &d->confidence, &d->has_confidence, w, key, pb);
+        return parse_number(v, 100, &d->confidence, &d->has_confidence, w, key, pb);
     if (strcmp(key, "alternatives_considered") == 0)
         return parse_alternatives(v, d, w, pb);
     if (strcmp(key, "selected_outcome") == 0)
@@ -233,11 +233,11 @@ static int parse_member(const char *key, const json_t *v, struct decision *d, st
     if (strcmp(key, "labels") == 0)
         return labels_from_json(v, at(w, key), &d->labels_json, pb);
     if (strcmp(key, "duration_ms") == 0)
-        return parse_number(v, 0, -1, &d->duration_ms, &d->has_duration, w, key, pb);
+        return parse_number(v, AEI_AMOUNT_MAX, &d->duration_ms, &d->has_duration, w, key, pb);
     if (strcmp(key, "tokens") == 0)
-        return parse_number(v, 0, -1, &d->tokens, &d->has_tokens, w, key, pb);
+        return parse_number(v, AEI_AMOUNT_MAX, &d->tokens, &d->has_tokens, w, key, pb);
     if (strcmp(key, "cost_usd") == 0)
-        return parse_number(v, 0, -1, &d->cost_usd, &d->has_cost, w, key, pb);
+        return parse_number(v, AEI_AMOUNT_MAX, &d->cost_usd, &d->has_cost, w, key, pb);
     problem_field(pb, at(w, *key ? key : "\"\""), "no such member (a decision has " MEMBERS ")", v);
     return AEI_EINVAL;
 }

@@ -201,13 +201,13 @@ static int on_number(void *arg, const char *s, size_t len)
         return x >= 0 && x <= 100;
     case M_DURATION:
         d->duration_ms = x, d->has_duration = true;
-        return x >= 0;
+        return x >= 0 && x <= AEI_AMOUNT_MAX;
     case M_TOKENS:
         d->tokens = x, d->has_tokens = true;
-        return x >= 0;
+        return x >= 0 && x <= AEI_AMOUNT_MAX;
     case M_COST:
         d->cost_usd = x, d->has_cost = true;
-        return x >= 0;
+        return x >= 0 && x <= AEI_AMOUNT_MAX;
     default:
         return 0;
     }

@@ -150,7 +150,9 @@ describeEachStore('errors', (srv) => {
         for (const [what, field, num] of [
             ['1e400 (overflow)', 'cpu_pct', '1e400'],
             ['-1e400', 'cost_usd', '-1e400'],
-            ['1e400 where there is no upper bound', 'tokens_per_min', '1e400'],
+            ['1e400 (overflow)', 'tokens_per_min', '1e400'],
+            ['the largest double (past 1e15)', 'cost_usd', '1.7976931348623157e308'],
+            ['1e15 + 1', 'tokens_per_min', '1000000000000001'],
             ['30-digit integer', 'cpu_pct', '123456789012345678901234567890'],
             ['30-digit integer', 'confidence', '-123456789012345678901234567890'],
         ]) {
@@ -163,15 +165,13 @@ describeEachStore('errors', (srv) => {
                 if (code === 'malformed_json') assert.equal(typeof r.json.error.line, 'number');
             });
         }
-        it('a 30-digit integer where there is no upper bound: 400 or stored as a number', async () => {
+        it('1e15, the largest amount, is stored and read back as the same number', async () => {
             const id = uniqueId('bignum');
-            const r = await post(`{"agent_id":"${id}","status":"idle","metrics":{"tokens_per_min":123456789012345678901234567890}}`);
-            if (r.status === 200) {
-                const a = await srv.api(`/api/v0/agents/${id}`);
-                assert.ok(Math.abs(a.json.metrics.tokens_per_min / 1.2345678901234568e29 - 1) < 1e-9, a.text);
-            } else {
-                assert.equal(r.status, 400, r.text);
-            }
+            const r = await post(`{"agent_id":"${id}","status":"idle","metrics":{"tokens_per_min":1e15,"cost_usd":999999999999999.9}}`);
+            assert.equal(r.status, 200, r.text);
+            const a = await srv.api(`/api/v0/agents/${id}`);
+            assert.equal(a.json.metrics.tokens_per_min, 1e15, a.text);
+            assert.ok(Math.abs(a.json.metrics.cost_usd / 999999999999999.9 - 1) < 1e-14, a.text);
         });
     });
 

@@ -86,7 +86,13 @@ Test(heartbeat, names_the_field_and_what_came)
     expect_field("{\"agent_id\":\"a\",\"status\":\"idle\",\"metrics\":{\"mem_pct\":100.5}}",
                  "metrics.mem_pct", "got 100.5");
     expect_field("{\"agent_id\":\"a\",\"status\":\"idle\",\"metrics\":{\"cost_usd\":-1}}",
-                 "metrics.cost_usd", "at least 0");
+                 "metrics.cost_usd", "expected a number from 0 to 1e15, got -1");
+    /* The largest doubles would be stored, then printed in 15 digits past the largest double. */
+    expect_field("{\"agent_id\":\"a\",\"status\":\"idle\",\"metrics\":"
+                 "{\"cost_usd\":1.7976931348623157e308}}",
+                 "metrics.cost_usd", "from 0 to 1e15");
+    expect_field("{\"agent_id\":\"a\",\"status\":\"idle\",\"metrics\":{\"tokens_per_min\":1e16}}",
+                 "metrics.tokens_per_min", "from 0 to 1e15");
     expect_field("{\"agent_id\":\"a\",\"status\":\"idle\",\"metrics\":{\"confidence\":101}}",
                  "metrics.confidence", "from 0 to 100");
     expect_field("{\"agent_id\":\"a\",\"status\":\"idle\",\"metrics\":{\"gpu\":1}}", "metrics.gpu",

@@ -55,8 +55,8 @@ Test(heartbeat_fast, takes_every_member_in_every_form)
         HB(",\"metrics\":{},\"child_agent_ids\":[],\"labels\":{},\"name\":\"\""),
         HB(",\"metrics\":{\"cpu_pct\":null,\"mem_pct\":0,\"tokens_per_min\":-0,"
            "\"cost_usd\":-0.0,\"confidence\":100}"),
-        HB(",\"metrics\":{\"cpu_pct\":1e2,\"mem_pct\":0.5E1,\"tokens_per_min\":123456789012345678,"
-           "\"cost_usd\":1.5e300}"),
+        HB(",\"metrics\":{\"cpu_pct\":1e2,\"mem_pct\":0.5E1,\"tokens_per_min\":999999999999999,"
+           "\"cost_usd\":1e15}"),
         HB(",\"timestamp\":\"2026-11-24T15:00:00.123456+01:00\",\"name\":\"caf\\u00e9 \\\"q\\\" "
            "\xe2\x82\xac\""),
         HB(",\"labels\":{\"zeta\":\"1\",\"alpha\":\"2\",\"mid\":\"\",\"\xc3\xa9t\xc3\xa9\":"
@@ -100,6 +100,8 @@ Test(heartbeat_fast, leaves_invalid_and_unusual_bodies_to_the_jansson_path)
         HB(",\"metrics\":{\"gpu_pct\":1}"),
         HB(",\"metrics\":{\"tokens_per_min\":123456789012345678901234}"),
         HB(",\"metrics\":{\"cost_usd\":1e999}"),
+        HB(",\"metrics\":{\"cost_usd\":1.5e300}"),
+        HB(",\"metrics\":{\"tokens_per_min\":1000000000000001}"),
         HB(",\"metrics\":[]"),
         HB(",\"metrics\":{\"cpu_pct\":{}}"),
         HB(",\"parent_agent_id\":\"a-1\""),

@@ -103,7 +103,9 @@ Test(trace, errors_name_the_index_and_field)
                  "[0].alternatives_considered[0].score", "a number");
     expect_field("{" BASE ",\"kind\":\"llm call\"}", 0, "[0].kind", "such as llm_call");
     expect_field("{" BASE ",\"labels\":{\"k\":1}}", 4, "[4].labels.k", "a string");
-    expect_field("{" BASE ",\"tokens\":-1}", 0, "[0].tokens", "at least 0");
+    expect_field("{" BASE ",\"tokens\":-1}", 0, "[0].tokens", "a number from 0 to 1e15, or null");
+    expect_field("{" BASE ",\"cost_usd\":1.7976931348623157e308}", 0, "[0].cost_usd", "to 1e15");
+    expect_field("{" BASE ",\"duration_ms\":1e16}", 0, "[0].duration_ms", "to 1e15");
     expect_field("{" BASE ",\"colour\":\"red\"}", 9, "[9].colour", "no such member");
     expect_field("{" BASE ",\"decision_id\":\"d\",\"parent_decision_id\":\"d\"}", 0,
                  "[0].parent_decision_id", "other than decision_id");

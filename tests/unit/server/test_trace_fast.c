@@ -91,6 +91,8 @@ Test(trace_fast, leaves_invalid_and_unusual_bodies_to_the_jansson_path)
         D(",\"confidence_score\":\"80\""),
         D(",\"tokens\":123456789012345678901234"),
         D(",\"tokens\":1e999"),
+        D(",\"cost_usd\":1.5e300"),
+        D(",\"duration_ms\":1000000000000001"),
         D(",\"reasoning_context\":\"\\ud800\""),
         D(",\"reasoning_context\":\"\\uD83D\\uDE00\""),
         /* A lone low surrogate (found by fuzz_traces): jansson refuses it. */
