@@ -106,9 +106,8 @@ static int parse_metrics(const json_t *v, struct heartbeat *hb, struct problem *
         double x = json_number_value(m);
         if (!json_is_number(m) || !hb_metric_in_range((enum hb_metric)i, x)) {
             member_field(field, sizeof(field), "metrics", key);
-            problem_field(
-                pb, field,
-                metric_max[i] == 100 ? "a number from 0 to 100" : "a number from 0 to 1e15", m);
+            problem_field(pb, field,
+                          metric_max[i] == 100 ? "a number from 0 to 100" : AEI_AMOUNT_EXPECTED, m);
             return AEI_EINVAL;
         }
         hb->metric[i] = x;

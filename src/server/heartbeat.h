@@ -17,6 +17,7 @@
  * it, and every number stored then prints back finite in 15 significant digits: the largest
  * doubles would print as 1.79769313486232e+308, which no JSON reader takes for a number. */
 #define AEI_AMOUNT_MAX 1e15
+#define AEI_AMOUNT_EXPECTED "a number from 0 to 1e15" /* what errors say of one */
 
 enum hb_status { HB_IDLE, HB_PROCESSING, HB_WAITING, HB_ERROR, HB_COMPLETE, HB_STATUS_COUNT };
 enum hb_metric { HB_CPU, HB_MEM, HB_TPM, HB_COST, HB_CONFIDENCE, HB_METRIC_COUNT };

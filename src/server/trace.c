@@ -72,7 +72,7 @@ static int parse_number(const json_t *v, double max, double *out, bool *has, str
     if (!json_is_number(v) || x < 0 || x > max) {
         problem_field(
             pb, at(w, member),
-            max == 100 ? "a number from 0 to 100, or null" : "a number from 0 to 1e15, or null", v);
+            max == 100 ? "a number from 0 to 100, or null" : AEI_AMOUNT_EXPECTED ", or null", v);
         return AEI_EINVAL;
     }
     *out = x;
