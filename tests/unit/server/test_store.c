@@ -6,6 +6,7 @@
 #include "store_fixture.h"
 
 #include <criterion/criterion.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,113 @@ Test(store, history_pages_by_keyset_without_gaps)
         for (int i = 0; i < N; i++)
             hb_clear(&hbs[i]);
         store_close(s);
+        store_fixture_remove(urls[u]);
+    }
+}
+
+/* Reads one agent's whole history in pages of `limit`, checking that cpu_pct counts up from 0
+ * (each agent's heartbeats carry their own sequence number there); returns how many it read. */
+static int read_history(struct store *s, const char *agent, int limit)
+{
+    struct hb_query q = {.agent_id = agent,
+                         .from = INT64_MIN,
+                         .to = INT64_MAX,
+                         .after_ts = INT64_MIN,
+                         .after_id = INT64_MIN,
+                         .limit = limit};
+    int seen = 0;
+    for (;;) {
+        struct heartbeat *rows;
+        size_t nrows;
+        cr_assert_eq(store_list_heartbeats(s, &q, &rows, &nrows), 0);
+        for (size_t i = 0; i < nrows; i++)
+            cr_assert_eq(rows[i].metric[HB_CPU], seen++, "%s: heartbeat %d in order", agent, seen);
+        if (nrows)
+            q.after_ts = rows[nrows - 1].server_ts, q.after_id = rows[nrows - 1].id;
+        store_free_rows(rows, nrows);
+        if (nrows < (size_t)limit)
+            return seen;
+    }
+}
+
+static int64_t sqlite_count(const char *url, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_open(url + strlen("sqlite:"), &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* SQLite adds heartbeats to its history index a few thousand at a time (store_sqlite.c,
+ * HISTORY_BULK); pages must read the same across that mark, before and after it, and after a
+ * restart, and ids must never be reused once retention empties the table. */
+Test(store, history_reads_the_same_across_the_bulk_index_mark, .timeout = 240)
+{
+    char urls[2][512];
+    int n = store_fixture_urls(urls, "aei-unit");
+    for (int u = 0; u < n; u++) {
+        bool sqlite = strncmp(urls[u], "sqlite:", 7) == 0;
+        struct store *s = store_fixture_open(urls[u]);
+        enum { AGENTS = 3, BATCH = 100, BATCHES = 100 };
+        char agents[AGENTS][64];
+        for (int a = 0; a < AGENTS; a++)
+            unique(agents[a], sizeof(agents[a]), a == 0 ? "bulk-a" : a == 1 ? "bulk-b" : "bulk-c");
+        int sent[AGENTS] = {0};
+        int64_t ts = 1000000;
+        for (int b = 0; b < BATCHES; b++) {
+            struct heartbeat hbs[BATCH], *ptrs[BATCH];
+            for (int i = 0; i < BATCH; i++) {
+                /* Agent c only ever sends the first batch's heartbeats: its history is all in
+                 * the index once the mark is passed. Times repeat in pairs; the id breaks ties. */
+                int a = b == 0 ? i % AGENTS : i % (AGENTS - 1);
+                hbs[i] = make(agents[a], HB_PROCESSING, ts + (b * BATCH + i) / 2, sent[a]++);
+                ptrs[i] = &hbs[i];
+            }
+            cr_assert_eq(store_put_heartbeats(s, ptrs, BATCH), 0);
+            for (int i = 0; i < BATCH; i++)
+                hb_clear(&hbs[i]);
+            if (b == 0 || b == BATCHES / 2 || b == BATCHES - 1)
+                for (int a = 0; a < AGENTS; a++)
+                    cr_assert_eq(read_history(s, agents[a], 97), sent[a], "%s after batch %d",
+                                 urls[u], b);
+        }
+        if (sqlite) {
+            int64_t indexed =
+                sqlite_count(urls[u], "SELECT indexed_id FROM heartbeat_history_state");
+            cr_assert_gt(indexed, 0, "the mark was passed and heartbeats were indexed in bulk");
+            cr_assert_lt(indexed, BATCH * BATCHES, "some heartbeats wait outside the index");
+            cr_assert_eq(sqlite_count(urls[u], "SELECT count(*) FROM heartbeat_history"), indexed);
+        }
+        store_close(s);
+
+        s = store_fixture_open(urls[u]);
+        for (int a = 0; a < AGENTS; a++)
+            cr_assert_eq(read_history(s, agents[a], 1000), sent[a], "%s after a restart", urls[u]);
+        store_close(s);
+
+        if (sqlite) {
+            /* Retention deletes rows; their index entries go with them, and new ids stay above
+             * every id the index has seen even when the table is empty. */
+            sqlite3 *db;
+            cr_assert_eq(sqlite3_open(urls[u] + 7, &db), SQLITE_OK);
+            cr_assert_eq(sqlite3_exec(db, "DELETE FROM heartbeats", NULL, NULL, NULL), SQLITE_OK);
+            sqlite3_close(db);
+            cr_assert_eq(sqlite_count(urls[u], "SELECT count(*) FROM heartbeat_history"), 0);
+            s = store_fixture_open(urls[u]);
+            struct heartbeat again = make(agents[0], HB_IDLE, ts * 2, 0);
+            struct heartbeat *one[1] = {&again};
+            cr_assert_eq(store_put_heartbeats(s, one, 1), 0);
+            hb_clear(&again);
+            cr_assert_eq(read_history(s, agents[0], 10), 1, "a new heartbeat after the purge");
+            cr_assert_gt(sqlite_count(urls[u], "SELECT max(id) FROM heartbeats"),
+                         sqlite_count(urls[u], "SELECT indexed_id FROM heartbeat_history_state"));
+            store_close(s);
+        }
         store_fixture_remove(urls[u]);
     }
 }
