@@ -246,6 +246,51 @@ Test(store, history_reads_the_same_across_the_bulk_index_mark, .timeout = 240)
     }
 }
 
+/* A SQLite store written before migration 0009 keeps every agent's history when it is opened. */
+Test(store, upgrading_to_the_bulk_history_index_keeps_the_history)
+{
+    char urls[2][512];
+    store_fixture_urls(urls, "aei-unit");
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(urls[0] + 7, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db,
+                              "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                              "name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    for (int i = 0; i < 8; i++) {
+        char *msg = NULL;
+        cr_assert_eq(sqlite3_exec(db, store_sqlite_migrations[i].sql, NULL, NULL, &msg), SQLITE_OK,
+                     "%s", msg);
+        char sql[128];
+        snprintf(sql, sizeof(sql), "INSERT INTO schema_migrations VALUES (%d, 'old', 0)", i + 1);
+        cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    /* Two agents, interleaved, cpu_pct counting each one's heartbeats. */
+    cr_assert_eq(
+        sqlite3_exec(db,
+                     "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n "
+                     "WHERE i < 299) INSERT INTO heartbeats (agent_id, server_ts, status, "
+                     "cpu_pct, child_agent_ids, labels) SELECT CASE i % 2 WHEN 0 THEN "
+                     "'old-a' ELSE 'old-b' END, 1000 + i, 'idle', i / 2, '[]', '{}' FROM n",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    struct store *s = store_fixture_open(urls[0]);
+    cr_assert_eq(read_history(s, "old-a", 64), 150);
+    cr_assert_eq(read_history(s, "old-b", 64), 150);
+    cr_assert_eq(sqlite_count(urls[0], "SELECT count(*) FROM heartbeat_history"), 300);
+    cr_assert_eq(sqlite_count(urls[0], "SELECT indexed_id FROM heartbeat_history_state"), 300);
+    struct heartbeat next = make("old-a", HB_IDLE, 5000, 150);
+    struct heartbeat *one[1] = {&next};
+    cr_assert_eq(store_put_heartbeats(s, one, 1), 0);
+    hb_clear(&next);
+    cr_assert_eq(read_history(s, "old-a", 64), 151, "a new heartbeat follows the old ones");
+    store_close(s);
+    store_fixture_remove(urls[0]);
+}
+
 Test(store, reopening_applies_no_migration_twice)
 {
     char urls[2][512];
