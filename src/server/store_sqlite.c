@@ -29,7 +29,7 @@ static const char SQL_INSERT_HB[] =
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 /* The history index is written in bulk (migrations/sqlite/0009_history_in_bulk.sql): once this
  * many heartbeats wait outside it, the batch that passes the mark adds them all, in key order.
- * A history read scans at most this many rows beyond the index. */
+ * A history read scans the rest by rowid: fewer than this many plus one batch of the writer's. */
 #define HISTORY_BULK 4096
 static const char SQL_HISTORY_IDS[] =
     "SELECT indexed_id, max(indexed_id, (SELECT coalesce(max(id), 0) FROM heartbeats)) "
@@ -56,14 +56,15 @@ static const char SQL_LIST_AGENTS[] =
                         "ORDER BY agent_id LIMIT ?2";
 static const char SQL_GET_AGENT[] = STORE_SELECT_AGENTS "WHERE agent_id = ?1";
 /* A page of one agent's history: from the index, and from the heartbeats not in it yet (by rowid:
- * NOT INDEXED keeps the planner off heartbeats_time, which would scan the whole window). */
-#define SQL_HBS_WINDOW                                                                             \
-    "agent_id = ?1 AND server_ts >= ?2 AND server_ts < ?3 AND (server_ts, id) > (?4, ?5) "
+ * NOT INDEXED keeps the planner off heartbeats_time, which would scan the whole window). The
+ * window's start comes as part of the keyset bound (sqlite_list_heartbeats()), so that the index
+ * seeks to the page rather than to the window's start. */
+#define SQL_HBS_WINDOW "agent_id = ?1 AND server_ts < ?2 AND (server_ts, id) > (?3, ?4) "
 static const char SQL_LIST_HBS[] =
     "SELECT * FROM (" STORE_SELECT_HEARTBEATS "WHERE id IN (SELECT id FROM heartbeat_history "
-    "WHERE " SQL_HBS_WINDOW "ORDER BY server_ts, id LIMIT ?6)) UNION ALL "
+    "WHERE " SQL_HBS_WINDOW "ORDER BY server_ts, id LIMIT ?5)) UNION ALL "
     "SELECT * FROM (" STORE_SELECT_HEARTBEATS "NOT INDEXED WHERE id > (SELECT indexed_id FROM "
-    "heartbeat_history_state) AND " SQL_HBS_WINDOW ") ORDER BY server_ts, id LIMIT ?6";
+    "heartbeat_history_state) AND " SQL_HBS_WINDOW ") ORDER BY server_ts, id LIMIT ?5";
 
 /* Decisions are written with ids chosen here (the writer holds the database's write lock, so
  * max(id) + 1 is free), so that each path is known before its row is written, once. */
@@ -243,6 +244,7 @@ static int index_history(struct store_sqlite *s, int64_t indexed, int64_t last)
     return 0;
 }
 
+/* Resets the statements sqlite_put_heartbeats() steps, so that none holds the database. */
 static void reset_put(struct store_sqlite *s)
 {
     sqlite3_stmt *used[] = {s->history_ids,  s->insert_hb,     s->update_agent,
@@ -264,6 +266,7 @@ static int sqlite_put_heartbeats(struct store *base, struct heartbeat *const *hb
     }
     int64_t indexed = sqlite3_column_int64(s->history_ids, 0);
     int64_t id = sqlite3_column_int64(s->history_ids, 1);
+    sqlite3_reset(s->history_ids);
     for (size_t i = 0; i < n; i++) {
         bind_heartbeat(s->insert_hb, hbs[i]);
         sqlite3_bind_int64(s->insert_hb, 14, ++id);
@@ -413,12 +416,13 @@ static int sqlite_list_heartbeats(struct store *base, const struct hb_query *q,
 {
     struct store_sqlite *s = (struct store_sqlite *)base;
     sqlite3_stmt *st = s->list_hbs;
+    /* server_ts >= from is (server_ts, id) > (from, INT64_MIN): ids are positive. */
+    bool from_later = q->after_ts < q->from;
     sqlite3_bind_text(st, 1, q->agent_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, q->from);
-    sqlite3_bind_int64(st, 3, q->to);
-    sqlite3_bind_int64(st, 4, q->after_ts);
-    sqlite3_bind_int64(st, 5, q->after_id);
-    sqlite3_bind_int(st, 6, q->limit);
+    sqlite3_bind_int64(st, 2, q->to);
+    sqlite3_bind_int64(st, 3, from_later ? q->from : q->after_ts);
+    sqlite3_bind_int64(st, 4, from_later ? INT64_MIN : q->after_id);
+    sqlite3_bind_int(st, 5, q->limit);
     return collect(s, st, out, n);
 }
 

@@ -164,7 +164,7 @@ static int read_history(struct store *s, const char *agent, int limit)
     }
 }
 
-static int64_t sqlite_count(const char *url, const char *sql)
+static int64_t sqlite_value(const char *url, const char *sql)
 {
     sqlite3 *db;
     sqlite3_stmt *st;
@@ -212,10 +212,10 @@ Test(store, history_reads_the_same_across_the_bulk_index_mark, .timeout = 240)
         }
         if (sqlite) {
             int64_t indexed =
-                sqlite_count(urls[u], "SELECT indexed_id FROM heartbeat_history_state");
+                sqlite_value(urls[u], "SELECT indexed_id FROM heartbeat_history_state");
             cr_assert_gt(indexed, 0, "the mark was passed and heartbeats were indexed in bulk");
             cr_assert_lt(indexed, BATCH * BATCHES, "some heartbeats wait outside the index");
-            cr_assert_eq(sqlite_count(urls[u], "SELECT count(*) FROM heartbeat_history"), indexed);
+            cr_assert_eq(sqlite_value(urls[u], "SELECT count(*) FROM heartbeat_history"), indexed);
         }
         store_close(s);
 
@@ -225,21 +225,29 @@ Test(store, history_reads_the_same_across_the_bulk_index_mark, .timeout = 240)
         store_close(s);
 
         if (sqlite) {
-            /* Retention deletes rows; their index entries go with them, and new ids stay above
-             * every id the index has seen even when the table is empty. */
-            sqlite3 *db;
-            cr_assert_eq(sqlite3_open(urls[u] + 7, &db), SQLITE_OK);
-            cr_assert_eq(sqlite3_exec(db, "DELETE FROM heartbeats", NULL, NULL, NULL), SQLITE_OK);
-            sqlite3_close(db);
-            cr_assert_eq(sqlite_count(urls[u], "SELECT count(*) FROM heartbeat_history"), 0);
+            /* Retention deletes every row, indexed or not; their index entries go with them, and
+             * new ids stay above every id the index has seen even when the table is empty. */
             s = store_fixture_open(urls[u]);
+            int64_t before = ts + BATCH * BATCHES, deleted;
+            int rows;
+            char dropped[64];
+            do
+                cr_assert_eq(store_rollup_step(s, before, 1000, &rows), 0);
+            while (rows == 1000);
+            do
+                cr_assert_eq(
+                    store_expire_heartbeats(s, before, 1000, &deleted, dropped, sizeof(dropped)),
+                    0);
+            while (deleted);
+            cr_assert_eq(sqlite_value(urls[u], "SELECT count(*) FROM heartbeats"), 0);
+            cr_assert_eq(sqlite_value(urls[u], "SELECT count(*) FROM heartbeat_history"), 0);
             struct heartbeat again = make(agents[0], HB_IDLE, ts * 2, 0);
             struct heartbeat *one[1] = {&again};
             cr_assert_eq(store_put_heartbeats(s, one, 1), 0);
             hb_clear(&again);
             cr_assert_eq(read_history(s, agents[0], 10), 1, "a new heartbeat after the purge");
-            cr_assert_gt(sqlite_count(urls[u], "SELECT max(id) FROM heartbeats"),
-                         sqlite_count(urls[u], "SELECT indexed_id FROM heartbeat_history_state"));
+            cr_assert_gt(sqlite_value(urls[u], "SELECT max(id) FROM heartbeats"),
+                         sqlite_value(urls[u], "SELECT indexed_id FROM heartbeat_history_state"));
             store_close(s);
         }
         store_fixture_remove(urls[u]);
@@ -252,7 +260,7 @@ Test(store, upgrading_to_the_bulk_history_index_keeps_the_history)
     char urls[2][512];
     store_fixture_urls(urls, "aei-unit");
     sqlite3 *db;
-    cr_assert_eq(sqlite3_open(urls[0] + 7, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_open(urls[0] + strlen("sqlite:"), &db), SQLITE_OK);
     cr_assert_eq(sqlite3_exec(db,
                               "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
                               "name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
@@ -280,8 +288,8 @@ Test(store, upgrading_to_the_bulk_history_index_keeps_the_history)
     struct store *s = store_fixture_open(urls[0]);
     cr_assert_eq(read_history(s, "old-a", 64), 150);
     cr_assert_eq(read_history(s, "old-b", 64), 150);
-    cr_assert_eq(sqlite_count(urls[0], "SELECT count(*) FROM heartbeat_history"), 300);
-    cr_assert_eq(sqlite_count(urls[0], "SELECT indexed_id FROM heartbeat_history_state"), 300);
+    cr_assert_eq(sqlite_value(urls[0], "SELECT count(*) FROM heartbeat_history"), 300);
+    cr_assert_eq(sqlite_value(urls[0], "SELECT indexed_id FROM heartbeat_history_state"), 300);
     struct heartbeat next = make("old-a", HB_IDLE, 5000, 150);
     struct heartbeat *one[1] = {&next};
     cr_assert_eq(store_put_heartbeats(s, one, 1), 0);

@@ -11,13 +11,16 @@ CREATE TABLE heartbeat_history (
     PRIMARY KEY (agent_id, server_ts, id)
 ) WITHOUT ROWID;
 
-CREATE TABLE heartbeat_history_state (indexed_id INTEGER NOT NULL);
+CREATE TABLE heartbeat_history_state (
+    one        INTEGER PRIMARY KEY CHECK (one = 1),
+    indexed_id INTEGER NOT NULL
+);
 
 -- In key order, so that the index is built leaf after leaf; OR IGNORE, as in store_sqlite.c, spares
 -- SQLite a statement journal as large as the index.
 INSERT OR IGNORE INTO heartbeat_history
 SELECT agent_id, server_ts, id FROM heartbeats ORDER BY agent_id, server_ts, id;
-INSERT INTO heartbeat_history_state SELECT coalesce(max(id), 0) FROM heartbeats;
+INSERT INTO heartbeat_history_state SELECT 1, coalesce(max(id), 0) FROM heartbeats;
 DROP INDEX heartbeats_agent_time;
 
 -- Whatever deletes a heartbeat (retention) deletes its entry.
