@@ -83,62 +83,6 @@ Test(store, batch_keeps_latest_state_per_agent)
     }
 }
 
-Test(store, history_pages_by_keyset_without_gaps)
-{
-    char urls[2][512];
-    int n = store_fixture_urls(urls, "aei-unit");
-    for (int u = 0; u < n; u++) {
-        struct store *s = store_fixture_open(urls[u]);
-        char a[64];
-        unique(a, sizeof(a), "hist");
-        enum { N = 25 };
-        struct heartbeat hbs[N];
-        struct heartbeat *ptrs[N];
-        for (int i = 0; i < N; i++) {
-            /* Pairs of equal times: the id breaks the tie. */
-            hbs[i] = make(a, HB_PROCESSING, 5000 + i / 2, i);
-            ptrs[i] = &hbs[i];
-        }
-        cr_assert_eq(store_put_heartbeats(s, ptrs, N), 0);
-        struct hb_query q = {.agent_id = a,
-                             .from = INT64_MIN,
-                             .to = INT64_MAX,
-                             .after_ts = INT64_MIN,
-                             .after_id = INT64_MIN,
-                             .limit = 10};
-        int seen = 0;
-        for (int page = 0; page < 5; page++) {
-            struct heartbeat *rows;
-            size_t nrows;
-            cr_assert_eq(store_list_heartbeats(s, &q, &rows, &nrows), 0);
-            for (size_t i = 0; i < nrows; i++)
-                cr_assert_eq(rows[i].metric[HB_CPU], seen++, "%s: order", urls[u]);
-            if (nrows)
-                q.after_ts = rows[nrows - 1].server_ts, q.after_id = rows[nrows - 1].id;
-            store_free_rows(rows, nrows);
-            if (nrows < 10)
-                break;
-        }
-        cr_assert_eq(seen, N);
-
-        struct hb_query window = {.agent_id = a,
-                                  .from = 5002,
-                                  .to = 5004,
-                                  .after_ts = INT64_MIN,
-                                  .after_id = INT64_MIN,
-                                  .limit = 100};
-        struct heartbeat *rows;
-        size_t nrows;
-        cr_assert_eq(store_list_heartbeats(s, &window, &rows, &nrows), 0);
-        cr_assert_eq(nrows, 4, "from is inclusive, to exclusive");
-        store_free_rows(rows, nrows);
-        for (int i = 0; i < N; i++)
-            hb_clear(&hbs[i]);
-        store_close(s);
-        store_fixture_remove(urls[u]);
-    }
-}
-
 /* Reads one agent's whole history in pages of `limit`, checking that cpu_pct counts up from 0
  * (each agent's heartbeats carry their own sequence number there); returns how many it read. */
 static int read_history(struct store *s, const char *agent, int limit)
@@ -161,6 +105,43 @@ static int read_history(struct store *s, const char *agent, int limit)
         store_free_rows(rows, nrows);
         if (nrows < (size_t)limit)
             return seen;
+    }
+}
+
+Test(store, history_pages_by_keyset_without_gaps)
+{
+    char urls[2][512];
+    int n = store_fixture_urls(urls, "aei-unit");
+    for (int u = 0; u < n; u++) {
+        struct store *s = store_fixture_open(urls[u]);
+        char a[64];
+        unique(a, sizeof(a), "hist");
+        enum { N = 25 };
+        struct heartbeat hbs[N];
+        struct heartbeat *ptrs[N];
+        for (int i = 0; i < N; i++) {
+            /* Pairs of equal times: the id breaks the tie. */
+            hbs[i] = make(a, HB_PROCESSING, 5000 + i / 2, i);
+            ptrs[i] = &hbs[i];
+        }
+        cr_assert_eq(store_put_heartbeats(s, ptrs, N), 0);
+        cr_assert_eq(read_history(s, a, 10), N, "%s", urls[u]);
+
+        struct hb_query window = {.agent_id = a,
+                                  .from = 5002,
+                                  .to = 5004,
+                                  .after_ts = INT64_MIN,
+                                  .after_id = INT64_MIN,
+                                  .limit = 100};
+        struct heartbeat *rows;
+        size_t nrows;
+        cr_assert_eq(store_list_heartbeats(s, &window, &rows, &nrows), 0);
+        cr_assert_eq(nrows, 4, "from is inclusive, to exclusive");
+        store_free_rows(rows, nrows);
+        for (int i = 0; i < N; i++)
+            hb_clear(&hbs[i]);
+        store_close(s);
+        store_fixture_remove(urls[u]);
     }
 }
 
@@ -189,8 +170,11 @@ Test(store, history_reads_the_same_across_the_bulk_index_mark, .timeout = 240)
         struct store *s = store_fixture_open(urls[u]);
         enum { AGENTS = 3, BATCH = 100, BATCHES = 100 };
         char agents[AGENTS][64];
-        for (int a = 0; a < AGENTS; a++)
-            unique(agents[a], sizeof(agents[a]), a == 0 ? "bulk-a" : a == 1 ? "bulk-b" : "bulk-c");
+        for (int a = 0; a < AGENTS; a++) {
+            char name[16];
+            snprintf(name, sizeof(name), "bulk-%c", 'a' + a);
+            unique(agents[a], sizeof(agents[a]), name);
+        }
         int sent[AGENTS] = {0};
         int64_t ts = 1000000;
         for (int b = 0; b < BATCHES; b++) {
