@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench.sh - heartbeat-ingest benchmark: nginx's 204 as the ceiling, then aeid on SQLite and
-# PostgreSQL; writes bench/results/heartbeat-ingest-<UTC date>.{json,md} and latest.md.
+# bench.sh - heartbeat-ingest benchmark: nginx's 204 as the ceiling, libwebsockets alone
+# answering 204 as the floor of aeid's HTTP layer, then aeid on SQLite and PostgreSQL; writes bench/results/heartbeat-ingest-<UTC date>.{json,md} and latest.md.
 #
 # Run by `make bench` after `make build`. Benchmarks record numbers and never fail on slow ones;
 # the script exits non-zero only when something could not run at all.
@@ -8,13 +8,14 @@
 # Environment (all optional): BENCH_DURATION (seconds per run, default 10), BENCH_WARMUP (1),
 # BENCH_AGENTS (100), BENCH_BAR_RATE (the modest open-loop rate of scenario a, default 1000),
 # BENCH_NGINX_REPEATS (nginx runs, median taken, default 3), BENCH_STORES ("sqlite postgresql"),
-# BENCH_OUT (bench/results), AEI, AEID, NGINX (binaries).
+# BENCH_OUT (bench/results), AEI, AEID, NGINX, LWS_FLOOR (binaries).
 set -euo pipefail
 
 # shellcheck source=scripts/bench-lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 STORE_BENCH=${STORE_BENCH:-$ROOT/build/store-bench}
 NGINX=${NGINX:-/usr/sbin/nginx}
+LWS_FLOOR=${LWS_FLOOR:-$ROOT/build/lws-floor}
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-1}
 AGENTS=${BENCH_AGENTS:-100}
@@ -31,11 +32,12 @@ command -v python3 >/dev/null ||
 
 tmp=$(bench_tmp aei-bench)
 nginx_pid=""
+floor_pid=""
 aeid_pid=""
 pg_dir=""
 failed=0
 
-trap 'cleanup "$aeid_pid" "$nginx_pid"' EXIT
+trap 'cleanup "$aeid_pid" "$nginx_pid" "$floor_pid"' EXIT
 trap 'exit 130' INT TERM
 
 # run_bench STORE SCENARIO PORT [aei bench options...]: one recorded run.
@@ -77,6 +79,26 @@ nginx_rps=$(cut -f1 "$tmp/manifest" | python3 -c 'import json, statistics, sys
 print(statistics.median(json.load(open(f.strip()))["rps"] for f in sys.stdin))')
 half_rate=$(python3 -c 'import sys; print(max(1, round(float(sys.argv[1]) / 2)))' "$nginx_rps")
 echo "== nginx: median $nginx_rps req/s; scenario c targets $half_rate req/s"
+
+# ---- libwebsockets alone (bench/peers/lws_floor.c): what aeid's HTTP layer could reach ----
+if [ -x "$LWS_FLOOR" ]; then
+    floor_port=$(free_port)
+    "$LWS_FLOOR" "$floor_port" 2>"$tmp/lws-floor.log" &
+    floor_pid=$!
+    if wait_ready "$floor_pid" "$floor_port"; then
+        for n in $(seq 1 "$NGINX_REPEATS"); do
+            run_bench lws-floor "max-$n" "$floor_port"
+        done
+    else
+        echo "bench.sh: lws-floor did not start: $(tail -n 3 "$tmp/lws-floor.log")" >&2
+        failed=1
+    fi
+    stop_pid "$floor_pid"
+    floor_pid=""
+else
+    echo "bench.sh: no $LWS_FLOOR; run 'make build' first (skipping the libwebsockets floor)" >&2
+    failed=1
+fi
 
 # ---- aeid on each store ----
 AEI_TOKEN=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
@@ -160,7 +182,7 @@ run_stamp
 touch "$tmp/store-bench.txt"
 python3 - "$tmp/manifest" "$OUT" "$day" "$commit" "${overrides% }" "$nginx_rps" "$half_rate" \
     "$tmp/store-bench.txt" "$cpu" <<'EOF'
-import json, os, platform, subprocess, sys
+import json, os, platform, statistics, subprocess, sys
 
 manifest, out, day, commit, overrides, nginx_rps, half_rate, store_bench, cpu = sys.argv[1:10]
 nginx_rps = float(nginx_rps)
@@ -171,6 +193,9 @@ def version(cmd):
         return (r.stdout + r.stderr).strip().splitlines()[0]
     except Exception:
         return "unknown"
+
+def median(xs):
+    return statistics.median(xs) if xs else None
 
 runs = []
 for line in open(manifest):
@@ -200,6 +225,8 @@ doc = {
     },
     "nginx_rps": nginx_rps,
     "nginx_rps_is": "median of the nginx runs",
+    "lws_floor_rps": median([r["rps"] for r in runs if r["store"] == "lws-floor"]),
+    "lws_floor_rps_is": "median of the runs of bench/peers/lws_floor.c (libwebsockets alone, 204)",
     "half_nginx_rate": int(half_rate),
     "runs": runs,
 }
@@ -277,6 +304,12 @@ for store, s in summary.items():
 nginx_each = ", ".join("%.0f" % r["rps"] for r in runs if r["store"] == "nginx")
 lines.append(f"- **nginx**: {nginx_rps:.0f} req/s, the median of closed-loop runs at "
              f"{nginx_each} req/s.")
+floor = doc["lws_floor_rps"]
+if floor:
+    floor_each = ", ".join("%.0f" % r["rps"] for r in runs if r["store"] == "lws-floor")
+    lines.append(f"- **libwebsockets alone** (204, one thread, no JSON or store): {floor:.0f} "
+                 f"req/s = {floor / nginx_rps:.2f} x nginx, the median of runs at {floor_each} "
+                 "req/s: the most aeid's HTTP layer could reach.")
 if store_lines:
     lines += ["", "The store alone (`build/store-bench URL BATCH AGENTS 5`, no HTTP): the most "
               "heartbeats/s a writer thread commits in batches of that size.", ""]
