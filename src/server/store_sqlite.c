@@ -259,7 +259,7 @@ static int sqlite_put_heartbeats(struct store *base, struct heartbeat *const *hb
     struct store_sqlite *s = (struct store_sqlite *)base;
     int rc = exec(s, "BEGIN IMMEDIATE");
     if (rc)
-        goto out;
+        return rc;
     if (sqlite3_step(s->history_ids) != SQLITE_ROW) {
         rc = fail(s, "reading heartbeat ids");
         goto err_rollback;
@@ -291,18 +291,14 @@ static int sqlite_put_heartbeats(struct store *base, struct heartbeat *const *hb
             goto err_rollback;
         }
     }
-    if ((rc = index_history(s, indexed, id)))
+    if ((rc = index_history(s, indexed, id)) || (rc = exec(s, "COMMIT")))
         goto err_rollback;
-    rc = exec(s, "COMMIT");
-    if (rc)
-        goto err_rollback;
-    goto out;
+    reset_put(s);
+    return 0;
 
 err_rollback:
-    reset_put(s);
+    reset_put(s); /* before the rollback, which a running statement would hold up */
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-out:
-    reset_put(s);
     return rc;
 }
 

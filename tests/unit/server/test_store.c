@@ -238,6 +238,72 @@ Test(store, history_reads_the_same_across_the_bulk_index_mark, .timeout = 240)
     }
 }
 
+static void sqlite_run(const char *url, const char *sql)
+{
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(url + strlen("sqlite:"), &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+}
+
+/* A batch that passes the bulk index mark and then fails takes its index entries and the mark
+ * with it: nothing of it is stored, and the same batch stored again is indexed once. */
+Test(store, a_failed_batch_at_the_bulk_index_mark_leaves_the_index_as_it_was)
+{
+    char urls[2][512];
+    store_fixture_urls(urls, "aei-unit");
+    const char *url = urls[0]; /* SQLite alone has the bulk index */
+    struct store *s = store_fixture_open(url);
+    enum { AGENTS = 4, BATCH = 100, BEFORE = 40 }; /* 4,000 heartbeats: below the 4,096 mark */
+    char agents[AGENTS][64];
+    for (int a = 0; a < AGENTS; a++) {
+        char name[16];
+        snprintf(name, sizeof(name), "mark-%c", 'a' + a);
+        unique(agents[a], sizeof(agents[a]), name);
+    }
+    int sent[AGENTS] = {0};
+    struct heartbeat hbs[BATCH], *ptrs[BATCH];
+    for (int b = 0; b <= BEFORE; b++) {
+        for (int i = 0; i < BATCH; i++) {
+            int a = i % AGENTS;
+            hbs[i] = make(agents[a], HB_WAITING, 1000 + b * BATCH + i, sent[a] + i / AGENTS);
+            ptrs[i] = &hbs[i];
+        }
+        if (b == BEFORE) /* the index's step fails after it has added the entries */
+            sqlite_run(url, "CREATE TRIGGER poison BEFORE UPDATE ON heartbeat_history_state "
+                            "BEGIN SELECT RAISE(ABORT, 'poisoned'); END");
+        int rc = store_put_heartbeats(s, ptrs, BATCH);
+        if (b < BEFORE) {
+            cr_assert_eq(rc, 0);
+            for (int i = 0; i < BATCH; i++)
+                hb_clear(&hbs[i]);
+            for (int a = 0; a < AGENTS; a++)
+                sent[a] += BATCH / AGENTS;
+        } else {
+            cr_assert_neq(rc, 0, "the batch passing the mark runs the index's step and fails");
+        }
+    }
+    cr_assert_eq(sqlite_value(url, "SELECT count(*) FROM heartbeats"), BEFORE * BATCH);
+    cr_assert_eq(sqlite_value(url, "SELECT count(*) FROM heartbeat_history"), 0);
+    cr_assert_eq(sqlite_value(url, "SELECT indexed_id FROM heartbeat_history_state"), 0);
+    for (int a = 0; a < AGENTS; a++)
+        cr_assert_eq(read_history(s, agents[a], 333), sent[a]);
+
+    sqlite_run(url, "DROP TRIGGER poison");
+    cr_assert_eq(store_put_heartbeats(s, ptrs, BATCH), 0);
+    for (int i = 0; i < BATCH; i++)
+        hb_clear(&hbs[i]);
+    for (int a = 0; a < AGENTS; a++)
+        sent[a] += BATCH / AGENTS;
+    int64_t total = (BEFORE + 1) * BATCH;
+    cr_assert_eq(sqlite_value(url, "SELECT indexed_id FROM heartbeat_history_state"), total);
+    cr_assert_eq(sqlite_value(url, "SELECT count(*) FROM heartbeat_history"), total);
+    for (int a = 0; a < AGENTS; a++)
+        cr_assert_eq(read_history(s, agents[a], 333), sent[a]);
+    store_close(s);
+    store_fixture_remove(url);
+}
+
 /* A SQLite store written before migration 0009 keeps every agent's history when it is opened. */
 Test(store, upgrading_to_the_bulk_history_index_keeps_the_history)
 {
