@@ -23,18 +23,30 @@ struct store_pg {
     PGconn *conn;
     bool broken;      /* a statement timed out: reconnect before the next */
     bool in_tx;       /* between begin and commit: a lost connection fails, never reconnects */
-    struct buf batch; /* reused for the JSON of each heartbeat batch */
+    struct buf batch; /* reused for each batch: the arrays of heartbeats, the JSON of decisions */
     char scope[AEI_ID_MAX + 1]; /* the session's row-level security scope, "" for none */
 };
 
-/* One statement, hence one transaction and one round trip, for a whole batch: the batch arrives
- * as one JSON array; every row goes to heartbeats, the rows marked latest update agents. */
+/* One statement, hence one transaction and one round trip, for a whole batch. The batch comes in
+ * binary format (pg_put_heartbeats()), so that the server parses no number: an array per column,
+ * read in step by set-returning functions in the select list (in FROM, each function would
+ * first fill a tuplestore of its own), and for child_agent_ids and labels one jsonb document
+ * each, the array of the rows' documents. That is two JSON parses a batch rather than two a
+ * row, each of which costs the server kilobytes that it keeps until the statement ends. Every
+ * row goes to heartbeats in batch order (ids follow it); the rows marked latest update agents.
+ * Updating known agents apart from inserting new ones, as store_sqlite.c does, measured slower
+ * here: the upsert stays one statement. */
 static const char SQL_PUT_BATCH[] =
-    "WITH b AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x("
-    "agent_id text, name text, status text, cpu_pct float8, mem_pct float8, "
-    "tokens_per_min float8, cost_usd float8, confidence float8, parent_agent_id text, "
-    "child_agent_ids jsonb, labels jsonb, agent_ts bigint, server_ts bigint, latest bool, "
-    "first_ts bigint, ord int, team_id text)),"
+    "WITH u AS (SELECT unnest($1::text[]) AS agent_id, unnest($2::text[]) AS name, "
+    "unnest($3::text[]) AS status, unnest($4::float8[]) AS cpu_pct, "
+    "unnest($5::float8[]) AS mem_pct, unnest($6::float8[]) AS tokens_per_min, "
+    "unnest($7::float8[]) AS cost_usd, unnest($8::float8[]) AS confidence, "
+    "unnest($9::text[]) AS parent_agent_id, unnest($12::int8[]) AS agent_ts, "
+    "unnest($13::int8[]) AS server_ts, unnest($14::bool[]) AS latest, "
+    "unnest($15::int8[]) AS first_ts, unnest($16::text[]) AS team_id, "
+    "generate_subscripts($1::text[], 1) AS ord), "
+    "b AS (SELECT u.*, $10::jsonb -> (ord - 1) AS child_agent_ids, "
+    "$11::jsonb -> (ord - 1) AS labels FROM u),"
     " ins AS (INSERT INTO heartbeats (" STORE_AGENT_COLUMNS ", server_ts) "
     "SELECT " STORE_AGENT_COLUMNS ", server_ts FROM b ORDER BY ord) "
     "INSERT INTO agents (" STORE_AGENT_COLUMNS ", last_heartbeat, first_seen, team_id) "
@@ -113,10 +125,20 @@ static bool restore_scope(struct store_pg *s)
     return ok;
 }
 
-/* Sends a statement without waiting for its answer, in text or (binary) binary result format;
- * false if the connection is lost. Reconnects first if the last statement lost it. */
+/* The types, lengths and formats of a statement's parameters (PQsendQueryParams()'s
+ * paramTypes, paramLengths and paramFormats), for parameters sent in binary format. Without
+ * them every parameter is text, of the type the statement gives it. */
+struct param_types {
+    const Oid *types;
+    const int *lengths;
+    const int *formats;
+};
+
+/* Sends a statement without waiting for its answer, its parameters in text or (pt) the formats
+ * pt gives, its result in text or (binary) binary format; false if the connection is lost.
+ * Reconnects first if the last statement lost it. */
 static bool send_query(struct store_pg *s, const char *sql, int nparams, const char *const *params,
-                       bool binary)
+                       const struct param_types *pt, bool binary)
 {
     if (s->broken || PQstatus(s->conn) != CONNECTION_OK) {
         if (s->in_tx)
@@ -127,7 +149,8 @@ static bool send_query(struct store_pg *s, const char *sql, int nparams, const c
         s->broken = false;
         log_info("store: reconnected to PostgreSQL");
     }
-    return PQsendQueryParams(s->conn, sql, nparams, NULL, params, NULL, NULL, binary ? 1 : 0);
+    return PQsendQueryParams(s->conn, sql, nparams, pt ? pt->types : NULL, params,
+                             pt ? pt->lengths : NULL, pt ? pt->formats : NULL, binary ? 1 : 0);
 }
 
 /* Returns the result of the statement sent last, or NULL if the connection is lost or the server
@@ -159,7 +182,7 @@ static PGresult *receive(struct store_pg *s)
 /* Returns the result of a statement, or NULL (see send_query() and receive()). */
 static PGresult *run(struct store_pg *s, const char *sql, int nparams, const char *const *params)
 {
-    return send_query(s, sql, nparams, params, false) ? receive(s) : NULL;
+    return send_query(s, sql, nparams, params, NULL, false) ? receive(s) : NULL;
 }
 
 /* Maps a failed result to an AEI_E* code and logs why. Frees res. */
@@ -184,14 +207,22 @@ static int fail(struct store_pg *s, PGresult *res, const char *what)
     return AEI_EIO;
 }
 
-static int command(struct store_pg *s, const char *sql, int nparams, const char *const *params,
-                   const char *what)
+/* Runs a statement that returns no rows, its parameters typed by pt (or NULL: text); `what`
+ * names it in an error. */
+static int command_typed(struct store_pg *s, const char *sql, int nparams,
+                         const char *const *params, const struct param_types *pt, const char *what)
 {
-    PGresult *res = run(s, sql, nparams, params);
+    PGresult *res = send_query(s, sql, nparams, params, pt, false) ? receive(s) : NULL;
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
         return fail(s, res, what);
     PQclear(res);
     return 0;
+}
+
+static int command(struct store_pg *s, const char *sql, int nparams, const char *const *params,
+                   const char *what)
+{
+    return command_typed(s, sql, nparams, params, NULL, what);
 }
 
 static int pg_migrate(struct store_pg *s, char *err, size_t errlen)
@@ -249,48 +280,225 @@ err_res:
     return AEI_EIO;
 }
 
-/* Appends one heartbeat as a JSON object whose members match the recordset in SQL_PUT_BATCH. */
-static void append_json(struct buf *b, size_t ord, const struct heartbeat *hb, bool latest,
-                        int64_t first_ts)
+/* Type OIDs (catalog/pg_type_d.h, which libpq does not install); they never change. */
+#define BOOL_OID 16
+#define INT8_OID 20
+#define TEXT_OID 25
+#define FLOAT8_OID 701
+#define JSONB_OID 3802
+#define BOOL_ARRAY_OID 1000
+#define TEXT_ARRAY_OID 1009
+#define INT8_ARRAY_OID 1016
+#define FLOAT8_ARRAY_OID 1022
+
+/* The parameters of SQL_PUT_BATCH, in its order: for each column, an array with an element per
+ * heartbeat, or a jsonb array with a document per heartbeat. */
+enum {
+    P_AGENT_ID,
+    P_NAME,
+    P_STATUS,
+    P_METRIC, /* HB_METRIC_COUNT of them, in enum hb_metric order */
+    P_PARENT = P_METRIC + HB_METRIC_COUNT,
+    P_CHILDREN,
+    P_LABELS,
+    P_AGENT_TS,
+    P_SERVER_TS,
+    P_LATEST,
+    P_FIRST_TS,
+    P_TEAM_ID,
+    P_COUNT
+};
+_Static_assert(HB_METRIC_COUNT == 5, "SQL_PUT_BATCH names five metric columns");
+
+static const Oid batch_types[P_COUNT] = {[P_AGENT_ID] = TEXT_ARRAY_OID,
+                                         [P_NAME] = TEXT_ARRAY_OID,
+                                         [P_STATUS] = TEXT_ARRAY_OID,
+                                         [P_METRIC + HB_CPU] = FLOAT8_ARRAY_OID,
+                                         [P_METRIC + HB_MEM] = FLOAT8_ARRAY_OID,
+                                         [P_METRIC + HB_TPM] = FLOAT8_ARRAY_OID,
+                                         [P_METRIC + HB_COST] = FLOAT8_ARRAY_OID,
+                                         [P_METRIC + HB_CONFIDENCE] = FLOAT8_ARRAY_OID,
+                                         [P_PARENT] = TEXT_ARRAY_OID,
+                                         [P_CHILDREN] = JSONB_OID,
+                                         [P_LABELS] = JSONB_OID,
+                                         [P_AGENT_TS] = INT8_ARRAY_OID,
+                                         [P_SERVER_TS] = INT8_ARRAY_OID,
+                                         [P_LATEST] = BOOL_ARRAY_OID,
+                                         [P_FIRST_TS] = INT8_ARRAY_OID,
+                                         [P_TEAM_ID] = TEXT_ARRAY_OID};
+
+/* The type of an array's elements. */
+static Oid element_type(Oid array)
 {
-    buf_printf(b, "{\"ord\":%zu,\"agent_id\":\"%s\",\"status\":\"%s\"", ord, hb->agent_id,
-               hb_status_names[hb->status]);
-    if (hb->name) {
-        json_t *name = json_string(hb->name);
-        char *enc = json_dumps(name, JSON_ENCODE_ANY);
-        buf_printf(b, ",\"name\":%s", enc);
-        free(enc);
-        json_decref(name);
+    switch (array) {
+    case BOOL_ARRAY_OID:
+        return BOOL_OID;
+    case INT8_ARRAY_OID:
+        return INT8_OID;
+    case FLOAT8_ARRAY_OID:
+        return FLOAT8_OID;
+    default:
+        return TEXT_OID;
     }
-    for (int m = 0; m < HB_METRIC_COUNT; m++)
-        if (hb->has_metric[m])
-            buf_printf(b, ",\"%s\":%.17g", hb_metric_names[m], hb->metric[m]);
-    if (hb->parent_agent_id)
-        buf_printf(b, ",\"parent_agent_id\":\"%s\"", hb->parent_agent_id);
-    buf_printf(b, ",\"child_agent_ids\":%s,\"labels\":%s", hb->children_json, hb->labels_json);
-    if (hb->has_agent_ts)
-        buf_printf(b, ",\"agent_ts\":%lld", (long long)hb->agent_ts);
-    buf_printf(b, ",\"server_ts\":%lld,\"latest\":%s,\"first_ts\":%lld", (long long)hb->server_ts,
-               latest ? "true" : "false", (long long)first_ts);
-    if (latest && hb->team_id[0]) /* ids need no escaping */
-        buf_printf(b, ",\"team_id\":\"%s\"", hb->team_id);
-    buf_puts(b, "}");
+}
+
+/* Binary values are in network byte order: big-endian. */
+static void put_be32(struct buf *b, uint32_t v)
+{
+    uint8_t p[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    buf_append(b, p, sizeof(p));
+}
+
+static void put_be64(struct buf *b, uint64_t v)
+{
+    put_be32(b, (uint32_t)(v >> 32));
+    put_be32(b, (uint32_t)v);
+}
+
+/* Starts a one-dimensional array of n elements in binary format (array_recv()'s): the number of
+ * dimensions, a has-null flag, the element type, then each dimension's length and lower bound,
+ * all int32; the elements follow, each its length (-1 for NULL) and that many bytes. Returns
+ * where the array starts, for elem_null(). */
+static size_t array_begin(struct buf *b, Oid elem, size_t n)
+{
+    size_t at = b->len;
+    put_be32(b, 1);
+    put_be32(b, 0);
+    put_be32(b, elem);
+    put_be32(b, (uint32_t)n);
+    put_be32(b, 1);
+    return at;
+}
+
+/* Appends a NULL element to the array that starts at `array`, and raises its has-null flag. */
+static void elem_null(struct buf *b, size_t array)
+{
+    put_be32(b, UINT32_MAX);
+    b->data[array + 7] = 1;
+}
+
+/* A text element: its bytes without the NUL, or NULL for s NULL. */
+static void elem_text(struct buf *b, size_t array, const char *s)
+{
+    if (!s) {
+        elem_null(b, array);
+        return;
+    }
+    size_t len = strlen(s);
+    put_be32(b, (uint32_t)len);
+    buf_append(b, s, len);
+}
+
+static void elem_int8(struct buf *b, int64_t v)
+{
+    put_be32(b, 8);
+    put_be64(b, (uint64_t)v);
+}
+
+/* A float8 element: its IEEE 754 bits. */
+static void elem_float8(struct buf *b, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    put_be32(b, 8);
+    put_be64(b, bits);
+}
+
+static void elem_bool(struct buf *b, bool v)
+{
+    const uint8_t byte = v;
+    put_be32(b, 1);
+    buf_append(b, &byte, 1);
+}
+
+/* Appends a jsonb value in binary format (jsonb_recv()'s: format version 1, then the text): the
+ * array of each heartbeat's child_agent_ids (children) or labels, compact JSON already. */
+static void append_jsonb_array(struct buf *b, struct heartbeat *const *hbs, size_t n, bool children)
+{
+    const uint8_t version = 1;
+    buf_append(b, &version, 1);
+    buf_puts(b, "[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            buf_puts(b, ",");
+        buf_puts(b, children ? hbs[i]->children_json : hbs[i]->labels_json);
+    }
+    buf_puts(b, "]");
+}
+
+/* Appends parameter p of SQL_PUT_BATCH for the batch: its column, in binary format. */
+static void append_param(struct buf *b, int p, struct heartbeat *const *hbs, size_t n,
+                         const bool *latest, const int64_t *first_ts)
+{
+    if (batch_types[p] == JSONB_OID) {
+        append_jsonb_array(b, hbs, n, p == P_CHILDREN);
+        return;
+    }
+    size_t array = array_begin(b, element_type(batch_types[p]), n);
+    for (size_t i = 0; i < n; i++) {
+        const struct heartbeat *hb = hbs[i];
+        switch (p) {
+        case P_AGENT_ID:
+            elem_text(b, array, hb->agent_id);
+            break;
+        case P_NAME:
+            elem_text(b, array, hb->name);
+            break;
+        case P_STATUS:
+            elem_text(b, array, hb_status_names[hb->status]);
+            break;
+        case P_PARENT:
+            elem_text(b, array, hb->parent_agent_id);
+            break;
+        case P_AGENT_TS:
+            if (hb->has_agent_ts)
+                elem_int8(b, hb->agent_ts);
+            else
+                elem_null(b, array);
+            break;
+        case P_SERVER_TS:
+            elem_int8(b, hb->server_ts);
+            break;
+        case P_LATEST:
+            elem_bool(b, latest[i]);
+            break;
+        case P_FIRST_TS:
+            elem_int8(b, first_ts[i]);
+            break;
+        case P_TEAM_ID: /* read for the rows marked latest alone */
+            elem_text(b, array, latest[i] ? hb->team_id : NULL);
+            break;
+        default: /* a metric */
+            if (hb->has_metric[p - P_METRIC])
+                elem_float8(b, hb->metric[p - P_METRIC]);
+            else
+                elem_null(b, array);
+        }
+    }
 }
 
 static int pg_put_heartbeats(struct store *base, struct heartbeat *const *hbs, size_t n,
                              const bool *latest, const int64_t *first_ts)
 {
     struct store_pg *s = (struct store_pg *)base;
+    /* The parameters go one after another into one buffer, which may move as it grows: they
+     * are pointed at once it is whole. */
+    size_t at[P_COUNT + 1];
     buf_reset(&s->batch);
-    buf_puts(&s->batch, "[");
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            buf_puts(&s->batch, ",");
-        append_json(&s->batch, i, hbs[i], latest[i], first_ts[i]);
+    for (int p = 0; p < P_COUNT; p++) {
+        at[p] = s->batch.len;
+        append_param(&s->batch, p, hbs, n, latest, first_ts);
     }
-    buf_puts(&s->batch, "]");
-    const char *params[] = {s->batch.data};
-    return command(s, SQL_PUT_BATCH, 1, params, "storing heartbeats");
+    at[P_COUNT] = s->batch.len;
+    const char *params[P_COUNT];
+    int lengths[P_COUNT], formats[P_COUNT];
+    for (int p = 0; p < P_COUNT; p++) {
+        params[p] = s->batch.data + at[p];
+        lengths[p] = (int)(at[p + 1] - at[p]);
+        formats[p] = 1;
+    }
+    const struct param_types pt = {batch_types, lengths, formats};
+    return command_typed(s, SQL_PUT_BATCH, P_COUNT, params, &pt, "storing heartbeats");
 }
 
 static char *value_dup(PGresult *res, int row, int col)
@@ -1009,7 +1217,7 @@ static int pg_scan_audit(struct store *base, const char *team_id, bool by_id,
     const char *sql = SQL_SCAN[by_id][team_id != NULL];
     const char *params[] = {team, after, team_id};
     int np = team_id ? 3 : 2;
-    if (!send_query(s, sql, np, params, true))
+    if (!send_query(s, sql, np, params, NULL, true))
         return fail(s, NULL, "reading the audit log");
     for (;;) {
         PGresult *res = receive(s);
@@ -1021,7 +1229,7 @@ static int pg_scan_audit(struct store *base, const char *team_id, bool by_id,
             text_copy(res, rows - 1, 1, team, sizeof(team));
             snprintf(after, sizeof(after), "%lld",
                      (long long)value_i64(res, rows - 1, by_id ? 0 : 2));
-            if (!send_query(s, sql, np, params, true)) {
+            if (!send_query(s, sql, np, params, NULL, true)) {
                 PQclear(res);
                 return fail(s, NULL, "reading the audit log");
             }
