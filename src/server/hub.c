@@ -486,6 +486,9 @@ void hub_heartbeat(struct hub *h, struct heartbeat *hb, int64_t received_mono)
     h->status_counts[hb->status]++;
     hb->first_seen = prev.first_seen;
     memcpy(hb->team_id, prev.team_id, sizeof(hb->team_id)); /* an agent keeps its team */
+    /* and its name, when a heartbeat has none, as the store does */
+    if (!hb->name && prev.name && !(hb->name = strdup(prev.name)))
+        abort();
     hb->control = prev.control;
     a->hb = *hb;
     memset(hb, 0, sizeof(*hb));

@@ -27,22 +27,19 @@ int store_open(const char *url, struct store **out, char *err, size_t errlen)
     return AEI_EINVAL;
 }
 
-/* Marks the last heartbeat of each agent in hbs[0..n) and, for it, the time of the agent's first
- * heartbeat in the batch, so that a batch updates each agent once. */
-static void mark_latest(struct heartbeat *const *hbs, size_t n, bool *latest, int64_t *first_ts);
+/* Fills up[0..n) for hbs[0..n), so that a batch writes each agent's row once. */
+static void mark_latest(struct heartbeat *const *hbs, size_t n, struct agent_update *up);
 
 int store_put_heartbeats(struct store *s, struct heartbeat *const *hbs, size_t n)
 {
     if (n == 0)
         return 0;
-    bool *latest = malloc(n * sizeof(*latest));
-    int64_t *first_ts = malloc(n * sizeof(*first_ts));
-    if (!latest || !first_ts)
+    struct agent_update *up = malloc(n * sizeof(*up));
+    if (!up)
         abort();
-    mark_latest(hbs, n, latest, first_ts);
-    int rc = s->ops->put_heartbeats(s, hbs, n, latest, first_ts);
-    free(latest);
-    free(first_ts);
+    mark_latest(hbs, n, up);
+    int rc = s->ops->put_heartbeats(s, hbs, n, up);
+    free(up);
     return rc;
 }
 
@@ -682,25 +679,25 @@ static int by_agent_then_index(const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
-static void mark_latest(struct heartbeat *const *hbs, size_t n, bool *latest, int64_t *first_ts)
+static void mark_latest(struct heartbeat *const *hbs, size_t n, struct agent_update *up)
 {
     struct order *o = malloc(n * sizeof(*o));
     if (!o)
         abort();
     for (size_t i = 0; i < n; i++) {
         o[i] = (struct order){hbs[i]->agent_id, i};
-        latest[i] = false;
-        first_ts[i] = 0;
+        up[i] = (struct agent_update){.latest = false};
     }
     qsort(o, n, sizeof(*o), by_agent_then_index);
-    int64_t first = 0;
+    struct agent_update agent = {.latest = true};
     for (size_t i = 0; i < n; i++) {
+        const struct heartbeat *hb = hbs[o[i].index];
         if (i == 0 || strcmp(o[i].agent_id, o[i - 1].agent_id) != 0)
-            first = hbs[o[i].index]->server_ts;
-        if (i + 1 == n || strcmp(o[i].agent_id, o[i + 1].agent_id) != 0) {
-            latest[o[i].index] = true;
-            first_ts[o[i].index] = first;
-        }
+            agent = (struct agent_update){true, hb->server_ts, hb->team_id, NULL};
+        if (hb->name)
+            agent.name = hb->name;
+        if (i + 1 == n || strcmp(o[i].agent_id, o[i + 1].agent_id) != 0)
+            up[o[i].index] = agent;
     }
     free(o);
 }

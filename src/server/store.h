@@ -128,14 +128,22 @@ struct command_put {
 };
 
 /* The operations each backend provides; see the wrappers below for their contracts. */
+/* What a heartbeat of a batch does to its agent's row: only the last heartbeat of each agent in
+ * the batch (latest) writes it, with the others' fields below; the rest have only `latest` set,
+ * to false. A new agent is registered as its first heartbeat in the batch says. */
+struct agent_update {
+    bool latest;
+    int64_t first_ts;    /* the server time of the agent's first heartbeat in the batch */
+    const char *team_id; /* a new agent's team, from that first heartbeat ("" for the default) */
+    const char *name;    /* the last name the agent's heartbeats carry, or NULL to keep its own */
+};
+
 struct store_ops {
     const char *name;
     bool parallel_writers; /* writes on several connections run side by side (not SQLite's) */
-    /* latest[i] marks the last heartbeat of each agent in the batch, the one whose state the
-     * agents table keeps; first_ts[i] is then the time of that agent's first heartbeat in the
-     * batch (its first_seen if it is new). */
+    /* up[i] says what hbs[i] does to its agent's row. */
     int (*put_heartbeats)(struct store *s, struct heartbeat *const *hbs, size_t n,
-                          const bool *latest, const int64_t *first_ts);
+                          const struct agent_update *up);
     int (*list_agents)(struct store *s, const char *after, int limit, const char *team,
                        struct heartbeat **out, size_t *n);
     int (*get_agent)(struct store *s, const char *agent_id, struct heartbeat **out, size_t *n);

@@ -44,14 +44,15 @@ static const char SQL_PUT_BATCH[] =
     "unnest($9::text[]) AS parent_agent_id, unnest($12::int8[]) AS agent_ts, "
     "unnest($13::int8[]) AS server_ts, unnest($14::bool[]) AS latest, "
     "unnest($15::int8[]) AS first_ts, unnest($16::text[]) AS team_id, "
-    "generate_subscripts($1::text[], 1) AS ord), "
+    "unnest($17::text[]) AS agent_name, generate_subscripts($1::text[], 1) AS ord), "
     "b AS (SELECT u.*, $10::jsonb -> (ord - 1) AS child_agent_ids, "
     "$11::jsonb -> (ord - 1) AS labels FROM u),"
     " ins AS (INSERT INTO heartbeats (" STORE_AGENT_COLUMNS ", server_ts) "
     "SELECT " STORE_AGENT_COLUMNS ", server_ts FROM b ORDER BY ord) "
     "INSERT INTO agents (" STORE_AGENT_COLUMNS ", last_heartbeat, first_seen, team_id) "
-    "SELECT " STORE_AGENT_COLUMNS ", server_ts, first_ts, coalesce(nullif(team_id, ''), "
-    "'default') FROM b WHERE latest " STORE_UPSERT_AGENT;
+    "SELECT agent_id, agent_name, status, cpu_pct, mem_pct, tokens_per_min, cost_usd, "
+    "confidence, parent_agent_id, child_agent_ids, labels, agent_ts, server_ts, first_ts, "
+    "coalesce(nullif(team_id, ''), 'default') FROM b WHERE latest " STORE_UPSERT_AGENT;
 static const char SQL_LIST_AGENTS[] =
     STORE_SELECT_AGENTS "WHERE agent_id > $1 AND ($3::text IS NULL OR team_id = $3) "
                         "ORDER BY agent_id LIMIT $2";
@@ -306,6 +307,7 @@ enum {
     P_LATEST,
     P_FIRST_TS,
     P_TEAM_ID,
+    P_AGENT_NAME,
     P_COUNT
 };
 _Static_assert(HB_METRIC_COUNT == 5, "SQL_PUT_BATCH names five metric columns");
@@ -325,7 +327,8 @@ static const Oid batch_types[P_COUNT] = {[P_AGENT_ID] = TEXT_ARRAY_OID,
                                          [P_SERVER_TS] = INT8_ARRAY_OID,
                                          [P_LATEST] = BOOL_ARRAY_OID,
                                          [P_FIRST_TS] = INT8_ARRAY_OID,
-                                         [P_TEAM_ID] = TEXT_ARRAY_OID};
+                                         [P_TEAM_ID] = TEXT_ARRAY_OID,
+                                         [P_AGENT_NAME] = TEXT_ARRAY_OID};
 
 /* The type of an array's elements. */
 static Oid element_type(Oid array)
@@ -428,7 +431,7 @@ static void append_jsonb_array(struct buf *b, struct heartbeat *const *hbs, size
 
 /* Appends parameter p of SQL_PUT_BATCH for the batch: its column, in binary format. */
 static void append_param(struct buf *b, int p, struct heartbeat *const *hbs, size_t n,
-                         const bool *latest, const int64_t *first_ts)
+                         const struct agent_update *up)
 {
     if (batch_types[p] == JSONB_OID) {
         append_jsonb_array(b, hbs, n, p == P_CHILDREN);
@@ -460,13 +463,16 @@ static void append_param(struct buf *b, int p, struct heartbeat *const *hbs, siz
             elem_int8(b, hb->server_ts);
             break;
         case P_LATEST:
-            elem_bool(b, latest[i]);
+            elem_bool(b, up[i].latest);
             break;
         case P_FIRST_TS:
-            elem_int8(b, first_ts[i]);
+            elem_int8(b, up[i].first_ts);
             break;
         case P_TEAM_ID: /* read for the rows marked latest alone */
-            elem_text(b, array, latest[i] ? hb->team_id : NULL);
+            elem_text(b, array, up[i].latest ? up[i].team_id : NULL);
+            break;
+        case P_AGENT_NAME: /* likewise */
+            elem_text(b, array, up[i].name);
             break;
         default: /* a metric */
             if (hb->has_metric[p - P_METRIC])
@@ -478,7 +484,7 @@ static void append_param(struct buf *b, int p, struct heartbeat *const *hbs, siz
 }
 
 static int pg_put_heartbeats(struct store *base, struct heartbeat *const *hbs, size_t n,
-                             const bool *latest, const int64_t *first_ts)
+                             const struct agent_update *up)
 {
     struct store_pg *s = (struct store_pg *)base;
     /* The parameters go one after another into one buffer, which may move as it grows: they
@@ -487,7 +493,7 @@ static int pg_put_heartbeats(struct store *base, struct heartbeat *const *hbs, s
     buf_reset(&s->batch);
     for (int p = 0; p < P_COUNT; p++) {
         at[p] = s->batch.len;
-        append_param(&s->batch, p, hbs, n, latest, first_ts);
+        append_param(&s->batch, p, hbs, n, up);
     }
     at[P_COUNT] = s->batch.len;
     const char *params[P_COUNT];

@@ -254,7 +254,7 @@ static void reset_put(struct store_sqlite *s)
 }
 
 static int sqlite_put_heartbeats(struct store *base, struct heartbeat *const *hbs, size_t n,
-                                 const bool *latest, const int64_t *first_ts)
+                                 const struct agent_update *up)
 {
     struct store_sqlite *s = (struct store_sqlite *)base;
     int rc = exec(s, "BEGIN IMMEDIATE");
@@ -274,9 +274,10 @@ static int sqlite_put_heartbeats(struct store *base, struct heartbeat *const *hb
             rc = fail(s, "inserting a heartbeat");
             goto err_rollback;
         }
-        if (!latest[i])
+        if (!up[i].latest)
             continue;
         bind_heartbeat(s->update_agent, hbs[i]);
+        bind_text_or_null(s->update_agent, 2, up[i].name);
         if (sqlite3_step(s->update_agent) != SQLITE_DONE) {
             rc = fail(s, "updating an agent");
             goto err_rollback;
@@ -284,8 +285,9 @@ static int sqlite_put_heartbeats(struct store *base, struct heartbeat *const *hb
         if (sqlite3_changes(s->db) == 1)
             continue;
         bind_heartbeat(s->upsert_agent, hbs[i]);
-        sqlite3_bind_int64(s->upsert_agent, 14, first_ts[i]);
-        sqlite3_bind_text(s->upsert_agent, 15, hbs[i]->team_id, -1, SQLITE_STATIC);
+        bind_text_or_null(s->upsert_agent, 2, up[i].name);
+        sqlite3_bind_int64(s->upsert_agent, 14, up[i].first_ts);
+        sqlite3_bind_text(s->upsert_agent, 15, up[i].team_id, -1, SQLITE_STATIC);
         if (sqlite3_step(s->upsert_agent) != SQLITE_DONE) {
             rc = fail(s, "updating an agent");
             goto err_rollback;

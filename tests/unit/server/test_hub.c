@@ -112,7 +112,12 @@ Test(hub, delta_carries_only_changed_fields)
          T0 + 2 * SECOND);
     changed = changed_of(last());
     cr_assert_str_eq(json_string_value(json_object_get(changed, "status")), "error");
-    cr_assert(json_is_null(json_object_get(changed, "name")), "a name no longer sent is null");
+    cr_assert_null(json_object_get(changed, "name"), "a heartbeat without a name keeps it");
+    beat(h,
+         "{\"agent_id\":\"a\",\"status\":\"idle\",\"name\":\"B\",\"metrics\":{\"cpu_pct\":2,"
+         "\"mem_pct\":5}}",
+         T0 + 3 * SECOND);
+    cr_assert_str_eq(json_string_value(json_object_get(changed_of(last()), "name")), "B");
     cr_assert_null(json_object_get(changed, "metrics"));
     end_hub(h);
 }

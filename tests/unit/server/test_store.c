@@ -6,6 +6,7 @@
 #include "store_fixture.h"
 
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,127 @@ Test(store, batch_keeps_latest_state_per_agent)
         }
         cr_assert_eq(seen, 2);
         store_free_rows(rows, nrows);
+        for (int i = 0; i < 3; i++)
+            hb_clear(&hbs[i]);
+        store_close(s);
+        store_fixture_remove(urls[u]);
+    }
+}
+
+/* Whether two JSON texts hold the same value (PostgreSQL prints jsonb its own way). */
+static bool same_json(const char *a, const char *b)
+{
+    json_t *x = json_loads(a, 0, NULL), *y = json_loads(b, 0, NULL);
+    bool same = x && y && json_equal(x, y);
+    json_decref(x);
+    json_decref(y);
+    return same;
+}
+
+/* Checks that a stored heartbeat reads back with every field as it was sent. */
+static void assert_same_heartbeat(const struct heartbeat *got, const struct heartbeat *sent,
+                                  const char *url)
+{
+    cr_assert_str_eq(got->agent_id, sent->agent_id, "%s", url);
+    cr_assert_eq(got->status, sent->status, "%s", url);
+    cr_assert_eq(got->server_ts, sent->server_ts, "%s", url);
+    cr_assert_eq(got->has_agent_ts, sent->has_agent_ts, "%s", url);
+    if (sent->has_agent_ts)
+        cr_assert_eq(got->agent_ts, sent->agent_ts, "%s", url);
+    for (int m = 0; m < HB_METRIC_COUNT; m++) {
+        cr_assert_eq(got->has_metric[m], sent->has_metric[m], "%s: metric %d", url, m);
+        if (sent->has_metric[m])
+            cr_assert_eq(got->metric[m], sent->metric[m], "%s: metric %d", url, m);
+    }
+    cr_assert_eq(!got->name, !sent->name, "%s", url);
+    if (sent->name)
+        cr_assert_str_eq(got->name, sent->name, "%s", url);
+    cr_assert_eq(!got->parent_agent_id, !sent->parent_agent_id, "%s", url);
+    if (sent->parent_agent_id)
+        cr_assert_str_eq(got->parent_agent_id, sent->parent_agent_id, "%s", url);
+    cr_assert(same_json(got->children_json, sent->children_json), "%s: %s", url,
+              got->children_json);
+    cr_assert(same_json(got->labels_json, sent->labels_json), "%s: %s", url, got->labels_json);
+}
+
+/* Every field of a heartbeat, present or absent, with text that needs escaping, reads back as
+ * sent, in a batch that registers one agent, updates another and holds two of the first. The
+ * agent takes the last name its heartbeats in the batch carry, whichever batch they share; a new
+ * agent takes the team of its first heartbeat ("" for the default one), a known one keeps its
+ * own. */
+Test(store, heartbeats_read_back_as_sent_with_every_field_present_or_absent)
+{
+    char urls[2][512];
+    int n = store_fixture_urls(urls, "aei-unit");
+    for (int u = 0; u < n; u++) {
+        struct store *s = store_fixture_open(urls[u]);
+        char full[64], bare[64];
+        unique(full, sizeof(full), "full");
+        unique(bare, sizeof(bare), "bare");
+
+        struct heartbeat first = make(bare, HB_IDLE, 5000, 0);
+        snprintf(first.team_id, sizeof(first.team_id), "%s", "");
+        struct heartbeat *one[1] = {&first};
+        cr_assert_eq(store_put_heartbeats(s, one, 1), 0, "%s", urls[u]);
+
+        struct heartbeat hbs[3] = {make(full, HB_PROCESSING, 6000, 12.5),
+                                   make(bare, HB_COMPLETE, 6001, 0), make(full, HB_ERROR, 6002, 0)};
+        struct heartbeat *f = &hbs[0];
+        f->name = strdup("Zoë \"the\" \\ planner\n\t✓");
+        f->parent_agent_id = strdup("parent.agent:1");
+        free(f->children_json);
+        f->children_json = strdup("[\"kid-1\",\"kid_2\"]");
+        free(f->labels_json);
+        f->labels_json = strdup("{\"quote\":\"\\\"\",\"ünï\":\"✓ \\u0001\"}");
+        double values[HB_METRIC_COUNT] = {12.5, 4.9e-324, 1e15, 0.1, 100};
+        for (int m = 0; m < HB_METRIC_COUNT; m++)
+            f->metric[m] = values[m], f->has_metric[m] = true;
+        f->agent_ts = -123456789012LL, f->has_agent_ts = true;
+        snprintf(f->team_id, sizeof(f->team_id), "%s", "team-a");
+        for (int i = 1; i < 3; i++) {
+            struct heartbeat *b = &hbs[i];
+            b->has_metric[HB_CPU] = false; /* nothing optional at all */
+            free(b->children_json);
+            b->children_json = strdup("[]");
+            free(b->labels_json);
+            b->labels_json = strdup("{}");
+            snprintf(b->team_id, sizeof(b->team_id), "%s", "team-z");
+        }
+        struct heartbeat *ptrs[3] = {&hbs[0], &hbs[1], &hbs[2]};
+        cr_assert_eq(store_put_heartbeats(s, ptrs, 3), 0, "%s", urls[u]);
+
+        struct hb_query q = {.agent_id = full,
+                             .from = INT64_MIN,
+                             .to = INT64_MAX,
+                             .after_ts = INT64_MIN,
+                             .after_id = INT64_MIN,
+                             .limit = 10};
+        struct heartbeat *rows;
+        size_t nrows;
+        cr_assert_eq(store_list_heartbeats(s, &q, &rows, &nrows), 0);
+        cr_assert_eq(nrows, 2, "%s", urls[u]);
+        assert_same_heartbeat(&rows[0], &hbs[0], urls[u]);
+        assert_same_heartbeat(&rows[1], &hbs[2], urls[u]);
+        store_free_rows(rows, nrows);
+
+        struct heartbeat got;
+        cr_assert_eq(store_get_agent(s, full, &got), 0);
+        cr_assert_str_eq(got.name, hbs[0].name, "%s: the name outlives a heartbeat without one",
+                         urls[u]);
+        free(got.name);
+        got.name = NULL;
+        assert_same_heartbeat(&got, &hbs[2], urls[u]);
+        cr_assert_eq(got.first_seen, 6000, "%s", urls[u]);
+        cr_assert_str_eq(got.team_id, "team-a", "%s: a new agent takes its first heartbeat's team",
+                         urls[u]);
+        hb_clear(&got);
+        cr_assert_eq(store_get_agent(s, bare, &got), 0);
+        assert_same_heartbeat(&got, &hbs[1], urls[u]);
+        cr_assert_eq(got.first_seen, 5000, "%s", urls[u]);
+        cr_assert_str_eq(got.team_id, "default", "%s: a known agent keeps its team", urls[u]);
+        hb_clear(&got);
+
+        hb_clear(&first);
         for (int i = 0; i < 3; i++)
             hb_clear(&hbs[i]);
         store_close(s);
