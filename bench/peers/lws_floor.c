@@ -34,7 +34,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP:
         pss->body_done = 0;
         /* A request without a body is complete with its headers. */
-        if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) <= 0) {
+        char clen[24] = "";
+        if (lws_hdr_copy(wsi, clen, sizeof(clen), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0 ||
+            strtoll(clen, NULL, 10) <= 0) {
             pss->body_done = 1;
             lws_callback_on_writable(wsi);
         }
