@@ -412,15 +412,6 @@ void store_end_scoped(struct store *s, const char *team_id);
     "SELECT " STORE_AGENT_COLUMNS ", last_heartbeat, first_seen, 0, team_id, control FROM agents "
 #define STORE_SELECT_HEARTBEATS                                                                    \
     "SELECT " STORE_AGENT_COLUMNS ", server_ts, 0, id, '', 'active' FROM heartbeats "
-/* A new heartbeat replaces the agent's state; the name is kept when a heartbeat has none. */
-#define STORE_UPSERT_AGENT                                                                         \
-    "ON CONFLICT (agent_id) DO UPDATE SET name = coalesce(excluded.name, agents.name), "           \
-    "status = excluded.status, cpu_pct = excluded.cpu_pct, mem_pct = excluded.mem_pct, "           \
-    "tokens_per_min = excluded.tokens_per_min, cost_usd = excluded.cost_usd, "                     \
-    "confidence = excluded.confidence, parent_agent_id = excluded.parent_agent_id, "               \
-    "child_agent_ids = excluded.child_agent_ids, labels = excluded.labels, "                       \
-    "agent_ts = excluded.agent_ts, last_heartbeat = excluded.last_heartbeat"
-
 /* The audit columns every audit read returns, in this order. */
 #define STORE_AUDIT_COLUMNS                                                                        \
     "id, team_id, seq, ts, actor_type, actor_id, action_type, resource_id, context, prev_hash, "   \

@@ -27,32 +27,15 @@ struct store_pg {
     char scope[AEI_ID_MAX + 1]; /* the session's row-level security scope, "" for none */
 };
 
-/* One statement, hence one transaction and one round trip, for a whole batch. The batch comes in
- * binary format (pg_put_heartbeats()), so that the server parses no number: an array per column,
- * read in step by set-returning functions in the select list (in FROM, each function would
- * first fill a tuplestore of its own), and for child_agent_ids and labels one jsonb document
- * each, the array of the rows' documents. That is two JSON parses a batch rather than two a
- * row, each of which costs the server kilobytes that it keeps until the statement ends. Every
- * row goes to heartbeats in batch order (ids follow it); the rows marked latest update agents.
- * Updating known agents apart from inserting new ones, as store_sqlite.c does, measured slower
- * here: the upsert stays one statement. */
-static const char SQL_PUT_BATCH[] =
-    "WITH u AS (SELECT unnest($1::text[]) AS agent_id, unnest($2::text[]) AS name, "
-    "unnest($3::text[]) AS status, unnest($4::float8[]) AS cpu_pct, "
-    "unnest($5::float8[]) AS mem_pct, unnest($6::float8[]) AS tokens_per_min, "
-    "unnest($7::float8[]) AS cost_usd, unnest($8::float8[]) AS confidence, "
-    "unnest($9::text[]) AS parent_agent_id, unnest($12::int8[]) AS agent_ts, "
-    "unnest($13::int8[]) AS server_ts, unnest($14::bool[]) AS latest, "
-    "unnest($15::int8[]) AS first_ts, unnest($16::text[]) AS team_id, "
-    "unnest($17::text[]) AS agent_name, generate_subscripts($1::text[], 1) AS ord), "
-    "b AS (SELECT u.*, $10::jsonb -> (ord - 1) AS child_agent_ids, "
-    "$11::jsonb -> (ord - 1) AS labels FROM u),"
-    " ins AS (INSERT INTO heartbeats (" STORE_AGENT_COLUMNS ", server_ts) "
-    "SELECT " STORE_AGENT_COLUMNS ", server_ts FROM b ORDER BY ord) "
-    "INSERT INTO agents (" STORE_AGENT_COLUMNS ", last_heartbeat, first_seen, team_id) "
-    "SELECT agent_id, agent_name, status, cpu_pct, mem_pct, tokens_per_min, cost_usd, "
-    "confidence, parent_agent_id, child_agent_ids, labels, agent_ts, server_ts, first_ts, "
-    "coalesce(nullif(team_id, ''), 'default') FROM b WHERE latest " STORE_UPSERT_AGENT;
+/* One statement, hence one transaction and one round trip, for a whole batch, run by a procedure
+ * (migrations/pg/0009_heartbeat_batch.sql) whose statement each server session plans once. The
+ * batch comes in binary format (pg_put_heartbeats()), so that the server parses no number: an
+ * array per column and, for child_agent_ids and labels, one jsonb document each, the array of the
+ * rows' documents (two JSON parses a batch rather than two a row, each of which costs the server
+ * kilobytes that it keeps until the statement ends). Updating known agents apart from inserting
+ * new ones, as store_sqlite.c does, measured slower here: the upsert stays one statement. */
+static const char SQL_PUT_BATCH[] = "CALL aei_put_heartbeats($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+                                    "$10, $11, $12, $13, $14, $15, $16, $17)";
 static const char SQL_LIST_AGENTS[] =
     STORE_SELECT_AGENTS "WHERE agent_id > $1 AND ($3::text IS NULL OR team_id = $3) "
                         "ORDER BY agent_id LIMIT $2";

@@ -47,10 +47,18 @@ static const char SQL_UPDATE_AGENT[] =
     "tokens_per_min = ?6, cost_usd = ?7, confidence = ?8, parent_agent_id = ?9, "
     "child_agent_ids = ?10, labels = ?11, agent_ts = ?12, last_heartbeat = ?13 "
     "WHERE agent_id = ?1";
+/* A new heartbeat replaces the agent's state; ?2 is the name the agent takes, NULL to keep its
+ * own (PostgreSQL's aei_put_heartbeats(), migrations/pg/0009, does the same). */
 static const char SQL_UPSERT_AGENT[] =
     "INSERT INTO agents (" STORE_AGENT_COLUMNS ", last_heartbeat, first_seen, team_id) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
-    "coalesce(nullif(?15, ''), 'default')) " STORE_UPSERT_AGENT;
+    "coalesce(nullif(?15, ''), 'default')) "
+    "ON CONFLICT (agent_id) DO UPDATE SET name = coalesce(excluded.name, agents.name), "
+    "status = excluded.status, cpu_pct = excluded.cpu_pct, mem_pct = excluded.mem_pct, "
+    "tokens_per_min = excluded.tokens_per_min, cost_usd = excluded.cost_usd, "
+    "confidence = excluded.confidence, parent_agent_id = excluded.parent_agent_id, "
+    "child_agent_ids = excluded.child_agent_ids, labels = excluded.labels, "
+    "agent_ts = excluded.agent_ts, last_heartbeat = excluded.last_heartbeat";
 static const char SQL_LIST_AGENTS[] =
     STORE_SELECT_AGENTS "WHERE agent_id > ?1 AND (?3 IS NULL OR team_id = ?3) "
                         "ORDER BY agent_id LIMIT ?2";
