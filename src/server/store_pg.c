@@ -32,8 +32,7 @@ struct store_pg {
  * batch comes in binary format (pg_put_heartbeats()), so that the server parses no number: an
  * array per column and, for child_agent_ids and labels, one jsonb document each, the array of the
  * rows' documents (two JSON parses a batch rather than two a row, each of which costs the server
- * kilobytes that it keeps until the statement ends). Updating known agents apart from inserting
- * new ones, as store_sqlite.c does, measured slower here: the upsert stays one statement. */
+ * kilobytes that it keeps until the statement ends). */
 static const char SQL_PUT_BATCH[] = "CALL aei_put_heartbeats($1, $2, $3, $4, $5, $6, $7, $8, $9, "
                                     "$10, $11, $12, $13, $14, $15, $16, $17)";
 static const char SQL_LIST_AGENTS[] =
