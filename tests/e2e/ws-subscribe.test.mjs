@@ -108,6 +108,26 @@ describeEachStore('ws subscriptions and deltas', (srv) => {
         }
     });
 
+    it('a heartbeat without a name keeps the agent\'s name: no name in its delta, the same in a snapshot as over HTTP', async () => {
+        const id = uniqueId('named');
+        await srv.heartbeat(makeHeartbeat(id, { name: 'Planner' }));
+        const c = await WsClient.connect(srv);
+        const fresh = await WsClient.connect(srv);
+        try {
+            await c.subscribe(`agent:${id}`);
+            await srv.heartbeat(makeHeartbeat(id, { name: undefined, status: 'waiting' }));
+            const d = await c.next({ type: 'delta', agent_id: id });
+            assert.equal(d.changed.status, 'waiting');
+            assert.ok(!('name' in d.changed), `the name did not change: ${JSON.stringify(d.changed)}`);
+            const rest = await restAgent(srv, id);
+            assert.equal(rest.name, 'Planner', 'GET /agents/{id} keeps the name');
+            const { snapshot } = await fresh.subscribe(`agent:${id}`);
+            assertFullState(snapshot.agents[0], rest, 'snapshot after a heartbeat without a name');
+        } finally {
+            await closeAll(c, fresh);
+        }
+    });
+
     it('the plain text forms subscribe:agents:all and subscribe:agent:<id> work like the JSON ones', async () => {
         const id = uniqueId('plain');
         const c = await WsClient.connect(srv);
