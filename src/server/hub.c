@@ -486,13 +486,17 @@ void hub_heartbeat(struct hub *h, struct heartbeat *hb, int64_t received_mono)
     h->status_counts[hb->status]++;
     hb->first_seen = prev.first_seen;
     memcpy(hb->team_id, prev.team_id, sizeof(hb->team_id)); /* an agent keeps its team */
-    /* and its name, when a heartbeat has none, as the store does */
-    if (!hb->name && prev.name && !(hb->name = strdup(prev.name)))
-        abort();
+    /* and its name, when a heartbeat has none, as the store does: the state takes the previous
+     * heartbeat's string, which the delta still compares with, then prev lets go of it */
+    bool kept_name = !hb->name && prev.name;
+    if (kept_name)
+        hb->name = prev.name;
     hb->control = prev.control;
     a->hb = *hb;
     memset(hb, 0, sizeof(*hb));
     publish_delta(h, a, &before, ts, received_mono);
+    if (kept_name)
+        prev.name = NULL;
     hb_clear(&prev);
     if (revived)
         publish_liveness(h, a, ts);

@@ -693,7 +693,8 @@ static void mark_latest(struct heartbeat *const *hbs, size_t n, struct agent_upd
     for (size_t i = 0; i < n; i++) {
         const struct heartbeat *hb = hbs[o[i].index];
         if (i == 0 || strcmp(o[i].agent_id, o[i - 1].agent_id) != 0)
-            agent = (struct agent_update){true, hb->server_ts, hb->team_id, NULL};
+            agent = (struct agent_update){
+                .latest = true, .first_ts = hb->server_ts, .team_id = hb->team_id};
         if (hb->name)
             agent.name = hb->name;
         if (i + 1 == n || strcmp(o[i].agent_id, o[i + 1].agent_id) != 0)

@@ -127,10 +127,10 @@ struct command_put {
     int rc;                 /* out: 0, or why it was not stored */
 };
 
-/* The operations each backend provides; see the wrappers below for their contracts. */
-/* What a heartbeat of a batch does to its agent's row: only the last heartbeat of each agent in
- * the batch (latest) writes it, with the others' fields below; the rest have only `latest` set,
- * to false. A new agent is registered as its first heartbeat in the batch says. */
+/* What a heartbeat of a batch does to its agent's row. Only the last heartbeat of each agent in
+ * the batch writes the row (latest true, and the fields below set); for the others latest is
+ * false and the rest unset. A new agent is registered as its first heartbeat in the batch says.
+ * The strings are borrowed from the batch's heartbeats. */
 struct agent_update {
     bool latest;
     int64_t first_ts;    /* the server time of the agent's first heartbeat in the batch */
@@ -138,6 +138,7 @@ struct agent_update {
     const char *name;    /* the last name the agent's heartbeats carry, or NULL to keep its own */
 };
 
+/* The operations each backend provides; see the wrappers below for their contracts. */
 struct store_ops {
     const char *name;
     bool parallel_writers; /* writes on several connections run side by side (not SQLite's) */
