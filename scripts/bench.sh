@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh - heartbeat-ingest benchmark: nginx's 204 as the ceiling, libwebsockets alone
-# answering 204 as the floor of aeid's HTTP layer, then aeid on SQLite and PostgreSQL; writes bench/results/heartbeat-ingest-<UTC date>.{json,md} and latest.md.
+# answering 204 as the floor of aeid's HTTP layer, then aeid on SQLite and PostgreSQL; writes
+# bench/results/heartbeat-ingest-<UTC date>.{json,md} and latest.md.
 #
 # Run by `make bench` after `make build`. Benchmarks record numbers and never fail on slow ones;
 # the script exits non-zero only when something could not run at all.
@@ -75,7 +76,7 @@ done
 stop_pid "$nginx_pid"
 nginx_pid=""
 [ -s "$tmp/manifest" ] || die "no nginx run produced a result; see the output above"
-nginx_rps=$(cut -f1 "$tmp/manifest" | python3 -c 'import json, statistics, sys
+nginx_rps=$(awk -F '\t' '$2 == "nginx" {print $1}' "$tmp/manifest" | python3 -c 'import json, statistics, sys
 print(statistics.median(json.load(open(f.strip()))["rps"] for f in sys.stdin))')
 half_rate=$(python3 -c 'import sys; print(max(1, round(float(sys.argv[1]) / 2)))' "$nginx_rps")
 echo "== nginx: median $nginx_rps req/s; scenario c targets $half_rate req/s"
@@ -222,6 +223,8 @@ doc = {
         "git_commit": commit,
         "nginx": version(["/usr/sbin/nginx", "-v"]),
         "postgresql": version(["/usr/lib/postgresql/15/bin/postgres", "--version"]),
+        "libwebsockets": version(["dpkg-query", "-W", "-f", "libwebsockets ${Version}",
+                                  "libwebsockets17"]),
     },
     "nginx_rps": nginx_rps,
     "nginx_rps_is": "median of the nginx runs",
@@ -272,7 +275,7 @@ lines = [
     f"# Heartbeat ingest benchmark, {day}",
     "",
     f"Produced by `{command}` (scripts/bench.sh) at commit `{commit}` on {m['nproc']} x "
-    f"{m['cpu']}, kernel {m['kernel']}; {m['nginx']}; {m['postgresql']}. "
+    f"{m['cpu']}, kernel {m['kernel']}; {m['nginx']}; {m['postgresql']}; {m['libwebsockets']}. "
     "Client, server and database share the machine over loopback; see bench/README.md.",
     "",
     "| store | scenario | mode | agents | target req/s | req/s | p50 ms | p90 ms | p99 ms "
