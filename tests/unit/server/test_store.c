@@ -7,6 +7,8 @@
 
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <libpq-fe.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,6 +230,69 @@ static int read_history(struct store *s, const char *agent, int limit)
         if (nrows < (size_t)limit)
             return seen;
     }
+}
+
+struct racing_put {
+    struct store *s;
+    struct heartbeat *hb;
+    int rc;
+};
+
+static void *put_one(void *arg)
+{
+    struct racing_put *r = arg;
+    r->rc = store_put_heartbeats(r->s, &r->hb, 1);
+    return NULL;
+}
+
+/* PostgreSQL, where several aeid nodes may write: a batch for an agent that another writer
+ * registers while the batch is on its way updates that agent; it is neither registered twice nor
+ * lost, and keeps the team and first_seen of its registration. */
+Test(store, a_new_agent_registered_meanwhile_by_another_writer_is_updated)
+{
+    char urls[2][512];
+    if (store_fixture_urls(urls, "aei-unit") < 2)
+        cr_skip_test("AEI_TEST_PG_URL is not set");
+    struct store *first = store_fixture_open(urls[1]), *second = store_fixture_open(urls[1]);
+    char id[64];
+    unique(id, sizeof(id), "race");
+    struct heartbeat one = make(id, HB_IDLE, 7000, 0), two = make(id, HB_ERROR, 7001, 1);
+    one.name = strdup("One");
+    two.name = strdup("Two");
+    snprintf(one.team_id, sizeof(one.team_id), "%s", "team-1");
+    snprintf(two.team_id, sizeof(two.team_id), "%s", "team-2");
+
+    /* The first writer's batch holds the new agent's key in a transaction left open... */
+    PGconn *c = store_pg_conn(first);
+    PGresult *res = PQexec(c, "BEGIN");
+    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    struct heartbeat *ptr = &one;
+    cr_assert_eq(store_put_heartbeats(first, &ptr, 1), 0);
+    /* ... while the second writer's batch, which did not see the agent, waits for it. */
+    struct racing_put r = {second, &two, -1};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, put_one, &r), 0);
+    usleep(300000);
+    res = PQexec(c, "COMMIT");
+    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    pthread_join(t, NULL);
+    cr_assert_eq(r.rc, 0, "the second batch is stored");
+
+    struct heartbeat got;
+    cr_assert_eq(store_get_agent(second, id, &got), 0);
+    cr_assert_str_eq(got.name, "Two");
+    cr_assert_eq(got.status, HB_ERROR);
+    cr_assert_eq(got.server_ts, 7001);
+    cr_assert_eq(got.first_seen, 7000, "first_seen of the registration");
+    cr_assert_str_eq(got.team_id, "team-1", "the team of the registration");
+    hb_clear(&got);
+    cr_assert_eq(read_history(second, id, 10), 2, "both heartbeats are stored");
+    hb_clear(&one);
+    hb_clear(&two);
+    store_close(first);
+    store_close(second);
 }
 
 Test(store, history_pages_by_keyset_without_gaps)
