@@ -13,7 +13,7 @@ struct store_sqlite {
     struct store base;
     sqlite3 *db;
     char *path;
-    sqlite3_stmt *insert_hb, *update_agent, *upsert_agent, *list_agents, *get_agent, *list_hbs;
+    sqlite3_stmt *insert_hb, *update_agent, *insert_agent, *list_agents, *get_agent, *list_hbs;
     sqlite3_stmt *history_ids, *index_history, *set_indexed;
     sqlite3_stmt *next_id, *find_decision, *insert_decision, *waiting_children, *set_path,
         *exec_pending, *upsert_exec, *end_exec, *get_exec, *list_execs[4], *list_tree,
@@ -40,25 +40,19 @@ static const char SQL_INDEX_HISTORY[] =
     "INSERT OR IGNORE INTO heartbeat_history SELECT agent_id, server_ts, id FROM heartbeats "
     "WHERE id > ?1 ORDER BY agent_id, server_ts, id";
 static const char SQL_SET_INDEXED[] = "UPDATE heartbeat_history_state SET indexed_id = ?1";
-/* Known agents take this cheaper path (measured +8% heartbeats/s with bench/store_bench.c);
- * the upsert registers new ones. */
+/* A heartbeat replaces its agent's state; ?2 is the name the agent takes, NULL to keep its own.
+ * Known agents are updated in place; the insert registers an agent the update did not find (the
+ * batch holds SQLite's write lock, so nobody else can have registered it in between: unlike
+ * PostgreSQL's aei_put_heartbeats(), migrations/pg/0009, there is no conflict to settle). */
 static const char SQL_UPDATE_AGENT[] =
     "UPDATE agents SET name = coalesce(?2, name), status = ?3, cpu_pct = ?4, mem_pct = ?5, "
     "tokens_per_min = ?6, cost_usd = ?7, confidence = ?8, parent_agent_id = ?9, "
     "child_agent_ids = ?10, labels = ?11, agent_ts = ?12, last_heartbeat = ?13 "
     "WHERE agent_id = ?1";
-/* A new heartbeat replaces the agent's state; ?2 is the name the agent takes, NULL to keep its
- * own (PostgreSQL's aei_put_heartbeats(), migrations/pg/0009, does the same). */
-static const char SQL_UPSERT_AGENT[] =
+static const char SQL_INSERT_AGENT[] =
     "INSERT INTO agents (" STORE_AGENT_COLUMNS ", last_heartbeat, first_seen, team_id) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
-    "coalesce(nullif(?15, ''), 'default')) "
-    "ON CONFLICT (agent_id) DO UPDATE SET name = coalesce(excluded.name, agents.name), "
-    "status = excluded.status, cpu_pct = excluded.cpu_pct, mem_pct = excluded.mem_pct, "
-    "tokens_per_min = excluded.tokens_per_min, cost_usd = excluded.cost_usd, "
-    "confidence = excluded.confidence, parent_agent_id = excluded.parent_agent_id, "
-    "child_agent_ids = excluded.child_agent_ids, labels = excluded.labels, "
-    "agent_ts = excluded.agent_ts, last_heartbeat = excluded.last_heartbeat";
+    "coalesce(nullif(?15, ''), 'default'))";
 static const char SQL_LIST_AGENTS[] =
     STORE_SELECT_AGENTS "WHERE agent_id > ?1 AND (?3 IS NULL OR team_id = ?3) "
                         "ORDER BY agent_id LIMIT ?2";
@@ -256,7 +250,7 @@ static int index_history(struct store_sqlite *s, int64_t indexed, int64_t last)
 static void reset_put(struct store_sqlite *s)
 {
     sqlite3_stmt *used[] = {s->history_ids,  s->insert_hb,     s->update_agent,
-                            s->upsert_agent, s->index_history, s->set_indexed};
+                            s->insert_agent, s->index_history, s->set_indexed};
     for (size_t i = 0; i < sizeof(used) / sizeof(used[0]); i++)
         sqlite3_reset(used[i]);
 }
@@ -292,12 +286,12 @@ static int sqlite_put_heartbeats(struct store *base, struct heartbeat *const *hb
         }
         if (sqlite3_changes(s->db) == 1)
             continue;
-        bind_heartbeat(s->upsert_agent, hbs[i]);
-        bind_text_or_null(s->upsert_agent, 2, up[i].name);
-        sqlite3_bind_int64(s->upsert_agent, 14, up[i].first_ts);
-        sqlite3_bind_text(s->upsert_agent, 15, up[i].team_id, -1, SQLITE_STATIC);
-        if (sqlite3_step(s->upsert_agent) != SQLITE_DONE) {
-            rc = fail(s, "updating an agent");
+        bind_heartbeat(s->insert_agent, hbs[i]);
+        bind_text_or_null(s->insert_agent, 2, up[i].name);
+        sqlite3_bind_int64(s->insert_agent, 14, up[i].first_ts);
+        sqlite3_bind_text(s->insert_agent, 15, up[i].team_id, -1, SQLITE_STATIC);
+        if (sqlite3_step(s->insert_agent) != SQLITE_DONE) {
+            rc = fail(s, "registering an agent");
             goto err_rollback;
         }
     }
@@ -1800,7 +1794,7 @@ static void sqlite_close(struct store *base)
     struct store_sqlite *s = (struct store_sqlite *)base;
     sqlite3_finalize(s->insert_hb);
     sqlite3_finalize(s->update_agent);
-    sqlite3_finalize(s->upsert_agent);
+    sqlite3_finalize(s->insert_agent);
     sqlite3_finalize(s->list_agents);
     sqlite3_finalize(s->get_agent);
     sqlite3_finalize(s->list_hbs);
@@ -1881,7 +1875,7 @@ static int prepare_all(struct store_sqlite *s, char *err, size_t errlen)
         const char *sql;
     } list[] = {{&s->insert_hb, SQL_INSERT_HB},
                 {&s->update_agent, SQL_UPDATE_AGENT},
-                {&s->upsert_agent, SQL_UPSERT_AGENT},
+                {&s->insert_agent, SQL_INSERT_AGENT},
                 {&s->history_ids, SQL_HISTORY_IDS},
                 {&s->index_history, SQL_INDEX_HISTORY},
                 {&s->set_indexed, SQL_SET_INDEXED},

@@ -86,6 +86,17 @@ Test(store, batch_keeps_latest_state_per_agent)
     }
 }
 
+/* The first page of one agent's whole history, `limit` heartbeats long. */
+static struct hb_query whole_history(const char *agent, int limit)
+{
+    return (struct hb_query){.agent_id = agent,
+                             .from = INT64_MIN,
+                             .to = INT64_MAX,
+                             .after_ts = INT64_MIN,
+                             .after_id = INT64_MIN,
+                             .limit = limit};
+}
+
 /* Whether two JSON texts hold the same value (PostgreSQL prints jsonb its own way). */
 static bool same_json(const char *a, const char *b)
 {
@@ -168,12 +179,7 @@ Test(store, heartbeats_read_back_as_sent_with_every_field_present_or_absent)
         struct heartbeat *ptrs[3] = {&hbs[0], &hbs[1], &hbs[2]};
         cr_assert_eq(store_put_heartbeats(s, ptrs, 3), 0, "%s", urls[u]);
 
-        struct hb_query q = {.agent_id = full,
-                             .from = INT64_MIN,
-                             .to = INT64_MAX,
-                             .after_ts = INT64_MIN,
-                             .after_id = INT64_MIN,
-                             .limit = 10};
+        struct hb_query q = whole_history(full, 10);
         struct heartbeat *rows;
         size_t nrows;
         cr_assert_eq(store_list_heartbeats(s, &q, &rows, &nrows), 0);
@@ -211,12 +217,7 @@ Test(store, heartbeats_read_back_as_sent_with_every_field_present_or_absent)
  * (each agent's heartbeats carry their own sequence number there); returns how many it read. */
 static int read_history(struct store *s, const char *agent, int limit)
 {
-    struct hb_query q = {.agent_id = agent,
-                         .from = INT64_MIN,
-                         .to = INT64_MAX,
-                         .after_ts = INT64_MIN,
-                         .after_id = INT64_MIN,
-                         .limit = limit};
+    struct hb_query q = whole_history(agent, limit);
     int seen = 0;
     for (;;) {
         struct heartbeat *rows;
