@@ -1,19 +1,43 @@
 /* store_bench.c - how fast a store commits heartbeat batches, without HTTP in the way */
 #include "aei/error.h"
+#include "cli/proc.h"
 #include "common/time.h"
 #include "server/store.h"
 
+#include <libpq-fe.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static const char usage[] =
     "Usage: store-bench DB_URL [BATCH [AGENTS [SECONDS]]]\n"
     "\n"
     "Commits batches of BATCH heartbeats (default 25) spread over AGENTS agents (default 100)\n"
     "to the store at DB_URL (sqlite:PATH or postgresql://...) for SECONDS (default 5), the way\n"
-    "aeid's writer thread does, and prints heartbeats/s and the time per commit.\n";
+    "aeid's writer thread does, and prints heartbeats/s, the time per commit and the CPU time\n"
+    "per heartbeat: this process's and, on PostgreSQL, its server process's (read from /proc\n"
+    "when the server runs on this machine).\n";
+
+static double own_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* The CPU seconds of the PostgreSQL server process serving `store`; -1 when not PostgreSQL or
+ * not readable here (a server on another machine). */
+static double backend_cpu_s(struct store *store)
+{
+    PGconn *c = store_pg_conn(store);
+    double secs;
+    if (!c || proc_cpu_tree(PQbackendPID(c), &secs, NULL) < 0)
+        return -1;
+    return secs;
+}
 
 int main(int argc, char **argv)
 {
@@ -40,6 +64,7 @@ int main(int argc, char **argv)
     if (!hbs || !ptrs)
         abort();
     long long n = 0, commits = 0;
+    double cpu0 = own_cpu_s(), backend0 = backend_cpu_s(store);
     int64_t start = aei_mono_us(), end = start + (int64_t)(seconds * 1e6), ts = aei_now_us();
     while (aei_mono_us() < end) {
         for (int i = 0; i < batch; i++) {
@@ -65,10 +90,14 @@ int main(int argc, char **argv)
         commits++;
     }
     double secs = (double)(aei_mono_us() - start) / 1e6;
+    double cpu_us = (own_cpu_s() - cpu0) * 1e6 / (double)n, backend1 = backend_cpu_s(store);
     printf("%s: %lld heartbeats in %lld commits of %d over %d agents in %.2f s: "
-           "%.0f heartbeats/s, %.3f ms per commit\n",
-           argv[1], n, commits, batch, agents, secs, (double)n / secs,
-           secs * 1e3 / (double)commits);
+           "%.0f heartbeats/s, %.3f ms per commit; CPU %.1f us a heartbeat",
+           argv[1], n, commits, batch, agents, secs, (double)n / secs, secs * 1e3 / (double)commits,
+           cpu_us);
+    if (backend0 >= 0 && backend1 >= backend0)
+        printf(" here and %.1f in the server", (backend1 - backend0) * 1e6 / (double)n);
+    putchar('\n');
     store_close(store);
     free(hbs);
     free(ptrs);

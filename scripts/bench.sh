@@ -41,17 +41,22 @@ failed=0
 trap 'cleanup "$aeid_pid" "$nginx_pid" "$floor_pid"' EXIT
 trap 'exit 130' INT TERM
 
-# run_bench STORE SCENARIO PORT [aei bench options...]: one recorded run.
+# run_bench STORE SCENARIO PORT [aei bench options...]: one recorded run, measuring the CPU time
+# of the processes in cpu_pids (the server under test) beside the client's.
 seq_no=0
+cpu_pids=()
 run_bench() {
     local store=$1 scenario=$2 port=$3
     shift 3
     seq_no=$((seq_no + 1))
     local label="$store-$scenario"
-    local file
+    local file pid
     file=$(printf '%s/runs/%02d-%s.json' "$tmp" "$seq_no" "$label")
     local cmd=("${AEI#"$ROOT"/}" bench --server "127.0.0.1:$port" --agents "$AGENTS"
         --duration "$DURATION" --warmup "$WARMUP" --label "$label" "$@")
+    for pid in "${cpu_pids[@]}"; do
+        cmd+=(--cpu-pid "$pid")
+    done
     echo "== $label: ${cmd[*]}"
     "$AEI" "${cmd[@]:1}" --quiet --json "$file" || {
         echo "bench.sh: run $label failed (exit $?)" >&2
@@ -70,22 +75,27 @@ nginx_pid=$!
 wait_ready "$nginx_pid" "$nginx_port" ||
     die "nginx did not start: $(tail -n 3 "$tmp/nginx/stderr" "$tmp/nginx/error.log" 2>/dev/null)"
 # The ceiling sets both the ratio and scenario c's rate, so it is the median of a few runs.
+cpu_pids=("$nginx_pid")
 for n in $(seq 1 "$NGINX_REPEATS"); do
     run_bench nginx "max-$n" "$nginx_port"
 done
-stop_pid "$nginx_pid"
-nginx_pid=""
 [ -s "$tmp/manifest" ] || die "no nginx run produced a result; see the output above"
 nginx_rps=$(awk -F '\t' '$2 == "nginx" {print $1}' "$tmp/manifest" | python3 -c 'import json, statistics, sys
 print(statistics.median(json.load(open(f.strip()))["rps"] for f in sys.stdin))')
 half_rate=$(python3 -c 'import sys; print(max(1, round(float(sys.argv[1]) / 2)))' "$nginx_rps")
 echo "== nginx: median $nginx_rps req/s; scenario c targets $half_rate req/s"
+# nginx at the goal's rate, open loop: what the client and a server doing nothing use of the
+# machine there, i.e. what is left for one that stores each heartbeat.
+run_bench nginx half-nginx "$nginx_port" --rate "$half_rate"
+stop_pid "$nginx_pid"
+nginx_pid=""
 
 # ---- libwebsockets alone (bench/peers/lws_floor.c): what aeid's HTTP layer could reach ----
 if [ -x "$LWS_FLOOR" ]; then
     floor_port=$(free_port)
     "$LWS_FLOOR" "$floor_port" 2>"$tmp/lws-floor.log" &
     floor_pid=$!
+    cpu_pids=("$floor_pid")
     if wait_ready "$floor_pid" "$floor_port"; then
         for n in $(seq 1 "$NGINX_REPEATS"); do
             run_bench lws-floor "max-$n" "$floor_port"
@@ -130,6 +140,11 @@ for store in $STORES; do
     port=$(free_port)
     "$AEID" --http "127.0.0.1:$port" --db "$db" 2>"$tmp/aeid-$store.log" &
     aeid_pid=$!
+    # On PostgreSQL the server's CPU is aeid's and the database's (the postmaster's tree).
+    cpu_pids=("$aeid_pid")
+    if [ "$store" = postgresql ] && [ -r "$pg_dir/data/postmaster.pid" ]; then
+        cpu_pids+=("$(head -n 1 "$pg_dir/data/postmaster.pid")")
+    fi
     if ! wait_ready "$aeid_pid" "$port" /healthz; then
         echo "bench.sh: aeid did not become ready on $store; its log ends with:" >&2
         tail -n 5 "$tmp/aeid-$store.log" >&2 || true
@@ -198,10 +213,22 @@ def version(cmd):
 def median(xs):
     return statistics.median(xs) if xs else None
 
+def cpu_us(r):
+    """CPU microseconds a request: the client's, and the server's (the sum of the processes
+    measured, or None when one ended during the run)."""
+    c = r.get("cpu") or {}
+    client = (c.get("client") or {}).get("us_per_request")
+    procs = c.get("processes") or []
+    server = None
+    if procs and all("us_per_request" in p for p in procs):
+        server = round(sum(p["us_per_request"] for p in procs), 2)
+    return server, client
+
 runs = []
 for line in open(manifest):
     path, store, scenario, cmd = line.rstrip("\n").split("\t")
     r = json.load(open(path))
+    server_us, client_us = cpu_us(r)
     runs.append({"label": r["label"], "store": store, "scenario": scenario, "command": cmd,
                  "mode": r["mode"], "agents": r["agents"], "rate": r["rate"],
                  "duration_s": r["duration_s"], "warmup_s": r["warmup_s"],
@@ -209,7 +236,8 @@ for line in open(manifest):
                  "p50_ms": r["latency_ms"]["p50"], "p90_ms": r["latency_ms"]["p90"],
                  "p99_ms": r["latency_ms"]["p99"], "p999_ms": r["latency_ms"]["p999"],
                  "max_ms": r["latency_ms"]["max"], "errors": r["errors"],
-                 "unsent": r["unsent"]})
+                 "unsent": r["unsent"], "server_cpu_us": server_us, "client_cpu_us": client_us,
+                 "cpu": r.get("cpu")})
 
 command = "make bench" + (f" ({overrides})" if overrides else "")
 doc = {
@@ -234,7 +262,22 @@ doc = {
     "runs": runs,
 }
 
+def cores(r):
+    """The cores client and server used together in a run, or None without both."""
+    if r["server_cpu_us"] is None or r["client_cpu_us"] is None:
+        return None
+    return (r["server_cpu_us"] + r["client_cpu_us"]) * r["rps"] / 1e6
+
 summary = {}
+at_goal = next((r for r in runs if r["store"] == "nginx" and r["scenario"] == "half-nginx"), None)
+if at_goal and at_goal["server_cpu_us"] is not None and at_goal["client_cpu_us"] is not None:
+    # The CPU a request leaves for a server at the goal's rate, on this machine with this client.
+    left = os.cpu_count() * 1e6 / at_goal["rate"] - at_goal["client_cpu_us"]
+    summary["nginx_at_goal"] = {"rate": at_goal["rate"], "p99_ms": at_goal["p99_ms"],
+                                "nginx_cpu_us": at_goal["server_cpu_us"],
+                                "client_cpu_us": at_goal["client_cpu_us"],
+                                "cores": round(cores(at_goal), 3),
+                                "server_budget_us": round(left, 2)}
 for store in ("sqlite", "postgresql"):
     by = {r["scenario"]: r for r in runs if r["store"] == store}
     if not by:
@@ -243,11 +286,13 @@ for store in ("sqlite", "postgresql"):
     mx = by.get("max")
     if mx:
         s["max_rps"] = mx["rps"]
+        s["max_server_cpu_us"] = mx["server_cpu_us"]
         s["max_p99_ms"] = mx["p99_ms"]
         s["ratio_to_nginx"] = round(mx["rps"] / nginx_rps, 3) if nginx_rps else None
     half = by.get("half-nginx")
     if half:
         s["half_nginx_rps"] = half["rps"]
+        s["half_nginx_server_cpu_us"] = half["server_cpu_us"]
         s["half_nginx_p99_ms"] = half["p99_ms"]
         s["goal_met"] = (half["p99_ms"] < 10.0 and half["unsent"] * 100 <= half["requests"]
                          and half["errors"]["total"] == 0)
@@ -279,21 +324,28 @@ lines = [
     "Client, server and database share the machine over loopback; see bench/README.md.",
     "",
     "| store | scenario | mode | agents | target req/s | req/s | p50 ms | p90 ms | p99 ms "
-    "| max ms | errors | unsent |",
-    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| max ms | errors | unsent | server CPU µs/req | client CPU µs/req |",
+    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]
+def us(v):
+    return "–" if v is None else f"{v:.1f}"
 for r in runs:
     rate = f"{r['rate']:.0f}" if r["mode"] == "open" else "closed loop"
     lines.append(
         f"| {r['store']} | {r['scenario']} | {r['mode']} | {r['agents']} | {rate} "
         f"| {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} "
-        f"| {r['max_ms']:.2f} | {r['errors']['total']} | {r['unsent']} |")
+        f"| {r['max_ms']:.2f} | {r['errors']['total']} | {r['unsent']} "
+        f"| {us(r['server_cpu_us'])} | {us(r['client_cpu_us'])} |")
 lines.append("")
 for store, s in summary.items():
+    if store == "nginx_at_goal":
+        continue
     parts = []
     if "max_rps" in s:
         parts.append(f"max {s['max_rps']:.0f} req/s = **{s['ratio_to_nginx']:.2f} x nginx** "
                      f"({nginx_rps:.0f} req/s), p99 {s['max_p99_ms']:.2f} ms")
+        if s["max_server_cpu_us"] is not None:
+            parts.append(f"{s['max_server_cpu_us']:.1f} µs of the server's CPU a request there")
     if "bar_p99_ms" in s:
         parts.append(f"p99 {s['bar_p99_ms']:.2f} ms at {s['bar_rate']:.0f} req/s")
     if "sustained_p99_ms" in s:
@@ -304,9 +356,18 @@ for store, s in summary.items():
         parts.append(f"p99 {s['half_nginx_p99_ms']:.2f} ms at {int(half_rate)} req/s "
                      f"(50% of nginx): goal p99 < 10 ms {verdict}")
     lines.append(f"- **{store}**: " + "; ".join(parts) + ".")
-nginx_each = ", ".join("%.0f" % r["rps"] for r in runs if r["store"] == "nginx")
+nginx_each = ", ".join("%.0f" % r["rps"] for r in runs
+                       if r["store"] == "nginx" and r["scenario"].startswith("max-"))
 lines.append(f"- **nginx**: {nginx_rps:.0f} req/s, the median of closed-loop runs at "
              f"{nginx_each} req/s.")
+g = summary.get("nginx_at_goal")
+if g:
+    lines.append(
+        f"- **CPU at the goal's rate** ({g['rate']:.0f} req/s, open loop): nginx used "
+        f"{g['nginx_cpu_us']:.1f} µs a request and the client {g['client_cpu_us']:.1f} "
+        f"({g['cores']:.2f} of {os.cpu_count()} cores, p99 {g['p99_ms']:.2f} ms); the client "
+        f"leaves **{g['server_budget_us']:.1f} µs a request** for a server, its store included, "
+        "to keep up on this machine.")
 floor = doc["lws_floor_rps"]
 if floor:
     floor_each = ", ".join("%.0f" % r["rps"] for r in runs if r["store"] == "lws-floor")
@@ -315,7 +376,8 @@ if floor:
                  "req/s: the most aeid's HTTP layer could reach.")
 if store_lines:
     lines += ["", "The store alone (`build/store-bench URL BATCH AGENTS 5`, no HTTP): the most "
-              "heartbeats/s a writer thread commits in batches of that size.", ""]
+              "heartbeats/s a writer thread commits in batches of that size, and the CPU it "
+              "spends (with PostgreSQL's server process) a heartbeat.", ""]
     lines += [f"- {l}" for l in store_lines]
 lines += ["", "Commands (AEI_TOKEN in the environment):", ""]
 lines += [f"    {r['command']}" for r in runs]

@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "cli/hist.h"
 #include "cli/net.h"
+#include "cli/proc.h"
 #include "cli/resp.h"
 #include "cli/rss.h"
 #include "cli/trace_gen.h"
@@ -45,6 +46,7 @@
 #define MAX_TOKEN 4096
 #define MAX_PATH_LEN 1024
 #define MAX_LABEL 256
+#define MAX_CPU_PIDS 4
 #define BODY_MAX 768
 #define RBUF_INIT 4096
 #define RBUF_MAX (1u << 20)
@@ -78,6 +80,8 @@ struct opts {
     char ws_port[8];
     int memory_pid; /* 0: no memory sampling */
     double memory_interval;
+    int cpu_pids[MAX_CPU_PIDS]; /* --cpu-pid: processes whose CPU time is measured */
+    unsigned n_cpu_pids;
     unsigned traces;         /* decisions per request: POST /api/v0/traces; 0: heartbeats */
     unsigned execution_size; /* decisions per execution with --traces */
     /* --actions: the actions each agent takes in turn, by POST /api/v0/agents/{id}/<action>
@@ -235,6 +239,14 @@ void bench_help(FILE *out)
         "                       the TCP connection 5 s later: read in between to see the frame\n"
         "  --memory-pid PID     sample the RSS of process PID (VmRSS in /proc/PID/status)\n"
         "  --memory-interval TIME  between RSS samples (default 1 s; 10 s for soak)\n"
+        "\n"
+        "CPU time:\n"
+        "  --cpu-pid PID        also measure the CPU time process PID, its threads and its\n"
+        "                       descendants use during the window (up to 4 times: aeid's pid\n"
+        "                       and PostgreSQL's postmaster, say). The client's own is always\n"
+        "                       measured. Each is given in cores (CPU seconds per second) and\n"
+        "                       in microseconds per request: on a machine that client and\n"
+        "                       server share, what each costs of it\n"
         "\n"
         "With --rate, sends are scheduled open-loop at a fixed interval per agent and latency is\n"
         "measured from each request's scheduled send time, not from when it was actually sent,\n"
@@ -410,6 +422,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"storm-rate", required_argument, NULL, 'R'},
         {"memory-pid", required_argument, NULL, 'M'},
         {"memory-interval", required_argument, NULL, 'I'},
+        {"cpu-pid", required_argument, NULL, 'U'},
         {"slow-resume", required_argument, NULL, 'Z'},
         {"traces", required_argument, NULL, 'D'},
         {"execution-size", required_argument, NULL, 'E'},
@@ -535,6 +548,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case 'M':
             r = parse_uint("--memory-pid", optarg, 1, 1u << 30, &pid);
             o->memory_pid = (int)pid;
+            break;
+        case 'U':
+            if (o->n_cpu_pids == MAX_CPU_PIDS)
+                return usage_error("--cpu-pid: at most %d processes", MAX_CPU_PIDS);
+            r = parse_uint("--cpu-pid", optarg, 1, 1u << 30, &pid);
+            o->cpu_pids[o->n_cpu_pids++] = (int)pid;
             break;
         case 'I':
             r = parse_duration("--memory-interval", optarg, 0.05, false, 3600, &o->memory_interval);
@@ -1203,6 +1222,103 @@ static void sample_memory(const struct opts *o, const struct run *run, struct me
         m->gone = true;
 }
 
+/* The CPU time of the client and of the --cpu-pid processes, read when the window opens and
+ * when it closes. */
+struct cpu {
+    unsigned taken; /* readings so far: 0, 1 or 2 */
+    uint64_t ns[2];
+    double client_s[2];
+    double proc_s[MAX_CPU_PIDS][2];
+    unsigned nprocs[MAX_CPU_PIDS];
+    char name[MAX_CPU_PIDS][32];
+    bool gone[MAX_CPU_PIDS];
+};
+
+static void cpu_init(const struct opts *o, struct cpu *c)
+{
+    memset(c, 0, sizeof(*c));
+    for (unsigned i = 0; i < o->n_cpu_pids; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/comm", o->cpu_pids[i]);
+        int len = proc_read_file(path, c->name[i], sizeof(c->name[i]));
+        while (len > 0 && c->name[i][len - 1] == '\n')
+            c->name[i][--len] = '\0';
+        if (len <= 0)
+            snprintf(c->name[i], sizeof(c->name[i]), "?");
+    }
+}
+
+static void sample_cpu(const struct opts *o, struct cpu *c, uint64_t now)
+{
+    unsigned k = c->taken++;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    c->ns[k] = now;
+    c->client_s[k] = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                     (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    for (unsigned i = 0; i < o->n_cpu_pids; i++)
+        if (!c->gone[i] && proc_cpu_tree(o->cpu_pids[i], &c->proc_s[i][k], &c->nprocs[i]) < 0)
+            c->gone[i] = true;
+}
+
+/* One process's share: CPU seconds, cores and microseconds a request; false without both
+ * readings. `i` is a --cpu-pid index, or -1 for the client. */
+static bool cpu_share(const struct cpu *c, int i, uint64_t requests, double secs, double *cpu_s,
+                      double *cores, double *us_per_req)
+{
+    if (c->taken < 2 || c->ns[1] <= c->ns[0] || (i >= 0 && c->gone[i]))
+        return false;
+    const double *v = i < 0 ? c->client_s : c->proc_s[i];
+    double span = (double)(c->ns[1] - c->ns[0]) / 1e9;
+    *cpu_s = v[1] - v[0];
+    *cores = *cpu_s / span;
+    /* The readings bracket the window to within a few ms: scale by the window's rate. */
+    *us_per_req = requests && secs > 0 ? *cores * 1e6 / ((double)requests / secs) : 0;
+    return true;
+}
+
+static void print_cpu(const struct opts *o, const struct cpu *c, uint64_t requests, double secs)
+{
+    double s, cores, us;
+    if (!cpu_share(c, -1, requests, secs, &s, &cores, &us)) {
+        puts("cpu         not measured: the run ended before its window did");
+        return;
+    }
+    printf("cpu         client %.2f cores, %.1f us/request", cores, us);
+    for (unsigned i = 0; i < o->n_cpu_pids; i++) {
+        if (!cpu_share(c, (int)i, requests, secs, &s, &cores, &us))
+            printf("; pid %d (%s) gone during the run", o->cpu_pids[i], c->name[i]);
+        else
+            printf("; pid %d (%s, %u process%s) %.2f cores, %.1f us/request", o->cpu_pids[i],
+                   c->name[i], c->nprocs[i], c->nprocs[i] == 1 ? "" : "es", cores, us);
+    }
+    putchar('\n');
+}
+
+static void json_cpu(FILE *f, const struct opts *o, const struct cpu *c, uint64_t requests,
+                     double secs)
+{
+    double s, cores, us;
+    fputs("\"cpu\": {\"client\": ", f);
+    if (cpu_share(c, -1, requests, secs, &s, &cores, &us))
+        fprintf(f, "{\"cpu_s\": %.3f, \"cores\": %.3f, \"us_per_request\": %.2f}", s, cores, us);
+    else
+        fputs("null", f);
+    fputs(", \"processes\": [", f);
+    for (unsigned i = 0; i < o->n_cpu_pids; i++) {
+        fprintf(f, "%s{\"pid\": %d, \"name\": ", i ? ", " : "", o->cpu_pids[i]);
+        bench_json_string(f, c->name[i]);
+        if (cpu_share(c, (int)i, requests, secs, &s, &cores, &us))
+            fprintf(f,
+                    ", \"processes\": %u, \"cpu_s\": %.3f, \"cores\": %.3f, "
+                    "\"us_per_request\": %.2f}",
+                    c->nprocs[i], s, cores, us);
+        else
+            fputs(", \"gone\": true}", f);
+    }
+    fputs("]}", f);
+}
+
 /* What the previous progress line showed, to print rates since then. */
 struct live {
     uint64_t resp, deltas, ns;
@@ -1270,7 +1386,8 @@ static void json_memory(FILE *f, const struct opts *o, const struct memory *m, d
 
 /* Writes the results to `f` and closes it unless it is stdout. */
 static int write_json(FILE *f, const struct opts *o, const struct totals *t, double secs,
-                      time_t started, const struct ws_bench *wsb, const struct memory *mem)
+                      time_t started, const struct ws_bench *wsb, const struct memory *mem,
+                      const struct cpu *cpu)
 {
     char when[32];
     struct tm tm;
@@ -1324,6 +1441,8 @@ static int write_json(FILE *f, const struct opts *o, const struct totals *t, dou
         fputs(",\n  ", f);
         json_memory(f, o, mem, secs);
     }
+    fputs(",\n  ", f);
+    json_cpu(f, o, cpu, t->responses, secs);
     fputs("\n}\n", f);
     int bad = ferror(f);
     if (f != stdout) {
@@ -1496,6 +1615,16 @@ int bench_main(int argc, char **argv)
             return CLI_EXIT_USAGE;
         }
     }
+    for (unsigned i = 0; i < o.n_cpu_pids; i++) {
+        double secs;
+        if (proc_cpu_tree(o.cpu_pids[i], &secs, NULL) < 0) {
+            fprintf(stderr,
+                    "aei bench: --cpu-pid %d: cannot read /proc/%d/stat (no such process, or not "
+                    "ours to read)\n",
+                    o.cpu_pids[i], o.cpu_pids[i]);
+            return CLI_EXIT_USAGE;
+        }
+    }
     /* Open the output first: a typo in --json should not cost a whole run. */
     FILE *json = NULL;
     if (o.json) {
@@ -1549,6 +1678,8 @@ int bench_main(int argc, char **argv)
 
     int status = CLI_EXIT_FAIL;
     struct memory mem = {0};
+    struct cpu cpu;
+    cpu_init(&o, &cpu);
     struct ws_bench *wsb = NULL;
     struct hist_snap *lat = malloc(sizeof(*lat));
     struct worker *ws = NULL;
@@ -1615,15 +1746,20 @@ int bench_main(int argc, char **argv)
     while (atomic_load(&run.finished) < started_threads) {
         struct timespec ts = {0, 50000000};
         uint64_t now = bench_now_ns();
-        if (o.memory_pid && !mem_final) {
-            uint64_t wake = mem.next_ns < run.end ? mem.next_ns : run.end;
-            if (wake > now && wake - now < (uint64_t)ts.tv_nsec)
-                ts.tv_nsec = (long)(wake - now);
-        }
+        uint64_t wake = cpu.taken == 0 ? run.warm_end : run.end;
+        if (o.memory_pid && !mem_final && mem.next_ns < wake)
+            wake = mem.next_ns;
+        if (wake > now && wake - now < (uint64_t)ts.tv_nsec)
+            ts.tv_nsec = (long)(wake - now);
         nanosleep(&ts, NULL);
         if (atomic_load(&interrupts) && !atomic_load(&run.stop_ns))
             atomic_store(&run.stop_ns, bench_now_ns());
         now = bench_now_ns();
+        /* CPU time when the window opens and when it closes (or the run is stopped). */
+        if (cpu.taken == 0 && now >= run.warm_end && !atomic_load(&run.stop_ns))
+            sample_cpu(&o, &cpu, now);
+        else if (cpu.taken == 1 && (now >= run.end || atomic_load(&run.stop_ns)))
+            sample_cpu(&o, &cpu, now);
         /* RSS every interval inside the run, and once more at its very end. */
         if (o.memory_pid && !mem_final && (now >= mem.next_ns || now >= run.end)) {
             sample_memory(&o, &run, &mem, now);
@@ -1640,6 +1776,8 @@ int bench_main(int argc, char **argv)
             next += every * ((now - next) / every + 1);
         }
     }
+    if (cpu.taken == 1)
+        sample_cpu(&o, &cpu, bench_now_ns());
     for (unsigned i = 0; i < started_threads; i++)
         pthread_join(ws[i].tid, NULL);
     started_threads = 0;
@@ -1664,11 +1802,12 @@ int bench_main(int argc, char **argv)
         ws_bench_print(wsb, secs, o.memory_pid ? &mem.series : NULL);
     if (o.memory_pid)
         print_memory(&o, &mem, secs);
+    print_cpu(&o, &cpu, tot.responses, secs);
     fflush(stdout);
     if (json) {
         FILE *f = json;
         json = NULL;
-        if (write_json(f, &o, &tot, secs, started, wsb, &mem) < 0)
+        if (write_json(f, &o, &tot, secs, started, wsb, &mem, &cpu) < 0)
             goto out;
     }
     status = CLI_EXIT_OK;

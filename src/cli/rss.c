@@ -1,13 +1,13 @@
 /* rss.c - a server's resident memory over time, read from /proc, and its trend */
 #include "cli/rss.h"
 
+#include "cli/proc.h"
+
 #include "aei/error.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 int rss_parse_status(const char *text, size_t len, uint64_t *kib)
 {
@@ -35,21 +35,10 @@ int rss_read(int pid, uint64_t *kib)
 {
     char path[64], buf[4096];
     snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    int len = proc_read_file(path, buf, sizeof(buf));
+    if (len < 0)
         return AEI_ENOTFOUND;
-    size_t len = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        if (len == sizeof(buf) - 1)
-            break;
-    }
-    close(fd);
-    buf[len] = '\0';
-    return rss_parse_status(buf, len, kib) < 0 ? AEI_ENOTFOUND : 0;
+    return rss_parse_status(buf, (size_t)len, kib) < 0 ? AEI_ENOTFOUND : 0;
 }
 
 int rss_add(struct rss_series *s, double t_s, uint64_t kib)
