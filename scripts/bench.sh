@@ -162,6 +162,9 @@ for store in $STORES; do
         "$max_rps")
     run_bench "$store" sustained-70pct-max "$port" --rate "$sustained_rate"
     run_bench "$store" half-nginx "$port" --rate "$half_rate"
+    # A fleet: ten times the agents, each sending one heartbeat a second. What it costs should
+    # follow what the agents send, not how many are connected (decision 0013).
+    run_bench "$store" fleet-1000-agents "$port" --agents 1000 --rate 1000
     if ! kill -0 "$aeid_pid" 2>/dev/null; then
         echo "bench.sh: aeid exited during the $store runs; its log ends with:" >&2
         tail -n 5 "$tmp/aeid-$store.log" >&2 || true

@@ -4,7 +4,8 @@ set -euo pipefail
 
 packages=(
     build-essential pkg-config meson ninja-build python3
-    libwebsockets-dev libjansson-dev libyajl-dev libsqlite3-dev sqlite3 libpq-dev libcurl4-openssl-dev
+    libwebsockets-dev libwebsockets-evlib-ev libev-dev # aeid runs lws on libev (decision 0013)
+    libjansson-dev libyajl-dev libsqlite3-dev sqlite3 libpq-dev libcurl4-openssl-dev
     librust-blake3-dev b3sum libcriterion-dev clang libclang-rt-14-dev
     postgresql pgbouncer nginx-light prometheus
     nodejs npm

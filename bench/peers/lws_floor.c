@@ -3,10 +3,13 @@
  * aeid serves HTTP through libwebsockets from one loop thread. This program does only what the
  * library must do for a heartbeat request: read the headers and the body on one keep-alive
  * connection among many, then write one answer with no body, from one thread, with the same
- * context and vhost options as aeid. No JSON, no store, no hub. Its rate is the most that aeid's
- * HTTP layer could ever reach on this machine and this load, beside nginx's `return 204`.
+ * context and vhost options as aeid, on the same loop (src/server/loop.c). No JSON, no store, no
+ * hub. Its rate is the most that aeid's HTTP layer could ever reach on this machine and this load,
+ * beside nginx's `return 204`.
  *
  * Usage: lws-floor PORT (listens on 127.0.0.1:PORT until SIGTERM or SIGINT). */
+#include "server/loop.h"
+
 #include <libwebsockets.h>
 #include <signal.h>
 #include <stdio.h>
@@ -108,11 +111,15 @@ int main(int argc, char **argv)
     info.max_http_header_data = 4096;
     info.timeout_secs = 10;
     info.server_string = "lws-floor";
-    struct lws_context *ctx = lws_create_context(&info);
-    if (!ctx) {
+    bool polls = false;
+    struct loop *loop = loop_new(&info, &polls);
+    if (!loop) {
         fprintf(stderr, "lws-floor: cannot create the libwebsockets context\n");
         return 1;
     }
+    if (polls)
+        fprintf(stderr, "lws-floor: no libev; polling, unlike aeid\n");
+    struct lws_context *ctx = loop_context(loop);
     memset(&info, 0, sizeof(info));
     info.vhost_name = "http";
     info.port = (int)port;
@@ -123,11 +130,11 @@ int main(int argc, char **argv)
     info.timeout_secs = 10;
     if (!lws_create_vhost(ctx, &info)) {
         fprintf(stderr, "lws-floor: cannot listen on 127.0.0.1:%ld\n", port);
-        lws_context_destroy(ctx);
+        loop_free(loop);
         return 1;
     }
-    while (!stopping && lws_service(ctx, 0) >= 0)
+    while (!stopping && loop_run_once(loop) >= 0)
         ;
-    lws_context_destroy(ctx);
+    loop_free(loop);
     return 0;
 }

@@ -9,6 +9,7 @@
 #include "server/export.h"
 #include "server/health.h"
 #include "server/hub.h"
+#include "server/loop.h"
 #include "server/metrics.h"
 #include "server/principal.h"
 #include "server/server.h"
@@ -111,7 +112,8 @@ _Static_assert(sizeof(route_names) / sizeof(route_names[0]) == R_COUNT, "a name 
 #define DECISIONS_LIMIT_MAX 1000
 
 struct server {
-    struct lws_context *ctx;
+    struct loop *loop;
+    struct lws_context *ctx; /* the loop's */
     struct lws_vhost *http_vhost, *ws_vhost;
     struct workers *workers;
     struct hub *hub;
@@ -165,6 +167,7 @@ struct request {
     size_t out_off;
     bool answering;
     bool close_after;
+    bool closing;                    /* close_soon(): the connection closes at its next WRITEABLE */
     int completions;                 /* BODY_COMPLETION calls seen */
     lws_sorted_usec_list_t deadline; /* closes a client that sends its body too slowly */
 };
@@ -1536,13 +1539,23 @@ static size_t body_limit(const struct request *req)
     return req->route == R_TRACES ? req->srv->max_body * TRACE_BODY_FACTOR : req->srv->max_body;
 }
 
+/* Closes a request's connection from outside its callbacks, at its next WRITEABLE (at once for
+ * a live socket). Not with lws_set_timeout(LWS_TO_KILL_ASYNC): lws sets the connection's timeout
+ * again with every byte that arrives, so a client trickling its body could keep pushing the kill
+ * back, and on libev a timer armed from outside a timer callback can wait for the next tick. */
+static void close_soon(struct request *req)
+{
+    req->closing = true;
+    lws_callback_on_writable(req->wsi);
+}
+
 /* A request whose body has not fully arrived by its deadline is dropped with its connection:
  * lws's own timeout restarts with every byte, so a client trickling a body would hold on. */
 static void request_deadline(lws_sorted_usec_list_t *sul)
 {
     struct request *req = lws_container_of(sul, struct request, deadline);
     if (req->wsi && !req->answering && !req->job)
-        lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
+        close_soon(req);
 }
 
 /* Whether a route answers a method: one of route_methods[route], or HEAD where GET is. */
@@ -1669,6 +1682,8 @@ static void on_body(struct request *req, const void *in, size_t len)
 /* Sends the next piece of the answer; then readies the connection for the next request. */
 static int on_writeable(struct request *req)
 {
+    if (req && req->closing)
+        return -1;
     if (!req || !req->answering)
         return 0;
     /* An export's next page is being read (and its state is the reader's until it comes back);
@@ -1935,7 +1950,7 @@ static void finish_job(struct server *srv, struct job *job)
         if (job->rc)
             log_error("http: an export of \"%s\" stopped: %s", req->export->execution_id,
                       aei_strerror(job->rc));
-        lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
+        close_soon(req);
         return;
     }
     if (job->kind == JOB_EXPORT_PAGE && job->rc) {
@@ -2346,12 +2361,18 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
     info.max_http_header_data = 4096;
     info.timeout_secs = 10; /* slow clients are dropped */
     info.server_string = "aeid";
-    srv.ctx = lws_create_context(&info);
-    if (!srv.ctx) {
+    bool polls = false;
+    srv.loop = loop_new(&info, &polls);
+    if (!srv.loop) {
         snprintf(err, errlen, "cannot start the network service (libwebsockets)");
         rc = AEI_EUNAVAILABLE;
         goto err_hub;
     }
+    if (polls)
+        log_warn("libev or libwebsockets' libev plugin (Debian: libwebsockets-evlib-ev) is "
+                 "missing: polling every connection on each wake-up instead, which costs more "
+                 "CPU the more agents are connected");
+    srv.ctx = loop_context(srv.loop);
     srv.http_vhost = listen_on(&srv, "http", cfg->http_host, cfg->http_port, err, errlen);
     srv.ws_vhost =
         srv.http_vhost ? listen_on(&srv, "ws", cfg->ws_host, cfg->ws_port, err, errlen) : NULL;
@@ -2382,7 +2403,7 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
                 aei_mono_us() >= srv.stop_deadline)
                 break;
         }
-        if (lws_service(srv.ctx, 0) < 0)
+        if (loop_run_once(srv.loop) < 0)
             break;
     }
     lws_sul_cancel(&srv.tick);
@@ -2412,7 +2433,8 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
     }
     srv.workers = NULL;
 err_context:
-    lws_context_destroy(srv.ctx);
+    loop_free(srv.loop);
+    srv.loop = NULL;
     srv.ctx = NULL;
 err_hub:
     principals_free(srv.principals);

@@ -1,0 +1,29 @@
+/* loop.h - the service loop: a libwebsockets context driven by libev on epoll */
+#ifndef AEI_SERVER_LOOP_H
+#define AEI_SERVER_LOOP_H
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+
+struct loop;
+
+/*
+ * Creates a libwebsockets context from `info` on an epoll loop of libev's (decision 0013): a
+ * wake-up costs the sockets that are ready, not every socket open. When libev or lws's libev
+ * plugin is unavailable, the context polls instead and *polls (optional) is set to true. `info`
+ * is changed (its options and foreign loop). Returns NULL when no context can be made; the
+ * caller frees the loop with loop_free().
+ */
+struct loop *loop_new(struct lws_context_creation_info *info, bool *polls);
+
+/* The loop's context: borrowed, destroyed by loop_free(). */
+struct lws_context *loop_context(const struct loop *l);
+
+/* Waits for events (or lws_cancel_service()) and serves them once. Returns 0, or a negative
+ * number when the context has failed for good. */
+int loop_run_once(struct loop *l);
+
+/* Destroys the context, then the event loop. loop_free(NULL) is a no-op. */
+void loop_free(struct loop *l);
+
+#endif
