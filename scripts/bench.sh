@@ -112,6 +112,40 @@ else
 fi
 
 # ---- aeid on each store ----
+# start_aeid STORE DB [aeid options...]: starts aeid on a free port (sets port, aeid_pid and
+# cpu_pids); returns 1, and marks the run failed, when it does not become ready.
+start_aeid() {
+    local store=$1 db=$2
+    shift 2
+    port=$(free_port)
+    "$AEID" --http "127.0.0.1:$port" --db "$db" "$@" 2>>"$tmp/aeid-$store.log" &
+    aeid_pid=$!
+    # On PostgreSQL the server's CPU is aeid's and the database's (the postmaster's tree).
+    cpu_pids=("$aeid_pid")
+    if [ "$store" = postgresql ] && [ -r "$pg_dir/data/postmaster.pid" ]; then
+        cpu_pids+=("$(head -n 1 "$pg_dir/data/postmaster.pid")")
+    fi
+    if ! wait_ready "$aeid_pid" "$port" /healthz; then
+        echo "bench.sh: aeid did not become ready on $store; its log ends with:" >&2
+        tail -n 5 "$tmp/aeid-$store.log" >&2 || true
+        stop_pid "$aeid_pid"
+        aeid_pid=""
+        failed=1
+        return 1
+    fi
+}
+
+# stop_aeid STORE: stops it, and marks the run failed if it had exited on its own.
+stop_aeid() {
+    if ! kill -0 "$aeid_pid" 2>/dev/null; then
+        echo "bench.sh: aeid exited during the $1 runs; its log ends with:" >&2
+        tail -n 5 "$tmp/aeid-$1.log" >&2 || true
+        failed=1
+    fi
+    stop_pid "$aeid_pid"
+    aeid_pid=""
+}
+
 AEI_TOKEN=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 export AEI_TOKEN
 
@@ -137,22 +171,7 @@ for store in $STORES; do
         die "unknown store '$store' in BENCH_STORES; use sqlite and/or postgresql"
         ;;
     esac
-    port=$(free_port)
-    "$AEID" --http "127.0.0.1:$port" --db "$db" 2>"$tmp/aeid-$store.log" &
-    aeid_pid=$!
-    # On PostgreSQL the server's CPU is aeid's and the database's (the postmaster's tree).
-    cpu_pids=("$aeid_pid")
-    if [ "$store" = postgresql ] && [ -r "$pg_dir/data/postmaster.pid" ]; then
-        cpu_pids+=("$(head -n 1 "$pg_dir/data/postmaster.pid")")
-    fi
-    if ! wait_ready "$aeid_pid" "$port" /healthz; then
-        echo "bench.sh: aeid did not become ready on $store; its log ends with:" >&2
-        tail -n 5 "$tmp/aeid-$store.log" >&2 || true
-        stop_pid "$aeid_pid"
-        aeid_pid=""
-        failed=1
-        continue
-    fi
+    start_aeid "$store" "$db" || continue
     run_bench "$store" "bar-${BAR_RATE}rps" "$port" --rate "$BAR_RATE"
     run_bench "$store" max "$port"
     # The latency at a rate this store sustains: 70% of its own closed-loop maximum.
@@ -165,13 +184,12 @@ for store in $STORES; do
     # A fleet: ten times the agents, each sending one heartbeat a second. What it costs should
     # follow what the agents send, not how many are connected (decision 0013).
     run_bench "$store" fleet-1000-agents "$port" --agents 1000 --rate 1000
-    if ! kill -0 "$aeid_pid" 2>/dev/null; then
-        echo "bench.sh: aeid exited during the $store runs; its log ends with:" >&2
-        tail -n 5 "$tmp/aeid-$store.log" >&2 || true
-        failed=1
+    stop_aeid "$store"
+    # The same fleet on the epoll loop, which is built for it.
+    if start_aeid "$store" "$db" --event-loop epoll; then
+        run_bench "$store" fleet-1000-agents-epoll "$port" --agents 1000 --rate 1000
+        stop_aeid "$store"
     fi
-    stop_pid "$aeid_pid"
-    aeid_pid=""
     # The store alone, committing batches the way the writer thread does: the ceiling that
     # HTTP ingest works under.
     if [ -x "$STORE_BENCH" ]; then

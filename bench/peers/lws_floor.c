@@ -111,14 +111,11 @@ int main(int argc, char **argv)
     info.max_http_header_data = 4096;
     info.timeout_secs = 10;
     info.server_string = "lws-floor";
-    bool polls = false;
-    struct loop *loop = loop_new(&info, &polls);
+    struct loop *loop = loop_new(&info, false, NULL); /* aeid's default loop: poll */
     if (!loop) {
         fprintf(stderr, "lws-floor: cannot create the libwebsockets context\n");
         return 1;
     }
-    if (polls)
-        fprintf(stderr, "lws-floor: no libev; polling, unlike aeid\n");
     struct lws_context *ctx = loop_context(loop);
     memset(&info, 0, sizeof(info));
     info.vhost_name = "http";

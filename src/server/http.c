@@ -2362,16 +2362,15 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
     info.timeout_secs = 10; /* slow clients are dropped */
     info.server_string = "aeid";
     bool polls = false;
-    srv.loop = loop_new(&info, &polls);
+    srv.loop = loop_new(&info, cfg->epoll, &polls);
     if (!srv.loop) {
         snprintf(err, errlen, "cannot start the network service (libwebsockets)");
         rc = AEI_EUNAVAILABLE;
         goto err_hub;
     }
     if (polls)
-        log_warn("libev or libwebsockets' libev plugin (Debian: libwebsockets-evlib-ev) is "
-                 "missing: polling every connection on each wake-up instead, which costs more "
-                 "CPU the more agents are connected");
+        log_warn("--event-loop epoll: libev or libwebsockets' libev plugin (Debian: "
+                 "libwebsockets-evlib-ev) is missing; polling instead");
     srv.ctx = loop_context(srv.loop);
     srv.http_vhost = listen_on(&srv, "http", cfg->http_host, cfg->http_port, err, errlen);
     srv.ws_vhost =

@@ -1,4 +1,4 @@
-/* loop.c - the service loop: a libwebsockets context driven by libev on epoll */
+/* loop.c - the service loop: a libwebsockets context on lws's poll() or on libev's epoll */
 #include "server/loop.h"
 
 #include <ev.h>
@@ -9,14 +9,14 @@ struct loop {
     struct ev_loop *ev; /* NULL when the context polls */
 };
 
-struct loop *loop_new(struct lws_context_creation_info *info, bool *polls)
+struct loop *loop_new(struct lws_context_creation_info *info, bool epoll, bool *polls)
 {
     struct loop *l = calloc(1, sizeof(*l));
     if (!l)
         abort();
     /* The context runs on a loop of ours (lws calls it foreign), one turn per loop_run_once(), so
      * that the caller's loop sees a stop request between turns. */
-    l->ev = ev_loop_new(EVBACKEND_EPOLL);
+    l->ev = epoll ? ev_loop_new(EVBACKEND_EPOLL) : NULL;
     if (l->ev) {
         void *foreign[1] = {l->ev};
         info->options |= LWS_SERVER_OPTION_LIBEV;
@@ -36,7 +36,7 @@ struct loop *loop_new(struct lws_context_creation_info *info, bool *polls)
         return NULL;
     }
     if (polls)
-        *polls = l->ev == NULL;
+        *polls = epoll && l->ev == NULL;
     return l;
 }
 

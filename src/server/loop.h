@@ -1,4 +1,4 @@
-/* loop.h - the service loop: a libwebsockets context driven by libev on epoll */
+/* loop.h - the service loop: a libwebsockets context on lws's poll() or on libev's epoll */
 #ifndef AEI_SERVER_LOOP_H
 #define AEI_SERVER_LOOP_H
 
@@ -8,13 +8,14 @@
 struct loop;
 
 /*
- * Creates a libwebsockets context from `info` on an epoll loop of libev's (decision 0013): a
- * wake-up costs the sockets that are ready, not every socket open. When libev or lws's libev
- * plugin is unavailable, the context polls instead and *polls (optional) is set to true. `info`
- * is changed (its options and foreign loop). Returns NULL when no context can be made; the
- * caller frees the loop with loop_free().
+ * Creates a libwebsockets context from `info`: with `epoll`, on an epoll loop of libev's, where
+ * a wake-up costs the sockets that are ready rather than every socket open (decision 0013); else
+ * on lws's own poll(). When epoll is asked for but libev or lws's libev plugin is unavailable,
+ * the context polls and *polls (optional) is set to true. `info` is changed (its options and
+ * foreign loop). Returns NULL when no context can be made; the caller frees the loop with
+ * loop_free().
  */
-struct loop *loop_new(struct lws_context_creation_info *info, bool *polls);
+struct loop *loop_new(struct lws_context_creation_info *info, bool epoll, bool *polls);
 
 /* The loop's context: borrowed, destroyed by loop_free(). */
 struct lws_context *loop_context(const struct loop *l);

@@ -30,6 +30,10 @@ static const char usage[] =
     "                     [AEI_REQUEST_TIMEOUT, default 30]\n"
     "  --web-root DIR     the built dashboard, served at / on the HTTP address\n"
     "                     [AEI_WEB_ROOT, default web/dist]\n"
+    "  --event-loop poll|epoll  how the loop waits for its connections: poll is a little\n"
+    "                     faster with up to a few hundred agents connected and with many\n"
+    "                     subscribers; epoll costs far less with thousands of agents that\n"
+    "                     each send now and then        [AEI_EVENT_LOOP, default poll]\n"
     "\n"
     "Live hub (WebSocket on the --ws address at / and on the HTTP address at /ws):\n"
     "  --ws-origins LIST  browser origins allowed besides the page's own, comma-separated\n"
@@ -141,6 +145,7 @@ int main(int argc, char **argv)
     const char *db = env_or("AEI_DATABASE_URL", "sqlite:aei.db");
     const char *max_body = env_or("AEI_MAX_BODY", "65536");
     const char *request_timeout = env_or("AEI_REQUEST_TIMEOUT", "30");
+    const char *event_loop = env_or("AEI_EVENT_LOOP", "poll");
     const char *ws_origins = env_or("AEI_WS_ORIGINS", NULL);
     const char *web_root = env_or("AEI_WEB_ROOT", "web/dist");
     const char *client_buffer = env_or("AEI_WS_CLIENT_BUFFER", "1048576");
@@ -162,6 +167,7 @@ int main(int argc, char **argv)
         {"db", required_argument, NULL, 'D'},
         {"max-body", required_argument, NULL, 'B'},
         {"request-timeout", required_argument, NULL, 'T'},
+        {"event-loop", required_argument, NULL, 'E'},
         {"ws-origins", required_argument, NULL, 'O'},
         {"web-root", required_argument, NULL, 'R'},
         {"ws-client-buffer", required_argument, NULL, 'C'},
@@ -198,6 +204,9 @@ int main(int argc, char **argv)
             break;
         case 'T':
             request_timeout = optarg;
+            break;
+        case 'E':
+            event_loop = optarg;
             break;
         case 'O':
             ws_origins = optarg;
@@ -275,6 +284,9 @@ int main(int argc, char **argv)
         return bad_option("--request-timeout", request_timeout,
                           "a number of seconds from 1 to 3600");
     cfg.request_timeout = (int)rt;
+    if (strcmp(event_loop, "poll") != 0 && strcmp(event_loop, "epoll") != 0)
+        return bad_option("--event-loop", event_loop, "poll or epoll");
+    cfg.epoll = strcmp(event_loop, "epoll") == 0;
     double v, stale, dead;
     if (ws_origins && !*ws_origins)
         return bad_option("--ws-origins", ws_origins,

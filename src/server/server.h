@@ -2,6 +2,7 @@
 #ifndef AEI_SERVER_SERVER_H
 #define AEI_SERVER_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,7 @@ struct config {
     const char *token; /* the bootstrap admin token; never logged */
     size_t max_body;
     int request_timeout;          /* seconds from a request's headers to the end of its body */
+    bool epoll;                   /* --event-loop epoll: lws on libev (decision 0013) */
     const char *ws_origins;       /* browser origins allowed on WebSocket: NULL (same), "*", list */
     const char *web_root;         /* directory of the built dashboard, served at / */
     size_t ws_client_buffer;      /* bytes a subscriber may lag before it gets a snapshot */

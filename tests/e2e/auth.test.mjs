@@ -160,6 +160,7 @@ describe('aeid command line', () => {
         [['--http', '127.0.0.1:99999'], /http|99999/i],
         [['--max-body', 'abc'], /max-body|abc/i],
         [['--max-body', '-5'], /max-body|-5/i],
+        [['--event-loop', 'kqueue'], /--event-loop: expected poll or epoll, got "kqueue"/],
         [['--db'], /--db/],
     ];
     for (const [args, re] of badOptions) {

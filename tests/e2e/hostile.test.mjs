@@ -15,7 +15,9 @@ const post = (token, body) => {
         `Content-Length: ${Buffer.byteLength(b)}\r\n\r\n${b}`;
 };
 
-describeEachStore('hostile clients', (srv) => {
+// Every case on both of aeid's event loops (--event-loop, decision 0013): with epoll, a close that
+// lws schedules as a timeout could be pushed back by a trickling client.
+for (const loop of ['poll', 'epoll']) describeEachStore(`hostile clients (${loop})`, (srv) => {
     // libwebsockets 4.1 spins on a request with a body pipelined behind another; aeid closes such
     // a connection (docs/decisions/0003). The answers that are ready go out first; one still
     // waiting for the store is lost with the connection. What must hold: no hang, no crash.
@@ -75,7 +77,7 @@ describeEachStore('hostile clients', (srv) => {
             assertError(r, 400, 'invalid_field', { field: 'timestamp' });
         }
     });
-}, { args: ['--request-timeout', '2'] });
+}, { args: ['--request-timeout', '2', '--event-loop', loop] });
 
 describeEachStore('shutdown with a commit pending', (srv, store) => {
     it('SIGTERM while a heartbeat waits for the store: it is answered 200, then aeid exits 0', async (t) => {
