@@ -1539,14 +1539,16 @@ static size_t body_limit(const struct request *req)
     return req->route == R_TRACES ? req->srv->max_body * TRACE_BODY_FACTOR : req->srv->max_body;
 }
 
-/* Closes a request's connection from outside its callbacks, at its next WRITEABLE (at once for
- * a live socket). Not with lws_set_timeout(LWS_TO_KILL_ASYNC): lws sets the connection's timeout
- * again with every byte that arrives, so a client trickling its body could keep pushing the kill
- * back, and on libev a timer armed from outside a timer callback can wait for the next tick. */
+/* Closes a request's connection from outside its callbacks: at its next WRITEABLE, which comes at
+ * once unless the client has stopped reading, and else by lws's timeout. The timeout alone is not
+ * enough: lws sets it again with every byte that arrives, so a client trickling its body could
+ * keep pushing it back (and on libev a timer armed outside lws's timer callback can wait for the
+ * next tick). */
 static void close_soon(struct request *req)
 {
     req->closing = true;
     lws_callback_on_writable(req->wsi);
+    lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
 }
 
 /* A request whose body has not fully arrived by its deadline is dropped with its connection:
