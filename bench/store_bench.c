@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 static const char usage[] =
     "Usage: store-bench DB_URL [BATCH [AGENTS [SECONDS]]]\n"
@@ -19,14 +18,6 @@ static const char usage[] =
     "aeid's writer thread does, and prints heartbeats/s, the time per commit and the CPU time\n"
     "per heartbeat: this process's and, on PostgreSQL, its server process's (read from /proc\n"
     "when the server runs on this machine).\n";
-
-static double own_cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 /* The CPU seconds of the PostgreSQL server process serving `store`; -1 when not PostgreSQL or
  * not readable here (a server on another machine). */
@@ -64,7 +55,7 @@ int main(int argc, char **argv)
     if (!hbs || !ptrs)
         abort();
     long long n = 0, commits = 0;
-    double cpu0 = own_cpu_s(), backend0 = backend_cpu_s(store);
+    double cpu0 = proc_own_cpu_s(), backend0 = backend_cpu_s(store);
     int64_t start = aei_mono_us(), end = start + (int64_t)(seconds * 1e6), ts = aei_now_us();
     while (aei_mono_us() < end) {
         for (int i = 0; i < batch; i++) {
@@ -90,7 +81,7 @@ int main(int argc, char **argv)
         commits++;
     }
     double secs = (double)(aei_mono_us() - start) / 1e6;
-    double cpu_us = (own_cpu_s() - cpu0) * 1e6 / (double)n, backend1 = backend_cpu_s(store);
+    double cpu_us = (proc_own_cpu_s() - cpu0) * 1e6 / (double)n, backend1 = backend_cpu_s(store);
     printf("%s: %lld heartbeats in %lld commits of %d over %d agents in %.2f s: "
            "%.0f heartbeats/s, %.3f ms per commit; CPU %.1f us a heartbeat",
            argv[1], n, commits, batch, agents, secs, (double)n / secs, secs * 1e3 / (double)commits,

@@ -1251,11 +1251,8 @@ static void cpu_init(const struct opts *o, struct cpu *c)
 static void sample_cpu(const struct opts *o, struct cpu *c, uint64_t now)
 {
     unsigned k = c->taken++;
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
     c->ns[k] = now;
-    c->client_s[k] = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-                     (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    c->client_s[k] = proc_own_cpu_s();
     for (unsigned i = 0; i < o->n_cpu_pids; i++)
         if (!c->gone[i] && proc_cpu_tree(o->cpu_pids[i], &c->proc_s[i][k], &c->nprocs[i]) < 0)
             c->gone[i] = true;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* A process tree larger than this is read in part: far more than a server under test has. */
@@ -60,6 +61,14 @@ int proc_parse_stat_ticks(const char *text, size_t len, uint64_t *ticks)
     }
     *ticks = sum;
     return 0;
+}
+
+double proc_own_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 /* Appends the pids listed in /proc/PID/task/TID/children of every thread of `pid`. */

@@ -18,6 +18,9 @@ int proc_read_file(const char *path, char *buf, size_t cap);
  */
 int proc_parse_stat_ticks(const char *text, size_t len, uint64_t *ticks);
 
+/* Returns the CPU time (user and system, in seconds) this process has used so far. */
+double proc_own_cpu_s(void);
+
 /*
  * Sets *secs to the CPU time used by process `pid`, all its threads and its descendants alive
  * now, plus the children each of them has waited for: the difference of two readings is the CPU

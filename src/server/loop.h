@@ -11,9 +11,9 @@ struct loop;
  * Creates a libwebsockets context from `info`: with `epoll`, on an epoll loop of libev's, where
  * a wake-up costs the sockets that are ready rather than every socket open (decision 0013); else
  * on lws's own poll(). When epoll is asked for but libev or lws's libev plugin is unavailable,
- * the context polls and *polls (optional) is set to true. `info` is changed (its options and
- * foreign loop). Returns NULL when no context can be made; the caller frees the loop with
- * loop_free().
+ * the context polls and *polls (optional) is set to true. `info` is as it was on return (the
+ * libev option and foreign loop are added for the call only). Returns NULL when no context can be
+ * made; the caller frees the loop with loop_free().
  */
 struct loop *loop_new(struct lws_context_creation_info *info, bool epoll, bool *polls);
 

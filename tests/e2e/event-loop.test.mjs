@@ -26,7 +26,7 @@ describeEachStore('the epoll loop', (srv) => {
         }
     });
 
-    it('says in its log which loop it runs on only when it cannot have epoll', () => {
+    it('finds libev here: no fallback warning in its log', () => {
         assert.doesNotMatch(srv.runStderr, /polling instead/);
     });
 }, { args: ['--event-loop', 'epoll'] });

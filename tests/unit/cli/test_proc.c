@@ -110,3 +110,12 @@ Test(proc, a_missing_process_is_not_found)
     cr_assert_eq(proc_cpu_tree(0x3FFFFFFF, &s, NULL), AEI_ENOTFOUND);
     cr_assert_eq(s, -1);
 }
+
+Test(proc, own_cpu_time_grows_with_the_work_done)
+{
+    double before = proc_own_cpu_s();
+    spin(0.2);
+    double after = proc_own_cpu_s();
+    cr_assert_geq(after - before, 0.19, "0.2 s of spinning, got %.3f", after - before);
+    cr_assert_lt(after - before, 5, "got %.3f", after - before);
+}
