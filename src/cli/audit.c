@@ -56,7 +56,7 @@ int cli_open_audit(const char *cmd, const char *db, const char *key_file, bool c
     if (created)
         fprintf(stderr, "%s: created the audit key %s (mode 0600); give it to aeid too\n", cmd,
                 key_file);
-    if (store_open(db, s, err, sizeof(err)) != 0) {
+    if (store_open_existing(db, s, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s: %s\n", cmd, err);
         return CLI_EXIT_FAIL;
     }

@@ -193,7 +193,8 @@ void bench_help(FILE *out)
         "  --path P             request path (default /api/v0/heartbeats)\n"
         "  --timeout TIME       per-request, connect and WebSocket handshake timeout (default 5)\n"
         "  --threads N          client threads sharing the agents (default 1)\n"
-        "  --json FILE          also write the results as JSON to FILE ('-' for stdout)\n"
+        "  --json FILE          also write the results as JSON to FILE ('-': to stdout, and the\n"
+        "                       summary to stderr)\n"
         "  --label TEXT         name of this run, stored in the JSON\n"
         "  --quiet              no progress line, no warnings\n"
         "  -h, --help           show this help\n"
@@ -1624,8 +1625,19 @@ int bench_main(int argc, char **argv)
     }
     /* Open the output first: a typo in --json should not cost a whole run. */
     FILE *json = NULL;
+    bool json_stdout = o.json && strcmp(o.json, "-") == 0;
+    if (json_stdout) {
+        /* Standard output carries the JSON alone, so that it can be piped; the summary that
+         * would go there goes to stderr instead. */
+        int fd = dup(STDOUT_FILENO);
+        if (fd >= 0 && !(json = fdopen(fd, "w")))
+            close(fd);
+        if (json)
+            dup2(STDERR_FILENO, STDOUT_FILENO);
+    } else if (o.json) {
+        json = fopen(o.json, "w");
+    }
     if (o.json) {
-        json = strcmp(o.json, "-") == 0 ? stdout : fopen(o.json, "w");
         if (!json) {
             fprintf(stderr, "aei bench: cannot write %s: %s; check --json\n", o.json,
                     strerror(errno));
@@ -1635,9 +1647,10 @@ int bench_main(int argc, char **argv)
     if (resolve("--server", o.host, o.port, &t) < 0 || probe("--server", o.authority, &t) < 0 ||
         (o.ws.subscribers && (resolve("--ws", o.ws_host, o.ws_port, &wt) < 0 ||
                               probe("--ws", o.ws.authority, &wt) < 0))) {
-        if (json && json != stdout) {
+        if (json) {
             fclose(json);
-            unlink(o.json);
+            if (!json_stdout)
+                unlink(o.json);
         }
         return CLI_EXIT_FAIL;
     }
@@ -1810,9 +1823,10 @@ int bench_main(int argc, char **argv)
     status = CLI_EXIT_OK;
 out:
     /* Still open here means no results were written: leave no empty file behind. */
-    if (json && json != stdout) {
+    if (json) {
         fclose(json);
-        unlink(o.json);
+        if (!json_stdout)
+            unlink(o.json);
     }
     if (ws)
         free_workers(ws, o.threads);

@@ -196,7 +196,7 @@ static int list_main(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     char err[512];
-    if (store_open(a.db, &s, err, sizeof(err)) != 0) {
+    if (store_open_existing(a.db, &s, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s: %s\n", cmd, err);
         return CLI_EXIT_FAIL;
     }

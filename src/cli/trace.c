@@ -435,8 +435,9 @@ static int import_main(int argc, char **argv)
     buf_free(&body);
     buf_free(&next);
     if (rc == CLI_EXIT_OK)
-        printf("imported %lld decisions in %lld requests: %lld stored, %lld already there\n",
-               t.sent, t.batches, t.stored, t.duplicates);
+        printf("imported %lld decision%s in %lld request%s: %lld stored, %lld already there\n",
+               t.sent, t.sent == 1 ? "" : "s", t.batches, t.batches == 1 ? "" : "s", t.stored,
+               t.duplicates);
     return rc;
 }
 

@@ -287,8 +287,8 @@ static void md_tail(struct buf *out, const struct export *ex)
 {
     if (ex->tree == 0 && ex->waiting == 0)
         buf_puts(out, "_No decision has its place in the tree yet._\n\n");
-    buf_printf(out, "---\n_%lld decisions exported from aeid._\n",
-               (long long)(ex->tree + ex->waiting));
+    long long n = (long long)(ex->tree + ex->waiting);
+    buf_printf(out, "---\n_%lld decision%s exported from aeid._\n", n, n == 1 ? "" : "s");
 }
 
 /* ---- pages ---- */

@@ -2386,8 +2386,11 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
         rc = AEI_EUNAVAILABLE;
         goto err_context;
     }
-    fprintf(stderr, "aeid %s: listening on http://%s:%d and ws://%s:%d/, store %s\n", AEI_VERSION,
-            cfg->http_host, cfg->http_port, cfg->ws_host, cfg->ws_port,
+    /* IPv6 addresses go in brackets, so that the URLs can be copied. */
+    bool http6 = strchr(cfg->http_host, ':'), ws6 = strchr(cfg->ws_host, ':');
+    fprintf(stderr, "aeid %s: listening on http://%s%s%s:%d and ws://%s%s%s:%d/, store %s\n",
+            AEI_VERSION, http6 ? "[" : "", cfg->http_host, http6 ? "]" : "", cfg->http_port,
+            ws6 ? "[" : "", cfg->ws_host, ws6 ? "]" : "", cfg->ws_port,
             strncmp(cfg->db_url, "sqlite:", 7) == 0 ? cfg->db_url : "postgres");
     tick(&srv.tick);
 

@@ -2,8 +2,11 @@
 #include "aei/error.h"
 #include "server/audit.h"
 #include "server/server.h"
+#include "server/store.h"
 
+#include <arpa/inet.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -23,6 +26,8 @@ static const char usage[] =
     "Options (each may also come from the environment variable shown):\n"
     "  --http HOST:PORT   HTTP address of the API             [AEI_HTTP, default 127.0.0.1:3000]\n"
     "  --ws HOST:PORT     WebSocket hub address               [AEI_WS, default 127.0.0.1:8080]\n"
+    "                     HOST is an address (0.0.0.0: all of them; [::1] for IPv6) or a\n"
+    "                     name, resolved once at start to its first IPv4 address\n"
     "  --db URL           store: sqlite:PATH, postgres://...  [AEI_DATABASE_URL, default "
     "sqlite:aei.db]\n"
     "  --max-body BYTES   largest request body accepted       [AEI_MAX_BODY, default 65536]\n"
@@ -109,9 +114,52 @@ static bool parse_address(const char *s, char *host, size_t hostlen, int *port)
     return true;
 }
 
-static int bad_option(const char *name, const char *value, const char *expected)
+/* Refuses a bad value, named as the user gave it: by the option, or by the environment variable
+ * it came from (env_or() hands out getenv()'s own pointer). */
+/* Resolves a host name in place to the numeric address aeid listens on (libwebsockets takes only
+ * addresses and interface names): its first IPv4 address, or its first IPv6 one if it has none.
+ * Numeric addresses are left as they are. */
+static bool resolve_host(char *host, size_t hostlen)
 {
-    fprintf(stderr, "aeid: %s: expected %s, got \"%s\" (see aeid --help)\n", name, expected, value);
+    unsigned char bin[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1)
+        return true;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res, *a;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0)
+        return false;
+    for (a = res; a && a->ai_family != AF_INET; a = a->ai_next)
+        ;
+    if (!a)
+        a = res;
+    const void *addr = a->ai_family == AF_INET
+                           ? (const void *)&((struct sockaddr_in *)a->ai_addr)->sin_addr
+                           : (const void *)&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr;
+    bool ok = inet_ntop(a->ai_family, addr, host, (socklen_t)hostlen) != NULL;
+    freeaddrinfo(res);
+    return ok;
+}
+
+/* Whether two listening addresses would be the same socket: one port, and one host or a
+ * wildcard on either side. */
+static bool same_listener(const char *host_a, int port_a, const char *host_b, int port_b)
+{
+    if (port_a != port_b)
+        return false;
+    const char *any[] = {"0.0.0.0", "::"};
+    for (size_t i = 0; i < 2; i++)
+        if (strcmp(host_a, any[i]) == 0 || strcmp(host_b, any[i]) == 0)
+            return true;
+    return strcmp(host_a, host_b) == 0;
+}
+
+static int bad_option(const char *name, const char *env, const char *value, const char *expected)
+{
+    if (env && value == getenv(env))
+        fprintf(stderr, "aeid: %s (read as %s): expected %s, got \"%s\"\n", env, name, expected,
+                value);
+    else
+        fprintf(stderr, "aeid: %s: expected %s, got \"%s\" (see aeid --help)\n", name, expected,
+                value);
     return EXIT_USAGE;
 }
 
@@ -188,7 +236,7 @@ int main(int argc, char **argv)
     };
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
         switch (c) {
         case 'H':
             http = optarg;
@@ -271,73 +319,88 @@ int main(int argc, char **argv)
 
     struct config cfg = {.db_url = db};
     if (!parse_address(http, cfg.http_host, sizeof(cfg.http_host), &cfg.http_port))
-        return bad_option("--http", http, "HOST:PORT such as 127.0.0.1:3000");
+        return bad_option("--http", "AEI_HTTP", http, "HOST:PORT such as 127.0.0.1:3000");
+    if (!resolve_host(cfg.http_host, sizeof(cfg.http_host)))
+        return bad_option("--http", "AEI_HTTP", http,
+                          "HOST:PORT with a HOST this machine resolves");
     if (!parse_address(ws, cfg.ws_host, sizeof(cfg.ws_host), &cfg.ws_port))
-        return bad_option("--ws", ws, "HOST:PORT such as 127.0.0.1:8080");
+        return bad_option("--ws", "AEI_WS", ws, "HOST:PORT such as 127.0.0.1:8080");
+    if (!resolve_host(cfg.ws_host, sizeof(cfg.ws_host)))
+        return bad_option("--ws", "AEI_WS", ws, "HOST:PORT with a HOST this machine resolves");
+    if (same_listener(cfg.http_host, cfg.http_port, cfg.ws_host, cfg.ws_port)) {
+        fprintf(stderr,
+                "aeid: --ws %s is also the --http address: give the hub a port of its own "
+                "(WebSocket clients may also use /ws on the HTTP port)\n",
+                ws);
+        return EXIT_USAGE;
+    }
     char *end;
     long long mb = strtoll(max_body, &end, 10);
     if (*end || mb < 256 || mb > 64LL * 1024 * 1024)
-        return bad_option("--max-body", max_body, "a number of bytes from 256 to 67108864");
+        return bad_option("--max-body", "AEI_MAX_BODY", max_body,
+                          "a number of bytes from 256 to 67108864");
     cfg.max_body = (size_t)mb;
     long long rt = strtoll(request_timeout, &end, 10);
     if (*end || *request_timeout == '\0' || rt < 1 || rt > 3600)
-        return bad_option("--request-timeout", request_timeout,
+        return bad_option("--request-timeout", "AEI_REQUEST_TIMEOUT", request_timeout,
                           "a number of seconds from 1 to 3600");
     cfg.request_timeout = (int)rt;
     if (strcmp(event_loop, "poll") != 0 && strcmp(event_loop, "epoll") != 0)
-        return bad_option("--event-loop", event_loop, "poll or epoll");
+        return bad_option("--event-loop", "AEI_EVENT_LOOP", event_loop, "poll or epoll");
     cfg.epoll = strcmp(event_loop, "epoll") == 0;
     double v, stale, dead;
     if (ws_origins && !*ws_origins)
-        return bad_option("--ws-origins", ws_origins,
+        return bad_option("--ws-origins", "AEI_WS_ORIGINS", ws_origins,
                           "origins such as http://localhost:5173, or *");
     cfg.ws_origins = ws_origins;
     /* A missing directory is not an error: the API works without the dashboard, and / says how
      * to build it. */
     if (!*web_root)
-        return bad_option("--web-root", web_root, "a directory, such as web/dist");
+        return bad_option("--web-root", "AEI_WEB_ROOT", web_root, "a directory, such as web/dist");
     cfg.web_root = web_root;
     if (!parse_number(client_buffer, 4096, 1 << 30, &v) || v != (double)(long long)v)
-        return bad_option("--ws-client-buffer", client_buffer,
+        return bad_option("--ws-client-buffer", "AEI_WS_CLIENT_BUFFER", client_buffer,
                           "a whole number of bytes from 4096 to 1073741824");
     cfg.ws_client_buffer = (size_t)v;
     if (!parse_number(slow_timeout, 0.1, 3600, &v))
-        return bad_option("--slow-consumer-timeout", slow_timeout,
+        return bad_option("--slow-consumer-timeout", "AEI_SLOW_CONSUMER_TIMEOUT", slow_timeout,
                           "a number of seconds from 0.1 to 3600");
     cfg.slow_consumer_us = (int64_t)(v * 1e6);
     if (!parse_number(stale_after, 0.1, 86400, &stale))
-        return bad_option("--stale-after", stale_after, "a number of seconds from 0.1 to 86400");
+        return bad_option("--stale-after", "AEI_STALE_AFTER", stale_after,
+                          "a number of seconds from 0.1 to 86400");
     if (!parse_number(dead_after, 0.1, 864000, &dead) || dead <= stale)
-        return bad_option("--dead-after", dead_after,
+        return bad_option("--dead-after", "AEI_DEAD_AFTER", dead_after,
                           "a number of seconds greater than --stale-after");
     cfg.stale_after_us = (int64_t)(stale * 1e6);
     cfg.dead_after_us = (int64_t)(dead * 1e6);
     if (!parse_number(price, 0, 1000, &cfg.price_per_1k_tokens))
-        return bad_option("--price-per-1k-tokens", price, "a price in USD from 0 to 1000");
+        return bad_option("--price-per-1k-tokens", "AEI_PRICE_PER_1K_TOKENS", price,
+                          "a price in USD from 0 to 1000");
     if (!parse_number(hb_days, 1, 36500, &v) || v != (double)(int)v)
-        return bad_option("--heartbeat-retention-days", hb_days,
+        return bad_option("--heartbeat-retention-days", "AEI_HEARTBEAT_RETENTION_DAYS", hb_days,
                           "a whole number of days from 1 to 36500");
     cfg.heartbeat_retention_days = (int)v;
     if (!parse_number(trace_days, 1, 36500, &v) || v != (double)(int)v)
-        return bad_option("--trace-retention-days", trace_days,
+        return bad_option("--trace-retention-days", "AEI_TRACE_RETENTION_DAYS", trace_days,
                           "a whole number of days from 1 to 36500");
     cfg.trace_retention_days = (int)v;
     if (!parse_number(retention_interval, 1, 86400, &v))
-        return bad_option("--retention-interval", retention_interval,
+        return bad_option("--retention-interval", "AEI_RETENTION_INTERVAL", retention_interval,
                           "a number of seconds from 1 to 86400");
     cfg.retention_interval_us = (int64_t)(v * 1e6);
     if (retention_batch && (!parse_number(retention_batch, 1, 100000, &v) || v != (double)(int)v))
-        return bad_option("--retention-batch", retention_batch,
+        return bad_option("--retention-batch", "AEI_RETENTION_BATCH", retention_batch,
                           "a whole number of rows from 1 to 100000");
     cfg.retention_batch = retention_batch ? (int)v : 0; /* 0: the store's default */
     if (!parse_number(clock_offset, -3.2e9, 3.2e9, &v))
-        return bad_option("AEI_TEST_RETENTION_CLOCK_OFFSET", clock_offset,
+        return bad_option("AEI_TEST_RETENTION_CLOCK_OFFSET", NULL, clock_offset,
                           "a number of seconds within 100 years either way");
     cfg.retention_clock_offset_us = (int64_t)(v * 1e6);
     double every;
     if (!parse_number(checkpoint_every, 0.1, 86400, &every))
-        return bad_option("--audit-checkpoint-interval", checkpoint_every,
-                          "a number of seconds from 0.1 to 86400");
+        return bad_option("--audit-checkpoint-interval", "AEI_AUDIT_CHECKPOINT_INTERVAL",
+                          checkpoint_every, "a number of seconds from 0.1 to 86400");
     cfg.audit_checkpoint_every_us = (int64_t)(every * 1e6);
     cfg.audit_checkpoint = audit_checkpoint && *audit_checkpoint ? audit_checkpoint : NULL;
     cfg.token = getenv("AEI_TOKEN");
@@ -350,6 +413,11 @@ int main(int argc, char **argv)
     if (strlen(cfg.token) < 16)
         fputs("aeid: warning: AEI_TOKEN is shorter than 16 characters; use a longer secret\n",
               stderr);
+    char claim_err[512];
+    if (store_claim(db, claim_err, sizeof(claim_err)) != 0) {
+        fprintf(stderr, "aeid: %s\n", claim_err);
+        return EXIT_FAILURE;
+    }
     char key_path[4096], key_err[512];
     if (!audit_key || !*audit_key) {
         audit_key_default_path(db, key_path, sizeof(key_path));

@@ -3,20 +3,79 @@
 #include "aei/error.h"
 #include "common/json.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+/* The file a sqlite: URL names, or NULL (with err set) when it names none. */
+static const char *sqlite_path(const char *url, char *err, size_t errlen)
+{
+    const char *path = url + 7;
+    if (strncmp(path, "//", 2) == 0)
+        path += 2;
+    if (*path == '\0')
+        snprintf(err, errlen, "database URL \"%s\" names no file: use sqlite:PATH", url);
+    return *path ? path : NULL;
+}
+
+static bool is_sqlite(const char *url)
+{
+    return strncmp(url, "sqlite:", 7) == 0;
+}
+
+int store_claim(const char *url, char *err, size_t errlen)
+{
+    if (!is_sqlite(url))
+        return 0;
+    const char *path = sqlite_path(url, err, errlen);
+    if (!path)
+        return AEI_EINVAL;
+    /* flock() locks are apart from the POSIX locks SQLite takes on the same file, so this one
+     * never gets in SQLite's way. The descriptor is never closed: closing any descriptor of
+     * the file would drop the POSIX locks this process's SQLite connections hold on it. */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open SQLite database %s: %s", path, strerror(errno));
+        return AEI_EUNAVAILABLE;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, errlen,
+                 "SQLite database %s is in use by another aeid: a SQLite file serves one aeid "
+                 "process (several aeid nodes share a PostgreSQL database instead)",
+                 path);
+        close(fd); /* this process holds no SQLite lock on the file yet */
+        return AEI_EUNAVAILABLE;
+    }
+    return 0;
+}
+
+int store_open_existing(const char *url, struct store **out, char *err, size_t errlen)
+{
+    if (is_sqlite(url)) {
+        const char *path = sqlite_path(url, err, errlen);
+        if (!path)
+            return AEI_EINVAL;
+        if (access(path, F_OK) != 0) {
+            snprintf(err, errlen,
+                     "no SQLite database at %s (aeid creates it when it first starts on it): "
+                     "check the path",
+                     path);
+            return AEI_EUNAVAILABLE;
+        }
+    }
+    return store_open(url, out, err, errlen);
+}
 
 int store_open(const char *url, struct store **out, char *err, size_t errlen)
 {
-    if (strncmp(url, "sqlite:", 7) == 0) {
-        const char *path = url + 7;
-        if (strncmp(path, "//", 2) == 0)
-            path += 2;
-        if (*path == '\0') {
-            snprintf(err, errlen, "database URL \"%s\" names no file: use sqlite:PATH", url);
+    if (is_sqlite(url)) {
+        const char *path = sqlite_path(url, err, errlen);
+        if (!path)
             return AEI_EINVAL;
-        }
         return store_sqlite_open(path, out, err, errlen);
     }
     if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)

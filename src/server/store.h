@@ -228,6 +228,16 @@ struct store {
  * the migrations this binary knows and the store lacks (in one transaction). Returns 0 and *out, or
  * a negative AEI_E* code with a one-line reason in err. Caller closes with store_close(). */
 int store_open(const char *url, struct store **out, char *err, size_t errlen);
+
+/* store_open() for tools that work on a store aeid made: a SQLite file that does not exist is
+ * an error (a mistyped path), not a new database. */
+int store_open_existing(const char *url, struct store **out, char *err, size_t errlen);
+
+/* Claims a SQLite store for this process until it exits, so that a second aeid on the same file
+ * is refused (two would each keep their own live state of one database). Other stores are
+ * shared by design and always claimed. Returns 0 or a negative AEI_E* code with err set. */
+int store_claim(const char *url, char *err, size_t errlen);
+
 /* The SQL of an audit page on each backend (parameters: SQLite ?1 team, ?2 actor, ?3 action,
  * ?4 resource, ?5 from, ?6 to, ?7 and ?8 the cursor, ?9 limit; PostgreSQL $1 from, $2 to, $3
  * and $4 the cursor, $5 limit, then the filters present in that order), for EXPLAIN in the

@@ -68,6 +68,16 @@ describeEachStore('aei bench', (srv) => {
         assert.match(r.stdout, /\(from scheduled send\)/);
     });
 
+    it('--json - writes the JSON alone to stdout, to be piped, and the summary to stderr', async () => {
+        const env = { ...process.env, AEI_TOKEN: srv.token };
+        const { stdout, stderr } = await execFileP(AEI, ['bench', ...server(srv), '--agents', '2',
+            '--duration', '0.5', '--warmup', '0', '--quiet', '--json', '-'], { env, timeout: 60000 });
+        const j = JSON.parse(stdout);
+        assert.equal(j.agents, 2);
+        assert.ok(j.requests > 0 && j.ok === j.requests, JSON.stringify(j));
+        assert.match(stderr, /^throughput +[0-9.]+ req\/s$/m);
+    });
+
     it("--cpu-pid measures the server's CPU beside the client's, in cores and per request", async () => {
         const r = await bench([...server(srv), '--agents', '10', '--rate', '1000', '--duration', '1.5',
             '--warmup', '0.3', '--cpu-pid', String(srv.proc.pid)], srv.token);
