@@ -253,7 +253,7 @@ void mock_help(FILE *out)
           "\n"
           "Options:\n"
           "  --agents N        simulated agents, 1 to 1000 (default 5)\n"
-          "  --server H:P      the server (required), HOST:PORT or http://HOST:PORT\n"
+          "  --server H:P      the server, HOST:PORT or http://HOST:PORT (default 127.0.0.1:3000)\n"
           "  --token T         bearer token (default: $AEI_TOKEN; one of them is required)\n"
           "  --duration S      stop after S seconds (default: run until Ctrl-C)\n"
           "  --every S         seconds between one agent's executions (default 10)\n"
@@ -339,10 +339,8 @@ static int parse_opts(int argc, char **argv, struct mock_opts *o)
         fprintf(stderr, "aei mock: unexpected argument '%s'\n", argv[optind]);
         return -1;
     }
-    if (!o->server || !*o->server) {
-        fprintf(stderr, "aei mock: --server HOST:PORT is required\n");
-        return -1;
-    }
+    if (!o->server || !*o->server)
+        o->server = "127.0.0.1:3000"; /* as aei bench and aei trace */
     if (!o->token || !*o->token) {
         fprintf(stderr, "aei mock: no token: pass --token or set AEI_TOKEN\n");
         return -1;

@@ -215,9 +215,13 @@ static int list_main(int argc, char **argv)
         aei_time_format(rows[i].created, created);
         if (rows[i].revoked)
             aei_time_format(rows[i].revoked, revoked);
+        /* An agent token has no role of its own: it acts as its agent. */
+        const char *role = rows[i].role[0]                      ? rows[i].role
+                           : strcmp(rows[i].kind, "agent") == 0 ? "agent"
+                                                                : "-";
         printf("%-15s %-5s %-20s %-24s %-8s %-27s %s\n", rows[i].token_id, rows[i].kind,
-               rows[i].team_id, rows[i].user_id[0] ? rows[i].user_id : rows[i].agent_id,
-               rows[i].role[0] ? rows[i].role : "-", created, revoked);
+               rows[i].team_id, rows[i].user_id[0] ? rows[i].user_id : rows[i].agent_id, role,
+               created, revoked);
     }
     free(rows);
     return CLI_EXIT_OK;

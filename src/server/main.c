@@ -116,6 +116,25 @@ static bool parse_address(const char *s, char *host, size_t hostlen, int *port)
 
 /* Refuses a bad value, named as the user gave it: by the option, or by the environment variable
  * it came from (env_or() hands out getenv()'s own pointer). */
+/* Whether a --ws-origins value is "*" or origins as browsers send them, comma-separated:
+ * http:// or https://, then a host and maybe a port, with no path and no spaces. */
+static bool valid_origins(const char *list)
+{
+    if (strcmp(list, "*") == 0)
+        return true;
+    for (const char *p = list;; p++) {
+        size_t scheme = strncmp(p, "http://", 7) == 0 ? 7 : strncmp(p, "https://", 8) == 0 ? 8 : 0;
+        size_t host = scheme ? strcspn(p + scheme, ",/ \t") : 0;
+        if (!host)
+            return false;
+        p += scheme + host;
+        if (*p == '\0')
+            return true;
+        if (*p != ',')
+            return false;
+    }
+}
+
 /* Resolves a host name in place to the numeric address aeid listens on (libwebsockets takes only
  * addresses and interface names): its first IPv4 address, or its first IPv6 one if it has none.
  * Numeric addresses are left as they are. */
@@ -349,9 +368,10 @@ int main(int argc, char **argv)
         return bad_option("--event-loop", "AEI_EVENT_LOOP", event_loop, "poll or epoll");
     cfg.epoll = strcmp(event_loop, "epoll") == 0;
     double v, stale, dead;
-    if (ws_origins && !*ws_origins)
+    if (ws_origins && !valid_origins(ws_origins))
         return bad_option("--ws-origins", "AEI_WS_ORIGINS", ws_origins,
-                          "origins such as http://localhost:5173, or *");
+                          "origins such as http://localhost:5173,https://ops.example (no path, no "
+                          "spaces), or *");
     cfg.ws_origins = ws_origins;
     /* A missing directory is not an error: the API works without the dashboard, and / says how
      * to build it. */

@@ -101,6 +101,13 @@ describeEachStore('errors', (srv) => {
             400, 'empty_body');
     });
 
+    it('a URL libwebsockets cannot decode gets its 403, as the API documents, and aeid serves on', async () => {
+        // The library refuses it before aeid sees the request (docs/api/openapi.yaml, Errors).
+        const r = await srv.api('/api/v0/agents?cursor=%%%', { timeoutMs: 5000 });
+        assert.equal(r.status, 403, r.text);
+        assert.equal((await srv.api('/api/v0/agents', { timeoutMs: 5000 })).status, 200);
+    });
+
     it('deep nesting: 60,000 [ -> 400, no crash', async () => {
         const r = await post('['.repeat(60000));
         assert.equal(r.status, 400, r.text.slice(0, 300));

@@ -44,9 +44,15 @@ describe('a SQLite file serves one aeid', () => {
         assert.equal((await fetch(`${srv.baseUrl}/healthz`)).status, 200);
     });
 
-    it('aei works on the file while aeid runs', async () => {
+    it('aei works on the file while aeid runs (an agent token is listed with the role agent)', async () => {
+        const key = srv.dbUrl.slice('sqlite:'.length) + '.audit-key';
+        const made = await aei(['token', 'create', '--db', srv.dbUrl, '--key', key, '--team', 'red',
+            '--agent', 'scout-1']);
+        assert.equal(made.code, 0, made.stderr);
+        const id = made.stdout.match(/token_id: (tk_[0-9a-f]+)/)[1];
         const r = await aei(['token', 'list', '--db', srv.dbUrl]);
         assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, new RegExp(`${id} +agent +red +scout-1 +agent `));
     });
 
     it('aeid starts on the file again once the first has stopped', async () => {
@@ -112,6 +118,14 @@ describe('aeid listening addresses', () => {
             assert.equal(r.code, 2, r.stderr);
             assert.equal(lines(r.stderr).length, 1, r.stderr);
             assert.match(r.stderr, /is also the --http address: give the hub a port of its own/);
+        });
+    }
+
+    for (const bad of ['notaurl', 'http://dash.example, http://ops.example', 'http://dash.example/', 'http://']) {
+        it(`--ws-origins "${bad}" is refused, exit 2`, async () => {
+            const r = await runAeid([...db(), '--ws-origins', bad], { env });
+            assert.equal(r.code, 2, r.stderr);
+            assert.match(r.stderr, /^aeid: --ws-origins: expected origins such as http:\/\/localhost:5173/);
         });
     }
 
