@@ -1789,7 +1789,6 @@ static const char *team_of(const struct job *job, const char *execution_id)
 /* Publishes what a trace job stored on the topics execution:<id> that clients hold: each new
  * decision (without its depth, which the store knows once its parent has landed: place it under
  * parent_decision_id), then the executions as they now are. */
-
 static void publish_traces(struct server *srv, const struct job *job)
 {
     if (job->kind == JOB_PUT_DECISIONS) {
