@@ -864,6 +864,10 @@ static void submit_decisions(struct request *req, struct job *job)
             new_uuid(d->decision_id);
         d->server_ts = stamp(req->srv);
     }
+    /* A new execution of an agent not registered yet is the sender's team's, as the agent will
+     * be once its first heartbeat comes with this token. Which executions the sender may add to
+     * is the writer's to check (submit() scopes the job), where each one's owner is known. */
+    snprintf(job->sender_team, sizeof(job->sender_team), "%s", req->who.team);
     submit(req, job);
 }
 
@@ -1772,16 +1776,19 @@ static void answer_execution_end(struct request *req, const struct job *job)
     free(text);
 }
 
+/* The team of a decision's execution, as the store filed it after the commit; NULL when it
+ * could not be read (the decision is then not published: its team is not known for sure). */
+static const char *team_of(const struct job *job, const char *execution_id)
+{
+    for (size_t i = 0; i < job->n_executions; i++)
+        if (strcmp(job->executions[i].execution_id, execution_id) == 0)
+            return job->executions[i].team_id;
+    return NULL;
+}
+
 /* Publishes what a trace job stored on the topics execution:<id> that clients hold: each new
  * decision (without its depth, which the store knows once its parent has landed: place it under
  * parent_decision_id), then the executions as they now are. */
-/* The team of an agent, as an execution of it has: "default" for one the hub does not know. */
-static const char *team_of(struct server *srv, const char *agent_id)
-{
-    struct hub_agent *a = hub_agent_find(srv->hub, agent_id);
-    return a ? hub_agent_team(a) : "default";
-}
-
 static void publish_traces(struct server *srv, const struct job *job)
 {
     if (job->kind == JOB_PUT_DECISIONS) {
@@ -1791,10 +1798,13 @@ static void publish_traces(struct server *srv, const struct job *job)
             stored += job->stored[i];
             if (!job->stored[i] || !ws_watches_execution(srv->ws, d->execution_id))
                 continue;
+            const char *team = team_of(job, d->execution_id);
+            if (!team)
+                continue;
             struct buf text = {0};
             decision_write(&text, d, false);
-            hub_publish_execution(srv->hub, d->execution_id, team_of(srv, d->agent_id), "decision",
-                                  "decision", text.data);
+            hub_publish_execution(srv->hub, d->execution_id, team, "decision", "decision",
+                                  text.data);
             buf_free(&text);
         }
         metrics_count_decisions(stored, job->n_decisions - stored);
@@ -1979,10 +1989,23 @@ static void finish_job(struct server *srv, struct job *job)
                      job->rc == AEI_ENOTFOUND ? "not_found" : "conflict", msg, NULL);
         return;
     }
+    if (job->rc == AEI_ECONFLICT && job->kind == JOB_PUT_DECISIONS) {
+        char msg[700];
+        snprintf(msg, sizeof(msg),
+                 "[%ld].agent_id: execution \"%s\" belongs to agent \"%s\", not \"%s\"; send "
+                 "its decisions as \"%s\", or use another execution_id; nothing was stored",
+                 job->refused, job->ids[0], job->ids[1], job->decisions[job->refused]->agent_id,
+                 job->ids[1]);
+        answer_error(req, 409, "conflict", msg, NULL);
+        return;
+    }
     if (job->rc == AEI_ENOTFOUND) {
         char msg[200];
+        /* Another team's or (for an agent's token) another agent's execution answers as
+         * GET /api/v0/executions/{id} does for an id that does not exist. */
         if (job->kind == JOB_GET_EXECUTION || job->kind == JOB_LIST_DECISIONS ||
-            job->kind == JOB_END_EXECUTION || job->kind == JOB_EXPORT_PAGE)
+            job->kind == JOB_PUT_DECISIONS || job->kind == JOB_END_EXECUTION ||
+            job->kind == JOB_EXPORT_PAGE)
             snprintf(msg, sizeof(msg), "no execution \"%s\": no decision of it has been stored",
                      job->ids[0]);
         else

@@ -147,17 +147,29 @@ void store_free_rows(struct heartbeat *rows, size_t n)
 
 int store_put_decisions(struct store *s, struct decision *const *ds, size_t n, bool *stored)
 {
-    if (n == 0)
-        return 0;
-    return s->ops->put_decisions(s, ds, n, stored);
+    struct decision_batch b = {.ds = ds, .n = n, .stored = stored};
+    return store_put_decision_batch(s, &b);
+}
+
+int store_put_decision_batch(struct store *s, struct decision_batch *b)
+{
+    b->refused = -1;
+    b->owner[0] = '\0';
+    if (b->n == 0)
+        return b->rc = 0;
+    return b->rc = s->ops->put_decisions(s, b);
 }
 
 int store_put_decision_batches(struct store *s, struct decision_batch *b, size_t nb)
 {
+    for (size_t k = 0; k < nb; k++) {
+        b[k].refused = -1;
+        b[k].owner[0] = '\0';
+    }
     if (s->ops->put_decision_batches)
         return s->ops->put_decision_batches(s, b, nb);
     for (size_t k = 0; k < nb; k++)
-        b[k].rc = store_put_decisions(s, b[k].ds, b[k].n, b[k].stored);
+        store_put_decision_batch(s, &b[k]);
     return 0;
 }
 

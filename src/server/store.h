@@ -47,12 +47,23 @@ struct decision_query {
     int64_t after_id; /* with waiting: keyset cursor, decisions with a store id above it */
 };
 
-/* One request's batch of decisions, for store_put_decision_batches(). */
+/* One request's batch of decisions, for store_put_decision_batches(), and who sends it. */
 struct decision_batch {
     struct decision *const *ds;
     size_t n;
     bool *stored; /* out: which were new */
     int rc;       /* out: 0, or why this batch was not stored */
+    /* The team a new execution takes while its agent is not registered (the sender's; NULL for
+     * "default"): once the agent registers, its executions take its team. */
+    const char *team;
+    /* What the sender may add to: executions of this team (NULL: any) and of this agent (NULL:
+     * any). Adding to another one fails the batch with AEI_ENOTFOUND. */
+    const char *scope_team;
+    const char *scope_agent;
+    /* out, when rc is AEI_ENOTFOUND or AEI_ECONFLICT: the index of the decision refused and,
+     * for AEI_ECONFLICT, the agent its execution belongs to. */
+    long refused;
+    char owner[AEI_ID_MAX + 1];
 };
 
 /* Retention works in UTC days numbered from 1970-01-01 (day 0). */
@@ -150,7 +161,7 @@ struct store_ops {
     int (*get_agent)(struct store *s, const char *agent_id, struct heartbeat **out, size_t *n);
     int (*list_heartbeats)(struct store *s, const struct hb_query *q, struct heartbeat **out,
                            size_t *n);
-    int (*put_decisions)(struct store *s, struct decision *const *ds, size_t n, bool *stored);
+    int (*put_decisions)(struct store *s, struct decision_batch *b);
     /* Optional: NULL where a backend stores each batch on its own. */
     int (*put_decision_batches)(struct store *s, struct decision_batch *b, size_t nb);
     int (*list_executions)(struct store *s, const struct exec_query *q, struct execution **out,
@@ -274,9 +285,16 @@ void store_free_rows(struct heartbeat *rows, size_t n);
  * tree (created, status running, on its first decision; its figures updated); a decision whose
  * parent has not arrived waits (path NULL, counted in the execution's pending) and takes its
  * place, with its own waiting descendants, when the parent lands. A decision that would sit
- * deeper than TRACE_DEPTH_MAX fails the batch with AEI_EINVAL. */
+ * deeper than TRACE_DEPTH_MAX fails the batch with AEI_EINVAL. An execution belongs to the agent
+ * of its first decision: a decision naming another agent for it (stored already, or earlier in
+ * the batch) fails the batch with AEI_ECONFLICT. Unscoped: the sender may add to any execution,
+ * and a new one whose agent is not registered takes team "default". */
 int store_put_decisions(struct store *s, struct decision *const *ds, size_t n, bool *stored);
-/* Stores several batches as store_put_decisions() would store each, with one commit where the
+/* Stores one batch as store_put_decisions() does, for the sender that b describes: an execution
+ * out of its scope fails the batch with AEI_ENOTFOUND (checked before AEI_ECONFLICT, so that the
+ * owner of such an execution does not show), b->refused and b->owner telling which. */
+int store_put_decision_batch(struct store *s, struct decision_batch *b);
+/* Stores several batches as store_put_decision_batch() would store each, with one commit where the
  * backend can: b[k].rc tells each batch's fate (one may fail while the others are stored).
  * Returns 0, or the error that failed them all (the commit, the store going away). */
 int store_put_decision_batches(struct store *s, struct decision_batch *b, size_t nb);

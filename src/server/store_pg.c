@@ -44,7 +44,7 @@ static const char SQL_LIST_HBS[] = STORE_SELECT_HEARTBEATS
     "ORDER BY server_ts, id LIMIT $6";
 /* A batch of decisions is one call of a function that the migration defines: one statement for
  * the client (see migrations/pg/0002_traces.sql for why it is a function). */
-static const char SQL_PUT_DECISIONS[] = "SELECT aei_put_decisions($1::jsonb)";
+static const char SQL_PUT_DECISIONS[] = "SELECT aei_put_decisions($1::jsonb, $2, $3, $4)";
 #define EXEC_COLUMNS                                                                               \
     "execution_id, agent_id, status, started, ended, decisions, confidence_n, confidence_sum, "    \
     "cost_usd, pending, failure, team_id"
@@ -632,9 +632,31 @@ static void append_decision(struct buf *b, size_t ord, const struct decision *d)
     buf_puts(b, "}");
 }
 
-static int pg_put_decisions(struct store *base, struct decision *const *ds, size_t n, bool *stored)
+/* Reads a refusal of aei_put_decisions() (migrations/pg/0010_execution_team.sql) into b: an
+ * execution out of the sender's scope (SQLSTATE AE404) or of another agent (AE409), DETAIL the
+ * index of the decision, HINT the execution's agent. Returns 0 for any other error. */
+static int refusal(PGresult *res, struct decision_batch *b)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    int rc = !state                        ? 0
+             : strcmp(state, "AE404") == 0 ? AEI_ENOTFOUND
+             : strcmp(state, "AE409") == 0 ? AEI_ECONFLICT
+                                           : 0;
+    if (rc == 0)
+        return 0;
+    const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+    const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+    b->refused = detail ? strtol(detail, NULL, 10) : 0;
+    snprintf(b->owner, sizeof(b->owner), "%s", rc == AEI_ECONFLICT && hint ? hint : "");
+    return rc;
+}
+
+static int pg_put_decisions(struct store *base, struct decision_batch *b)
 {
     struct store_pg *s = (struct store_pg *)base;
+    struct decision *const *ds = b->ds;
+    size_t n = b->n;
+    bool *stored = b->stored;
     buf_reset(&s->batch);
     buf_puts(&s->batch, "[");
     for (size_t i = 0; i < n; i++) {
@@ -643,14 +665,19 @@ static int pg_put_decisions(struct store *base, struct decision *const *ds, size
         append_decision(&s->batch, i, ds[i]);
     }
     buf_puts(&s->batch, "]");
-    const char *params[] = {s->batch.data};
-    PGresult *res = run(s, SQL_PUT_DECISIONS, 1, params);
+    const char *params[] = {s->batch.data, b->team, b->scope_team, b->scope_agent};
+    PGresult *res = run(s, SQL_PUT_DECISIONS, 4, params);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         const char *constraint = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
         if (constraint && strcmp(constraint, "decisions_depth") == 0) {
             log_info("postgres: a decision of the batch would sit deeper than %d", TRACE_DEPTH_MAX);
             PQclear(res);
             return AEI_EINVAL;
+        }
+        int rc = refusal(res, b);
+        if (rc) {
+            PQclear(res);
+            return rc;
         }
         return fail(s, res, "storing decisions");
     }

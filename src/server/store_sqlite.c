@@ -16,7 +16,7 @@ struct store_sqlite {
     sqlite3_stmt *insert_hb, *update_agent, *insert_agent, *list_agents, *get_agent, *list_hbs;
     sqlite3_stmt *history_ids, *index_history, *set_indexed;
     sqlite3_stmt *next_id, *find_decision, *insert_decision, *waiting_children, *set_path,
-        *exec_pending, *upsert_exec, *end_exec, *get_exec, *list_execs[4], *list_tree,
+        *exec_pending, *exec_owner, *upsert_exec, *end_exec, *get_exec, *list_execs[4], *list_tree,
         *list_children, *list_roots, *list_waiting;
     sqlite3_stmt *audit[19]; /* the audit log's, tokens' and commands' statements, prepared on
                                 first use (SQL_AUDIT) */
@@ -83,9 +83,14 @@ static const char SQL_WAITING_CHILDREN[] =
     "WHERE execution_id = ?1 AND parent_decision_id = ?2 AND path IS NULL";
 static const char SQL_SET_PATH[] = "UPDATE decisions SET path = ?2 WHERE id = ?1";
 static const char SQL_EXEC_PENDING[] = "SELECT pending FROM executions WHERE execution_id = ?1";
+static const char SQL_EXEC_OWNER[] =
+    "SELECT agent_id, team_id FROM executions WHERE execution_id = ?1";
+/* ?9 is the team of a new execution whose agent is not registered (the trigger of
+ * migrations/sqlite/0010_execution_team.sql gives it its agent's team otherwise). */
 static const char SQL_UPSERT_EXEC[] =
     "INSERT INTO executions (execution_id, agent_id, started, decisions, confidence_n, "
-    "confidence_sum, cost_usd, pending) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+    "confidence_sum, cost_usd, pending, team_id) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, coalesce(?9, 'default')) "
     "ON CONFLICT (execution_id) DO UPDATE SET decisions = decisions + excluded.decisions, "
     "confidence_n = confidence_n + excluded.confidence_n, "
     "confidence_sum = confidence_sum + excluded.confidence_sum, "
@@ -604,7 +609,7 @@ static int land_waiting(struct store_sqlite *s, const char *execution_id, struct
 /* Creates or updates the execution of the new decisions ds[m[0..k)->i] (in batch order), and
  * places its stored decisions that waited for them. */
 static int put_execution(struct store_sqlite *s, struct decision *const *ds, struct slot *sl,
-                         const struct keyed *m, size_t k)
+                         const struct keyed *m, size_t k, const char *team)
 {
     const struct decision *first = ds[m[0].i];
     int64_t conf_n = 0, waiting = 0, placed = 0, pending_before = 0;
@@ -658,20 +663,81 @@ static int put_execution(struct store_sqlite *s, struct decision *const *ds, str
     sqlite3_bind_double(st, 6, conf_sum);
     sqlite3_bind_double(st, 7, cost);
     sqlite3_bind_int64(st, 8, waiting - placed);
+    if (team)
+        sqlite3_bind_text(st, 9, team, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 9);
     return step_done(s, st, "updating an execution");
+}
+
+/* Checks that the batch adds to executions its sender may add to, each under the agent it belongs
+ * to: that of its stored row, or of its first decision in the batch. Returns AEI_ENOTFOUND for an
+ * execution out of the sender's scope, before any AEI_ECONFLICT (a decision naming another agent),
+ * with b->refused and b->owner set. The writer holds the write lock, so the rows read here are
+ * the ones the batch adds to. */
+static int check_owners(struct store_sqlite *s, struct decision_batch *b, struct keyed *by_exec)
+{
+    struct decision *const *ds = b->ds;
+    int rc = 0;
+    for (size_t i = 0; i < b->n; i++)
+        by_exec[i] = (struct keyed){ds[i]->execution_id, (long)i};
+    qsort(by_exec, b->n, sizeof(*by_exec), by_key_then_index);
+    for (size_t g = 0; g < b->n;) {
+        size_t end = g + 1;
+        while (end < b->n && strcmp(by_exec[end].key, by_exec[g].key) == 0)
+            end++;
+        sqlite3_stmt *st = s->exec_owner;
+        sqlite3_bind_text(st, 1, by_exec[g].key, -1, SQLITE_STATIC);
+        int step = sqlite3_step(st);
+        char owner[AEI_ID_MAX + 1];
+        bool hidden = false;
+        if (step == SQLITE_ROW) {
+            const char *agent = (const char *)sqlite3_column_text(st, 0);
+            const char *team = (const char *)sqlite3_column_text(st, 1);
+            snprintf(owner, sizeof(owner), "%s", agent ? agent : "");
+            hidden = (b->scope_team && strcmp(b->scope_team, team ? team : "") != 0) ||
+                     (b->scope_agent && strcmp(b->scope_agent, owner) != 0);
+        } else {
+            snprintf(owner, sizeof(owner), "%s", ds[by_exec[g].i]->agent_id);
+        }
+        sqlite3_reset(st);
+        if (step != SQLITE_ROW && step != SQLITE_DONE)
+            return fail(s, "reading an execution's owner");
+        for (size_t k = g; k < end; k++) {
+            long i = by_exec[k].i;
+            if (!hidden && strcmp(ds[i]->agent_id, owner) == 0)
+                continue;
+            /* The first refusal by index, a hidden execution before any conflict. */
+            int why = hidden ? AEI_ENOTFOUND : AEI_ECONFLICT;
+            if (rc == 0 || (why == AEI_ENOTFOUND && rc == AEI_ECONFLICT) ||
+                (why == rc && i < b->refused)) {
+                rc = why;
+                b->refused = i;
+                snprintf(b->owner, sizeof(b->owner), "%s", hidden ? "" : owner);
+            }
+            break; /* the group's first refusal is its earliest */
+        }
+        g = end;
+    }
+    return rc;
 }
 
 /* Stores one batch inside the caller's transaction, all or none up to the caller: sets stored[]
  * on success. */
-static int put_batch(struct store_sqlite *s, struct decision *const *ds, size_t n, bool *stored)
+static int put_batch(struct store_sqlite *s, struct decision_batch *b)
 {
+    struct decision *const *ds = b->ds;
+    size_t n = b->n;
+    bool *stored = b->stored;
     struct slot *sl = calloc(n, sizeof(*sl));
     struct keyed *by_id = malloc(n * sizeof(*by_id));
     long *queue = malloc(n * sizeof(*queue));
     char execution_id[AEI_ID_MAX + 1];
     if (!sl || !by_id || !queue)
         abort();
-    int rc = 0;
+    int rc = check_owners(s, b, by_id);
+    if (rc)
+        goto out_free;
     if (sqlite3_step(s->next_id) != SQLITE_ROW) {
         rc = fail(s, "choosing decision ids");
         sqlite3_reset(s->next_id);
@@ -771,7 +837,7 @@ static int put_batch(struct store_sqlite *s, struct decision *const *ds, size_t 
         size_t end = g + 1;
         while (end < m && strcmp(by_id[end].key, by_id[g].key) == 0)
             end++;
-        rc = put_execution(s, ds, sl, by_id + g, end - g);
+        rc = put_execution(s, ds, sl, by_id + g, end - g, b->team);
         if (rc)
             goto out_free;
         g = end;
@@ -800,7 +866,7 @@ static int sqlite_put_decision_batches(struct store *base, struct decision_batch
         rc = exec(s, "SAVEPOINT batch");
         if (rc)
             break;
-        b[k].rc = put_batch(s, b[k].ds, b[k].n, b[k].stored);
+        b[k].rc = put_batch(s, &b[k]);
         if (b[k].rc && sqlite3_get_autocommit(s->db)) {
             rc = b[k].rc; /* SQLite rolled the whole transaction back (I/O, full disk) */
             break;
@@ -821,12 +887,10 @@ static int sqlite_put_decision_batches(struct store *base, struct decision_batch
     return rc;
 }
 
-static int sqlite_put_decisions(struct store *base, struct decision *const *ds, size_t n,
-                                bool *stored)
+static int sqlite_put_decisions(struct store *base, struct decision_batch *b)
 {
-    struct decision_batch b = {.ds = ds, .n = n, .stored = stored};
-    int rc = sqlite_put_decision_batches(base, &b, 1);
-    return rc ? rc : b.rc;
+    int rc = sqlite_put_decision_batches(base, b, 1);
+    return rc ? rc : b->rc;
 }
 
 /* Reads one row into a struct execution. */
@@ -1801,12 +1865,11 @@ static void sqlite_close(struct store *base)
     sqlite3_finalize(s->history_ids);
     sqlite3_finalize(s->index_history);
     sqlite3_finalize(s->set_indexed);
-    sqlite3_stmt *traces[] = {s->next_id,          s->find_decision, s->insert_decision,
-                              s->waiting_children, s->set_path,      s->exec_pending,
-                              s->upsert_exec,      s->end_exec,      s->get_exec,
-                              s->list_execs[0],    s->list_execs[1], s->list_execs[2],
-                              s->list_execs[3],    s->list_tree,     s->list_children,
-                              s->list_roots,       s->list_waiting};
+    sqlite3_stmt *traces[] = {
+        s->next_id,       s->find_decision, s->insert_decision, s->waiting_children, s->set_path,
+        s->exec_pending,  s->exec_owner,    s->upsert_exec,     s->end_exec,         s->get_exec,
+        s->list_execs[0], s->list_execs[1], s->list_execs[2],   s->list_execs[3],    s->list_tree,
+        s->list_children, s->list_roots,    s->list_waiting};
     for (size_t i = 0; i < sizeof(traces) / sizeof(traces[0]); i++)
         sqlite3_finalize(traces[i]);
     for (size_t i = 0; i < sizeof(s->audit) / sizeof(s->audit[0]); i++)
@@ -1888,6 +1951,7 @@ static int prepare_all(struct store_sqlite *s, char *err, size_t errlen)
                 {&s->waiting_children, SQL_WAITING_CHILDREN},
                 {&s->set_path, SQL_SET_PATH},
                 {&s->exec_pending, SQL_EXEC_PENDING},
+                {&s->exec_owner, SQL_EXEC_OWNER},
                 {&s->upsert_exec, SQL_UPSERT_EXEC},
                 {&s->end_exec, SQL_END_EXEC},
                 {&s->get_exec, SQL_GET_EXEC},

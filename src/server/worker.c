@@ -176,14 +176,40 @@ static int end_executions(struct store *store, struct job *j)
     return rc;
 }
 
+/* The batch of a JOB_PUT_DECISIONS, confined to the executions its sender may add to. */
+static struct decision_batch batch_of(const struct job *j)
+{
+    return (struct decision_batch){.ds = j->decisions,
+                                   .n = j->n_decisions,
+                                   .stored = j->stored,
+                                   .team = j->sender_team[0] ? j->sender_team : NULL,
+                                   .scope_team = j->scope_team[0] ? j->scope_team : NULL,
+                                   .scope_agent = j->scope_agent[0] ? j->scope_agent : NULL};
+}
+
+/* Takes a stored batch's outcome into its job: a refused decision's execution goes to ids[0] and
+ * the agent that execution belongs to (a conflict only) to ids[1], for the answer. */
+static void batch_done(struct store *store, struct job *j, const struct decision_batch *b)
+{
+    j->rc = b->rc;
+    if (j->rc == 0) {
+        read_executions(store, j);
+    } else if ((j->rc == AEI_ENOTFOUND || j->rc == AEI_ECONFLICT) && b->refused >= 0 &&
+               (size_t)b->refused < j->n_decisions) {
+        j->refused = b->refused;
+        snprintf(j->ids[0], sizeof(j->ids[0]), "%s", j->decisions[b->refused]->execution_id);
+        snprintf(j->ids[1], sizeof(j->ids[1]), "%s", b->owner);
+    }
+}
+
 /* Runs a write of decision traces. A request's decisions are one transaction of their own: all
  * or none. */
 static void run_trace_write(struct store *store, struct job *j)
 {
     if (j->kind == JOB_PUT_DECISIONS) {
-        j->rc = store_put_decisions(store, j->decisions, j->n_decisions, j->stored);
-        if (j->rc == 0)
-            read_executions(store, j);
+        struct decision_batch b = batch_of(j);
+        store_put_decision_batch(store, &b);
+        batch_done(store, j, &b);
     } else if (j->kind == JOB_END_EXECUTION) {
         j->rc = end_executions(store, j);
     }
@@ -202,16 +228,12 @@ static void put_decision_jobs(struct store *store, struct job *jobs)
         abort();
     for (struct job *j = jobs; j; j = j->next)
         if (j->kind == JOB_PUT_DECISIONS)
-            b[k++] = (struct decision_batch){j->decisions, j->n_decisions, j->stored, 0};
+            b[k++] = batch_of(j);
     store_put_decision_batches(store, b, n);
     k = 0;
-    for (struct job *j = jobs; j; j = j->next) {
-        if (j->kind != JOB_PUT_DECISIONS)
-            continue;
-        j->rc = b[k++].rc;
-        if (j->rc == 0)
-            read_executions(store, j);
-    }
+    for (struct job *j = jobs; j; j = j->next)
+        if (j->kind == JOB_PUT_DECISIONS)
+            batch_done(store, j, &b[k++]);
     free(b);
 }
 

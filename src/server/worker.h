@@ -84,6 +84,11 @@ struct job {
      * executions of other teams or agents are as good as absent (AEI_ENOTFOUND). */
     char scope_team[AEI_ID_MAX + 1];
     char scope_agent[AEI_ID_MAX + 1];
+    /* JOB_PUT_DECISIONS: the sender's team, which a new execution takes while its agent is not
+     * registered; and, once refused with AEI_ENOTFOUND or AEI_ECONFLICT, the index of the
+     * decision refused (its execution in ids[0], the agent that execution belongs to in ids[1]). */
+    char sender_team[AEI_ID_MAX + 1];
+    long refused;
 };
 
 struct workers;

@@ -7,6 +7,8 @@
 #include "store_fixture.h"
 
 #include <criterion/criterion.h>
+#include <libpq-fe.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -713,8 +715,9 @@ Test(store_traces, batches_in_one_commit_succeed_or_fail_each_on_its_own)
         for (int k = 0; k < TRACE_DEPTH_MAX + 2; k++)
             p2[k] = &deep[k];
         bool s1[2], s2[TRACE_DEPTH_MAX + 2], s3[2];
-        struct decision_batch b[3] = {
-            {p1, 2, s1, -1}, {p2, TRACE_DEPTH_MAX + 2, s2, -1}, {p3, 2, s3, -1}};
+        struct decision_batch b[3] = {{.ds = p1, .n = 2, .stored = s1, .rc = -1},
+                                      {.ds = p2, .n = TRACE_DEPTH_MAX + 2, .stored = s2, .rc = -1},
+                                      {.ds = p3, .n = 2, .stored = s3, .rc = -1}};
         cr_assert_eq(store_put_decision_batches(s, b, 3), 0, "%s", urls[u]);
         cr_assert_eq(b[0].rc, 0, "%s", urls[u]);
         cr_assert_eq(b[1].rc, AEI_EINVAL, "%s: the deep batch alone fails", urls[u]);
@@ -812,6 +815,211 @@ Test(store_traces, strings_and_numbers_round_trip)
         cr_assert_null(b->kind);
         store_free_decisions(rows, nrows);
         clear_all(ds, 2);
+        store_close(s);
+        store_fixture_remove(urls[u]);
+    }
+}
+
+/* Puts one decision for agent `agent` into execution `exec` as the sender b describes; returns
+ * the batch's rc. */
+static int put_as(struct store *s, struct decision_batch *b, const char *prefix, const char *id,
+                  const char *exec, const char *agent)
+{
+    struct decision d = make(prefix, id, exec, NULL, aei_now_us());
+    snprintf(d.agent_id, sizeof(d.agent_id), "%s-%s", prefix, agent);
+    struct decision *one[1] = {&d};
+    bool stored;
+    b->ds = one;
+    b->n = 1;
+    b->stored = &stored;
+    int rc = store_put_decision_batch(s, b);
+    decision_clear(&d);
+    return rc;
+}
+
+static void register_agent(struct store *s, const char *prefix, const char *agent, const char *team)
+{
+    struct heartbeat hb = {.status = HB_IDLE, .server_ts = aei_now_us()};
+    snprintf(hb.agent_id, sizeof(hb.agent_id), "%s-%s", prefix, agent);
+    snprintf(hb.team_id, sizeof(hb.team_id), "%s", team);
+    hb.children_json = strdup("[]");
+    hb.labels_json = strdup("{}");
+    struct heartbeat *one[1] = {&hb};
+    cr_assert_eq(store_put_heartbeats(s, one, 1), 0);
+    hb_clear(&hb);
+}
+
+Test(store_traces, a_batch_adds_only_to_executions_in_its_scope_under_their_own_agent)
+{
+    char urls[2][512];
+    int n = store_fixture_urls(urls, "aei-unit-traces");
+    for (int u = 0; u < n; u++) {
+        struct store *s = store_fixture_open(urls[u]);
+        char p[96];
+        unique(p, sizeof(p), "owners");
+        register_agent(s, p, "a1", "red");
+        register_agent(s, p, "a2", "red");
+        register_agent(s, p, "b1", "blue");
+        struct decision_batch red_a1 = {.team = "red", .scope_team = "red", .scope_agent = NULL};
+        cr_assert_eq(put_as(s, &red_a1, p, "d1", "ea", "a1"), 0, "%s", urls[u]);
+        struct decision_batch red_a2 = {.team = "red", .scope_team = "red"};
+        cr_assert_eq(put_as(s, &red_a2, p, "d2", "ea2", "a2"), 0, "%s", urls[u]);
+
+        /* Another team's execution is as good as absent, whatever agent the decision names. */
+        struct decision_batch blue = {.team = "blue", .scope_team = "blue"};
+        cr_assert_eq(put_as(s, &blue, p, "x1", "ea", "b1"), AEI_ENOTFOUND, "%s", urls[u]);
+        cr_assert_eq(blue.refused, 0);
+        cr_assert_str_empty(blue.owner, "%s: the owner does not show", urls[u]);
+        cr_assert_eq(put_as(s, &blue, p, "x2", "ea", "a1"), AEI_ENOTFOUND, "%s", urls[u]);
+        /* So is another agent's, for an agent's token. */
+        struct decision_batch agent_a1 = {.team = "red", .scope_team = "red", .scope_agent = ""};
+        char a1[128];
+        snprintf(a1, sizeof(a1), "%s-a1", p);
+        agent_a1.scope_agent = a1;
+        cr_assert_eq(put_as(s, &agent_a1, p, "x3", "ea2", "a1"), AEI_ENOTFOUND, "%s", urls[u]);
+        /* A decision naming another agent than the execution's is a conflict, for anyone who
+         * may see the execution: the owner is named. */
+        cr_assert_eq(put_as(s, &red_a1, p, "x4", "ea", "a2"), AEI_ECONFLICT, "%s", urls[u]);
+        cr_assert_str_eq(red_a1.owner, a1, "%s", urls[u]);
+        struct decision_batch admin = {.team = "default"};
+        cr_assert_eq(put_as(s, &admin, p, "x5", "ea", "b1"), AEI_ECONFLICT, "%s", urls[u]);
+        cr_assert_eq(put_as(s, &admin, p, "d3", "ea", "a1"), 0, "%s: admins add to any", urls[u]);
+        cr_assert_eq(put_as(s, &agent_a1, p, "d4", "ea", "a1"), 0, "%s", urls[u]);
+        struct execution e = get_exec(s, p, "ea");
+        cr_assert_eq(e.decisions, 3, "%s: d1, d3 and d4 alone", urls[u]);
+        cr_assert_str_eq(e.team_id, "red");
+        execution_clear(&e);
+
+        /* In one batch: the first refusal by index, a hidden execution before a conflict, and
+         * nothing of the batch stored; a new execution belongs to its first decision's agent. */
+        struct decision ds[4] = {make(p, "y0", "fresh", NULL, 10), make(p, "y1", "fresh", NULL, 11),
+                                 make(p, "y2", "ea", NULL, 12), make(p, "y3", "ea2", NULL, 13)};
+        snprintf(ds[1].agent_id, sizeof(ds[1].agent_id), "%s-a1", p);
+        snprintf(ds[2].agent_id, sizeof(ds[2].agent_id), "%s-a2", p);
+        snprintf(ds[3].agent_id, sizeof(ds[3].agent_id), "%s-a2", p);
+        struct decision *ptrs[4] = {&ds[0], &ds[1], &ds[2], &ds[3]};
+        bool stored[4];
+        struct decision_batch b = {.ds = ptrs, .n = 4, .stored = stored, .team = "red"};
+        cr_assert_eq(store_put_decision_batch(s, &b), AEI_ECONFLICT, "%s", urls[u]);
+        cr_assert_eq(b.refused, 1, "%s: y1 names a1 for fresh, which y0 began as %s", urls[u],
+                     ds[0].agent_id);
+        cr_assert_str_eq(b.owner, ds[0].agent_id);
+        /* As a1's token: y3's execution ea2 is a2's, hidden, which comes before the conflicts
+         * of y1 and y2. */
+        b.scope_agent = a1;
+        cr_assert_eq(store_put_decision_batch(s, &b), AEI_ENOTFOUND, "%s", urls[u]);
+        cr_assert_eq(b.refused, 3, "%s", urls[u]);
+        char id[160];
+        snprintf(id, sizeof(id), "%s-fresh", p);
+        cr_assert_eq(store_get_execution(s, id, &e), AEI_ENOTFOUND, "%s: nothing stored", urls[u]);
+        clear_all(ds, 4);
+        store_close(s);
+        store_fixture_remove(urls[u]);
+    }
+}
+
+Test(store_traces, an_execution_takes_its_sender_s_team_until_its_agent_registers)
+{
+    char urls[2][512];
+    int n = store_fixture_urls(urls, "aei-unit-traces");
+    for (int u = 0; u < n; u++) {
+        struct store *s = store_fixture_open(urls[u]);
+        char p[96];
+        unique(p, sizeof(p), "early");
+        struct decision_batch red = {.team = "red", .scope_team = "red"};
+        cr_assert_eq(put_as(s, &red, p, "d1", "e1", "new"), 0, "%s", urls[u]);
+        struct execution e = get_exec(s, p, "e1");
+        cr_assert_str_eq(e.team_id, "red", "%s: not default", urls[u]);
+        execution_clear(&e);
+        /* An unscoped write of an unknown agent keeps the old fallback. */
+        cr_assert_eq(put_as(s, &(struct decision_batch){0}, p, "d2", "e2", "other"), 0);
+        e = get_exec(s, p, "e2");
+        cr_assert_str_eq(e.team_id, "default", "%s", urls[u]);
+        execution_clear(&e);
+        /* Registering takes the executions along into the agent's team. */
+        register_agent(s, p, "new", "red");
+        register_agent(s, p, "other", "blue");
+        e = get_exec(s, p, "e1");
+        cr_assert_str_eq(e.team_id, "red", "%s", urls[u]);
+        execution_clear(&e);
+        e = get_exec(s, p, "e2");
+        cr_assert_str_eq(e.team_id, "blue", "%s", urls[u]);
+        execution_clear(&e);
+        /* A registered agent's new execution is its team's, whoever sends it. */
+        cr_assert_eq(put_as(s, &(struct decision_batch){.team = "green"}, p, "d3", "e3", "other"),
+                     0);
+        e = get_exec(s, p, "e3");
+        cr_assert_str_eq(e.team_id, "blue", "%s", urls[u]);
+        execution_clear(&e);
+        store_close(s);
+        store_fixture_remove(urls[u]);
+    }
+}
+
+/* Migration 0010 files the executions that 0007's trigger misfiled under "default" (a decision
+ * before the agent's first heartbeat) under their agent's team; those of agents still unknown
+ * stay where they are. */
+static const char OLD_ROWS[] =
+    "INSERT INTO agents (agent_id, status, first_seen, last_heartbeat, team_id) "
+    "VALUES ('late-agent', 'idle', 1, 1, 'search');"
+    "INSERT INTO executions (execution_id, agent_id, started, team_id) VALUES "
+    "('misfiled', 'late-agent', 1, 'default'), ('unknown', 'nobody', 2, 'default');";
+
+Test(store_traces, migration_0010_files_old_executions_under_their_agent_s_team)
+{
+    char urls[2][512];
+    int n = store_fixture_fresh_urls(urls, "aei_unit_mig10");
+    for (int u = 0; u < n; u++) {
+        if (u == 0) {
+            sqlite3 *db;
+            cr_assert_eq(sqlite3_open(urls[0] + strlen("sqlite:"), &db), SQLITE_OK);
+            cr_assert_eq(sqlite3_exec(db,
+                                      "CREATE TABLE schema_migrations (version INTEGER PRIMARY "
+                                      "KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+            for (int i = 0; i < 9; i++) {
+                char *msg = NULL, sql[128];
+                cr_assert_eq(sqlite3_exec(db, store_sqlite_migrations[i].sql, NULL, NULL, &msg),
+                             SQLITE_OK, "%s", msg);
+                snprintf(sql, sizeof(sql), "INSERT INTO schema_migrations VALUES (%d, 'old', 0)",
+                         i + 1);
+                cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+            }
+            char *msg = NULL;
+            cr_assert_eq(sqlite3_exec(db, OLD_ROWS, NULL, NULL, &msg), SQLITE_OK, "%s", msg);
+            sqlite3_close(db);
+        } else {
+            PGconn *c = PQconnectdb(urls[1]);
+            cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+            PGresult *res = PQexec(c, "CREATE TABLE schema_migrations (version INTEGER PRIMARY "
+                                      "KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)");
+            cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+            PQclear(res);
+            for (int i = 0; i < 9; i++) {
+                char sql[128];
+                res = PQexec(c, store_pg_migrations[i].sql);
+                cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+                PQclear(res);
+                snprintf(sql, sizeof(sql), "INSERT INTO schema_migrations VALUES (%d, 'old', 0)",
+                         i + 1);
+                res = PQexec(c, sql);
+                cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+                PQclear(res);
+            }
+            res = PQexec(c, OLD_ROWS);
+            cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+            PQclear(res);
+            PQfinish(c);
+        }
+        struct store *s = store_fixture_open(urls[u]);
+        struct execution e;
+        cr_assert_eq(store_get_execution(s, "misfiled", &e), 0, "%s", urls[u]);
+        cr_assert_str_eq(e.team_id, "search", "%s: the agent's team", urls[u]);
+        execution_clear(&e);
+        cr_assert_eq(store_get_execution(s, "unknown", &e), 0, "%s", urls[u]);
+        cr_assert_str_eq(e.team_id, "default", "%s: left alone", urls[u]);
+        execution_clear(&e);
         store_close(s);
         store_fixture_remove(urls[u]);
     }
