@@ -25,14 +25,15 @@ void audit_help(FILE *out)
           "  --db URL           sqlite:PATH or postgres://... (default: $AEI_DATABASE_URL)\n"
           "  --key FILE         the audit key aeid uses (default: $AEI_AUDIT_KEY_FILE, else\n"
           "                     PATH.audit-key next to a SQLite file, else the state directory)\n"
-          "  --checkpoint FILE  the checkpoint file aeid appends to (default:\n"
+          "  --checkpoint FILE  the checkpoint file aeid appends to; it must exist (default:\n"
           "                     $AEI_AUDIT_CHECKPOINT; none if unset)\n"
           "  --team T           verify one team's chain only\n"
           "  --json             print the report as one JSON object\n"
           "  -h, --help         show this help\n"
           "\n"
           "Exit status: 0 when every row verifies, 1 when one does not or the store cannot be\n"
-          "read, 2 on a bad command line.\n",
+          "read, 2 on a bad command line, such as a --checkpoint file that does not exist or a\n"
+          "--team with no audit rows.\n",
           out);
 }
 
@@ -43,32 +44,33 @@ int cli_open_audit(const char *cmd, const char *db, const char *key_file, bool c
         fprintf(stderr, "%s: no store: give --db URL or set AEI_DATABASE_URL\n", cmd);
         return CLI_EXIT_USAGE;
     }
-    char def[4096], err[512] = "";
-    if (!key_file || !*key_file) {
-        audit_key_default_path(db, def, sizeof(def));
-        key_file = def;
-    }
-    bool created = false;
-    if (audit_key_load(key_file, create, key, &created, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s: %s\n", cmd, err);
-        return CLI_EXIT_FAIL;
-    }
-    if (created)
-        fprintf(stderr, "%s: created the audit key %s (mode 0600); give it to aeid too\n", cmd,
-                key_file);
+    char err[512] = "";
     if (store_open_existing(db, s, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s: %s\n", cmd, err);
         return CLI_EXIT_FAIL;
     }
+    struct audit_key k;
+    if (audit_key_open(*s, db, key_file, "--key", create, &k, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", cmd, err);
+        store_close(*s);
+        return CLI_EXIT_FAIL;
+    }
+    memcpy(key, k.bytes, AUDIT_KEY_LEN);
+    if (k.created)
+        fprintf(stderr, "%s: created the audit key %s (mode 0600); give it to aeid too\n", cmd,
+                k.path);
     return CLI_EXIT_OK;
 }
 
-/* Prints the verifier's report; returns the exit status it means. */
-static int report(const struct audit_verifier *v, bool as_json)
+/* Prints the verifier's report (with_checkpoint: whether a checkpoint file was read); returns
+ * the exit status it means. */
+static int report(const struct audit_verifier *v, bool with_checkpoint, bool as_json)
 {
     if (as_json) {
-        json_t *doc = json_pack("{s:b,s:I}", "ok", v->fault == AUDIT_FAULT_NONE, "rows_checked",
-                                (json_int_t)v->checked);
+        /* The fields of GET /api/v0/audit/verify's answer, but for its timing. */
+        json_t *doc =
+            json_pack("{s:b,s:I,s:b,s:n}", "ok", v->fault == AUDIT_FAULT_NONE, "rows_checked",
+                      (json_int_t)v->checked, "checkpoint", with_checkpoint, "first_bad");
         if (v->fault)
             json_object_set_new(doc, "first_bad",
                                 json_pack("{s:I,s:s,s:I,s:s,s:s}", "id", (json_int_t)v->bad_id,
@@ -135,18 +137,25 @@ static int verify_main(int argc, char **argv)
         fprintf(stderr, "aei audit verify: --team '%s' is not a team id ([A-Za-z0-9._:-])\n", team);
         return CLI_EXIT_USAGE;
     }
-    struct store *s;
-    uint8_t key[AUDIT_KEY_LEN];
-    int rc = cli_open_audit("aei audit verify", db, key_file, false, &s, key);
-    if (rc)
-        return rc;
+    /* A checkpoint file that was named must be there: read as empty, a mistyped path would
+     * turn the check for removed rows off and still report success. */
     struct audit_head *heads = NULL;
     size_t nheads = 0;
     char err[512];
-    if (cp_file && *cp_file && audit_checkpoint_read(cp_file, &heads, &nheads, err, sizeof(err))) {
-        fprintf(stderr, "aei audit verify: %s\n", err);
-        store_close(s);
-        return CLI_EXIT_FAIL;
+    bool with_checkpoint = cp_file && *cp_file;
+    if (with_checkpoint) {
+        int crc = audit_checkpoint_read(cp_file, &heads, &nheads, err, sizeof(err));
+        if (crc) {
+            fprintf(stderr, "aei audit verify: %s\n", err);
+            return crc == AEI_ENOTFOUND ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
+        }
+    }
+    struct store *s;
+    uint8_t key[AUDIT_KEY_LEN];
+    int rc = cli_open_audit("aei audit verify", db, key_file, false, &s, key);
+    if (rc) {
+        free(heads);
+        return rc;
     }
     if (team) { /* only that team's head counts */
         size_t k = 0;
@@ -164,7 +173,15 @@ static int verify_main(int argc, char **argv)
         fprintf(stderr, "aei audit verify: reading the audit log: %s\n", aei_strerror(rc));
         return CLI_EXIT_FAIL;
     }
-    return report(&v, as_json);
+    /* Nothing checked is no proof: a mistyped team id must not read as a whole chain. */
+    if (team && v.checked == 0 && !v.fault) {
+        fprintf(stderr,
+                "aei audit verify: team %s has no audit rows, so nothing was verified; check "
+                "the team id (aei token list shows the teams)\n",
+                team);
+        return CLI_EXIT_USAGE;
+    }
+    return report(&v, with_checkpoint, as_json);
 }
 
 int audit_main(int argc, char **argv)

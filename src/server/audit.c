@@ -3,6 +3,8 @@
 #include "server/audit.h"
 #include "aei/error.h"
 #include "common/json.h"
+#include "common/path.h"
+#include "server/store.h"
 
 #include <blake3.h>
 #include <errno.h>
@@ -229,25 +231,26 @@ bool audit_unhex(const char *s, uint8_t *out, size_t n)
     return *p == '\0';
 }
 
-void audit_key_default_path(const char *db_url, char *out, size_t n)
+bool audit_key_default_path(const char *db_url, char *out, size_t n)
 {
     if (strncmp(db_url, "sqlite:", 7) == 0) {
         const char *path = db_url + 7;
         if (strncmp(path, "//", 2) == 0)
             path += 2;
         snprintf(out, n, "%s.audit-key", path);
-        return;
+        return false;
     }
     const char *dir = getenv("AEI_STATE_DIR");
     if (dir && *dir) {
         snprintf(out, n, "%s/audit.key", dir);
-        return;
+        return true;
     }
     const char *state = getenv("XDG_STATE_HOME");
     if (state && *state)
         snprintf(out, n, "%s/aei/audit.key", state);
     else
         snprintf(out, n, "%s/.local/state/aei/audit.key", getenv("HOME") ? getenv("HOME") : ".");
+    return true;
 }
 
 /* Makes the directories above path (mode 0700) when they are missing. */
@@ -264,17 +267,30 @@ static void make_parents(const char *path)
     }
 }
 
+/* Says why a file could not be created or opened for writing: a missing directory by its name,
+ * since the system's "No such file or directory" does not say which part is missing. */
+static void cannot_write(const char *what, const char *path, int errnum, char *err, size_t errlen)
+{
+    char dir[4096];
+    if (errnum == ENOENT && path_dir_is_missing(path, dir, sizeof(dir)))
+        snprintf(err, errlen,
+                 "cannot create %s %s: the directory %s does not exist; create it, or name a "
+                 "file in a directory that exists",
+                 what, path, dir);
+    else
+        snprintf(err, errlen, "cannot write %s %s: %s", what, path, strerror(errnum));
+}
+
 /* Writes the key to a private temporary file and links it into place, so that another process
  * never reads half a key; if one got there first, its key is the one used. */
 static int create_key(const char *path, uint8_t key[AUDIT_KEY_LEN], bool *created, char *err,
                       size_t errlen)
 {
-    make_parents(path);
     char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot create the audit key %s: %s", path, strerror(errno));
+        cannot_write("the audit key", path, errno, err, errlen);
         return AEI_EIO;
     }
     if (getrandom(key, AUDIT_KEY_LEN, 0) != AUDIT_KEY_LEN ||
@@ -337,6 +353,46 @@ int audit_key_load(const char *path, bool create, uint8_t key[AUDIT_KEY_LEN], bo
     return rc;
 }
 
+int audit_key_open(struct store *s, const char *db_url, const char *path, const char *option,
+                   bool create, struct audit_key *k, char *err, size_t errlen)
+{
+    bool state_dir = false;
+    if (path && *path)
+        snprintf(k->path, sizeof(k->path), "%s", path);
+    else
+        state_dir = audit_key_default_path(db_url, k->path, sizeof(k->path));
+    k->created = false;
+    int rc = audit_key_load(k->path, false, k->bytes, NULL, err, errlen);
+    if (rc != AEI_ENOTFOUND || !create)
+        return rc;
+    /* Every chain is numbered from 1 without gaps, so the heads' sequences add up to the rows. */
+    struct audit_head *heads;
+    size_t n;
+    rc = store_audit_heads(s, &heads, &n);
+    if (rc) {
+        snprintf(err, errlen,
+                 "the audit key %s does not exist, and the store's audit rows could not be "
+                 "counted to tell whether a new one may be made: %s",
+                 k->path, aei_strerror(rc));
+        return rc;
+    }
+    long long rows = 0;
+    for (size_t i = 0; i < n; i++)
+        rows += heads[i].seq;
+    free(heads);
+    if (rows > 0) {
+        snprintf(err, errlen,
+                 "the audit key %s does not exist, but the store already has %lld audit rows "
+                 "signed with another key: point %s at the key file that signed them (a new key "
+                 "would leave them unverifiable for good)",
+                 k->path, rows, option);
+        return AEI_ECONFLICT;
+    }
+    if (state_dir)
+        make_parents(k->path);
+    return audit_key_load(k->path, true, k->bytes, &k->created, err, errlen);
+}
+
 int audit_checkpoint_append(const char *path, const struct audit_head *heads, size_t n, int64_t now,
                             char *err, size_t errlen)
 {
@@ -350,8 +406,7 @@ int audit_checkpoint_append(const char *path, const struct audit_head *heads, si
     int rc = 0;
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0 || (b.len && write(fd, b.data, b.len) != (ssize_t)b.len) || fsync(fd) != 0) {
-        snprintf(err, errlen, "cannot append to the audit checkpoint %s: %s", path,
-                 strerror(errno));
+        cannot_write("the audit checkpoint", path, errno, err, errlen);
         rc = AEI_EIO;
     }
     if (fd >= 0)
@@ -393,8 +448,13 @@ int audit_checkpoint_read(const char *path, struct audit_head **out, size_t *n, 
     *n = 0;
     FILE *f = fopen(path, "r");
     if (!f) {
-        if (errno == ENOENT)
-            return 0;
+        if (errno == ENOENT) {
+            snprintf(err, errlen,
+                     "the audit checkpoint %s does not exist: check the path (aeid creates "
+                     "its checkpoint file when it starts)",
+                     path);
+            return AEI_ENOTFOUND;
+        }
         snprintf(err, errlen, "cannot read the audit checkpoint %s: %s", path, strerror(errno));
         return AEI_EIO;
     }

@@ -73,14 +73,33 @@ void audit_link(const uint8_t key[AUDIT_KEY_LEN], struct audit_row *r, int64_t *
 bool audit_unhex(const char *s, uint8_t *out, size_t n);
 
 /* Writes the default key file for a store URL into out: next to a SQLite file (PATH.audit-key),
- * else $AEI_STATE_DIR/audit.key, or ${XDG_STATE_HOME:-$HOME/.local/state}/aei/audit.key. */
-void audit_key_default_path(const char *db_url, char *out, size_t n);
+ * else $AEI_STATE_DIR/audit.key, or ${XDG_STATE_HOME:-$HOME/.local/state}/aei/audit.key. Returns
+ * whether it is in that state directory, which AEI may create; a directory that a user named
+ * is never created for them. */
+bool audit_key_default_path(const char *db_url, char *out, size_t n);
 /* Reads the 32-byte key at path; if there is no such file and create is set, makes one (mode
- * 0600, 32 bytes from getrandom, its directory 0700 if missing) and sets *created. A key file
- * that others may read or write, or that is not 32 bytes long, is refused. Returns 0 or a
- * negative AEI_E* code with a one-line reason in err. */
+ * 0600, 32 bytes from getrandom; its directory must exist) and sets *created. A key file that
+ * others may read or write, or that is not 32 bytes long, is refused. Returns 0 or a negative
+ * AEI_E* code with a one-line reason in err. Programs open their key with audit_key_open(),
+ * which decides whether a missing key may be made. */
 int audit_key_load(const char *path, bool create, uint8_t key[AUDIT_KEY_LEN], bool *created,
                    char *err, size_t errlen);
+
+/* A store's audit key, as audit_key_open() found it. */
+struct audit_key {
+    uint8_t bytes[AUDIT_KEY_LEN];
+    char path[4096]; /* the file it was read from, or created as */
+    bool created;
+};
+struct store;
+/* Reads the audit key of the store s (at db_url) from path, or from the default path when path
+ * is NULL or empty. With create, a missing key file is made, but only while the store holds no
+ * audit rows: rows signed with another key could never be verified again, and audit rows
+ * cannot be deleted, so that is refused (AEI_ECONFLICT) naming option, the setting that points
+ * at the key ("--audit-key"). Returns 0 or a negative AEI_E* code with a one-line reason in
+ * err. */
+int audit_key_open(struct store *s, const char *db_url, const char *path, const char *option,
+                   bool create, struct audit_key *k, char *err, size_t errlen);
 
 /* The head of one team's chain. */
 struct audit_head {
@@ -90,11 +109,14 @@ struct audit_head {
 };
 
 /* Appends heads to the checkpoint file at path, one line each ("v1 TEAM SEQ HASH TIME"), and
- * syncs it. Returns 0 or a negative AEI_E* code with a reason in err. */
+ * syncs it; the file is created (mode 0600) if missing, so n = 0 creates it or checks that it
+ * can be written. Its directory must exist. Returns 0 or a negative AEI_E* code with a reason in
+ * err. */
 int audit_checkpoint_append(const char *path, const struct audit_head *heads, size_t n, int64_t now,
                             char *err, size_t errlen);
-/* Reads a checkpoint file: the furthest head recorded for each team. A missing file is an
- * empty checkpoint. Caller frees *out with free(). */
+/* Reads a checkpoint file: the furthest head recorded for each team. A missing file is
+ * AEI_ENOTFOUND, not an empty checkpoint: a mistyped path must not turn the check of removed
+ * rows off (aeid creates its checkpoint file when it starts). Caller frees *out with free(). */
 int audit_checkpoint_read(const char *path, struct audit_head **out, size_t *n, char *err,
                           size_t errlen);
 

@@ -2361,7 +2361,6 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
     int rc;
     if (!(srv.controlling = json_object()))
         abort();
-    memcpy(srv.audit.key, cfg->audit_key, AUDIT_KEY_LEN);
     health_init(&srv.health, cfg->db_url);
     srv.audit.checkpoint = cfg->audit_checkpoint;
     srv.checkpoint_every_us = cfg->audit_checkpoint_every_us;
@@ -2377,6 +2376,24 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
 
     rc = load_agents(&srv, cfg->db_url, err, errlen);
     if (rc)
+        goto err_hub;
+    /* The key is read once the store is open: whether a missing key may be made depends on the
+     * audit rows the store already holds. */
+    struct audit_key key;
+    rc = audit_key_open(srv.auth_store, cfg->db_url, cfg->audit_key_file, "--audit-key", true, &key,
+                        err, errlen);
+    if (rc)
+        goto err_hub;
+    memcpy(srv.audit.key, key.bytes, AUDIT_KEY_LEN);
+    if (key.created)
+        fprintf(stderr,
+                "aeid: created the audit key %s (mode 0600); keep it outside backups of "
+                "the database\n",
+                key.path);
+    /* The checkpoint file is made now, so that a path that cannot be written stops aeid here
+     * rather than in a log line later, and so that a verifier pointed at it finds it. */
+    if (srv.audit.checkpoint &&
+        (rc = audit_checkpoint_append(srv.audit.checkpoint, NULL, 0, 0, err, errlen)) != 0)
         goto err_hub;
     srv.principals = principals_new(cfg->token, srv.auth_store);
 
@@ -2459,6 +2476,11 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
         job_free(job);
     }
     srv.workers = NULL;
+    /* Rows committed since the last interval reach the checkpoint now rather than at the next
+     * start: the workers have finished, so nothing appends after this. */
+    int cp = audit_api_checkpoint(srv.auth_store, &srv.audit);
+    if (cp)
+        log_warn("could not write the audit checkpoint on the way out: %s", aei_strerror(cp));
 err_context:
     loop_free(srv.loop);
     srv.loop = NULL;

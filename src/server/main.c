@@ -1,6 +1,5 @@
 /* main.c - aeid: options, environment and signals around the server */
 #include "aei/error.h"
-#include "server/audit.h"
 #include "server/server.h"
 #include "server/store.h"
 
@@ -70,9 +69,11 @@ static const char usage[] =
     "  by (not the time stamped on heartbeats), to test retention without waiting for days.\n"
     "\n"
     "  --audit-key FILE   the audit log's 32-byte hash key, created (mode 0600) if missing\n"
+    "                     while the store has no audit rows\n"
     "                     [AEI_AUDIT_KEY_FILE, default PATH.audit-key next to a SQLite file,\n"
     "                     else $AEI_STATE_DIR or ~/.local/state/aei/audit.key]\n"
-    "  --audit-checkpoint FILE  append the audit chains' heads to FILE [AEI_AUDIT_CHECKPOINT]\n"
+    "  --audit-checkpoint FILE  append the audit chains' heads to FILE, created if missing\n"
+    "                     (its directory must exist)          [AEI_AUDIT_CHECKPOINT]\n"
     "  --audit-checkpoint-interval SECONDS  how often they are appended when they moved\n"
     "                     [AEI_AUDIT_CHECKPOINT_INTERVAL, default 10]\n"
     "  -h, --help         print this help and exit\n"
@@ -438,21 +439,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "aeid: %s\n", claim_err);
         return EXIT_FAILURE;
     }
-    char key_path[4096], key_err[512];
-    if (!audit_key || !*audit_key) {
-        audit_key_default_path(db, key_path, sizeof(key_path));
-        audit_key = key_path;
-    }
-    bool key_created;
-    if (audit_key_load(audit_key, true, cfg.audit_key, &key_created, key_err, sizeof(key_err))) {
-        fprintf(stderr, "aeid: %s\n", key_err);
-        return EXIT_FAILURE;
-    }
-    if (key_created)
-        fprintf(stderr,
-                "aeid: created the audit key %s (mode 0600); keep it outside backups of "
-                "the database\n",
-                audit_key);
+    cfg.audit_key_file = audit_key;
 
     /* Each storage batch allocates and frees a few hundred kilobytes in the writer's arena;
      * without this, glibc hands that memory back to the kernel (madvise) after every batch and

@@ -29,7 +29,7 @@ struct config {
     int64_t retention_interval_us;
     int retention_batch;               /* rows per retention step; 0 for the store's default */
     int64_t retention_clock_offset_us; /* tests only: added to the clock retention works by */
-    uint8_t audit_key[32];             /* the audit log's hash key, read from its file */
+    const char *audit_key_file;        /* the audit log's hash key; NULL for the default path */
     const char *audit_checkpoint;      /* the checkpoint file of chain heads, or NULL */
     int64_t audit_checkpoint_every_us; /* how often the heads are checked and appended */
 };

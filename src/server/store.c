@@ -38,6 +38,8 @@ int store_claim(const char *url, char *err, size_t errlen)
      * never gets in SQLite's way. The descriptor is never closed: closing any descriptor of
      * the file would drop the POSIX locks this process's SQLite connections hold on it. */
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ENOENT)
+        return 0; /* no such directory: opening the store says so, naming it */
     if (fd < 0) {
         snprintf(err, errlen, "cannot open SQLite database %s: %s", path, strerror(errno));
         return AEI_EUNAVAILABLE;

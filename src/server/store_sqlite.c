@@ -2,6 +2,7 @@
 #include "aei/error.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/path.h"
 #include "server/store.h"
 
 #include <sqlite3.h>
@@ -1981,6 +1982,16 @@ int store_sqlite_open(const char *path, struct store **out, char *err, size_t er
     s->base.ops = &sqlite_ops;
     int rc = sqlite3_open_v2(
         path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    char dir[4096];
+    if (rc != SQLITE_OK && path_dir_is_missing(path, dir, sizeof(dir))) {
+        /* SQLite says only "unable to open database file"; a mistyped directory is the usual
+         * cause, and it is not created for the user. */
+        snprintf(err, errlen,
+                 "cannot open SQLite database %s: the directory %s does not exist; create it, "
+                 "or give a path in a directory that exists",
+                 path, dir);
+        goto err_close;
+    }
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot open SQLite database %s: %s", path,
                  s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));

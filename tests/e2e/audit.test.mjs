@@ -164,6 +164,59 @@ for (const store of STORES) {
             assert.match(cli.stdout, /every chain verifies/);
         });
 
+        it('a missing key is not made for a store with rows: aeid and aei token refuse', async () => {
+            const before = (await srv.api('/api/v0/audit/verify')).json.rows_checked;
+            assert.ok(before >= 5);
+            const fresh = path.join(dir, 'fresh.key');
+            const r = await runAeid(['--db', srv.dbUrl, '--audit-key', fresh,
+                '--http', '127.0.0.1:1', '--ws', '127.0.0.1:1'], { env: { AEI_TOKEN: randomToken() } });
+            assert.equal(r.code, 1, r.stderr);
+            const said = r.stderr.split('\n').filter((l) => l.startsWith('aeid:'));
+            assert.equal(said.length, 1, r.stderr);
+            assert.match(said[0], new RegExp(`^aeid: the audit key ${fresh} does not exist, but the ` +
+                `store already has ${before} audit rows signed with another key: point --audit-key ` +
+                'at the key file that signed them'));
+            assert.ok(!existsSync(fresh), 'aeid made a key for a store with rows');
+            const typo = path.join(dir, 'typo.key');
+            const t = await aei(['token', 'create', '--db', srv.dbUrl, '--key', typo,
+                '--team', team, '--user', 'mallory', '--role', 'viewer']);
+            assert.equal(t.code, 1, t.stderr);
+            assert.equal(t.stdout, '');
+            assert.match(t.stderr, new RegExp(`^aei token create: the audit key ${typo} does not ` +
+                `exist, but the store already has ${before} audit rows signed with another key: ` +
+                'point --key at the key file that signed them[^\n]*\n$'));
+            assert.ok(!existsSync(typo), 'aei token made a key for a store with rows');
+            const v = await srv.api('/api/v0/audit/verify');
+            assert.equal(v.json.ok, true, v.text);
+            assert.equal(v.json.rows_checked, before, 'a row was appended');
+        });
+
+        it('aei audit verify refuses a checkpoint file or a team that is not there', async () => {
+            const missing = path.join(dir, 'no-such-checkpoint');
+            const r = await aei(['audit', 'verify', '--db', srv.dbUrl, '--key', key,
+                '--checkpoint', missing]);
+            assert.equal(r.code, 2, r.stdout + r.stderr);
+            assert.equal(r.stdout, '');
+            assert.match(r.stderr, new RegExp(`the audit checkpoint ${missing} does not exist`));
+            const nosuch = await aei(['audit', 'verify', '--db', srv.dbUrl, '--key', key,
+                '--team', 'nosuch-team']);
+            assert.equal(nosuch.code, 2, nosuch.stdout + nosuch.stderr);
+            assert.equal(nosuch.stdout, '');
+            assert.match(nosuch.stderr, /team nosuch-team has no audit rows, so nothing was verified/);
+            // Like the API's answer, the report says whether a checkpoint was read.
+            const js = await aei(['audit', 'verify', '--db', srv.dbUrl, '--key', key,
+                '--checkpoint', checkpoint, '--json']);
+            assert.equal(js.code, 0, js.stderr);
+            const rep = JSON.parse(js.stdout);
+            assert.equal(rep.checkpoint, true);
+            assert.equal(rep.first_bad, null);
+            const api = await srv.api('/api/v0/audit/verify');
+            assert.equal(api.json.checkpoint, true);
+            const none = JSON.parse((await aei(['audit', 'verify', '--db', srv.dbUrl, '--key', key,
+                '--json'])).stdout);
+            assert.equal(none.checkpoint, false);
+        });
+
         it('a changed row is caught by the page, the route and the tool', async () => {
             await tamper(srv, `UPDATE audit_logs SET context = '{"after":{"role":"admin"}}' ` +
                 `WHERE team_id = '${team}' AND seq = 2`);
@@ -212,3 +265,78 @@ describe('audit key file', () => {
         assert.match(r.stderr, /--audit-checkpoint-interval/);
     });
 });
+
+describe('audit paths that are not there', () => {
+    const env = { AEI_TOKEN: randomToken() };
+
+    it('aeid creates no directory for a SQLite path whose directory is missing', async () => {
+        const dir = tempDir('aei-e2e-nodir-');
+        const missing = path.join(dir, 'missing');
+        const r = await runAeid(['--db', `sqlite:${path.join(missing, 'sub', 'a.db')}`,
+            '--http', '127.0.0.1:1', '--ws', '127.0.0.1:1'], { env });
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, new RegExp(`^aeid: cannot open SQLite database .*: the directory ` +
+            `${path.join(missing, 'sub')} does not exist`, 'm'));
+        assert.ok(!existsSync(missing), 'aeid created the directory');
+    });
+
+    it('aeid creates no directory for a key named in a missing one', async () => {
+        const dir = tempDir('aei-e2e-nodir-');
+        const missing = path.join(dir, 'keys');
+        const r = await runAeid(['--db', `sqlite:${path.join(dir, 'aei.db')}`,
+            '--audit-key', path.join(missing, 'audit.key'),
+            '--http', '127.0.0.1:1', '--ws', '127.0.0.1:1'], { env });
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, new RegExp(`^aeid: cannot create the audit key .*: the directory ` +
+            `${missing} does not exist`, 'm'));
+        assert.ok(!existsSync(missing), 'aeid created the directory');
+    });
+
+    it('aeid refuses to start with a checkpoint file it cannot write', async () => {
+        const dir = tempDir('aei-e2e-nodir-');
+        const db = `sqlite:${path.join(dir, 'aei.db')}`;
+        const ports = ['--http', '127.0.0.1:1', '--ws', '127.0.0.1:1'];
+        let r = await runAeid(['--db', db, '--audit-checkpoint', dir, ...ports], { env });
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, new RegExp(`^aeid: cannot write the audit checkpoint ${dir}: ` +
+            'Is a directory$', 'm'));
+        const missing = path.join(dir, 'cp');
+        r = await runAeid(['--db', db, '--audit-checkpoint', path.join(missing, 'checkpoint'),
+            ...ports], { env });
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, new RegExp(`the directory ${missing} does not exist`));
+        assert.ok(!existsSync(missing));
+    });
+});
+
+for (const store of STORES) {
+    describe(`audit checkpoint at shutdown (${store})`, () => {
+        const dir = tempDir('aei-e2e-audit-stop-');
+        const key = path.join(dir, 'audit.key');
+        const checkpoint = path.join(dir, 'checkpoint');
+        const team = uniqueId('team');
+        // An interval far longer than the test: only the start and the stop write the file.
+        const srv = new Aeid({
+            store,
+            args: ['--audit-key', key, '--audit-checkpoint', checkpoint,
+                '--audit-checkpoint-interval', '86400'],
+        });
+        after(async () => {
+            await srv.close();
+        });
+
+        it('aeid makes its checkpoint file at start and writes the heads when it stops', async () => {
+            await srv.start();
+            assert.ok(existsSync(checkpoint), 'no checkpoint file after start');
+            const r = await aei(['token', 'create', '--db', srv.dbUrl, '--key', key,
+                '--team', team, '--agent', 'bot-1']);
+            assert.equal(r.code, 0, r.stderr);
+            await srv.stop();
+            assert.match(readFileSync(checkpoint, 'utf8'),
+                new RegExp(`^v1 ${team} 2 [0-9a-f]{64} \\d+$`, 'm'));
+            const v = await aei(['audit', 'verify', '--db', srv.dbUrl, '--key', key,
+                '--checkpoint', checkpoint]);
+            assert.equal(v.code, 0, v.stdout + v.stderr);
+        });
+    });
+}

@@ -246,15 +246,25 @@ Test(audit, verification_in_memory)
 
 Test(audit, key_file)
 {
-    char path[128];
-    snprintf(path, sizeof(path), "/tmp/aei-key-%d/sub/audit.key", (int)getpid());
+    char dir[128], path[160];
+    snprintf(dir, sizeof(dir), "/tmp/aei-key-%d", (int)getpid());
+    snprintf(path, sizeof(path), "%s/sub/audit.key", dir);
     uint8_t k1[AUDIT_KEY_LEN], k2[AUDIT_KEY_LEN];
     char err[320] = "";
     bool created;
     cr_assert_eq(audit_key_load(path, false, k1, &created, err, sizeof(err)), AEI_ENOTFOUND);
+    /* A directory that is not there is named, not made: it may be a mistyped path. */
+    cr_assert_eq(audit_key_load(path, true, k1, &created, err, sizeof(err)), AEI_EIO);
+    cr_assert(strstr(err, "the directory /tmp/aei-key-") && strstr(err, "/sub does not exist"),
+              "%s", err);
+    struct stat st;
+    cr_assert_neq(stat(dir, &st), 0, "the key's directories were created");
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    char sub[160];
+    snprintf(sub, sizeof(sub), "%s/sub", dir);
+    cr_assert_eq(mkdir(sub, 0700), 0);
     cr_assert_eq(audit_key_load(path, true, k1, &created, err, sizeof(err)), 0, "%s", err);
     cr_assert(created);
-    struct stat st;
     cr_assert_eq(stat(path, &st), 0);
     cr_assert_eq(st.st_mode & 0777, 0600);
     cr_assert_eq(st.st_size, AUDIT_KEY_LEN);
@@ -271,16 +281,14 @@ Test(audit, key_file)
     cr_assert_eq(audit_key_load(path, true, k2, &created, err, sizeof(err)), AEI_EINVAL);
     cr_assert(strstr(err, "33 bytes"), "%s", err);
     unlink(path);
-    char dir[128];
-    snprintf(dir, sizeof(dir), "/tmp/aei-key-%d/sub", (int)getpid());
-    rmdir(dir);
-    snprintf(dir, sizeof(dir), "/tmp/aei-key-%d", (int)getpid());
+    rmdir(sub);
     rmdir(dir);
     char def[256];
-    audit_key_default_path("sqlite:/var/lib/aei/aei.db", def, sizeof(def));
+    /* Only AEI's own state directory is one the key's creation may make. */
+    cr_assert_not(audit_key_default_path("sqlite:/var/lib/aei/aei.db", def, sizeof(def)));
     cr_assert_str_eq(def, "/var/lib/aei/aei.db.audit-key");
     setenv("AEI_STATE_DIR", "/srv/aei", 1);
-    audit_key_default_path("postgresql://x@y/z", def, sizeof(def));
+    cr_assert(audit_key_default_path("postgresql://x@y/z", def, sizeof(def)));
     cr_assert_str_eq(def, "/srv/aei/audit.key");
     unsetenv("AEI_STATE_DIR");
 }
@@ -292,9 +300,19 @@ Test(audit, checkpoint_file)
     unlink(path);
     struct audit_head *heads;
     size_t n;
+    /* A missing file is not an empty checkpoint: a mistyped path would switch the check of
+     * removed rows off. */
+    cr_assert_eq(audit_checkpoint_read(path, &heads, &n, err, sizeof(err)), AEI_ENOTFOUND);
+    cr_assert(strstr(err, path) && strstr(err, "does not exist"), "%s", err);
+    /* No heads creates the file, as aeid does when it starts; then it is an empty checkpoint. */
+    cr_assert_eq(audit_checkpoint_append(path, NULL, 0, 5, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(audit_checkpoint_read(path, &heads, &n, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(n, 0);
     free(heads);
+    char nowhere[160];
+    snprintf(nowhere, sizeof(nowhere), "%s-missing/checkpoint", path);
+    cr_assert_eq(audit_checkpoint_append(nowhere, NULL, 0, 5, err, sizeof(err)), AEI_EIO);
+    cr_assert(strstr(err, "-missing does not exist"), "%s", err);
     struct audit_head h[2] = {{.team_id = "a", .seq = 3}, {.team_id = "b", .seq = 1}};
     h[0].hash[0] = 0xab;
     cr_assert_eq(audit_checkpoint_append(path, h, 2, 5, err, sizeof(err)), 0, "%s", err);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static uint8_t key[AUDIT_KEY_LEN] = {7, 7, 7};
@@ -651,6 +652,90 @@ Test(store_audit, tokens_users_and_teams_are_audited)
         struct audit_verifier v = verify(s, team, NULL);
         cr_assert_eq(v.fault, AUDIT_FAULT_NONE, "%s", v.why);
         cr_assert_eq(v.checked, 7);
+        store_close(s);
+        store_fixture_remove(urls[u]);
+    }
+}
+
+/* A key made for a store that already holds audit rows would sign new rows that the real key
+ * rejects, and audit rows cannot be deleted: audit_key_open() makes a key only for a store
+ * without rows. */
+Test(store_audit, a_missing_key_is_made_only_while_the_store_has_no_rows)
+{
+    char urls[2][512];
+    int n = store_fixture_fresh_urls(urls, "aei-audit-key");
+    for (int u = 0; u < n; u++) {
+        char dir[128], first[160], typo[160], err[512] = "";
+        snprintf(dir, sizeof(dir), "/tmp/aei-key-open-%d-%d", (int)getpid(), u);
+        cr_assert_eq(mkdir(dir, 0700), 0);
+        snprintf(first, sizeof(first), "%s/first.key", dir);
+        snprintf(typo, sizeof(typo), "%s/typo.key", dir);
+        struct store *s = store_fixture_open(urls[u]);
+        struct audit_key k, again;
+        cr_assert_eq(audit_key_open(s, urls[u], first, "--audit-key", false, &k, err, sizeof(err)),
+                     AEI_ENOTFOUND, "%s", urls[u]);
+        cr_assert_eq(audit_key_open(s, urls[u], first, "--audit-key", true, &k, err, sizeof(err)),
+                     0, "%s: %s", urls[u], err);
+        cr_assert(k.created);
+        cr_assert_str_eq(k.path, first);
+        char team[64];
+        unique(team, sizeof(team), "team-key");
+        struct audit_row rows[2] = {make(team, "alice", "pause", "agent-1", 10),
+                                    make(team, "alice", "resume", "agent-1", 11)};
+        cr_assert_eq(store_append_audit(s, k.bytes, rows, 2), 0, "%s", urls[u]);
+        audit_row_clear(&rows[0]);
+        audit_row_clear(&rows[1]);
+        cr_assert_eq(audit_key_open(s, urls[u], typo, "--key", true, &again, err, sizeof(err)),
+                     AEI_ECONFLICT, "%s", urls[u]);
+        cr_assert(strstr(err, typo) && strstr(err, "already has 2 audit rows signed with another "
+                                                   "key: point --key at the key file"),
+                  "%s", err);
+        cr_assert_null(strchr(err, '\n'), "%s", err);
+        struct stat st;
+        cr_assert_neq(stat(typo, &st), 0, "a key was made for a store with rows");
+        cr_assert_eq(audit_key_open(s, urls[u], first, "--key", true, &again, err, sizeof(err)), 0,
+                     "%s", err);
+        cr_assert_not(again.created);
+        cr_assert_eq(memcmp(again.bytes, k.bytes, AUDIT_KEY_LEN), 0);
+        store_close(s);
+        store_fixture_remove(urls[u]);
+        unlink(first);
+        rmdir(dir);
+    }
+}
+
+/* The PostgreSQL default key lives in AEI's state directory, which is made with the key; any
+ * other directory must exist. */
+Test(store_audit, the_state_directory_is_made_for_the_default_key)
+{
+    char urls[2][512];
+    int n = store_fixture_fresh_urls(urls, "aei-audit-statedir");
+    for (int u = 0; u < n; u++) {
+        char dir[128], path[200], err[512] = "";
+        snprintf(dir, sizeof(dir), "/tmp/aei-state-%d-%d", (int)getpid(), u);
+        struct store *s = store_fixture_open(urls[u]);
+        struct audit_key k;
+        if (strncmp(urls[u], "sqlite:", 7) == 0) {
+            /* Next to the database, whose directory exists once the store is open. */
+            cr_assert_eq(audit_key_open(s, urls[u], NULL, "--key", true, &k, err, sizeof(err)), 0,
+                         "%s", err);
+            snprintf(path, sizeof(path), "%s.audit-key", urls[u] + 7);
+            cr_assert_str_eq(k.path, path);
+            unlink(path);
+        } else {
+            snprintf(path, sizeof(path), "%s/deeper", dir);
+            setenv("AEI_STATE_DIR", path, 1);
+            cr_assert_eq(audit_key_open(s, urls[u], NULL, "--key", true, &k, err, sizeof(err)), 0,
+                         "%s", err);
+            unsetenv("AEI_STATE_DIR");
+            cr_assert(k.created);
+            snprintf(path, sizeof(path), "%s/deeper/audit.key", dir);
+            cr_assert_str_eq(k.path, path);
+            unlink(path);
+            snprintf(path, sizeof(path), "%s/deeper", dir);
+            rmdir(path);
+            rmdir(dir);
+        }
         store_close(s);
         store_fixture_remove(urls[u]);
     }
