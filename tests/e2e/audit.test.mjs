@@ -168,8 +168,11 @@ for (const store of STORES) {
             const before = (await srv.api('/api/v0/audit/verify')).json.rows_checked;
             assert.ok(before >= 5);
             const fresh = path.join(dir, 'fresh.key');
+            // Stopped first: a SQLite file serves one aeid, and that refusal would come first.
+            await srv.stop();
             const r = await runAeid(['--db', srv.dbUrl, '--audit-key', fresh,
-                '--http', '127.0.0.1:1', '--ws', '127.0.0.1:1'], { env: { AEI_TOKEN: randomToken() } });
+                '--http', '127.0.0.1:1', '--ws', '127.0.0.1:2'], { env: { AEI_TOKEN: randomToken() } });
+            await srv.start();
             assert.equal(r.code, 1, r.stderr);
             const said = r.stderr.split('\n').filter((l) => l.startsWith('aeid:'));
             assert.equal(said.length, 1, r.stderr);
@@ -273,7 +276,7 @@ describe('audit paths that are not there', () => {
         const dir = tempDir('aei-e2e-nodir-');
         const missing = path.join(dir, 'missing');
         const r = await runAeid(['--db', `sqlite:${path.join(missing, 'sub', 'a.db')}`,
-            '--http', '127.0.0.1:1', '--ws', '127.0.0.1:1'], { env });
+            '--http', '127.0.0.1:1', '--ws', '127.0.0.1:2'], { env });
         assert.equal(r.code, 1, r.stderr);
         assert.match(r.stderr, new RegExp(`^aeid: cannot open SQLite database .*: the directory ` +
             `${path.join(missing, 'sub')} does not exist`, 'm'));
@@ -285,7 +288,7 @@ describe('audit paths that are not there', () => {
         const missing = path.join(dir, 'keys');
         const r = await runAeid(['--db', `sqlite:${path.join(dir, 'aei.db')}`,
             '--audit-key', path.join(missing, 'audit.key'),
-            '--http', '127.0.0.1:1', '--ws', '127.0.0.1:1'], { env });
+            '--http', '127.0.0.1:1', '--ws', '127.0.0.1:2'], { env });
         assert.equal(r.code, 1, r.stderr);
         assert.match(r.stderr, new RegExp(`^aeid: cannot create the audit key .*: the directory ` +
             `${missing} does not exist`, 'm'));
@@ -295,7 +298,7 @@ describe('audit paths that are not there', () => {
     it('aeid refuses to start with a checkpoint file it cannot write', async () => {
         const dir = tempDir('aei-e2e-nodir-');
         const db = `sqlite:${path.join(dir, 'aei.db')}`;
-        const ports = ['--http', '127.0.0.1:1', '--ws', '127.0.0.1:1'];
+        const ports = ['--http', '127.0.0.1:1', '--ws', '127.0.0.1:2'];
         let r = await runAeid(['--db', db, '--audit-checkpoint', dir, ...ports], { env });
         assert.equal(r.code, 1, r.stderr);
         assert.match(r.stderr, new RegExp(`^aeid: cannot write the audit checkpoint ${dir}: ` +
