@@ -1996,7 +1996,12 @@ static void finish_job(struct server *srv, struct job *job)
                  "its decisions as \"%s\", or use another execution_id; nothing was stored",
                  job->refused, job->ids[0], job->ids[1], job->decisions[job->refused]->agent_id,
                  job->ids[1]);
-        answer_error(req, 409, "conflict", msg, NULL);
+        struct problem pb = {.code = "conflict"};
+        snprintf(pb.field, sizeof(pb.field), "[%ld].agent_id", job->refused);
+        struct buf b = {0};
+        error_body(&b, pb.code, msg, &pb);
+        answer(req, 409, "application/json", b.data, b.len, NULL);
+        buf_free(&b);
         return;
     }
     if (job->rc == AEI_ENOTFOUND) {

@@ -123,12 +123,12 @@ describeEachStore('who may add to an execution', (srv) => {
             const r = await srv.api('/api/v0/traces', {
                 body: [decision(A.agent, exec), decision(A.sibling, exec)], token,
             });
-            assertError(r, 409, 'conflict', { mentions: ['[1].agent_id', exec, A.agent, A.sibling] });
+            assertError(r, 409, 'conflict', { mentions: ['[1].agent_id', exec, A.agent, A.sibling], field: '[1].agent_id' });
         }
         // One batch starting an execution under two agents: the first decision's agent owns it.
         const fresh = uniqueId('exec');
         const r = await traces([decision(A.agent, fresh), decision(A.sibling, fresh)], A.tokens.operator, 409);
-        assertError(r, 409, 'conflict', { mentions: ['[1].agent_id', A.agent, A.sibling] });
+        assertError(r, 409, 'conflict', { mentions: ['[1].agent_id', A.agent, A.sibling], field: '[1].agent_id' });
         const gone = await srv.api(`/api/v0/executions/${fresh}`, { token: A.tokens.operator });
         assert.equal(gone.status, 404, 'nothing of the batch was stored');
         assert.equal((await execution(A, exec)).decisions, 1, 'nothing was stored');
