@@ -397,8 +397,13 @@ static bool build_frame(struct ws_client *c)
         frame_add(c, t->text, t->len, &count);
         c->totals_seen = t->version;
     }
-    if (count == 0)
+    if (count == 0) {
+        /* Nothing to send: no frame pending either (out_off at out.len would otherwise be
+         * whatever it was, 0 for a client never written to, and the next WRITEABLE would send
+         * the bytes reserved before the frame). */
+        c->out.len = c->out_off = 0;
         return false;
+    }
     if (count > 1) {
         c->out.data[LWS_PRE] = '[';
         buf_puts(&c->out, "]");

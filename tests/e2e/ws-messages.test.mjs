@@ -46,6 +46,27 @@ describeEachStore('ws client messages', (srv) => {
         }
     });
 
+    it('WebSocket ping control frames before anything else is sent: pongs, and the hub serves on', async () => {
+        // A ping before the first message made lws ask for WRITEABLE with nothing to send; the
+        // next one wrote the bytes reserved before an empty frame (heap overflow, aeid down).
+        for (const endpoint of ['ws', 'http']) {
+            const c = await WsClient.connect(srv, { endpoint });
+            try {
+                for (const payload of ['', 'abc', '']) {
+                    const pong = new Promise((resolve) => c.ws.once('pong', (d) => resolve(String(d))));
+                    c.ws.ping(payload);
+                    assert.equal(await pong, payload);
+                }
+                assert.equal((await c.ping()).type, 'pong');
+            } finally {
+                await c.close();
+            }
+        }
+        const s = await subscribed(srv, ['agents:all']);
+        await closeAll(s);
+        assert.equal((await srv.api('/healthz', { token: null })).status, 200);
+    });
+
     it('invalid JSON -> invalid_json, saying where (line and column)', async () => {
         await expectErrors(srv, 'invalid_json', ['{"op":', '{"op":"ping",}', '{\n  "op": "ping"\n  "x": 1\n}']);
         const c = await WsClient.connect(srv);
