@@ -531,6 +531,9 @@ static void replay_one(void *arg, const struct hub_update *u)
     }
 }
 
+/* Renders a totals slot again when its figures changed, and wakes its subscribers. */
+static void render_totals(struct ws *ws, size_t i);
+
 /* Subscribes to a topic: "subscribed", then the missed updates or a snapshot (an execution's
  * state is its stored decisions, which the client reads over HTTP). since_epoch is NULL without
  * a resume point. */
@@ -587,7 +590,10 @@ static void subscribe(struct ws_client *c, const struct topic *t, const char *si
         c->all = true;
         c->all_from = head;
         c->totals = totals_slot(ws, c);
-        /* A snapshot holds the totals; after a replay the latest totals follow. */
+        /* A snapshot holds the totals; after a replay the latest totals follow, rendered now
+         * rather than as they were at the last tick, which the replay may have passed. */
+        if (recovered)
+            render_totals(ws, c->totals);
         uint64_t version = ws->totals[c->totals].version;
         c->totals_seen = recovered ? version - 1 : version;
     }
