@@ -646,6 +646,13 @@ static bool plain_message(struct ws_client *c, const char *text)
     return true;
 }
 
+/* Whether s looks like an epoch the hub hands out: 16 lowercase hex digits. */
+static bool is_epoch(const char *s)
+{
+    size_t n = strspn(s, "0123456789abcdef");
+    return n == 16 && s[n] == '\0';
+}
+
 /* Reads the optional "since": {"epoch": "...", "seq": N}. */
 static bool parse_since(struct ws_client *c, json_t *since, const char **epoch, uint64_t *seq)
 {
@@ -654,11 +661,12 @@ static bool parse_since(struct ws_client *c, json_t *since, const char **epoch, 
     if (!since || json_is_null(since))
         return true;
     json_t *e = json_object_get(since, "epoch"), *s = json_object_get(since, "seq");
-    if (!json_is_object(since) || json_object_size(since) != 2 || !json_is_string(e) ||
+    const char *ev = json_string_value(e);
+    if (!json_is_object(since) || json_object_size(since) != 2 || !ev || !is_epoch(ev) ||
         !json_is_integer(s) || json_integer_value(s) < 0) {
         struct problem pb = {0};
-        problem_field(&pb, "since", "an object {\"epoch\": string, \"seq\": whole number >= 0}",
-                      since);
+        problem_field(&pb, "since",
+                      "an object {\"epoch\": 16 hex digits, \"seq\": whole number >= 0}", since);
         queue_error(c, "invalid_since", pb.message, NULL);
         return false;
     }
@@ -717,7 +725,7 @@ static void json_message(struct ws_client *c, const char *text, size_t len)
     if (!topic || !parse_topic(topic, &t)) {
         struct problem tp = {0};
         problem_field(&tp, "topic", "a string: " TOPIC_EXPECTED, topic_v);
-        queue_error(c, topic ? "invalid_topic" : "invalid_message", tp.message, NULL);
+        queue_error(c, topic ? "invalid_topic" : "invalid_message", tp.message, topic);
         goto done;
     }
     if (strcmp(op, "unsubscribe") == 0) {

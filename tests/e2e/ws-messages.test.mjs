@@ -101,6 +101,16 @@ describeEachStore('ws client messages', (srv) => {
             JSON.stringify({ op: 'unsubscribe', topic: 'agents:some' }),
             'subscribe:nope', 'subscribe:agent:', 'subscribe:agent:has space', 'unsubscribe:agentz:all',
         ]);
+        // The error names the topic in both forms, as the API documents.
+        const c = await WsClient.connect(srv);
+        try {
+            c.send({ op: 'subscribe', topic: 'agents:some' });
+            const e = await c.next({ type: 'error' });
+            assert.equal(e.code, 'invalid_topic');
+            assert.equal(e.topic, 'agents:some', JSON.stringify(e));
+        } finally {
+            await c.close();
+        }
     });
 
     it('a malformed since -> invalid_since and no subscription', async () => {
@@ -110,7 +120,8 @@ describeEachStore('ws client messages', (srv) => {
         try {
             const { epoch } = watch.subs[`agent:${id}`].subscribed;
             const sinces = ['yesterday', 5, [], { seq: 1 }, { epoch }, { epoch, seq: -1 }, { epoch, seq: 1.5 },
-                { epoch, seq: '3' }, { epoch: 7, seq: 1 }];
+                { epoch, seq: '3' }, { epoch: 7, seq: 1 }, { epoch: 'zz', seq: 1 },
+                { epoch: 'ABCDEF0123456789', seq: 1 }, { epoch: epoch + '0', seq: 1 }];
             for (const since of sinces) {
                 for (const topic of ['agents:all', `agent:${id}`]) {
                     c.send({ op: 'subscribe', topic, since });
