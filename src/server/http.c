@@ -1134,7 +1134,9 @@ static void post_action(struct request *req)
     if (action == CMD_REASSIGN) {
         struct hub_agent *to = hub_agent_find(srv->hub, cj->r.to_agent_id);
         if (!to || strcmp(hub_agent_team(to), hub_agent_team(a)) != 0 || to == a) {
-            problem_field(&pb, "to_agent_id", "another agent of the same team", NULL);
+            json_t *got = json_string(cj->r.to_agent_id);
+            problem_field(&pb, "to_agent_id", "another agent of the same team", got);
+            json_decref(got);
             answer_problem(req, &pb);
             goto err_free;
         }

@@ -678,11 +678,17 @@ static bool parse_since(struct ws_client *c, json_t *since, const char **epoch, 
 static void json_message(struct ws_client *c, const char *text, size_t len)
 {
     struct problem pb;
+    if (len == 0) {
+        queue_error(c, "invalid_json",
+                    "an empty message: send a JSON object such as {\"op\":\"ping\"}", NULL);
+        return;
+    }
     json_t *msg = json_parse_body(text, len, &pb);
     if (!msg) {
-        /* JSON that is not an object or array is well-formed, only not a message. */
+        /* JSON that is not an object or array is well-formed, only not a message; an object
+         * refused for what is in it (a key twice) is told why. */
         json_t *scalar = json_loadb(text, len, JSON_DECODE_ANY, NULL);
-        if (scalar)
+        if (scalar && !json_is_object(scalar) && !json_is_array(scalar))
             queue_error(c, "invalid_message", "expected a JSON object with an \"op\" member", NULL);
         else
             queue_error(c, "invalid_json", pb.message, NULL);

@@ -295,6 +295,8 @@ for (const store of STORES) {
             assert.equal(reg.status, 200, reg.text);
             const cross = await act(a.id, 'reassign', { to_agent_id: theirs });
             assertError(cross, 400, 'invalid_field', { field: 'to_agent_id' });
+            // It says what came, not "nothing" (the id is the caller's own words, so nothing leaks).
+            assert.match(cross.json.error.message, new RegExp(`got "${theirs}"`), cross.text);
 
             assert.deepEqual(await commandsOf(a.id), []);
             assert.deepEqual(await auditRows(a.id), []);

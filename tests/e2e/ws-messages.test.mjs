@@ -68,9 +68,15 @@ describeEachStore('ws client messages', (srv) => {
     });
 
     it('invalid JSON -> invalid_json, saying where (line and column)', async () => {
-        await expectErrors(srv, 'invalid_json', ['{"op":', '{"op":"ping",}', '{\n  "op": "ping"\n  "x": 1\n}']);
+        await expectErrors(srv, 'invalid_json', ['{"op":', '{"op":"ping",}', '{\n  "op": "ping"\n  "x": 1\n}',
+            '', '{"op":"ping","op":"ping"}']);
         const c = await WsClient.connect(srv);
         try {
+            // Told what is wrong: an empty message, a key given twice.
+            c.sendText('');
+            assert.match((await c.next({ type: 'error' })).message, /^an empty message/);
+            c.sendText('{"op":"ping","op":"ping"}');
+            assert.match((await c.next({ type: 'error' })).message, /duplicate object key/);
             c.sendText('{\n  "op": "ping"\n  "x": 1\n}');
             const e = await c.next({ type: 'error' });
             assert.match(e.message, /line\D*3/i, `the message names line 3: ${e.message}`);
