@@ -78,7 +78,7 @@ function Shell() {
         <span className="spacer" />
         <ConnectionIndicator />
         <WhoAmI />
-        <button type="button" className="link" onClick={clearToken}>
+        <button type="button" className="link" onClick={() => clearToken()}>
           Sign out
         </button>
       </header>

@@ -35,7 +35,8 @@ async function request(path: string, token = getToken(), init: RequestInit = {})
   } catch {
     // Not a JSON error document; keep the status line.
   }
-  if (r.status === 401 && token === getToken()) clearToken();
+  if (r.status === 401 && token === getToken())
+    clearToken(`You were signed out: the server no longer accepts this token (${message}). It may have been revoked; sign in with a valid one.`);
   throw new ApiError(r.status, code, message);
 }
 

@@ -15,9 +15,20 @@ export function setToken(token: string): void {
   listeners.forEach((l) => l());
 }
 
-export function clearToken(): void {
+let signedOutBecause: string | null = null;
+
+/** Signs the tab out; `reason`, when given, is shown on the sign-in page that follows. */
+export function clearToken(reason?: string): void {
+  signedOutBecause = reason ?? null;
   sessionStorage.removeItem(KEY);
   listeners.forEach((l) => l());
+}
+
+/** Why the tab was signed out, once (the sign-in page reads it as it opens). */
+export function takeSignOutReason(): string | null {
+  const r = signedOutBecause;
+  signedOutBecause = null;
+  return r;
 }
 
 export function onTokenChange(l: Listener): () => void {

@@ -88,6 +88,25 @@ describe('AgentsPage', () => {
     expect(screen.getByTestId('agent-count').textContent).toBe('10000 agents');
   });
 
+  it("says why the fleet is empty when the hub refused it to this token (an agent's)", () => {
+    load([]);
+    act(() => {
+      fleet.handle({ type: 'error', code: 'forbidden', message: 'agent tokens watch their own agent only.', topic: 'agents:all' });
+      fleet.flush();
+    });
+    render(
+      <MemoryRouter>
+        <AgentsPage />
+      </MemoryRouter>,
+    );
+    expect(screen.getByRole('alert').textContent).toMatch(/does not show the fleet to this token: agent tokens watch/);
+    expect(screen.queryByText(/No agents yet/)).toBeNull();
+    act(() => {
+      fleet.handle({ type: 'subscribed', topic: 'agents:all', epoch: EPOCH, seq: ++seq, recovered: false });
+      fleet.flush();
+    });
+  });
+
   it('filters by liveness and status', () => {
     load([agent('a1'), agent('a2', { liveness: 'dead' }), agent('a3', { status: 'error' })]);
     render(

@@ -91,7 +91,12 @@ export function AgentsPage() {
             ))}
           </div>
           <div className="scroll" ref={scrollRef} data-testid="agents-scroll">
-            {total === 0 ? (
+            {total === 0 && fleet.refusal() ? (
+              <p className="empty error" role="alert">
+                The hub does not show the fleet to this token: {fleet.refusal()} An agent&apos;s token watches its own
+                agent only; sign in with a user&apos;s token to see the fleet.
+              </p>
+            ) : total === 0 ? (
               <p className="empty">
                 No agents yet. An agent appears here with its first heartbeat (POST /api/v0/heartbeats).
               </p>

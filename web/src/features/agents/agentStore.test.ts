@@ -103,6 +103,18 @@ describe('AgentStore', () => {
     expect(b).toHaveBeenCalledTimes(1);
   });
 
+  it("the hub's refusal of the fleet is kept for the page to show, and a later subscription clears it", () => {
+    const s = new AgentStore();
+    const list = vi.fn();
+    s.subscribeList(list);
+    const message = "an agent's token may subscribe to agent:<id> and commands:<id> of its own agent only";
+    feed(s, { type: 'error', code: 'forbidden', message, topic: 'agents:all' });
+    expect(s.refusal()).toBe(message);
+    expect(list).toHaveBeenCalledTimes(1);
+    feed(s, { type: 'subscribed', topic: 'agents:all', epoch: EPOCH, seq: 1, recovered: false }, snapshot(1, []));
+    expect(s.refusal()).toBeNull();
+  });
+
   it('totals replace the totals and do not move the resume position', () => {
     const s = new AgentStore();
     feed(s, snapshot(7, [agent('a')]));

@@ -23,6 +23,7 @@ export class AgentStore implements TopicHandler {
   private agentSeq = new Map<string, number>();
   private position: Position | null = null;
   private totalsValue: Totals | null = null;
+  private refused: string | null = null;
   private ids: string[] = [];
   private rowListeners = new Map<string, Set<Listener>>();
   private listListeners = new Set<Listener>();
@@ -51,6 +52,11 @@ export class AgentStore implements TopicHandler {
     return this.totalsValue;
   }
 
+  /** Why the hub refused the fleet to this token, or null. */
+  refusal(): string | null {
+    return this.refused;
+  }
+
   since(): Position | null {
     return this.position;
   }
@@ -75,7 +81,13 @@ export class AgentStore implements TopicHandler {
   handle(msg: HubMessage): void {
     switch (msg.type) {
       case 'subscribed':
+        this.refused = null;
         this.advance(msg.epoch, msg.seq);
+        break;
+      case 'error':
+        // The hub refused the subscription (an agent's token may not watch the fleet).
+        this.refused = msg.message;
+        this.listDirty = true;
         break;
       case 'snapshot':
         this.applySnapshot(msg.epoch, msg.seq, msg.agents, msg.totals);

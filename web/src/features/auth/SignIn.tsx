@@ -2,12 +2,12 @@
 // for (GET /api/v0/me); that principal decides what the views show.
 import { useState, type FormEvent } from 'react';
 import { ApiError } from '../../lib/api';
-import { setToken } from '../../lib/auth';
+import { setToken, takeSignOutReason } from '../../lib/auth';
 import { fetchPrincipal, setPrincipal } from '../../lib/principal';
 
 export function SignIn() {
   const [token, setValue] = useState('');
-  const [error, setError] = useState('');
+  const [error, setError] = useState(() => takeSignOutReason() ?? '');
   const [busy, setBusy] = useState(false);
 
   const submit = async (e: FormEvent) => {
