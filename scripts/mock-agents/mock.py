@@ -89,6 +89,8 @@ class Mock:
         self.lock = threading.Lock()
         self.runs: collections.deque[tuple[str | None, str | None]] = collections.deque()
         self.cost = 0.0
+        # The status last reported, and the one a pause interrupted: resume goes back to it.
+        self.status, self.before_pause = "idle", "idle"
         self.agent = aei_agent.Agent(args.server, args.token, agent_id, name=role.title(),
                                      heartbeat_interval=args.heartbeat,
                                      on_command=self.on_command)
@@ -111,8 +113,20 @@ class Mock:
             self.wanted.set()
             return {"execution_id": execution, "accepted": True}
         if action == "pause":
-            self.agent.set_status("waiting")
+            with self.lock:
+                if self.status != "waiting":
+                    self.before_pause = self.status
+            self.set_status("waiting")
+        elif action in ("resume", "terminate") and self.status == "waiting":
+            # A paused execution reports processing again by itself, but an agent paused while
+            # idle has nothing running to do it; terminate leaves it idle too.
+            self.set_status(self.before_pause if action == "resume" else "idle")
         return None
+
+    def set_status(self, status: str) -> None:
+        with self.lock:
+            self.status = status
+            self.agent.set_status(status)
 
     def vary(self, busy: bool) -> None:
         tpm = self.rng.uniform(1500, 6000) if busy else self.rng.uniform(0, 50)
@@ -125,7 +139,7 @@ class Mock:
 
     def run_execution(self, execution: str | None, prompt: str | None) -> None:
         execution = execution or f"{self.agent.agent_id}-{uuid.uuid4().hex[:8]}"
-        self.agent.set_status("processing")
+        self.set_status("processing")
         print(f"{self.agent.agent_id}: execution {execution} started", flush=True)
         n = self.rng.randint(10, 30)
         confidence = self.rng.uniform(50, 70)
@@ -133,18 +147,18 @@ class Mock:
         for i in range(n):
             if self.agent.paused:
                 print(f"{self.agent.agent_id}: paused after {i} decisions", flush=True)
-                self.agent.set_status("waiting")
+                self.set_status("waiting")
             while not self.stopping.is_set() and self.agent.paused:
                 self.agent.wait_if_paused(0.2)
             if self.stopping.is_set() or self.agent.terminated:
                 why = "stopping" if self.stopping.is_set() else "terminated"
                 self.agent.end_execution(execution, "abandoned",
                                          {"reason": why, "after_decisions": i})
-                self.agent.set_status("idle")
+                self.set_status("idle")
                 print(f"{self.agent.agent_id}: execution {execution} abandoned ({why})",
                       flush=True)
                 return
-            self.agent.set_status("processing")
+            self.set_status("processing")
             kind, reasoning, options, chosen = self.rng.choice(STEPS[self.role])
             if i == 0 and prompt:
                 reasoning = f"Asked: {prompt}. {reasoning}"
@@ -161,7 +175,7 @@ class Mock:
             time.sleep(self.rng.uniform(0.5 * self.think, 1.5 * self.think) if self.think
                        else self.rng.uniform(0.05, 0.4))
         self.agent.end_execution(execution, "completed")
-        self.agent.set_status("idle")
+        self.set_status("idle")
         print(f"{self.agent.agent_id}: execution {execution} completed with {n} decisions",
               flush=True)
 

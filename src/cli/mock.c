@@ -1,6 +1,7 @@
 /* mock.c - `aei mock`: N simulated agents on libaei, for demos and load. Each sends heartbeats
  * with wandering CPU, memory, token rate and cost, and runs executions of 10-30 decisions whose
- * reasoning, alternatives and moving confidence read like a real model's. */
+ * reasoning, alternatives and moving confidence read like a real model's. An `execute` command
+ * runs a short execution under the command's execution_id, as the Python mock agents do. */
 #include "aei/agent.h"
 #include "cli/cli.h"
 
@@ -8,7 +9,9 @@
 #include <getopt.h>
 #include <math.h>
 #include <pthread.h>
+#include <jansson.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -95,6 +98,13 @@ struct sim {
     struct aei_agent *agent;
     double cpu, mem, tokens_per_min, cost;
     unsigned executions, failed_executions;
+    /* Executions asked for by execute commands. They run on libaei's heartbeat thread, so they
+     * have their own random state and count; the summary reads the count after the agent is
+     * stopped. */
+    uint64_t command_rng;
+    unsigned commanded;
+    /* Executions running now, of either kind: the last one to end reports the agent idle. */
+    atomic_int busy;
     int error;  /* a start or end that was refused */
     int unsent; /* stopped with decisions unsent */
 };
@@ -108,9 +118,14 @@ static uint64_t rng_next(uint64_t *s)
     return *s = x;
 }
 
+static double uniform_with(uint64_t *rng, double lo, double hi)
+{
+    return lo + (hi - lo) * (double)(rng_next(rng) >> 11) / 9007199254740992.0;
+}
+
 static double uniform(struct sim *s, double lo, double hi)
 {
-    return lo + (hi - lo) * (double)(rng_next(&s->rng) >> 11) / 9007199254740992.0;
+    return uniform_with(&s->rng, lo, hi);
 }
 
 static bool over(const struct sim *s)
@@ -141,25 +156,26 @@ static void wander(struct sim *s, bool busy)
     aei_agent_set_metric(s->agent, "cost_usd", s->cost);
 }
 
-static void emit_step(struct sim *s, const char *exec, const char *parent, double confidence,
-                      char id[AEI_ID_LEN])
+/* Queues one decision; `reasoning`, when given, replaces the step's own (to quote a prompt). */
+static void emit_step(struct sim *s, uint64_t *rng, const char *exec, const char *parent,
+                      double confidence, const char *reasoning, char id[AEI_ID_LEN])
 {
-    const struct step *st = &steps[rng_next(&s->rng) % NSTEPS];
+    const struct step *st = &steps[rng_next(rng) % NSTEPS];
     struct aei_alternative alts[2] = {
-        {st->rejected[0], st->why[0], uniform(s, 0.1, 0.6)},
-        {st->rejected[1], st->why[1], uniform(s, 0.05, 0.4)},
+        {st->rejected[0], st->why[0], uniform_with(rng, 0.1, 0.6)},
+        {st->rejected[1], st->why[1], uniform_with(rng, 0.05, 0.4)},
     };
-    double tokens = floor(uniform(s, 200, 2500));
+    double tokens = floor(uniform_with(rng, 200, 2500));
     struct aei_decision d = {
         .execution_id = exec,
         .parent_decision_id = parent,
-        .reasoning = st->context,
+        .reasoning = reasoning ? reasoning : st->context,
         .confidence = confidence,
         .alternatives = alts,
         .n_alternatives = 2,
         .outcome = st->chosen,
         .kind = st->kind,
-        .duration_ms = floor(uniform(s, 40, 1800)),
+        .duration_ms = floor(uniform_with(rng, 40, 1800)),
         .tokens = tokens,
         .cost_usd = tokens * 0.002 / 1000,
     };
@@ -177,6 +193,7 @@ static void run_execution(struct sim *s)
     unsigned n = 10 + (unsigned)(rng_next(&s->rng) % 21);
     char ids[30][AEI_ID_LEN];
     double confidence = uniform(s, 45, 70);
+    atomic_fetch_add(&s->busy, 1);
     aei_agent_set_status(s->agent, "processing");
     bool terminated = false;
     for (unsigned i = 0; i < n && !terminated; i++) {
@@ -186,7 +203,7 @@ static void run_execution(struct sim *s)
             break;
         const char *parent = i ? ids[(i - 1) / 3] : NULL;
         confidence = fmin(99, fmax(15, confidence + uniform(s, -9, 12)));
-        emit_step(s, exec, parent, round(confidence * 10) / 10, ids[i]);
+        emit_step(s, &s->rng, exec, parent, round(confidence * 10) / 10, NULL, ids[i]);
         aei_agent_set_metric(s->agent, "confidence", confidence);
         wander(s, true);
         if (!over(s))
@@ -210,7 +227,78 @@ static void run_execution(struct sim *s)
     }
     s->executions++;
     s->failed_executions += fail;
-    aei_agent_set_status(s->agent, fail ? "error" : "idle");
+    if (atomic_fetch_sub(&s->busy, 1) == 1 || fail)
+        aei_agent_set_status(s->agent, fail ? "error" : "idle");
+}
+
+/* An execute command, on libaei's heartbeat thread: a run of 4-8 decisions under the command's
+ * params.execution_id, the first quoting params.prompt, ended before the acknowledgement so that
+ * `succeeded` means the trace is complete. The run is short because heartbeats wait for it. A
+ * paused or terminated agent starts nothing new and rejects it, as docs/commands.md asks. */
+static enum aei_command_status on_command(const char *command_json, char *result,
+                                          size_t result_size, void *user)
+{
+    struct sim *s = user;
+    json_t *cmd = json_loads(command_json, 0, NULL);
+    const char *action = json_string_value(json_object_get(cmd, "action"));
+    json_t *params = json_object_get(cmd, "params");
+    const char *exec = json_string_value(json_object_get(params, "execution_id"));
+    const char *prompt = json_string_value(json_object_get(params, "prompt"));
+    const char *refusal = NULL;
+    enum aei_command_status status = AEI_COMMAND_SUCCEEDED;
+    json_t *out = NULL;
+    if (!action || strcmp(action, "execute") != 0) {
+        /* libaei has already obeyed pause, resume and terminate; the rest need no work here. */
+    } else if (!exec || !*exec) {
+        refusal = "the command has no params.execution_id";
+    } else if (aei_agent_is_terminated(s->agent)) {
+        refusal = "terminated: resume the agent first";
+    } else if (aei_agent_is_paused(s->agent)) {
+        refusal = "paused: resume the agent first";
+    } else if (over(s)) {
+        refusal = "the mock is stopping";
+    } else {
+        atomic_fetch_add(&s->busy, 1);
+        aei_agent_set_status(s->agent, "processing");
+        unsigned n = 4 + (unsigned)(rng_next(&s->command_rng) % 5), done = 0;
+        char ids[8][AEI_ID_LEN], asked[512];
+        snprintf(asked, sizeof asked, "Asked: %.300s. %s", prompt ? prompt : "(no prompt)",
+                 steps[0].context);
+        double confidence = uniform_with(&s->command_rng, 50, 70);
+        for (; done < n && !over(s); done++) {
+            confidence = fmin(99, fmax(15, confidence + uniform_with(&s->command_rng, -6, 12)));
+            emit_step(s, &s->command_rng, exec, done ? ids[(done - 1) / 2] : NULL,
+                      round(confidence * 10) / 10, done ? NULL : asked, ids[done]);
+            aei_agent_set_metric(s->agent, "confidence", confidence);
+            nanosleep(&(struct timespec){.tv_nsec = 20000000}, NULL);
+        }
+        bool complete = done == n;
+        struct aei_error err;
+        int rc = aei_execution_end(s->agent, exec, complete ? "completed" : "abandoned",
+                                   complete ? NULL : "{\"reason\":\"the mock is stopping\"}", &err);
+        if (rc != AEI_OK || !complete) {
+            status = AEI_COMMAND_FAILED;
+            out = json_pack("{s:s,s:s}", "execution_id", exec, "error",
+                            rc != AEI_OK ? err.message : "stopped mid-way; ended as abandoned");
+        } else {
+            out = json_pack("{s:s,s:s,s:i}", "execution_id", exec, "status", "completed",
+                            "decisions", (int)done);
+        }
+        s->commanded++;
+        if (atomic_fetch_sub(&s->busy, 1) == 1)
+            aei_agent_set_status(s->agent, "idle");
+    }
+    if (refusal) {
+        status = AEI_COMMAND_REJECTED;
+        out = json_pack("{s:s}", "reason", refusal);
+    }
+    char *text = out ? json_dumps(out, JSON_COMPACT) : NULL;
+    if (text && strlen(text) < result_size)
+        strcpy(result, text);
+    free(text);
+    json_decref(out);
+    json_decref(cmd);
+    return status;
 }
 
 static void *simulate(void *arg)
@@ -248,7 +336,9 @@ void mock_help(FILE *out)
           "Runs N simulated agents on libaei against an AEI server: heartbeats with varying\n"
           "CPU, memory, tokens and cost, and executions of 10-30 decisions with reasoning,\n"
           "alternatives and moving confidence. Each agent acknowledges the commands it is\n"
-          "given; pause holds its execution between decisions, terminate abandons it.\n"
+          "given; pause holds its execution between decisions, terminate abandons it, and\n"
+          "execute runs a short execution under the command's execution_id before it is\n"
+          "acknowledged (rejected while the agent is paused or terminated).\n"
           "Prints a summary at the end.\n"
           "\n"
           "Options:\n"
@@ -413,7 +503,10 @@ static int make_agents(const struct mock_opts *o, struct sim *sims, char (*names
         snprintf(s->run, sizeof s->run, "%.8s", run_id);
         snprintf(names[i], 48, "Mock %s %u", ROLES[i % 5], i + 1);
         s->rng = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)time(NULL) << 20) ^ (i * 7919ULL + 1);
+        s->command_rng = s->rng ^ 0xd1b54a32d192ed03ULL;
         struct aei_agent_config cfg = config_for(o, s->agent_id, names[i]);
+        cfg.on_command = on_command;
+        cfg.user = s;
         struct aei_error err;
         s->agent = aei_agent_new(&cfg, &err);
         if (!s->agent) {
@@ -446,7 +539,7 @@ static int summarise(const struct mock_opts *o, struct sim *sims, double elapsed
         sum.acks += st.acks;
         sum.ack_failures += st.ack_failures;
         unsent += st.queued;
-        executions += sims[i].executions;
+        executions += sims[i].executions + sims[i].commanded;
         failed += sims[i].failed_executions;
         errors += (unsigned)sims[i].error;
     }

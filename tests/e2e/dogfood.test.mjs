@@ -3,9 +3,9 @@
 // (scripts/mock-agents/agent1.py) runs as a real process with the agent's token and registers;
 // the operator POSTs execute (what curl would send); the agent runs an execution of 10-30
 // decisions under the command's execution_id and acknowledges; pause stops it mid-way and resume
-// lets it finish; the audit log shows each step with its actor and verifies. A second agent is
-// killed with SIGKILL mid-execution: once aeid finds it dead, the execution is abandoned with the
-// failure context.
+// lets it finish; the audit log shows each step with its actor and verifies; paused while idle it
+// reports waiting and, after the resume, idle again. A second agent is killed with SIGKILL
+// mid-execution: once aeid finds it dead, the execution is abandoned with the failure context.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -159,6 +159,21 @@ describeEachStore('dogfooding', (srv) => {
         assert.equal(v.json.rows_checked, rows.length);
         const cli = await aei(['audit', 'verify', '--db', srv.dbUrl, '--key', key, '--team', team]);
         assert.equal(cli.code, 0, cli.stdout + cli.stderr);
+
+        // Paused while idle it reports waiting, and after the resume idle again (it used to stay
+        // waiting for good: nothing running set its status back).
+        const status = async () => (await srv.api(`/api/v0/agents/${id}`, { token: operator })).json;
+        await until('the agent to report idle', async () => (await status()).status === 'idle', { more });
+        const idlePause = await srv.api(`/api/v0/agents/${id}/pause`, { method: 'POST', token: operator });
+        assert.equal(idlePause.status, 202, idlePause.text);
+        await until('the agent to report waiting', async () => (await status()).status === 'waiting', { more });
+        const idleResume = await srv.api(`/api/v0/agents/${id}/resume`, { method: 'POST', token: operator });
+        assert.equal(idleResume.status, 202, idleResume.text);
+        const back = await until('the agent to report idle after the resume', async () => {
+            const a = await status();
+            return a.status === 'idle' && a;
+        }, { more });
+        assert.equal(back.control, 'active');
 
         p.kill('SIGTERM');
         assert.deepEqual(await p.exited, { code: 0, signal: null }, p.out);
