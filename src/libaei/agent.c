@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *const STATUSES[] = {"idle", "processing", "waiting", "error", "complete"};
 static const char *const METRICS[] = {"cpu_pct", "mem_pct", "tokens_per_min", "cost_usd",
@@ -49,6 +50,20 @@ void aei_uuid4(char out[AEI_ID_LEN])
              "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
              b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
              b[15]);
+}
+
+/* A seed for the jitter's generator that differs between processes and between agents: the
+ * system's random source, else (getrandom() refused, say in an old sandbox) the clock, the
+ * process id and the agent's address mixed together. */
+static uint64_t jitter_seed(const struct aei_agent *a)
+{
+    uint64_t seed;
+    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) == (ssize_t)sizeof seed)
+        return seed;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ((uint64_t)ts.tv_sec * 1000000007u) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^
+           (uint64_t)(uintptr_t)a;
 }
 
 static char *dup_or_null(const char *s)
@@ -117,6 +132,7 @@ struct aei_agent *aei_agent_new(const struct aei_agent_config *config, struct ae
     a->cfg.name = a->name;
     a->cfg.parent_agent_id = a->parent_agent_id;
     snprintf(a->status, sizeof a->status, "idle");
+    a->rng = jitter_seed(a);
     pthread_mutex_init(&a->lock, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -661,4 +662,99 @@ Test(libaei, stop_gives_up_after_its_timeout_and_says_what_is_left)
     cr_expect_eq(st.queued, 5, "nothing sent, nothing thrown away");
     cr_expect_gt(st.retries, 0);
     aei_agent_free(a);
+}
+
+Test(libaei, stop_cuts_a_long_backoff_short)
+{
+    /* Both threads retry an absent server with the default backoff and a jitter near its top:
+     * waits of 0.1, 0.2, 0.4, 0.8, 1.6 then 3.2 s, the last from about 3.1 s to 6.3 s. A stop at
+     * 3.5 s with 1 s to go must not wait for a backoff that began before it. */
+    char address[64];
+    snprintf(address, sizeof address, "127.0.0.1:%d", free_port()); /* nobody there */
+    struct recorder rec = {.rnd = 0.99};
+    struct aei_agent_config cfg = aei_agent_config_default();
+    cfg.on_log = count_log;
+    cfg.heartbeat_interval_s = 0.1;
+    cfg.random = fixed_random;
+    cfg.user = &rec;
+    struct aei_agent *a = agent(address, "c-stop-2", &cfg);
+    struct aei_error err;
+    cr_assert_eq(aei_agent_start(a, &err), AEI_OK, "an unreachable server is only logged");
+    struct aei_decision d = step("c-run-stop-2", NULL, "x");
+    cr_assert_eq(aei_trace_emit(a, &d, NULL), AEI_OK);
+    nap(3.5);
+    double t0 = mono();
+    cr_expect_eq(aei_agent_stop(a, 1), AEI_ETIMEOUT);
+    double took = mono() - t0;
+    /* A generous bound for a slow, shared machine; before the fix this took about 2.8 s. */
+    cr_expect(took < 2.5, "stop took %.3f s for a 1 s timeout", took);
+    struct aei_stats st;
+    aei_agent_stats(a, &st);
+    cr_expect_eq(st.queued, 1, "nothing sent, nothing thrown away");
+    aei_agent_free(a);
+}
+
+static void record_jitter(double s, void *user)
+{
+    struct recorder *r = user;
+    if (r->n < 16)
+        r->waits[r->n++] = s;
+}
+
+/* In a child process: the waits an agent takes retrying an absent server, written to fd. */
+static void jitter_child(int fd, const char *address)
+{
+    struct recorder rec = {0};
+    struct aei_agent_config cfg = aei_agent_config_default();
+    cfg.server = address;
+    cfg.token = FIXTURE_TOKEN;
+    cfg.agent_id = "c-jitter";
+    cfg.max_attempts = 9;
+    cfg.sleep = record_jitter;
+    cfg.on_log = count_log;
+    cfg.user = &rec;
+    struct aei_error err;
+    struct aei_agent *a = aei_agent_new(&cfg, &err);
+    if (a)
+        aei_agent_heartbeat(a, &err);
+    aei_agent_free(a);
+    ssize_t w = write(fd, &rec, sizeof rec);
+    _exit(w == (ssize_t)sizeof rec ? 0 : 1);
+}
+
+Test(libaei_retry, jitter_differs_between_processes_and_stays_within_its_bounds)
+{
+    /* Two processes forked from the same state, as two copies of one agent program are: an
+     * unseeded random() gave both the same waits, so they retried in lockstep. */
+    char address[64];
+    snprintf(address, sizeof address, "127.0.0.1:%d", free_port()); /* nobody there */
+    struct recorder got[2];
+    for (int i = 0; i < 2; i++) {
+        int fds[2];
+        cr_assert_eq(pipe(fds), 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            close(fds[0]);
+            jitter_child(fds[1], address);
+        }
+        close(fds[1]);
+        cr_assert_eq(read(fds[0], &got[i], sizeof got[i]), (ssize_t)sizeof got[i]);
+        close(fds[0]);
+        int status;
+        waitpid(pid, &status, 0);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(got[i].n, 8, "8 waits between 9 attempts, got %d", got[i].n);
+        for (int n = 0; n < 8; n++) {
+            double bound = fmin(10, 0.1 * ldexp(1, n));
+            cr_expect(got[i].waits[n] >= 0 && got[i].waits[n] < bound,
+                      "process %d, wait %d: %f not in [0, %f)", i, n, got[i].waits[n], bound);
+        }
+    }
+    cr_expect(memcmp(got[0].waits, got[1].waits, sizeof got[0].waits) != 0,
+              "two processes drew the same jitter: %f %f %f ...", got[0].waits[0], got[0].waits[1],
+              got[0].waits[2]);
 }
