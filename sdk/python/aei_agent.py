@@ -411,13 +411,32 @@ class Agent:
                 wait = self.retry.delay(attempt, e.retry_after)
                 with self._lock:
                     self._stats["retries"] += 1
-                    stopping_left = (self._stop_by - time.monotonic()
-                                     if self._stopping and self._stop_by else None)
-                if stopping_left is not None and stopping_left < wait:
-                    raise ConnectionError(f"{method} {path}: stopping: {e}") from e
                 log.debug("aei_agent: %s %s: %s; retrying in %.3f s", method, path, e, wait)
-                (self.retry.sleep or time.sleep)(wait)
+                if not self._backoff(wait):
+                    raise ConnectionError(f"{method} {path}: stopping: {e}") from e
                 attempt += 1
+
+    def _backoff(self, wait: float) -> bool:
+        """Waits `wait` seconds before a retry; False when the retry should not be made because
+        the agent is stopping and the wait would end after the stop's deadline. The wait is on
+        the condition stop() notifies, so a backoff begun before stop() is cut short rather
+        than making stop() overrun its timeout."""
+        if self.retry.sleep:
+            with self._lock:
+                if self._stopping and self._stop_by is not None \
+                        and self._stop_by - time.monotonic() < wait:
+                    return False
+            self.retry.sleep(wait)
+            return True
+        end = time.monotonic() + wait
+        with self._lock:
+            while True:
+                now = time.monotonic()
+                if self._stopping and self._stop_by is not None and self._stop_by < end:
+                    return False
+                if now >= end:
+                    return True
+                self._wake.wait(end - now)
 
     def _send(self, method: str, path: str, data: bytes) -> dict:
         conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)

@@ -460,6 +460,23 @@ class RetryTiming(unittest.TestCase):
             agent.heartbeat()
         self.assertEqual(len(waits), 3)
 
+    def test_stop_returns_within_its_timeout_when_the_server_is_down(self):
+        # Both threads retry an absent server with a jitter near the top of the default
+        # backoff: waits of 0.1, 0.2, 0.4, 0.8, 1.6 then 3.2 s, the last from about 3.1 s to
+        # 6.3 s. A stop at 3.5 s with 1 s to go must not wait for a backoff begun before it
+        # (it took 2.4 to 5 s before).
+        agent = Agent(f"127.0.0.1:{free_port()}", TOKEN, "sdk-stop-1", heartbeat_interval=0.1,
+                      stop_timeout=1, retry=RetryPolicy(rand=lambda: 0.99))
+        with self.assertLogs("aei_agent", level=logging.WARNING):
+            agent.start()
+            agent.trace("sdk-run-stop", outcome="x")
+            time.sleep(3.5)
+            t0 = time.monotonic()
+            self.assertFalse(agent.stop(), "the decision could not be sent")
+            took = time.monotonic() - t0
+        self.assertLess(took, 2.5, f"stop took {took:.3f} s for a 1 s timeout")
+        self.assertEqual(agent.stats()["queued"], 1, "nothing sent, nothing thrown away")
+
     def test_commands_in_heartbeat_answers_reach_the_callback_once(self):
         got = []
 
