@@ -199,6 +199,48 @@ Test(libaei, decisions_go_in_batches_of_100, .init = up, .fini = down)
     json_decref(exec);
 }
 
+Test(libaei, the_header_example_stores_unknown_numbers_as_null, .init = up, .fini = down)
+{
+    /* As aei/agent.h's example writes it: a zero-filled designated initializer stored
+     * duration_ms, tokens and cost_usd as 0.0 instead of null. */
+    struct aei_agent_config cfg = aei_agent_config_default();
+    struct aei_agent *a = agent(srv.address, "c-init-1", &cfg);
+    struct aei_error err;
+    cr_assert_eq(aei_agent_start(a, &err), AEI_OK, "%s", err.message);
+    char id[AEI_ID_LEN];
+    struct aei_decision d = AEI_DECISION_INIT;
+    d.execution_id = "c-run-init";
+    d.reasoning = "the index is fresher";
+    d.outcome = "search the index";
+    d.confidence = 82;
+    cr_assert_eq(aei_trace_emit(a, &d, id), AEI_OK);
+    struct aei_decision zero = AEI_DECISION_INIT;
+    zero.execution_id = "c-run-init";
+    zero.parent_decision_id = id;
+    zero.cost_usd = 0; /* a known zero is still sent */
+    cr_assert_eq(aei_trace_emit(a, &zero, NULL), AEI_OK);
+    cr_assert_eq(aei_agent_stop(a, 10), AEI_OK);
+    aei_agent_free(a);
+
+    json_t *got = aeid_all_decisions(&srv, "c-run-init");
+    cr_assert_eq(json_array_size(got), 2);
+    json_t *first = json_array_get(got, 0), *second = json_array_get(got, 1);
+    cr_expect_str_eq(json_string_value(json_object_get(first, "decision_id")), id);
+    cr_expect_float_eq(json_number_value(json_object_get(first, "confidence_score")), 82, 1e-9);
+    const char *unset[] = {"duration_ms", "tokens", "cost_usd"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *v = json_object_get(first, unset[i]);
+        cr_expect(!v || json_is_null(v), "%s: expected null, got %g", unset[i],
+                  json_number_value(v));
+    }
+    json_t *confidence = json_object_get(second, "confidence_score");
+    cr_expect(!confidence || json_is_null(confidence), "confidence_score: expected null, got %g",
+              json_number_value(confidence));
+    json_t *cost = json_object_get(second, "cost_usd");
+    cr_expect(json_is_number(cost) && json_number_value(cost) == 0, "cost_usd: expected 0");
+    json_decref(got);
+}
+
 Test(libaei, nothing_lost_or_stored_twice_across_a_server_restart, .init = up, .fini = down)
 {
     struct aei_agent_config cfg = aei_agent_config_default();
