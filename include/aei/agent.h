@@ -204,7 +204,12 @@ struct aei_decision {
 
 /* Queues one decision and writes its decision_id to id_out (AEI_ID_LEN bytes; may be NULL).
  * Never blocks on the network. AEI_EFULL when the queue is full (the decision is dropped,
- * counted and logged), AEI_EINVAL without an execution_id. */
+ * counted and logged). AEI_EINVAL, logged naming the member, for a decision the server would
+ * refuse: ids (execution_id, decision_id of at most AEI_ID_LEN - 1 characters,
+ * parent_decision_id) of characters from A-Z a-z 0-9 . _ : -, confidence above 100, amounts
+ * above 1e15, NaN, a kind, outcome, reasoning or alternatives beyond aeid's limits. Such a
+ * decision is not queued, as the server refuses a batch whole and it would take the others
+ * sent with it down too. */
 int aei_trace_emit(struct aei_agent *agent, const struct aei_decision *decision, char *id_out);
 
 /* Waits until every queued decision is acknowledged: AEI_OK, or AEI_ETIMEOUT after timeout_s. */

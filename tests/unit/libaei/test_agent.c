@@ -241,6 +241,121 @@ Test(libaei, the_header_example_stores_unknown_numbers_as_null, .init = up, .fin
     json_decref(got);
 }
 
+static char last_error[512];
+
+static void keep_error(enum aei_log_level level, const char *message, void *user)
+{
+    (void)user;
+    if (level == AEI_LOG_ERROR)
+        snprintf(last_error, sizeof last_error, "%s", message);
+}
+
+Test(libaei, a_decision_the_server_would_refuse_is_not_queued)
+{
+    struct aei_agent_config cfg = aei_agent_config_default();
+    cfg.on_log = keep_error;
+    char address[64];
+    snprintf(address, sizeof address, "127.0.0.1:%d", free_port()); /* never contacted */
+    struct aei_agent *a = agent(address, "c-val-1", &cfg);
+    static char long_text[4098], long_reasoning[16384];
+    memset(long_text, 'o', sizeof long_text - 1);
+    memset(long_reasoning, 'r', sizeof long_reasoning - 1); /* 16385 bytes with the quotes */
+    struct aei_alternative no_option = {NULL, "why", AEI_UNSET};
+    struct {
+        const char *field;
+        struct aei_decision d;
+    } bad[] = {
+        {"confidence: ", step("c-run-val", NULL, "x")},
+        {"confidence: ", step("c-run-val", NULL, "x")},
+        {"tokens: ", step("c-run-val", NULL, "x")},
+        {"cost_usd: ", step("c-run-val", NULL, "x")},
+        {"execution_id: ", step("has space", NULL, "x")},
+        {"execution_id: ", step(NULL, NULL, "x")},
+        {"parent_decision_id: ", step("c-run-val", "a/b", "x")},
+        {"parent_decision_id: ", step("c-run-val", "same", "x")},
+        {"decision_id: ", step("c-run-val", NULL, "x")},
+        {"decision_id: ", step("c-run-val", NULL, "x")},
+        {"kind: ", step("c-run-val", NULL, "x")},
+        {"outcome: ", step("c-run-val", NULL, long_text)},
+        {"reasoning: ", step("c-run-val", NULL, "x")},
+        {"reasoning_json: ", step("c-run-val", NULL, "x")},
+        {"alternatives[0]: ", step("c-run-val", NULL, "x")},
+        {"alternatives: ", step("c-run-val", NULL, "x")},
+    };
+    bad[0].d.confidence = 150;
+    bad[1].d.confidence = NAN;
+    bad[2].d.tokens = INFINITY;
+    bad[3].d.cost_usd = 2e15;
+    bad[7].d.decision_id = "same";
+    bad[8].d.decision_id = "d e";
+    bad[9].d.decision_id = "0123456789012345678901234567890123456789"; /* over AEI_ID_LEN - 1 */
+    bad[10].d.kind = "not a kind";
+    bad[12].d.reasoning = long_reasoning;
+    bad[13].d.reasoning_json = "[1, 2]";
+    bad[14].d.alternatives = &no_option;
+    bad[14].d.n_alternatives = 1;
+    bad[15].d.alternatives = &no_option;
+    bad[15].d.n_alternatives = 65;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        last_error[0] = '\0';
+        cr_expect_eq(aei_trace_emit(a, &bad[i].d, NULL), AEI_EINVAL, "case %zu (%s)", i,
+                     bad[i].field);
+        cr_expect(strstr(last_error, bad[i].field), "case %zu: wanted %s in \"%s\"", i,
+                  bad[i].field, last_error);
+    }
+    struct aei_stats st;
+    aei_agent_stats(a, &st);
+    cr_expect_eq(st.queued, 0, "nothing bad was queued");
+    aei_agent_free(a);
+
+    cfg.agent_id = "not an id";
+    struct aei_error err;
+    cr_expect_null(aei_agent_new(&cfg, &err));
+    cr_expect(strstr(err.message, "agent_id"), "%s", err.message);
+}
+
+Test(libaei, good_decisions_are_kept_when_a_bad_one_is_emitted, .init = up, .fini = down)
+{
+    /* The server refuses a batch whole: a bad decision queued next to good ones lost them. */
+    struct aei_agent_config cfg = aei_agent_config_default();
+    cfg.on_log = keep_error;
+    cfg.flush_interval_s = 5;
+    struct aei_agent *a = agent(srv.address, "c-val-2", &cfg);
+    struct aei_error err;
+    cr_assert_eq(aei_agent_start(a, &err), AEI_OK, "%s", err.message);
+    char ids[2][AEI_ID_LEN];
+    struct aei_decision good = step("c-run-val-2", NULL, "ok1");
+    cr_assert_eq(aei_trace_emit(a, &good, ids[0]), AEI_OK);
+    struct aei_decision bad = step("c-run-val-2", NULL, "ok2");
+    bad.confidence = 150;
+    cr_expect_eq(aei_trace_emit(a, &bad, NULL), AEI_EINVAL);
+    /* At every limit aeid still takes: the local checks are no stricter than the server's. */
+    static char text[4097], reasoning[16383];
+    memset(text, 't', sizeof text - 1);
+    memset(reasoning, 'r', sizeof reasoning - 1); /* 16384 bytes with the quotes */
+    static struct aei_alternative alts[64];
+    for (size_t i = 0; i < 64; i++)
+        alts[i] = (struct aei_alternative){text, text, AEI_UNSET};
+    struct aei_decision edge = step("c-run-val-2", ids[0], text);
+    edge.decision_id = "012345678901234567890123456789abcdef"; /* AEI_ID_LEN - 1 */
+    edge.confidence = 100;
+    edge.kind = "k123456789012345678901234567890123456789012345678901234567890123";
+    edge.reasoning = reasoning;
+    edge.alternatives = alts;
+    edge.n_alternatives = 64;
+    edge.duration_ms = 1e15;
+    cr_assert_eq(aei_trace_emit(a, &edge, ids[1]), AEI_OK, "%s", last_error);
+    cr_assert_eq(aei_agent_stop(a, 10), AEI_OK);
+    struct aei_stats st;
+    aei_agent_stats(a, &st);
+    cr_expect_eq(st.decisions_sent, 2);
+    cr_expect_eq(st.refused, 0);
+    aei_agent_free(a);
+    json_t *got = aeid_all_decisions(&srv, "c-run-val-2");
+    cr_expect(has_each_once(got, ids, 2), "stored %zu of 2", json_array_size(got));
+    json_decref(got);
+}
+
 Test(libaei, nothing_lost_or_stored_twice_across_a_server_restart, .init = up, .fini = down)
 {
     struct aei_agent_config cfg = aei_agent_config_default();
