@@ -40,8 +40,11 @@
  *     aei_agent_set_status(a, "processing");
  *     aei_agent_set_metric(a, "cpu_pct", 42.5);
  *     char id[AEI_ID_LEN];
- *     struct aei_decision d = {.execution_id = "run-42", .reasoning = "the index is fresher",
- *                              .outcome = "search the index", .confidence = 82};
+ *     struct aei_decision d = AEI_DECISION_INIT; // unknown numbers unset: sent as absent, not 0
+ *     d.execution_id = "run-42";
+ *     d.reasoning = "the index is fresher";
+ *     d.outcome = "search the index";
+ *     d.confidence = 82;
  *     aei_trace_emit(a, &d, id);
  *     aei_execution_end(a, "run-42", "completed", NULL, &err);
  *     aei_agent_stop(a, 10);   // sends what is queued, for up to 10 s
@@ -189,9 +192,24 @@ struct aei_decision {
     const char *decision_id; /* NULL to have one made here */
 };
 
+/* A decision with no execution_id yet and every optional number AEI_UNSET: start from it and
+ * set what you know (`struct aei_decision d = AEI_DECISION_INIT; d.execution_id = ...;`). A
+ * designated initializer of your own zero-fills the numbers it does not name, and a zero is
+ * stored as a real 0, not as unknown. */
+#define AEI_DECISION_INIT                                                                          \
+    {                                                                                              \
+        .confidence = AEI_UNSET, .duration_ms = AEI_UNSET, .tokens = AEI_UNSET,                    \
+        .cost_usd = AEI_UNSET                                                                      \
+    }
+
 /* Queues one decision and writes its decision_id to id_out (AEI_ID_LEN bytes; may be NULL).
  * Never blocks on the network. AEI_EFULL when the queue is full (the decision is dropped,
- * counted and logged), AEI_EINVAL without an execution_id. */
+ * counted and logged). AEI_EINVAL, logged naming the member, for a decision the server would
+ * refuse: ids (execution_id, decision_id of at most AEI_ID_LEN - 1 characters,
+ * parent_decision_id) of characters from A-Z a-z 0-9 . _ : -, confidence above 100, amounts
+ * above 1e15, NaN, a kind, outcome, reasoning or alternatives beyond aeid's limits. Such a
+ * decision is not queued, as the server refuses a batch whole and it would take the others
+ * sent with it down too. */
 int aei_trace_emit(struct aei_agent *agent, const struct aei_decision *decision, char *id_out);
 
 /* Waits until every queued decision is acknowledged: AEI_OK, or AEI_ETIMEOUT after timeout_s. */

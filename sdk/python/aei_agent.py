@@ -40,6 +40,7 @@ import collections
 import http.client
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -117,6 +118,8 @@ class Agent:
             raise ValueError(f"queue_limit: expected at least 1, got {queue_limit}")
         if heartbeat_interval <= 0:
             raise ValueError("heartbeat_interval: expected a positive number of seconds")
+        if not _is_id(agent_id):
+            raise _bad("agent_id", _ID_EXPECTED, agent_id)
         url = server if "://" in server else "http://" + server
         parts = urllib.parse.urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
@@ -170,7 +173,9 @@ class Agent:
             self._children = list(child_agent_ids)
 
     def stats(self) -> dict[str, int]:
-        """Counts so far, including `dropped` decisions (queue full) and `refused` batches."""
+        """Counts so far: `dropped` decisions (queue full), `refused` decisions (in batches
+        the server refused, which it does whole), `queued` decisions not yet acknowledged, and
+        heartbeats, batches, retries, commands and acknowledgements."""
         with self._lock:
             return dict(self._stats, queued=len(self._queue) + self._in_flight)
 
@@ -259,7 +264,12 @@ class Agent:
               tokens: float | None = None, cost_usd: float | None = None,
               decision_id: str | None = None) -> str:
         """Queues one decision and returns its decision_id. `alternatives` holds
-        (option, reason_rejected[, score]) tuples or dicts. Never blocks on the network."""
+        (option, reason_rejected[, score]) tuples or dicts. Never blocks on the network.
+
+        Raises ValueError naming the member at fault for a decision the server would refuse
+        (the rules of POST /api/v0/traces: ids of 1-128 characters from A-Z a-z 0-9 . _ : -,
+        confidence from 0 to 100, ...): the server refuses a batch whole, so one bad decision
+        queued would take the good ones sent with it down too."""
         d: dict[str, Any] = {"decision_id": decision_id or str(uuid.uuid4()),
                              "execution_id": execution_id, "agent_id": self.agent_id,
                              "timestamp": _now_rfc3339()}
@@ -273,6 +283,7 @@ class Agent:
                            ("cost_usd", cost_usd)):
             if value is not None:
                 d[key] = value
+        _check_decision(d)
         with self._lock:
             if len(self._queue) + self._in_flight >= self.queue_limit:
                 self._stats["dropped"] += 1
@@ -411,13 +422,32 @@ class Agent:
                 wait = self.retry.delay(attempt, e.retry_after)
                 with self._lock:
                     self._stats["retries"] += 1
-                    stopping_left = (self._stop_by - time.monotonic()
-                                     if self._stopping and self._stop_by else None)
-                if stopping_left is not None and stopping_left < wait:
-                    raise ConnectionError(f"{method} {path}: stopping: {e}") from e
                 log.debug("aei_agent: %s %s: %s; retrying in %.3f s", method, path, e, wait)
-                (self.retry.sleep or time.sleep)(wait)
+                if not self._backoff(wait):
+                    raise ConnectionError(f"{method} {path}: stopping: {e}") from e
                 attempt += 1
+
+    def _backoff(self, wait: float) -> bool:
+        """Waits `wait` seconds before a retry; False when the retry should not be made because
+        the agent is stopping and the wait would end after the stop's deadline. The wait is on
+        the condition stop() notifies, so a backoff begun before stop() is cut short rather
+        than making stop() overrun its timeout."""
+        if self.retry.sleep:
+            with self._lock:
+                if self._stopping and self._stop_by is not None \
+                        and self._stop_by - time.monotonic() < wait:
+                    return False
+            self.retry.sleep(wait)
+            return True
+        end = time.monotonic() + wait
+        with self._lock:
+            while True:
+                now = time.monotonic()
+                if self._stopping and self._stop_by is not None and self._stop_by < end:
+                    return False
+                if now >= end:
+                    return True
+                self._wake.wait(end - now)
 
     def _send(self, method: str, path: str, data: bytes) -> dict:
         conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
@@ -512,10 +542,109 @@ def _alternative(a: Any) -> dict:
     if isinstance(a, dict):
         return a
     option, reason, *rest = a
-    alt = {"option": option, "reason_rejected": reason}
+    alt = {"option": option}
+    if reason is not None:
+        alt["reason_rejected"] = reason
     if rest:
         alt["score"] = rest[0]
     return alt
+
+
+# The limits aeid applies to a decision (src/server/trace.c, docs/api/openapi.yaml).
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
+_ID_EXPECTED = "a string of 1-128 characters from A-Z a-z 0-9 . _ : -"
+_ID_MAX, _KIND_MAX, _TEXT_MAX, _CONTEXT_MAX = 128, 64, 4096, 16384
+_ALTERNATIVES_MAX, _LABELS_MAX, _LABEL_KEY_MAX, _LABEL_VALUE_MAX = 64, 64, 64, 256
+_AMOUNT_MAX = 1e15
+
+
+def _is_id(v: Any, longest: int = _ID_MAX) -> bool:
+    return isinstance(v, str) and 1 <= len(v) <= longest and set(v) <= _ID_CHARS
+
+
+def _is_number(v: Any) -> bool:
+    # bool is an int in Python but true/false in JSON; NaN and infinities are no JSON at all.
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# trace()'s argument for each member whose wire name differs, so that errors name both.
+_ARGUMENTS = {"parent_decision_id": "parent", "reasoning_context": "reasoning",
+              "confidence_score": "confidence", "alternatives_considered": "alternatives",
+              "selected_outcome": "outcome"}
+
+
+def _bad(field: str, expected: str, got: Any) -> ValueError:
+    member = field.partition("[")[0].partition(".")[0]
+    if member in _ARGUMENTS:
+        field = f"{_ARGUMENTS[member]} ({field})"
+    return ValueError(f"{field}: expected {expected}, got {got!r:.80}")
+
+
+def _check_id(d: dict, key: str) -> None:
+    if key in d and not _is_id(d[key]):
+        raise _bad(key, _ID_EXPECTED, d[key])
+
+
+def _check_decision(d: dict) -> None:
+    """Raises ValueError naming the first member that aeid would refuse in `d`."""
+    for key in ("decision_id", "execution_id", "agent_id", "parent_decision_id"):
+        _check_id(d, key)
+    if d.get("parent_decision_id") == d["decision_id"]:
+        raise _bad("parent_decision_id", "a decision other than decision_id itself",
+                   d["parent_decision_id"])
+    for key, top in (("confidence_score", 100), ("duration_ms", _AMOUNT_MAX),
+                     ("tokens", _AMOUNT_MAX), ("cost_usd", _AMOUNT_MAX)):
+        if key in d and not (_is_number(d[key]) and 0 <= d[key] <= top):
+            raise _bad(key, f"a number from 0 to {top:g}", d[key])
+    if "reasoning_context" in d:
+        v = d["reasoning_context"]
+        if not isinstance(v, (str, dict)):
+            raise _bad("reasoning_context", "a string or a JSON object (a dict)", v)
+        try:
+            size = len(json.dumps(v, separators=(",", ":"), ensure_ascii=False,
+                                  allow_nan=False).encode())
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"reasoning (reasoning_context): expected a JSON value: {e}") from e
+        if size > _CONTEXT_MAX:
+            raise ValueError(f"reasoning (reasoning_context): expected at most {_CONTEXT_MAX} bytes of "
+                             f"JSON, got {size}")
+    if "selected_outcome" in d and not (isinstance(d["selected_outcome"], str)
+                                        and len(d["selected_outcome"]) <= _TEXT_MAX):
+        raise _bad("selected_outcome", f"a string of at most {_TEXT_MAX} characters",
+                   d["selected_outcome"])
+    if "kind" in d and not _is_id(d["kind"], _KIND_MAX):
+        raise _bad("kind", "a name of 1-64 characters from A-Z a-z 0-9 . _ : - such as llm_call",
+                   d["kind"])
+    alts = d.get("alternatives_considered", [])
+    if len(alts) > _ALTERNATIVES_MAX:
+        raise ValueError(f"alternatives (alternatives_considered): expected at most {_ALTERNATIVES_MAX} "
+                         f"alternatives, got {len(alts)}")
+    for i, alt in enumerate(alts):
+        field = f"alternatives_considered[{i}]"
+        if not isinstance(alt, dict):
+            raise _bad(field, "a dict {option, reason_rejected, score (optional)}", alt)
+        if "option" not in alt:
+            raise ValueError(f"alternatives ({field}.option): expected a string naming the "
+                             "option, got none")
+        for key, v in alt.items():
+            if key in ("option", "reason_rejected"):
+                if not (isinstance(v, str) and len(v) <= _TEXT_MAX):
+                    raise _bad(f"{field}.{key}", f"a string of at most {_TEXT_MAX} characters", v)
+            elif key == "score":
+                if v is not None and not _is_number(v):
+                    raise _bad(f"{field}.score", "a number, or None", v)
+            else:
+                raise _bad(f"{field}.{key}",
+                           "no such member (an alternative has option, reason_rejected, score)",
+                           v)
+    labels = d.get("labels", {})
+    if not isinstance(labels, dict) or len(labels) > _LABELS_MAX:
+        raise _bad("labels", f"a dict of at most {_LABELS_MAX} string labels", labels)
+    for k, v in labels.items():
+        if not (isinstance(k, str) and 1 <= len(k) <= _LABEL_KEY_MAX):
+            raise _bad("labels", f"label names of 1-{_LABEL_KEY_MAX} characters", k)
+        if not (isinstance(v, str) and len(v) <= _LABEL_VALUE_MAX):
+            raise _bad(f"labels.{k}", f"a string of at most {_LABEL_VALUE_MAX} characters", v)
 
 
 def _now_rfc3339() -> str:

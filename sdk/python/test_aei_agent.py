@@ -217,6 +217,33 @@ class AgainstAeid(unittest.TestCase):
         self.assertEqual(down.stats()["queued"], 10)
         self.assertTrue(any("queue full" in m for m in logs.output), logs.output)
 
+    def test_a_bad_decision_is_refused_at_once_and_the_good_ones_are_kept(self):
+        # The server refuses a batch whole: a bad decision queued next to a good one lost both.
+        agent = Agent(self.srv.address, TOKEN, "sdk-val-1", batch_size=100, flush_interval=5)
+        with agent:
+            good = agent.trace("r-sdk", outcome="ok1")
+            with self.assertRaisesRegex(ValueError, r"^confidence \(confidence_score\): .*150"):
+                agent.trace("r-sdk", outcome="ok2", confidence=150)
+            self.assertTrue(agent.flush(20), agent.stats())
+        self.assertEqual([d["decision_id"] for d in self.srv.all_decisions("r-sdk")], [good])
+        s = agent.stats()
+        self.assertEqual((s["decisions_sent"], s["refused"]), (1, 0))
+
+    def test_what_trace_accepts_the_server_stores(self):
+        # The local checks are no stricter than aeid's: decisions at each limit are all stored.
+        agent = Agent(self.srv.address, TOKEN, "sdk-val-2", batch_size=100, flush_interval=5)
+        with agent:
+            root = agent.trace("r-edge", decision_id="d" * 128, confidence=0, tokens=0,
+                               duration_ms=1e15, cost_usd=0.0, kind="k" * 64,
+                               outcome="é" * 4096, reasoning={"ctx": "x" * 16000},
+                               alternatives=[(f"o{i}", "r" * 4096, None) for i in range(64)],
+                               labels={f"l{i:063d}": "v" * 256 for i in range(64)})
+            agent.trace("r-edge", parent=root, confidence=100, reasoning="y" * 16382,
+                        alternatives=[{"option": "o", "score": -3.5}, ("p", None)])
+            self.assertTrue(agent.flush(20), agent.stats())
+        self.assertEqual(len(self.srv.all_decisions("r-edge")), 2)
+        self.assertEqual(agent.stats()["refused"], 0)
+
     def test_ending_an_unknown_execution_is_not_retried(self):
         agent = Agent(self.srv.address, TOKEN, "sdk-end-1")
         with self.assertRaises(AeiError) as e:
@@ -459,6 +486,64 @@ class RetryTiming(unittest.TestCase):
         with self.assertRaises(ConnectionError):
             agent.heartbeat()
         self.assertEqual(len(waits), 3)
+
+    def test_trace_names_the_member_the_server_would_refuse(self):
+        agent = Agent(f"127.0.0.1:{free_port()}", TOKEN, "sdk-val-3")
+        bad = [
+            ({"confidence": 100.5}, "confidence (confidence_score)"),
+            ({"confidence": -1}, "confidence (confidence_score)"),
+            ({"confidence": True}, "confidence (confidence_score)"),
+            ({"tokens": float("nan")}, "tokens"),
+            ({"cost_usd": 2e15}, "cost_usd"),
+            ({"duration_ms": "12"}, "duration_ms"),
+            ({"decision_id": "has space"}, "decision_id"),
+            ({"decision_id": "x" * 129}, "decision_id"),
+            ({"parent": "a/b"}, "parent (parent_decision_id)"),
+            ({"decision_id": "same", "parent": "same"}, "parent (parent_decision_id)"),
+            ({"kind": "k" * 65}, "kind"),
+            ({"outcome": "o" * 4097}, "outcome (selected_outcome)"),
+            ({"outcome": 3}, "outcome (selected_outcome)"),
+            ({"reasoning": ["a list"]}, "reasoning (reasoning_context)"),
+            ({"reasoning": "r" * 16383}, "reasoning (reasoning_context)"),
+            ({"reasoning": {"x": object()}}, "reasoning (reasoning_context)"),
+            ({"alternatives": [("o", "r")] * 65}, "alternatives (alternatives_considered)"),
+            ({"alternatives": [{"reason_rejected": "r"}]},
+             "alternatives (alternatives_considered[0].option)"),
+            ({"alternatives": [("o", "r", "high")]},
+             "alternatives (alternatives_considered[0].score)"),
+            ({"alternatives": [{"option": "o", "why": "r"}]},
+             "alternatives (alternatives_considered[0].why)"),
+            ({"labels": {"team": 1}}, "labels.team"),
+            ({"labels": {"": "v"}}, "labels"),
+        ]
+        for kw, field in bad:
+            with self.subTest(kw=str(kw)[:60]):
+                with self.assertRaises(ValueError) as e:
+                    agent.trace("r-sdk", **kw)
+                self.assertTrue(str(e.exception).startswith(field + ": expected"),
+                                str(e.exception))
+        with self.assertRaisesRegex(ValueError, r"^execution_id: expected"):
+            agent.trace("")
+        with self.assertRaisesRegex(ValueError, r"^agent_id: expected"):
+            Agent(f"127.0.0.1:{free_port()}", TOKEN, "not an id")
+        self.assertEqual(agent.stats()["queued"], 0, "nothing bad was queued")
+
+    def test_stop_returns_within_its_timeout_when_the_server_is_down(self):
+        # Both threads retry an absent server with a jitter near the top of the default
+        # backoff: waits of 0.1, 0.2, 0.4, 0.8, 1.6 then 3.2 s, the last from about 3.1 s to
+        # 6.3 s. A stop at 3.5 s with 1 s to go must not wait for a backoff begun before it
+        # (it took 2.4 to 5 s before).
+        agent = Agent(f"127.0.0.1:{free_port()}", TOKEN, "sdk-stop-1", heartbeat_interval=0.1,
+                      stop_timeout=1, retry=RetryPolicy(rand=lambda: 0.99))
+        with self.assertLogs("aei_agent", level=logging.WARNING):
+            agent.start()
+            agent.trace("sdk-run-stop", outcome="x")
+            time.sleep(3.5)
+            t0 = time.monotonic()
+            self.assertFalse(agent.stop(), "the decision could not be sent")
+            took = time.monotonic() - t0
+        self.assertLess(took, 2.5, f"stop took {took:.3f} s for a 1 s timeout")
+        self.assertEqual(agent.stats()["queued"], 1, "nothing sent, nothing thrown away")
 
     def test_commands_in_heartbeat_answers_reach_the_callback_once(self):
         got = []

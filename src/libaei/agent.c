@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *const STATUSES[] = {"idle", "processing", "waiting", "error", "complete"};
 static const char *const METRICS[] = {"cpu_pct", "mem_pct", "tokens_per_min", "cost_usd",
@@ -51,9 +52,45 @@ void aei_uuid4(char out[AEI_ID_LEN])
              b[15]);
 }
 
+/* A seed for the jitter's generator that differs between processes and between agents: the
+ * system's random source, else (getrandom() refused, say in an old sandbox) the clock, the
+ * process id and the agent's address mixed together. */
+static uint64_t jitter_seed(const struct aei_agent *a)
+{
+    uint64_t seed;
+    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) == (ssize_t)sizeof seed)
+        return seed;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ((uint64_t)ts.tv_sec * 1000000007u) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^
+           (uint64_t)(uintptr_t)a;
+}
+
 static char *dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
+}
+
+/* The limits aeid puts on a decision (src/server/trace.c, docs/api/openapi.yaml). */
+#define ID_MAX 128
+#define ID_EXPECTED "a string of 1-128 characters from A-Z a-z 0-9 . _ : -"
+#define KIND_MAX 64
+#define TEXT_MAX 4096     /* characters */
+#define CONTEXT_MAX 16384 /* bytes of compact JSON */
+#define ALTERNATIVES_MAX 64
+#define AMOUNT_MAX 1e15
+
+/* Whether s is an id aeid takes: 1 to max characters from A-Z a-z 0-9 . _ : -. */
+static bool is_id(const char *s, size_t max)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (n >= max || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' || c == '-'))
+            return false;
+    }
+    return n >= 1;
 }
 
 static int check_config(const struct aei_agent_config *c, struct aei_error *err)
@@ -67,6 +104,8 @@ static int check_config(const struct aei_agent_config *c, struct aei_error *err)
         bad = "token: required";
     else if (!c->agent_id || !*c->agent_id)
         bad = "agent_id: required";
+    else if (!is_id(c->agent_id, ID_MAX))
+        bad = "agent_id: expected " ID_EXPECTED;
     else if (c->batch_size < 1 || c->batch_size > BATCH_MAX)
         bad = "batch_size: expected 1 to 1000";
     else if (c->queue_limit < 1)
@@ -117,6 +156,7 @@ struct aei_agent *aei_agent_new(const struct aei_agent_config *config, struct ae
     a->cfg.name = a->name;
     a->cfg.parent_agent_id = a->parent_agent_id;
     snprintf(a->status, sizeof a->status, "idle");
+    a->rng = jitter_seed(a);
     pthread_mutex_init(&a->lock, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -550,17 +590,117 @@ static void count_drop(struct aei_agent *a)
     }
 }
 
+/* Characters in UTF-8 text: the bytes that do not continue a character. */
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+/* Whether an optional number is AEI_UNSET (any negative) or within [0, max]. */
+static bool number_ok(double v, double max)
+{
+    return v < 0 || (isfinite(v) && v <= max);
+}
+
+/* Bytes of the reasoning as aeid measures it (compact JSON), or -1 for reasoning_json that is
+ * JSON but neither an object nor a string. */
+static long context_size(const struct aei_decision *d)
+{
+    json_t *v = d->reasoning_json ? json_loads(d->reasoning_json, JSON_DECODE_ANY, NULL) : NULL;
+    if (!v && !d->reasoning)
+        return 0;
+    if (v && !json_is_object(v) && !json_is_string(v)) {
+        json_decref(v);
+        return -1;
+    }
+    if (!v)
+        v = json_string(d->reasoning);
+    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    long size = text ? (long)strlen(text) : 0;
+    free(text);
+    json_decref(v);
+    return size;
+}
+
+/* What aeid would refuse in d, written to why, or false when it takes it. aeid refuses a
+ * batch whole, so a decision it would refuse must never be queued next to good ones. */
+static bool decision_is_bad(const struct aei_decision *d, const char *id, char *why, size_t len)
+{
+    const char *field = NULL, *expected = NULL;
+    char buf[96];
+    long context;
+    if (!d->execution_id || !is_id(d->execution_id, ID_MAX))
+        field = "execution_id", expected = ID_EXPECTED;
+    else if (!is_id(id, ID_MAX))
+        field = "decision_id", expected = ID_EXPECTED;
+    else if (d->parent_decision_id && !is_id(d->parent_decision_id, ID_MAX))
+        field = "parent_decision_id", expected = ID_EXPECTED " (or NULL)";
+    else if (d->parent_decision_id && strcmp(d->parent_decision_id, id) == 0)
+        field = "parent_decision_id", expected = "a decision other than decision_id itself";
+    else if (!number_ok(d->confidence, 100))
+        field = "confidence", expected = "a number from 0 to 100, or AEI_UNSET";
+    else if (!number_ok(d->duration_ms, AMOUNT_MAX))
+        field = "duration_ms", expected = "a number from 0 to 1e15, or AEI_UNSET";
+    else if (!number_ok(d->tokens, AMOUNT_MAX))
+        field = "tokens", expected = "a number from 0 to 1e15, or AEI_UNSET";
+    else if (!number_ok(d->cost_usd, AMOUNT_MAX))
+        field = "cost_usd", expected = "a number from 0 to 1e15, or AEI_UNSET";
+    else if (d->kind && !is_id(d->kind, KIND_MAX))
+        field = "kind", expected = "a name of 1-64 characters from A-Z a-z 0-9 . _ : - (or NULL)";
+    else if (d->outcome && utf8_chars(d->outcome) > TEXT_MAX)
+        field = "outcome", expected = "at most 4096 characters";
+    else if (d->n_alternatives > ALTERNATIVES_MAX || (d->n_alternatives && !d->alternatives))
+        field = "alternatives", expected = "at most 64 alternatives";
+    else if ((context = context_size(d)) < 0)
+        field = "reasoning_json", expected = "a JSON object or string";
+    else if (context > CONTEXT_MAX) {
+        field = "reasoning";
+        snprintf(buf, sizeof buf, "at most %d bytes as JSON (this is %ld)", CONTEXT_MAX, context);
+        expected = buf;
+    }
+    for (size_t i = 0; !field && i < d->n_alternatives; i++) {
+        const struct aei_alternative *alt = &d->alternatives[i];
+        if (!alt->option || utf8_chars(alt->option) > TEXT_MAX ||
+            (alt->reason_rejected && utf8_chars(alt->reason_rejected) > TEXT_MAX)) {
+            snprintf(buf, sizeof buf, "alternatives[%zu]", i);
+            field = buf;
+            expected = "an option of at most 4096 characters, and a reason_rejected of at most "
+                       "4096 characters or NULL";
+        }
+    }
+    if (!field)
+        return false;
+    snprintf(why, len, "%s: expected %s", field, expected);
+    return true;
+}
+
 int aei_trace_emit(struct aei_agent *a, const struct aei_decision *d, char *id_out)
 {
-    if (!d || !d->execution_id || !*d->execution_id) {
-        aei__log(a, AEI_LOG_ERROR, "aei_trace_emit: execution_id is required");
+    if (!d) {
+        aei__log(a, AEI_LOG_ERROR, "aei_trace_emit: no decision (NULL)");
         return AEI_EINVAL;
     }
     char id[AEI_ID_LEN];
+    char why[256];
+    /* A longer decision_id would not fit id_out; it was once cut short without a word. */
+    if (d->decision_id && strlen(d->decision_id) >= sizeof id) {
+        aei__log(a, AEI_LOG_ERROR,
+                 "aei_trace_emit: decision_id: expected at most %d characters (AEI_ID_LEN - 1) "
+                 "from A-Z a-z 0-9 . _ : -; the decision was not queued",
+                 AEI_ID_LEN - 1);
+        return AEI_EINVAL;
+    }
     if (d->decision_id)
         snprintf(id, sizeof id, "%s", d->decision_id);
     else
         aei_uuid4(id);
+    if (decision_is_bad(d, id, why, sizeof why)) {
+        aei__log(a, AEI_LOG_ERROR, "aei_trace_emit: %s; the decision was not queued", why);
+        return AEI_EINVAL;
+    }
     if (id_out)
         memcpy(id_out, id, AEI_ID_LEN);
     struct queued *q = malloc(sizeof *q);

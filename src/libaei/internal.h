@@ -50,6 +50,10 @@ struct aei_agent {
     bool paused, terminated; /* what pause, resume and terminate said last */
 
     struct aei_stats stats;
+    /* The jitter's own generator, under the lock: seeded per agent from getrandom() so that
+     * agents in different processes never retry in step, and without touching the host
+     * application's random() state. */
+    uint64_t rng;
 };
 
 /* wire.c: one request, retried per the policy. On AEI_OK *answer holds the answer's JSON

@@ -1,7 +1,6 @@
 /* wire.c - libaei's HTTP: one request over libcurl, retried with backoff and full jitter. */
 #include "internal.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,14 +17,39 @@ double aei__now(struct aei_agent *a)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void real_sleep(double seconds)
+static double mono_now(void)
 {
-    if (seconds <= 0)
-        return;
-    struct timespec ts = {.tv_sec = (time_t)seconds,
-                          .tv_nsec = (long)((seconds - floor(seconds)) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Waits `seconds` between retries on the agent's condition variable (on CLOCK_MONOTONIC), so
+ * that aei_agent_stop() cuts a long backoff short instead of overrunning its timeout. Once the
+ * agent is stopping, the wait goes on only when `until_stop_deadline` (data that would be lost)
+ * and it ends before the stop's deadline. Returns false when the retry should not be made. */
+static bool stoppable_sleep(struct aei_agent *a, double seconds, bool until_stop_deadline)
+{
+    double end = mono_now() + (seconds > 0 ? seconds : 0);
+    bool go_on = true;
+    pthread_mutex_lock(&a->lock);
+    for (;;) {
+        double left = end - mono_now();
+        if (a->stopping && (!until_stop_deadline || a->stop_by - aei__now(a) < left)) {
+            go_on = false;
+            break;
+        }
+        if (left <= 0)
+            break;
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        double ns = (double)until.tv_nsec + (left - floor(left)) * 1e9;
+        until.tv_sec += (time_t)left + (time_t)(ns / 1e9);
+        until.tv_nsec = (long)fmod(ns, 1e9);
+        pthread_cond_timedwait(&a->wake, &a->lock, &until);
+    }
+    pthread_mutex_unlock(&a->lock);
+    return go_on;
 }
 
 void aei__log(struct aei_agent *a, enum aei_log_level level, const char *fmt, ...)
@@ -96,12 +120,24 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
+/* A uniform number in [0, 1) from the agent's own generator (splitmix64). */
+static double agent_random(struct aei_agent *a)
+{
+    pthread_mutex_lock(&a->lock);
+    uint64_t z = (a->rng += 0x9e3779b97f4a7c15u);
+    pthread_mutex_unlock(&a->lock);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    z ^= z >> 31;
+    return (double)(z >> 11) * 0x1.0p-53; /* the top 53 bits: exactly representable */
+}
+
 /* The n-th retry's wait: exactly Retry-After (bounded), else full jitter. */
 static double delay(struct aei_agent *a, int attempt, double retry_after)
 {
     if (retry_after >= 0)
         return fmin(retry_after, a->cfg.retry_cap_s * 10);
-    double r = a->cfg.random ? a->cfg.random(a->cfg.user) : (double)random() / 2147483648.0;
+    double r = a->cfg.random ? a->cfg.random(a->cfg.user) : agent_random(a);
     return r *
            fmin(a->cfg.retry_cap_s, a->cfg.retry_base_s * ldexp(1.0, attempt < 60 ? attempt : 60));
 }
@@ -208,9 +244,11 @@ int aei__request(struct aei_agent *a, CURL *curl, const char *method, const char
             return AEI_EUNREACHABLE;
         }
         aei__log(a, AEI_LOG_DEBUG, "%s %s: %s; retrying in %.3f s", method, path, why, wait);
-        if (a->cfg.sleep)
+        if (a->cfg.sleep) {
             a->cfg.sleep(wait, a->cfg.user);
-        else
-            real_sleep(wait);
+        } else if (!stoppable_sleep(a, wait, until_stop_deadline)) {
+            aei__set_error(err, 0, "unreachable", "%s %s: stopping: %s", method, path, why);
+            return AEI_EUNREACHABLE;
+        }
     }
 }

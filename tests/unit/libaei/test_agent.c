@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -196,6 +197,163 @@ Test(libaei, decisions_go_in_batches_of_100, .init = up, .fini = down)
     cr_assert(exec);
     cr_expect_str_eq(json_string_value(json_object_get(exec, "status")), "completed");
     json_decref(exec);
+}
+
+Test(libaei, the_header_example_stores_unknown_numbers_as_null, .init = up, .fini = down)
+{
+    /* As aei/agent.h's example writes it: a zero-filled designated initializer stored
+     * duration_ms, tokens and cost_usd as 0.0 instead of null. */
+    struct aei_agent_config cfg = aei_agent_config_default();
+    struct aei_agent *a = agent(srv.address, "c-init-1", &cfg);
+    struct aei_error err;
+    cr_assert_eq(aei_agent_start(a, &err), AEI_OK, "%s", err.message);
+    char id[AEI_ID_LEN];
+    struct aei_decision d = AEI_DECISION_INIT;
+    d.execution_id = "c-run-init";
+    d.reasoning = "the index is fresher";
+    d.outcome = "search the index";
+    d.confidence = 82;
+    cr_assert_eq(aei_trace_emit(a, &d, id), AEI_OK);
+    struct aei_decision zero = AEI_DECISION_INIT;
+    zero.execution_id = "c-run-init";
+    zero.parent_decision_id = id;
+    zero.cost_usd = 0; /* a known zero is still sent */
+    cr_assert_eq(aei_trace_emit(a, &zero, NULL), AEI_OK);
+    cr_assert_eq(aei_agent_stop(a, 10), AEI_OK);
+    aei_agent_free(a);
+
+    json_t *got = aeid_all_decisions(&srv, "c-run-init");
+    cr_assert_eq(json_array_size(got), 2);
+    json_t *first = json_array_get(got, 0), *second = json_array_get(got, 1);
+    cr_expect_str_eq(json_string_value(json_object_get(first, "decision_id")), id);
+    cr_expect_float_eq(json_number_value(json_object_get(first, "confidence_score")), 82, 1e-9);
+    const char *unset[] = {"duration_ms", "tokens", "cost_usd"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *v = json_object_get(first, unset[i]);
+        cr_expect(!v || json_is_null(v), "%s: expected null, got %g", unset[i],
+                  json_number_value(v));
+    }
+    json_t *confidence = json_object_get(second, "confidence_score");
+    cr_expect(!confidence || json_is_null(confidence), "confidence_score: expected null, got %g",
+              json_number_value(confidence));
+    json_t *cost = json_object_get(second, "cost_usd");
+    cr_expect(json_is_number(cost) && json_number_value(cost) == 0, "cost_usd: expected 0");
+    json_decref(got);
+}
+
+static char last_error[512];
+
+static void keep_error(enum aei_log_level level, const char *message, void *user)
+{
+    (void)user;
+    if (level == AEI_LOG_ERROR)
+        snprintf(last_error, sizeof last_error, "%s", message);
+}
+
+Test(libaei, a_decision_the_server_would_refuse_is_not_queued)
+{
+    struct aei_agent_config cfg = aei_agent_config_default();
+    cfg.on_log = keep_error;
+    char address[64];
+    snprintf(address, sizeof address, "127.0.0.1:%d", free_port()); /* never contacted */
+    struct aei_agent *a = agent(address, "c-val-1", &cfg);
+    static char long_text[4098], long_reasoning[16384];
+    memset(long_text, 'o', sizeof long_text - 1);
+    memset(long_reasoning, 'r', sizeof long_reasoning - 1); /* 16385 bytes with the quotes */
+    struct aei_alternative no_option = {NULL, "why", AEI_UNSET};
+    struct {
+        const char *field;
+        struct aei_decision d;
+    } bad[] = {
+        {"confidence: ", step("c-run-val", NULL, "x")},
+        {"confidence: ", step("c-run-val", NULL, "x")},
+        {"tokens: ", step("c-run-val", NULL, "x")},
+        {"cost_usd: ", step("c-run-val", NULL, "x")},
+        {"execution_id: ", step("has space", NULL, "x")},
+        {"execution_id: ", step(NULL, NULL, "x")},
+        {"parent_decision_id: ", step("c-run-val", "a/b", "x")},
+        {"parent_decision_id: ", step("c-run-val", "same", "x")},
+        {"decision_id: ", step("c-run-val", NULL, "x")},
+        {"decision_id: ", step("c-run-val", NULL, "x")},
+        {"kind: ", step("c-run-val", NULL, "x")},
+        {"outcome: ", step("c-run-val", NULL, long_text)},
+        {"reasoning: ", step("c-run-val", NULL, "x")},
+        {"reasoning_json: ", step("c-run-val", NULL, "x")},
+        {"alternatives[0]: ", step("c-run-val", NULL, "x")},
+        {"alternatives: ", step("c-run-val", NULL, "x")},
+    };
+    bad[0].d.confidence = 150;
+    bad[1].d.confidence = NAN;
+    bad[2].d.tokens = INFINITY;
+    bad[3].d.cost_usd = 2e15;
+    bad[7].d.decision_id = "same";
+    bad[8].d.decision_id = "d e";
+    bad[9].d.decision_id = "0123456789012345678901234567890123456789"; /* over AEI_ID_LEN - 1 */
+    bad[10].d.kind = "not a kind";
+    bad[12].d.reasoning = long_reasoning;
+    bad[13].d.reasoning_json = "[1, 2]";
+    bad[14].d.alternatives = &no_option;
+    bad[14].d.n_alternatives = 1;
+    bad[15].d.alternatives = &no_option;
+    bad[15].d.n_alternatives = 65;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        last_error[0] = '\0';
+        cr_expect_eq(aei_trace_emit(a, &bad[i].d, NULL), AEI_EINVAL, "case %zu (%s)", i,
+                     bad[i].field);
+        cr_expect(strstr(last_error, bad[i].field), "case %zu: wanted %s in \"%s\"", i,
+                  bad[i].field, last_error);
+    }
+    struct aei_stats st;
+    aei_agent_stats(a, &st);
+    cr_expect_eq(st.queued, 0, "nothing bad was queued");
+    aei_agent_free(a);
+
+    cfg.agent_id = "not an id";
+    struct aei_error err;
+    cr_expect_null(aei_agent_new(&cfg, &err));
+    cr_expect(strstr(err.message, "agent_id"), "%s", err.message);
+}
+
+Test(libaei, good_decisions_are_kept_when_a_bad_one_is_emitted, .init = up, .fini = down)
+{
+    /* The server refuses a batch whole: a bad decision queued next to good ones lost them. */
+    struct aei_agent_config cfg = aei_agent_config_default();
+    cfg.on_log = keep_error;
+    cfg.flush_interval_s = 5;
+    struct aei_agent *a = agent(srv.address, "c-val-2", &cfg);
+    struct aei_error err;
+    cr_assert_eq(aei_agent_start(a, &err), AEI_OK, "%s", err.message);
+    char ids[2][AEI_ID_LEN];
+    struct aei_decision good = step("c-run-val-2", NULL, "ok1");
+    cr_assert_eq(aei_trace_emit(a, &good, ids[0]), AEI_OK);
+    struct aei_decision bad = step("c-run-val-2", NULL, "ok2");
+    bad.confidence = 150;
+    cr_expect_eq(aei_trace_emit(a, &bad, NULL), AEI_EINVAL);
+    /* At every limit aeid still takes: the local checks are no stricter than the server's. */
+    static char text[4097], reasoning[16383];
+    memset(text, 't', sizeof text - 1);
+    memset(reasoning, 'r', sizeof reasoning - 1); /* 16384 bytes with the quotes */
+    static struct aei_alternative alts[64];
+    for (size_t i = 0; i < 64; i++)
+        alts[i] = (struct aei_alternative){text, text, AEI_UNSET};
+    struct aei_decision edge = step("c-run-val-2", ids[0], text);
+    edge.decision_id = "012345678901234567890123456789abcdef"; /* AEI_ID_LEN - 1 */
+    edge.confidence = 100;
+    edge.kind = "k123456789012345678901234567890123456789012345678901234567890123";
+    edge.reasoning = reasoning;
+    edge.alternatives = alts;
+    edge.n_alternatives = 64;
+    edge.duration_ms = 1e15;
+    cr_assert_eq(aei_trace_emit(a, &edge, ids[1]), AEI_OK, "%s", last_error);
+    cr_assert_eq(aei_agent_stop(a, 10), AEI_OK);
+    struct aei_stats st;
+    aei_agent_stats(a, &st);
+    cr_expect_eq(st.decisions_sent, 2);
+    cr_expect_eq(st.refused, 0);
+    aei_agent_free(a);
+    json_t *got = aeid_all_decisions(&srv, "c-run-val-2");
+    cr_expect(has_each_once(got, ids, 2), "stored %zu of 2", json_array_size(got));
+    json_decref(got);
 }
 
 Test(libaei, nothing_lost_or_stored_twice_across_a_server_restart, .init = up, .fini = down)
@@ -661,4 +819,99 @@ Test(libaei, stop_gives_up_after_its_timeout_and_says_what_is_left)
     cr_expect_eq(st.queued, 5, "nothing sent, nothing thrown away");
     cr_expect_gt(st.retries, 0);
     aei_agent_free(a);
+}
+
+Test(libaei, stop_cuts_a_long_backoff_short)
+{
+    /* Both threads retry an absent server with the default backoff and a jitter near its top:
+     * waits of 0.1, 0.2, 0.4, 0.8, 1.6 then 3.2 s, the last from about 3.1 s to 6.3 s. A stop at
+     * 3.5 s with 1 s to go must not wait for a backoff that began before it. */
+    char address[64];
+    snprintf(address, sizeof address, "127.0.0.1:%d", free_port()); /* nobody there */
+    struct recorder rec = {.rnd = 0.99};
+    struct aei_agent_config cfg = aei_agent_config_default();
+    cfg.on_log = count_log;
+    cfg.heartbeat_interval_s = 0.1;
+    cfg.random = fixed_random;
+    cfg.user = &rec;
+    struct aei_agent *a = agent(address, "c-stop-2", &cfg);
+    struct aei_error err;
+    cr_assert_eq(aei_agent_start(a, &err), AEI_OK, "an unreachable server is only logged");
+    struct aei_decision d = step("c-run-stop-2", NULL, "x");
+    cr_assert_eq(aei_trace_emit(a, &d, NULL), AEI_OK);
+    nap(3.5);
+    double t0 = mono();
+    cr_expect_eq(aei_agent_stop(a, 1), AEI_ETIMEOUT);
+    double took = mono() - t0;
+    /* A generous bound for a slow, shared machine; before the fix this took about 2.8 s. */
+    cr_expect(took < 2.5, "stop took %.3f s for a 1 s timeout", took);
+    struct aei_stats st;
+    aei_agent_stats(a, &st);
+    cr_expect_eq(st.queued, 1, "nothing sent, nothing thrown away");
+    aei_agent_free(a);
+}
+
+static void record_jitter(double s, void *user)
+{
+    struct recorder *r = user;
+    if (r->n < 16)
+        r->waits[r->n++] = s;
+}
+
+/* In a child process: the waits an agent takes retrying an absent server, written to fd. */
+static void jitter_child(int fd, const char *address)
+{
+    struct recorder rec = {0};
+    struct aei_agent_config cfg = aei_agent_config_default();
+    cfg.server = address;
+    cfg.token = FIXTURE_TOKEN;
+    cfg.agent_id = "c-jitter";
+    cfg.max_attempts = 9;
+    cfg.sleep = record_jitter;
+    cfg.on_log = count_log;
+    cfg.user = &rec;
+    struct aei_error err;
+    struct aei_agent *a = aei_agent_new(&cfg, &err);
+    if (a)
+        aei_agent_heartbeat(a, &err);
+    aei_agent_free(a);
+    ssize_t w = write(fd, &rec, sizeof rec);
+    _exit(w == (ssize_t)sizeof rec ? 0 : 1);
+}
+
+Test(libaei_retry, jitter_differs_between_processes_and_stays_within_its_bounds)
+{
+    /* Two processes forked from the same state, as two copies of one agent program are: an
+     * unseeded random() gave both the same waits, so they retried in lockstep. */
+    char address[64];
+    snprintf(address, sizeof address, "127.0.0.1:%d", free_port()); /* nobody there */
+    struct recorder got[2];
+    for (int i = 0; i < 2; i++) {
+        int fds[2];
+        cr_assert_eq(pipe(fds), 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            close(fds[0]);
+            jitter_child(fds[1], address);
+        }
+        close(fds[1]);
+        cr_assert_eq(read(fds[0], &got[i], sizeof got[i]), (ssize_t)sizeof got[i]);
+        close(fds[0]);
+        int status;
+        waitpid(pid, &status, 0);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(got[i].n, 8, "8 waits between 9 attempts, got %d", got[i].n);
+        for (int n = 0; n < 8; n++) {
+            double bound = fmin(10, 0.1 * ldexp(1, n));
+            cr_expect(got[i].waits[n] >= 0 && got[i].waits[n] < bound,
+                      "process %d, wait %d: %f not in [0, %f)", i, n, got[i].waits[n], bound);
+        }
+    }
+    cr_expect(memcmp(got[0].waits, got[1].waits, sizeof got[0].waits) != 0,
+              "two processes drew the same jitter: %f %f %f ...", got[0].waits[0], got[0].waits[1],
+              got[0].waits[2]);
 }
