@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { it } from 'node:test';
-import { REPO, describeEachStore, sleep, uniqueId } from './lib/harness.mjs';
+import { REPO, describeEachStore, sleep, uniqueId, until } from './lib/harness.mjs';
 import { aei, auditKey, createToken } from './lib/teams.mjs';
 
 const AGENT1 = path.join(REPO, 'scripts', 'mock-agents', 'agent1.py');
@@ -24,17 +24,6 @@ function startMock(srv, token, id) {
     proc.stderr.on('data', (d) => (proc.out += d));
     proc.exited = new Promise((resolve) => proc.on('close', (code, signal) => resolve({ code, signal })));
     return proc;
-}
-
-/* Polls fn() until it returns something truthy; fails with `what` and more() after timeoutMs. */
-async function until(what, fn, { timeoutMs = 20000, more = () => '' } = {}) {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-        const v = await fn();
-        if (v) return v;
-        if (Date.now() > end) assert.fail(`timed out waiting for ${what}${more()}`);
-        await sleep(50);
-    }
 }
 
 describeEachStore('dogfooding', (srv) => {

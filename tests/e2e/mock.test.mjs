@@ -6,19 +6,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { it } from 'node:test';
-import { describeEachStore, sleep } from './lib/harness.mjs';
+import { describeEachStore, until } from './lib/harness.mjs';
 import { AEI } from './lib/teams.mjs';
-
-/* Polls fn() until it returns something truthy; fails with `what` and more() after timeoutMs. */
-async function until(what, fn, { timeoutMs = 20000, more = () => '' } = {}) {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-        const v = await fn();
-        if (v) return v;
-        if (Date.now() > end) assert.fail(`timed out waiting for ${what}${more()}`);
-        await sleep(50);
-    }
-}
 
 describeEachStore('aei mock and commands', (srv) => {
     it('executes an execute command under its execution_id, refuses it while paused, and acknowledges every command', async (t) => {

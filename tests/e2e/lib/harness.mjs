@@ -57,6 +57,18 @@ export function deadline(ms) {
     return new Promise((r) => setTimeout(r, ms).unref());
 }
 
+/* Polls fn() until it returns something truthy and returns that; fails naming `what` (and
+ * more()) after timeoutMs. */
+export async function until(what, fn, { timeoutMs = 20000, more = () => '' } = {}) {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+        const v = await fn();
+        if (v) return v;
+        if (Date.now() > end) assert.fail(`timed out waiting for ${what}${more()}`);
+        await sleep(50);
+    }
+}
+
 /* Ask the kernel for a free loopback port. Another process may take it before aeid binds it;
  * start() retries once on a new port when aeid exits early. */
 export function freePort() {
