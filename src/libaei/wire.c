@@ -31,6 +31,7 @@ static double mono_now(void)
 static bool stoppable_sleep(struct aei_agent *a, double seconds, bool until_stop_deadline)
 {
     double end = mono_now() + (seconds > 0 ? seconds : 0);
+    struct timespec until = {.tv_sec = (time_t)end, .tv_nsec = (long)((end - floor(end)) * 1e9)};
     bool go_on = true;
     pthread_mutex_lock(&a->lock);
     for (;;) {
@@ -41,11 +42,6 @@ static bool stoppable_sleep(struct aei_agent *a, double seconds, bool until_stop
         }
         if (left <= 0)
             break;
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        double ns = (double)until.tv_nsec + (left - floor(left)) * 1e9;
-        until.tv_sec += (time_t)left + (time_t)(ns / 1e9);
-        until.tv_nsec = (long)fmod(ns, 1e9);
         pthread_cond_timedwait(&a->wake, &a->lock, &until);
     }
     pthread_mutex_unlock(&a->lock);

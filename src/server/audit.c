@@ -233,10 +233,8 @@ bool audit_unhex(const char *s, uint8_t *out, size_t n)
 
 bool audit_key_default_path(const char *db_url, char *out, size_t n)
 {
-    if (strncmp(db_url, "sqlite:", 7) == 0) {
-        const char *path = db_url + 7;
-        if (strncmp(path, "//", 2) == 0)
-            path += 2;
+    const char *path = store_sqlite_file(db_url);
+    if (path) {
         snprintf(out, n, "%s.audit-key", path);
         return false;
     }

@@ -18,7 +18,7 @@ void health_init(struct health *h, const char *db_url)
     memset(h, 0, sizeof(*h));
     h->started_mono = aei_mono_us();
     h->started_ts = aei_now_us();
-    h->store_backend = strncmp(db_url, "sqlite:", 7) == 0 ? "sqlite" : "postgres";
+    h->store_backend = store_sqlite_file(db_url) ? "sqlite" : "postgres";
 }
 
 void health_rate_add(struct health_rate *r, int64_t now_s, uint64_t n)

@@ -2438,7 +2438,7 @@ int server_run(const struct config *cfg, char *err, size_t errlen)
     fprintf(stderr, "aeid %s: listening on http://%s%s%s:%d and ws://%s%s%s:%d/, store %s\n",
             AEI_VERSION, http6 ? "[" : "", cfg->http_host, http6 ? "]" : "", cfg->http_port,
             ws6 ? "[" : "", cfg->ws_host, ws6 ? "]" : "", cfg->ws_port,
-            strncmp(cfg->db_url, "sqlite:", 7) == 0 ? cfg->db_url : "postgres");
+            store_sqlite_file(cfg->db_url) ? cfg->db_url : "postgres");
     tick(&srv.tick);
 
     /* After a stop request, go on until every accepted request has its answer written. */

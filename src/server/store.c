@@ -11,12 +11,18 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+const char *store_sqlite_file(const char *url)
+{
+    if (strncmp(url, "sqlite:", 7) != 0)
+        return NULL;
+    const char *path = url + 7;
+    return strncmp(path, "//", 2) == 0 ? path + 2 : path;
+}
+
 /* The file a sqlite: URL names, or NULL (with err set) when it names none. */
 static const char *sqlite_path(const char *url, char *err, size_t errlen)
 {
-    const char *path = url + 7;
-    if (strncmp(path, "//", 2) == 0)
-        path += 2;
+    const char *path = store_sqlite_file(url);
     if (*path == '\0')
         snprintf(err, errlen, "database URL \"%s\" names no file: use sqlite:PATH", url);
     return *path ? path : NULL;
@@ -24,7 +30,7 @@ static const char *sqlite_path(const char *url, char *err, size_t errlen)
 
 static bool is_sqlite(const char *url)
 {
-    return strncmp(url, "sqlite:", 7) == 0;
+    return store_sqlite_file(url) != NULL;
 }
 
 int store_claim(const char *url, char *err, size_t errlen)
@@ -164,15 +170,16 @@ int store_put_decision_batch(struct store *s, struct decision_batch *b)
 
 int store_put_decision_batches(struct store *s, struct decision_batch *b, size_t nb)
 {
+    if (!s->ops->put_decision_batches) {
+        for (size_t k = 0; k < nb; k++)
+            store_put_decision_batch(s, &b[k]);
+        return 0;
+    }
     for (size_t k = 0; k < nb; k++) {
         b[k].refused = -1;
         b[k].owner[0] = '\0';
     }
-    if (s->ops->put_decision_batches)
-        return s->ops->put_decision_batches(s, b, nb);
-    for (size_t k = 0; k < nb; k++)
-        store_put_decision_batch(s, &b[k]);
-    return 0;
+    return s->ops->put_decision_batches(s, b, nb);
 }
 
 int store_list_executions(struct store *s, const struct exec_query *q, struct execution **out,

@@ -240,6 +240,10 @@ struct store {
  * a negative AEI_E* code with a one-line reason in err. Caller closes with store_close(). */
 int store_open(const char *url, struct store **out, char *err, size_t errlen);
 
+/* The file path of a "sqlite:PATH" (or "sqlite://PATH") URL, pointing into url; NULL for a URL
+ * of another store. */
+const char *store_sqlite_file(const char *url);
+
 /* store_open() for tools that work on a store aeid made: a SQLite file that does not exist is
  * an error (a mistyped path), not a new database. */
 int store_open_existing(const char *url, struct store **out, char *err, size_t errlen);
